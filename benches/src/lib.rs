@@ -1,0 +1,1 @@
+//! Deterministic generators shared by the benchmarks.

@@ -1,0 +1,129 @@
+//! Policy source text and locations within it.
+//!
+//! The binary reads files; this crate only ever sees their text. Each file is
+//! held once, behind an `Arc`, and every AST node points into it by byte range.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+/// One policy file: its name as shown in diagnostics, and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Path relative to the policy directory, e.g. `risk/pii.warden`.
+    pub name: String,
+    /// The full text of the file.
+    pub text: Arc<str>,
+}
+
+impl SourceFile {
+    /// A named source.
+    pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
+        Self {
+            name: name.into(),
+            text: text.into(),
+        }
+    }
+
+    /// One-based line and column of a byte offset; columns count characters.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = floor_char_boundary(&self.text, offset);
+        let before = self.text.get(..offset).unwrap_or_default();
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let col = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
+        (line, col)
+    }
+}
+
+fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
+    offset = offset.min(text.len());
+    while offset > 0 && !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+/// Index of a file within the set being compiled.
+pub type FileId = usize;
+
+/// Where a node came from: a file and a byte range in it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Loc {
+    /// The file, as an index into the set's sources.
+    pub file: FileId,
+    /// Byte range within the file's text.
+    pub span: Range<usize>,
+}
+
+impl Loc {
+    /// A location in `file` covering `span`.
+    pub fn new(file: FileId, span: Range<usize>) -> Self {
+        Self { file, span }
+    }
+}
+
+/// An AST node with its location. Equality ignores the location, so two
+/// parses of differently laid out text compare equal when they mean the same.
+#[derive(Debug, Clone)]
+pub struct Node<T> {
+    /// The node itself.
+    pub node: T,
+    /// Where it was written.
+    pub loc: Loc,
+}
+
+impl<T> Node<T> {
+    /// Wraps `node` with its location.
+    pub fn new(node: T, loc: Loc) -> Self {
+        Self { node, loc }
+    }
+
+    /// A node with no meaningful location, for generated ASTs.
+    pub fn bare(node: T) -> Self {
+        Self {
+            node,
+            loc: Loc::default(),
+        }
+    }
+}
+
+impl<T: PartialEq> PartialEq for Node<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.node == other.node
+    }
+}
+
+impl<T> std::ops::Deref for Node<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.node
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_from_one() {
+        let f = SourceFile::new("a.warden", "ab\ncdé\nf");
+        assert_eq!(f.line_col(0), (1, 1));
+        assert_eq!(f.line_col(3), (2, 1));
+        assert_eq!(f.line_col(5), (2, 3));
+        // Past the `é` (two bytes): column counts characters, not bytes.
+        assert_eq!(f.line_col(7), (2, 4));
+        assert_eq!(f.line_col(9), (3, 1));
+        // Out of range and mid-character offsets clamp instead of panicking.
+        assert_eq!(f.line_col(6), (2, 3));
+        assert_eq!(f.line_col(1000), (3, 2));
+    }
+
+    #[test]
+    fn node_equality_ignores_location() {
+        assert_eq!(
+            Node::new(1, Loc::new(0, 0..1)),
+            Node::new(1, Loc::new(3, 5..9))
+        );
+        assert_ne!(Node::bare(1), Node::bare(2));
+    }
+}

@@ -1,0 +1,157 @@
+//! What a decision returns: a [`Decision`], an [`Explanation`], or a
+//! [`Rejection`] when the request is refused before any rule runs.
+
+use serde::Serialize;
+use serde::ser::SerializeMap;
+
+/// The outcome of deciding one request.
+///
+/// Borrows names from the [`crate::Policy`] it was decided against, so making
+/// one allocates nothing but the contributions list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision<'p> {
+    /// Whether the operation may go ahead.
+    pub allowed: bool,
+    /// The summed score of every rule that fired.
+    pub risk_score: i64,
+    /// The deny or allow rule's reason if one fired; else the reason of the
+    /// highest-scoring rule that fired (the first in source order on a tie);
+    /// else `"ok"`.
+    pub reason: &'p str,
+    /// Every score rule that fired with a non-zero score, in source order.
+    pub contributions: Vec<Contribution<'p>>,
+    /// Content hash of the policy set the decision was made under.
+    pub policy_version: &'p str,
+}
+
+/// One rule's part in a risk score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Contribution<'p> {
+    /// The rule's name.
+    pub rule: &'p str,
+    /// What it added (after overrides).
+    pub score: i64,
+}
+
+/// `--explain`: the decision plus what every rule did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Explanation<'p> {
+    /// The decision, exactly as `decide` returns it.
+    pub decision: Decision<'p>,
+    /// The threshold in force (after overrides).
+    pub threshold: i64,
+    /// Every rule, in source order.
+    pub rules: Vec<RuleTrace<'p>>,
+}
+
+/// What one rule did for one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleTrace<'p> {
+    /// The rule's name.
+    pub rule: &'p str,
+    /// `file:line` where it is defined.
+    pub source: &'p str,
+    /// `score +70`, `deny` or `allow` (after overrides).
+    pub effect: String,
+    /// Whether the rule was on (after overrides).
+    pub enabled: bool,
+    /// Whether its condition held for this request.
+    pub condition_held: bool,
+    /// Whether it fired: enabled and its condition held.
+    pub fired: bool,
+    /// What it added to the score.
+    pub contributed: i64,
+}
+
+/// Why a request was refused before evaluation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RejectionKind {
+    /// A content field (such as `prompt`) appears somewhere in the request.
+    ForbiddenField,
+    /// A declared field holds a value of the wrong type.
+    TypeMismatch {
+        /// What the field must hold, e.g. `a boolean`.
+        expected: &'static str,
+    },
+    /// A required field is absent.
+    MissingField {
+        /// What the field must hold.
+        expected: &'static str,
+    },
+    /// The request nests objects and arrays deeper than the limit.
+    TooDeep {
+        /// The limit.
+        limit: usize,
+    },
+    /// The request is not a JSON object.
+    NotAnObject,
+}
+
+/// A refused request: what was wrong and where. It never holds a value from
+/// the request, only the path to it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.message())]
+pub struct Rejection {
+    /// What was wrong.
+    pub kind: RejectionKind,
+    /// Where, e.g. `metadata.messages[0].content`; empty for the whole request.
+    pub path: String,
+}
+
+/// Every rejection code, as tests and clients see them.
+pub const REJECTION_CODES: [&str; 5] = [
+    "forbidden_field",
+    "type_mismatch",
+    "missing_field",
+    "too_deep",
+    "not_an_object",
+];
+
+impl Rejection {
+    pub(crate) fn new(kind: RejectionKind, path: String) -> Self {
+        Self { kind, path }
+    }
+
+    /// A stable code: `forbidden_field`, `type_mismatch`, `missing_field`,
+    /// `too_deep` or `not_an_object`.
+    pub fn code(&self) -> &'static str {
+        match self.kind {
+            RejectionKind::ForbiddenField => "forbidden_field",
+            RejectionKind::TypeMismatch { .. } => "type_mismatch",
+            RejectionKind::MissingField { .. } => "missing_field",
+            RejectionKind::TooDeep { .. } => "too_deep",
+            RejectionKind::NotAnObject => "not_an_object",
+        }
+    }
+
+    /// What was wrong and what was expected, in words.
+    pub fn message(&self) -> String {
+        let path = &self.path;
+        match &self.kind {
+            RejectionKind::ForbiddenField => format!(
+                "field `{path}` is a content field and is never accepted; send metadata about the content, not the content"
+            ),
+            RejectionKind::TypeMismatch { expected } => {
+                format!("field `{path}` must be {expected}")
+            }
+            RejectionKind::MissingField { expected } => {
+                format!("field `{path}` is required and must be {expected}")
+            }
+            RejectionKind::TooDeep { limit } => {
+                format!("the request nests deeper than {limit} levels at `{path}`")
+            }
+            RejectionKind::NotAnObject => "the request must be a JSON object".to_owned(),
+        }
+    }
+}
+
+impl Serialize for Rejection {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(3))?;
+        map.serialize_entry("error", self.code())?;
+        map.serialize_entry("path", &self.path)?;
+        map.serialize_entry("message", &self.message())?;
+        map.end()
+    }
+}

@@ -1,0 +1,39 @@
+//! Warden's evaluation engine.
+//!
+//! [`Policy::compile`] turns a checked [`warden_dsl::PolicySet`] into an
+//! immutable evaluation tree: declared fields resolved into slots, lists into
+//! hash sets, regexes compiled once, constants folded, and rules indexed by
+//! the exact string values they test so that cost grows sublinearly with the
+//! number of rules. [`Policy::decide`] then decides a request in well under a
+//! microsecond, without I/O and without panicking on any input.
+//!
+//! ```
+//! use warden_dsl::SourceFile;
+//! use warden_engine::Policy;
+//!
+//! let src = SourceFile::new("p.warden", r#"
+//! input { model: string  metadata.pii: bool = false }
+//! rule pii { description "personal data" when metadata.pii score +70 reason pii }
+//! "#);
+//! let (policy, _warnings) = Policy::from_sources(vec![src]).map_err(|e| e.len()).unwrap();
+//! let input = serde_json::json!({"model": "gpt-4", "metadata": {"pii": true}});
+//! let decision = policy.decide(&input).unwrap();
+//! assert!(!decision.allowed);
+//! assert_eq!((decision.risk_score, decision.reason), (70, "pii"));
+//! ```
+
+mod cond;
+mod decision;
+mod input;
+mod overrides;
+mod policy;
+mod testing;
+mod version;
+
+pub use decision::{
+    Contribution, Decision, Explanation, REJECTION_CODES, Rejection, RejectionKind, RuleTrace,
+};
+pub use input::DEFAULT_MAX_DEPTH;
+pub use overrides::{Overrides, PreparedOverrides, RuleOverride};
+pub use policy::Policy;
+pub use testing::{TestOutcome, TestReport, run_tests};

@@ -1,0 +1,117 @@
+//! Per-customer overrides: plain serde data the caller passes in, applied at
+//! decision time without recompiling.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Changes one customer (or the whole fleet, for global toggles) makes to the
+/// policy set as written.
+///
+/// ```json
+/// {"threshold": 80, "rules": {"external_model": {"enabled": false}, "contains_personal_data": {"score": 40}}}
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    /// Replaces the set's threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<i64>,
+    /// Per-rule changes, by rule name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rules: BTreeMap<String, RuleOverride>,
+}
+
+/// A change to one rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleOverride {
+    /// Switches the rule on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Replaces the rule's score (score rules only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<i64>,
+}
+
+impl Overrides {
+    /// Layers `top` over `self`: a value set in `top` wins. The server uses
+    /// this to put a customer's overrides over the global toggles.
+    #[must_use]
+    pub fn layered(&self, top: &Overrides) -> Overrides {
+        let mut out = self.clone();
+        if top.threshold.is_some() {
+            out.threshold = top.threshold;
+        }
+        for (name, o) in &top.rules {
+            let entry = out.rules.entry(name.clone()).or_default();
+            if o.enabled.is_some() {
+                entry.enabled = o.enabled;
+            }
+            if o.score.is_some() {
+                entry.score = o.score;
+            }
+        }
+        out
+    }
+}
+
+/// Overrides resolved against one compiled policy: rule names become rule
+/// numbers, sorted, so a decision applies them in one merge pass.
+#[derive(Debug, Clone, Default)]
+pub struct PreparedOverrides {
+    pub(crate) policy_version: String,
+    pub(crate) threshold: Option<i64>,
+    /// `(rule number, override)`, sorted by rule number.
+    pub(crate) rules: Box<[(u32, RuleOverride)]>,
+    /// The overrides as given, to re-resolve if used with another version.
+    pub(crate) source: Overrides,
+    /// Rule names that no rule in the policy has.
+    pub(crate) unknown: Vec<String>,
+}
+
+impl PreparedOverrides {
+    /// Names in the overrides that match no rule of the policy they were
+    /// prepared for (for example a rule since deleted from the files).
+    pub fn unknown_rules(&self) -> &[String] {
+        &self.unknown
+    }
+
+    /// The overrides as given.
+    pub fn overrides(&self) -> &Overrides {
+        &self.source
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests fail loudly on bad fixtures
+
+    use super::*;
+
+    #[test]
+    fn layering_keeps_lower_values_the_top_leaves_unset() {
+        let global: Overrides =
+            serde_json::from_str(r#"{"rules": {"a": {"enabled": false, "score": 5}}}"#).unwrap();
+        let customer: Overrides =
+            serde_json::from_str(r#"{"threshold": 80, "rules": {"a": {"enabled": true}}}"#)
+                .unwrap();
+        let merged = global.layered(&customer);
+        assert_eq!(merged.threshold, Some(80));
+        assert_eq!(
+            merged.rules.get("a"),
+            Some(&RuleOverride {
+                enabled: Some(true),
+                score: Some(5)
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(serde_json::from_str::<Overrides>(r#"{"treshold": 1}"#).is_err());
+        assert!(
+            serde_json::from_str::<Overrides>(r#"{"rules": {"a": {"enable": true}}}"#).is_err()
+        );
+    }
+}

@@ -1,0 +1,395 @@
+//! A compiled policy set and deciding requests against it.
+
+use rustc_hash::FxHashMap;
+use serde_json::Value;
+use smallvec::SmallVec;
+use warden_dsl::ast::Effect;
+use warden_dsl::{Diagnostic, DiagnosticKind, PolicySet};
+
+use crate::cond::Cond;
+use crate::decision::{Contribution, Decision, Explanation, Rejection, RuleTrace};
+use crate::input::{InputSchema, Slot, SlotValue, Slots};
+use crate::overrides::{Overrides, PreparedOverrides, RuleOverride};
+
+/// An immutable, compiled policy set. `Send + Sync`: compile it once, share it
+/// behind an `Arc`, and decide from any number of threads.
+#[derive(Debug)]
+pub struct Policy {
+    pub(crate) set: PolicySet,
+    pub(crate) version: String,
+    pub(crate) schema: InputSchema,
+    pub(crate) rules: Vec<CompiledRule>,
+    /// Rules no index covers, in source order. Checked for every request.
+    always: Box<[u32]>,
+    /// Rules indexed by the exact value of a string field.
+    indexes: Box<[FieldIndex]>,
+    by_name: FxHashMap<String, u32>,
+}
+
+#[derive(Debug)]
+pub(crate) struct CompiledRule {
+    pub(crate) name: Box<str>,
+    pub(crate) reason: Box<str>,
+    pub(crate) effect: Effect,
+    pub(crate) enabled: bool,
+    pub(crate) cond: Cond,
+    /// `file:line`.
+    pub(crate) source: Box<str>,
+}
+
+#[derive(Debug)]
+struct FieldIndex {
+    slot: Slot,
+    rules: FxHashMap<Box<str>, Box<[u32]>>,
+}
+
+impl Policy {
+    /// Compiles a checked set.
+    ///
+    /// Also validates what only the engine understands: each test block's
+    /// `overrides` and `expect rejected` code.
+    pub fn compile(set: PolicySet) -> Result<Self, Vec<Diagnostic>> {
+        let mut errors = Vec::new();
+        if set.fields.len() > usize::from(Slot::MAX) {
+            errors.push(Diagnostic::new(DiagnosticKind::Internal {
+                message: format!("a set may declare at most {} fields", Slot::MAX),
+            }));
+            return Err(errors);
+        }
+        let schema = InputSchema::new(&set.fields, &set.forbidden_fields);
+        let mut rules = Vec::with_capacity(set.rules.len());
+        for rule in &set.rules {
+            let r = &rule.node;
+            match Cond::compile(&r.condition, &schema) {
+                Ok(cond) => rules.push(CompiledRule {
+                    name: r.name.node.as_str().into(),
+                    reason: r.reason.node.as_str().into(),
+                    effect: r.effect.node,
+                    enabled: r.enabled,
+                    cond,
+                    source: set.position(&rule.loc).into(),
+                }),
+                Err(e) => {
+                    let d = Diagnostic::new(DiagnosticKind::Internal {
+                        message: e.to_string(),
+                    });
+                    errors.push(match set.source(&r.condition.loc) {
+                        Some(f) => d.at(f, &r.condition.loc),
+                        None => d,
+                    });
+                }
+            }
+        }
+        let by_name: FxHashMap<String, u32> = rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((r.name.to_string(), u32::try_from(i).ok()?)))
+            .collect();
+        let (always, indexes) = build_indexes(&rules);
+        let version = crate::version::of(&set.sources);
+        let policy = Self {
+            set,
+            version,
+            schema,
+            rules,
+            always,
+            indexes,
+            by_name,
+        };
+        errors.extend(crate::testing::validate_tests(&policy));
+        if errors.is_empty() {
+            Ok(policy)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Parses, checks and compiles files in one step. On success returns the
+    /// policy and any warnings; on failure every error and warning.
+    pub fn from_sources(
+        sources: Vec<warden_dsl::SourceFile>,
+    ) -> Result<(Self, Vec<Diagnostic>), Vec<Diagnostic>> {
+        let checked = warden_dsl::check(sources);
+        let Some(set) = checked.set else {
+            return Err(checked.diagnostics);
+        };
+        match Self::compile(set) {
+            Ok(p) => Ok((p, checked.diagnostics)),
+            Err(mut errs) => {
+                errs.extend(checked.diagnostics);
+                Err(errs)
+            }
+        }
+    }
+
+    /// Content hash of the set's files: the same files give the same version.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The checked set this policy was compiled from.
+    pub fn set(&self) -> &PolicySet {
+        &self.set
+    }
+
+    /// The threshold as written in the set.
+    pub fn threshold(&self) -> i64 {
+        self.set.threshold
+    }
+
+    /// Decides a request with no overrides.
+    pub fn decide<'p>(&'p self, input: &'p Value) -> Result<Decision<'p>, Rejection> {
+        let mut slots = Slots::new();
+        self.schema.extract(input, &mut slots)?;
+        Ok(self.evaluate(&slots, None))
+    }
+
+    /// Decides a request with a customer's overrides.
+    pub fn decide_with<'p>(
+        &'p self,
+        input: &'p Value,
+        overrides: &PreparedOverrides,
+    ) -> Result<Decision<'p>, Rejection> {
+        let mut slots = Slots::new();
+        self.schema.extract(input, &mut slots)?;
+        if overrides.policy_version == self.version {
+            Ok(self.evaluate(&slots, Some(overrides)))
+        } else {
+            // Prepared for another version of the set: rule numbers may
+            // differ, so resolve the names again rather than misapply them.
+            let fresh = self.prepare(overrides.overrides());
+            Ok(self.evaluate(&slots, Some(&fresh)))
+        }
+    }
+
+    /// The declared fields of a request (and nothing else), as they were
+    /// read, for an audit record. Defaults are filled in; absent fields are
+    /// left out.
+    pub fn declared_fields(
+        &self,
+        input: &Value,
+    ) -> Result<serde_json::Map<String, Value>, Rejection> {
+        let mut slots = Slots::new();
+        self.schema.extract(input, &mut slots)?;
+        Ok(crate::input::declared_only(&self.schema, &slots))
+    }
+
+    /// Resolves overrides against this policy. Names of rules it doesn't have
+    /// are kept aside ([`PreparedOverrides::unknown_rules`]) and ignored.
+    pub fn prepare(&self, overrides: &Overrides) -> PreparedOverrides {
+        let mut rules = Vec::with_capacity(overrides.rules.len());
+        let mut unknown = Vec::new();
+        for (name, o) in &overrides.rules {
+            match self.by_name.get(name) {
+                Some(&id) => rules.push((id, *o)),
+                None => unknown.push(name.clone()),
+            }
+        }
+        rules.sort_unstable_by_key(|(id, _)| *id);
+        PreparedOverrides {
+            policy_version: self.version.clone(),
+            threshold: overrides.threshold,
+            rules: rules.into_boxed_slice(),
+            source: overrides.clone(),
+            unknown,
+        }
+    }
+
+    /// Rule names in source order.
+    pub fn rule_names(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| &*r.name)
+    }
+
+    /// Calls `f` with each rule that could fire for these slots, in source
+    /// order: every unindexed rule, plus the indexed rules whose key matches.
+    #[inline]
+    fn for_each_candidate(&self, slots: &[SlotValue<'_>], mut f: impl FnMut(u32)) {
+        let mut hits: SmallVec<[u32; 32]> = SmallVec::new();
+        for index in self.indexes.iter() {
+            if let Some(SlotValue::Str(v)) = slots.get(usize::from(index.slot)) {
+                if let Some(ids) = index.rules.get(*v) {
+                    hits.extend_from_slice(ids);
+                }
+            }
+        }
+        if hits.is_empty() {
+            self.always.iter().for_each(|&id| f(id));
+            return;
+        }
+        hits.sort_unstable();
+        let (mut a, mut h) = (self.always.iter().peekable(), hits.iter().peekable());
+        loop {
+            let next = match (a.peek(), h.peek()) {
+                (Some(&&x), Some(&&y)) if x < y => a.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => h.next(),
+                (Some(_), None) => a.next(),
+                (None, None) => break,
+            };
+            if let Some(&id) = next {
+                f(id);
+            }
+        }
+    }
+
+    fn evaluate<'p>(
+        &'p self,
+        slots: &[SlotValue<'_>],
+        overrides: Option<&PreparedOverrides>,
+    ) -> Decision<'p> {
+        let threshold = overrides
+            .and_then(|o| o.threshold)
+            .unwrap_or(self.set.threshold);
+        let ov_rules: &[(u32, RuleOverride)] = overrides.map_or(&[], |o| &o.rules);
+        let mut ov_pos = 0usize;
+        let mut total: i64 = 0;
+        let mut contributions = Vec::new();
+        let mut best: Option<(i64, &'p str)> = None;
+        let mut deny: Option<&'p str> = None;
+        let mut allow: Option<&'p str> = None;
+        self.for_each_candidate(slots, |id| {
+            let Some(rule) = self.rules.get(id as usize) else {
+                return;
+            };
+            // Candidates come in increasing order, so one forward pass over
+            // the sorted overrides finds each rule's override.
+            let mut ov = None;
+            while let Some((oid, o)) = ov_rules.get(ov_pos) {
+                if *oid < id {
+                    ov_pos += 1;
+                } else {
+                    if *oid == id {
+                        ov = Some(o);
+                    }
+                    break;
+                }
+            }
+            let enabled = ov.and_then(|o| o.enabled).unwrap_or(rule.enabled);
+            if !enabled || !rule.cond.eval(slots) {
+                return;
+            }
+            match rule.effect {
+                Effect::Score(written) => {
+                    let score = ov.and_then(|o| o.score).unwrap_or(written);
+                    if score != 0 {
+                        total = total.saturating_add(score);
+                        contributions.push(Contribution {
+                            rule: &rule.name,
+                            score,
+                        });
+                        if best.is_none_or(|(s, _)| score > s) {
+                            best = Some((score, &rule.reason));
+                        }
+                    }
+                }
+                Effect::Deny => {
+                    deny.get_or_insert(&rule.reason);
+                }
+                Effect::Allow => {
+                    allow.get_or_insert(&rule.reason);
+                }
+            }
+        });
+        let (allowed, reason) = match (deny, allow) {
+            (Some(r), _) => (false, r),
+            (None, Some(r)) => (true, r),
+            (None, None) => (total < threshold, best.map_or("ok", |(_, r)| r)),
+        };
+        Decision {
+            allowed,
+            risk_score: total,
+            reason,
+            contributions,
+            policy_version: &self.version,
+        }
+    }
+
+    /// Decides and reports what every rule did (`eval --explain`).
+    pub fn explain<'p>(
+        &'p self,
+        input: &'p Value,
+        overrides: Option<&Overrides>,
+    ) -> Result<Explanation<'p>, Rejection> {
+        let prepared = overrides.map(|o| self.prepare(o));
+        let mut slots = Slots::new();
+        self.schema.extract(input, &mut slots)?;
+        let decision = self.evaluate(&slots, prepared.as_ref());
+        let ov_for = |name: &str| overrides.and_then(|o| o.rules.get(name));
+        let rules = self
+            .rules
+            .iter()
+            .map(|rule| {
+                let ov = ov_for(&rule.name);
+                let enabled = ov.and_then(|o| o.enabled).unwrap_or(rule.enabled);
+                let held = rule.cond.eval(&slots);
+                let fired = enabled && held;
+                let (effect, contributed) = match rule.effect {
+                    Effect::Score(written) => {
+                        let score = ov.and_then(|o| o.score).unwrap_or(written);
+                        (format!("score {score:+}"), if fired { score } else { 0 })
+                    }
+                    Effect::Deny => ("deny".to_owned(), 0),
+                    Effect::Allow => ("allow".to_owned(), 0),
+                };
+                RuleTrace {
+                    rule: &rule.name,
+                    source: &rule.source,
+                    effect,
+                    enabled,
+                    condition_held: held,
+                    fired,
+                    contributed,
+                }
+            })
+            .collect();
+        let threshold = overrides
+            .and_then(|o| o.threshold)
+            .unwrap_or(self.set.threshold);
+        Ok(Explanation {
+            decision,
+            threshold,
+            rules,
+        })
+    }
+}
+
+/// Splits rules into those indexed by an exact string match and the rest.
+fn build_indexes(rules: &[CompiledRule]) -> (Box<[u32]>, Box<[FieldIndex]>) {
+    let mut always = Vec::new();
+    let mut by_slot: FxHashMap<Slot, FxHashMap<Box<str>, Vec<u32>>> = FxHashMap::default();
+    for (i, rule) in rules.iter().enumerate() {
+        let Ok(id) = u32::try_from(i) else { break };
+        match rule.cond.index_keys() {
+            Some((slot, keys)) => {
+                let map = by_slot.entry(slot).or_default();
+                for key in keys {
+                    map.entry(key.into()).or_default().push(id);
+                }
+            }
+            None => always.push(id),
+        }
+    }
+    let mut indexes: Vec<FieldIndex> = by_slot
+        .into_iter()
+        .map(|(slot, map)| FieldIndex {
+            slot,
+            rules: map
+                .into_iter()
+                .map(|(k, v)| (k, v.into_boxed_slice()))
+                .collect(),
+        })
+        .collect();
+    indexes.sort_unstable_by_key(|i| i.slot);
+    (always.into_boxed_slice(), indexes.into_boxed_slice())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Policy;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn policy_is_send_and_sync() {
+        assert_send_sync::<Policy>();
+    }
+}

@@ -1,0 +1,225 @@
+//! Running a set's own test blocks (`warden test`, and the server before it
+//! swaps in a reloaded set).
+
+use serde::Serialize;
+use warden_dsl::ast::{Effect, Expectation};
+use warden_dsl::{Diagnostic, DiagnosticKind, TestDef};
+
+use crate::decision::REJECTION_CODES;
+use crate::overrides::Overrides;
+use crate::policy::Policy;
+
+/// The result of one test block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestOutcome {
+    /// The test's name.
+    pub name: String,
+    /// `file:line` of the test.
+    pub position: String,
+    /// Why it failed; `None` when it passed.
+    pub failure: Option<String>,
+}
+
+impl TestOutcome {
+    /// Whether the test passed.
+    pub fn passed(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// The results of all test blocks, and which rules none of them fired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestReport {
+    /// One outcome per test, in source order.
+    pub outcomes: Vec<TestOutcome>,
+    /// Rules that no test fired, in source order.
+    pub uncovered: Vec<String>,
+    /// How many rules there are.
+    pub rule_count: usize,
+}
+
+impl TestReport {
+    /// Whether every test passed.
+    pub fn all_passed(&self) -> bool {
+        self.outcomes.iter().all(TestOutcome::passed)
+    }
+
+    /// How many tests failed.
+    pub fn failed(&self) -> usize {
+        self.outcomes.iter().filter(|o| !o.passed()).count()
+    }
+}
+
+fn parse_overrides(test: &TestDef) -> Result<Option<Overrides>, String> {
+    match &test.overrides {
+        None => Ok(None),
+        Some(v) => serde_json::from_value::<Overrides>(v.node.clone())
+            .map(Some)
+            .map_err(|e| format!("`overrides` is not valid: {e}")),
+    }
+}
+
+/// Checks what the dsl can't: that overrides name real rules in the right
+/// shape and that expected rejection codes exist.
+pub(crate) fn validate_tests(policy: &Policy) -> Vec<Diagnostic> {
+    let set = policy.set();
+    let mut out = Vec::new();
+    for test in &set.tests {
+        let mut problems: Vec<(String, Option<String>, &warden_dsl::Loc)> = Vec::new();
+        let ov_loc = test.overrides.as_ref().map_or(&test.loc, |o| &o.loc);
+        match parse_overrides(test) {
+            Err(e) => problems.push((
+                e,
+                Some("write {\"threshold\": 80, \"rules\": {\"rule_name\": {\"enabled\": false, \"score\": 10}}}".into()),
+                ov_loc,
+            )),
+            Ok(Some(o)) => {
+                for (name, r) in &o.rules {
+                    match policy.rules.iter().find(|rule| &*rule.name == name) {
+                        None => problems.push((
+                            format!("`overrides` names rule `{name}`, which does not exist"),
+                            Some(format!("rules in this set: {}", policy.rule_names().collect::<Vec<_>>().join(", "))),
+                            ov_loc,
+                        )),
+                        Some(rule) if r.score.is_some() && !matches!(rule.effect, Effect::Score(_)) => problems.push((
+                            format!("`overrides` sets a score for `{name}`, which is a deny or allow rule"),
+                            None,
+                            ov_loc,
+                        )),
+                        Some(_) => {}
+                    }
+                }
+            }
+            Ok(None) => {}
+        }
+        if let Expectation::Rejected { code, .. } = &test.expect {
+            if !REJECTION_CODES.contains(&code.as_str()) {
+                problems.push((
+                    format!("`{code}` is not a rejection code"),
+                    Some(format!(
+                        "rejection codes are {}",
+                        REJECTION_CODES.join(", ")
+                    )),
+                    &test.loc,
+                ));
+            }
+        }
+        for (message, help, loc) in problems {
+            let mut d = Diagnostic::new(DiagnosticKind::InvalidTest { message });
+            if let Some(f) = set.source(loc) {
+                d = d.at(f, loc);
+            }
+            if let Some(h) = help {
+                d = d.with_help(h);
+            }
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// Runs every test block of the policy's set.
+pub fn run_tests(policy: &Policy) -> TestReport {
+    let set = policy.set();
+    let mut fired = vec![false; policy.rules.len()];
+    let mut outcomes = Vec::with_capacity(set.tests.len());
+    for test in &set.tests {
+        let failure = match parse_overrides(test) {
+            Err(e) => Some(e),
+            Ok(ov) => run_one(policy, test, ov.as_ref(), &mut fired),
+        };
+        outcomes.push(TestOutcome {
+            name: test.name.clone(),
+            position: set.position(&test.loc),
+            failure,
+        });
+    }
+    let uncovered = policy
+        .rules
+        .iter()
+        .zip(&fired)
+        .filter(|(_, f)| !**f)
+        .map(|(r, _)| r.name.to_string())
+        .collect();
+    TestReport {
+        outcomes,
+        uncovered,
+        rule_count: policy.rules.len(),
+    }
+}
+
+fn run_one(
+    policy: &Policy,
+    test: &TestDef,
+    ov: Option<&Overrides>,
+    fired: &mut [bool],
+) -> Option<String> {
+    let result = policy.explain(&test.input, ov);
+    if let Ok(ex) = &result {
+        for (flag, trace) in fired.iter_mut().zip(&ex.rules) {
+            *flag |= trace.fired;
+        }
+    }
+    match (&test.expect, result) {
+        (Expectation::Decision { .. }, Err(rej)) => Some(format!(
+            "expected a decision, but the request was rejected: {} ({})",
+            rej.code(),
+            rej.message()
+        )),
+        (
+            Expectation::Decision {
+                allowed,
+                score,
+                reason,
+            },
+            Ok(ex),
+        ) => {
+            let d = &ex.decision;
+            let mut wrong = Vec::new();
+            if d.allowed != *allowed {
+                wrong.push(format!(
+                    "expected {}, got {}",
+                    verdict(*allowed),
+                    verdict(d.allowed)
+                ));
+            }
+            if let Some(s) = score {
+                if d.risk_score != *s {
+                    wrong.push(format!("expected score {s}, got {}", d.risk_score));
+                }
+            }
+            if let Some(r) = reason {
+                if d.reason != r {
+                    wrong.push(format!("expected reason `{r}`, got `{}`", d.reason));
+                }
+            }
+            (!wrong.is_empty()).then(|| wrong.join("; "))
+        }
+        (Expectation::Rejected { code, .. }, Ok(ex)) => Some(format!(
+            "expected rejection `{code}`, but the request was decided: {} with score {}, reason `{}`",
+            verdict(ex.decision.allowed),
+            ex.decision.risk_score,
+            ex.decision.reason
+        )),
+        (Expectation::Rejected { code, path }, Err(rej)) => {
+            let mut wrong = Vec::new();
+            if rej.code() != code {
+                wrong.push(format!(
+                    "expected rejection `{code}`, got `{}` ({})",
+                    rej.code(),
+                    rej.message()
+                ));
+            }
+            if let Some(p) = path {
+                if &rej.path != p {
+                    wrong.push(format!("expected path `{p}`, got `{}`", rej.path));
+                }
+            }
+            (!wrong.is_empty()).then(|| wrong.join("; "))
+        }
+    }
+}
+
+fn verdict(allowed: bool) -> &'static str {
+    if allowed { "allowed" } else { "blocked" }
+}

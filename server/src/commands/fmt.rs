@@ -1,0 +1,70 @@
+//! `warden fmt [--check] [PATHS...]`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use warden_dsl::SourceFile;
+
+use crate::cli::DiagnosticFormat;
+
+pub fn run(paths: &[PathBuf], check: bool) -> anyhow::Result<ExitCode> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            files.extend(crate::policy_files::find_files(p)?);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut failed = false;
+    let mut unformatted = 0usize;
+    for path in &files {
+        match format_one(path, check)? {
+            Outcome::Unchanged => {}
+            Outcome::Changed => {
+                unformatted += 1;
+                if check {
+                    println!("{}: not formatted", path.display());
+                } else {
+                    println!("{}: formatted", path.display());
+                }
+            }
+            Outcome::Invalid => failed = true,
+        }
+    }
+    if failed || (check && unformatted > 0) {
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+enum Outcome {
+    Unchanged,
+    Changed,
+    Invalid,
+}
+
+fn format_one(path: &Path, check: bool) -> anyhow::Result<Outcome> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading `{}`", path.display()))?;
+    let file = SourceFile::new(path.display().to_string(), text.as_str());
+    let formatted = match warden_dsl::fmt::format_source(&file) {
+        Ok(f) => f,
+        Err(diags) => {
+            super::print_diagnostics(&diags, DiagnosticFormat::Human);
+            return Ok(Outcome::Invalid);
+        }
+    };
+    if formatted == text {
+        return Ok(Outcome::Unchanged);
+    }
+    if !check {
+        // Write a sibling file and rename it over the original, so a crash
+        // never leaves a half-written policy behind.
+        let tmp = path.with_extension("warden.fmt-tmp");
+        std::fs::write(&tmp, &formatted).with_context(|| format!("writing `{}`", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("replacing `{}`", path.display()))?;
+    }
+    Ok(Outcome::Changed)
+}
