@@ -308,6 +308,14 @@ impl Checker<'_> {
     }
 
     fn warn_unreachable_threshold(&mut self, rules: &[RuleDef], threshold: i64, loc: Option<&Loc>) {
+        // A set without score rules (say, one that only denies) has no use
+        // for a threshold; that is not worth a warning.
+        if !rules
+            .iter()
+            .any(|r| matches!(r.node.effect.node, Effect::Score(_)))
+        {
+            return;
+        }
         let max: i64 = rules
             .iter()
             .filter(|r| r.node.enabled)

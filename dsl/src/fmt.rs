@@ -393,3 +393,14 @@ pub fn json(v: &serde_json::Value) -> String {
         }
     }
 }
+
+/// The text of every comment in `text`, in order (for tools and tests that
+/// check the formatter kept them).
+pub fn comments(text: &str) -> Vec<String> {
+    scan(text)
+        .comments
+        .iter()
+        .filter_map(|c| text.get(c.span.clone()))
+        .map(str::to_owned)
+        .collect()
+}

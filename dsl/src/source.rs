@@ -112,7 +112,7 @@ mod tests {
         assert_eq!(f.line_col(5), (2, 3));
         // Past the `é` (two bytes): column counts characters, not bytes.
         assert_eq!(f.line_col(7), (2, 4));
-        assert_eq!(f.line_col(9), (3, 1));
+        assert_eq!(f.line_col(8), (3, 1));
         // Out of range and mid-character offsets clamp instead of panicking.
         assert_eq!(f.line_col(6), (2, 3));
         assert_eq!(f.line_col(1000), (3, 2));

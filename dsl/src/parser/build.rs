@@ -61,9 +61,12 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The location of a pair, without the whitespace and comments pest
+    /// consumes after it when it looks for an optional part that isn't there.
     pub(crate) fn loc(&self, pair: &Pair<'_, R>) -> Loc {
         let span = pair.as_span();
-        Loc::new(self.id, span.start()..span.end())
+        let end = trim_end(&self.file.text, span.start(), span.end());
+        Loc::new(self.id, span.start()..end)
     }
 
     pub(crate) fn diag(&self, kind: DiagnosticKind, loc: &Loc) -> Diagnostic {
@@ -553,5 +556,57 @@ pub(crate) fn literal_kind_name(lit: &Literal) -> &'static str {
         Literal::Number(_) => "a number",
         Literal::Bool(_) => "a boolean",
         Literal::List(_) => "a list",
+    }
+}
+
+/// Moves `end` back over trailing whitespace and `#` comments. Strings can't
+/// span lines, so whether a `#` on the last line starts a comment is decided
+/// by scanning that line alone.
+pub(crate) fn trim_end(text: &str, start: usize, mut end: usize) -> usize {
+    loop {
+        let Some(slice) = text.get(start..end) else {
+            return end;
+        };
+        let trimmed = start + slice.trim_end().len();
+        let line_start = text
+            .get(..trimmed)
+            .and_then(|t| t.rfind('\n'))
+            .map_or(0, |i| i + 1)
+            .max(start);
+        let Some(line) = text.get(line_start..trimmed) else {
+            return trimmed;
+        };
+        match comment_start(line) {
+            Some(at) => end = line_start + at,
+            None => return trimmed,
+        }
+    }
+}
+
+fn comment_start(line: &str) -> Option<usize> {
+    let (mut in_string, mut escaped) = (false, false);
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            '#' if !in_string => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trim_end;
+
+    #[test]
+    fn trims_trailing_space_and_comments_only() {
+        let t = "model: string   # the id\n  # more\n";
+        assert_eq!(trim_end(t, 0, t.len()), "model: string".len());
+        let q = "x \"a # b\" # c";
+        assert_eq!(trim_end(q, 0, q.len()), "x \"a # b\"".len());
+        assert_eq!(trim_end("   ", 0, 3), 0);
     }
 }

@@ -114,6 +114,9 @@ pub(crate) fn to_diagnostic(err: &Error<R>, file: &SourceFile, id: FileId) -> Di
         InputLocation::Pos(p) => p,
         InputLocation::Span((s, _)) => s,
     };
+    // pest reports where the outermost rule failed; the furthest point it
+    // reached is where the author's mistake is.
+    let at = err.parse_attempts().map_or(at, |a| a.max_position.max(at));
     let found = file.text.get(at..).unwrap_or_default();
     let found_token: String = found
         .chars()
