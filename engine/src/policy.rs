@@ -138,7 +138,7 @@ impl Policy {
     }
 
     /// Decides a request with no overrides.
-    pub fn decide<'p>(&'p self, input: &'p Value) -> Result<Decision<'p>, Rejection> {
+    pub fn decide<'p>(&'p self, input: &Value) -> Result<Decision<'p>, Rejection> {
         let mut slots = Slots::new();
         self.schema.extract(input, &mut slots)?;
         Ok(self.evaluate(&slots, None))
