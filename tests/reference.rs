@@ -1,1 +1,638 @@
+//! The compiled evaluator agrees with a direct AST interpreter on generated
+//! policies, inputs and overrides.
+//!
+//! The interpreter below is the reference semantics of docs/language.md,
+//! written for clarity, not speed: it looks every field up by name, walks the
+//! request recursively and compiles regexes on every use. Any difference
+//! between it and the engine (slots, indexes, folding, the iterative walk,
+//! the override merge) is a bug in one of them.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // tests fail loudly
 
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+use warden_dsl::ast::{
+    CompareOp, Effect, Expr, ExprKind, FieldDecl, FieldPath, InputBlock, Item, Literal, PolicyFile,
+    Presence, Rule, TextOp, Type,
+};
+use warden_dsl::{Node, SourceFile};
+use warden_engine::{Overrides, Policy, RuleOverride};
+
+// ---- the schema every generated policy declares ----------------------------
+
+const FIELDS: [(&str, Type, Option<Literal>, bool); 8] = [
+    ("model", Type::String, None, true),
+    ("operation", Type::String, None, true),
+    ("metadata.tier", Type::String, None, false),
+    (
+        "metadata.tokens",
+        Type::Number,
+        Some(Literal::Number(0.0)),
+        false,
+    ),
+    ("metadata.cost", Type::Number, None, false),
+    (
+        "metadata.pii",
+        Type::Bool,
+        Some(Literal::Bool(false)),
+        false,
+    ),
+    ("metadata.flag", Type::Bool, None, false),
+    (
+        "metadata.tags",
+        Type::StringList,
+        Some(Literal::List(Vec::new())),
+        false,
+    ),
+];
+const STRINGS: [&str; 8] = [
+    "gpt-4",
+    "gpt-4o",
+    "claude-3",
+    "llama",
+    "eval-x",
+    "",
+    "Gpt-4",
+    "summarize",
+];
+const NUMBERS: [f64; 7] = [-5.0, 0.0, 1.0, 10.0, 100.0, 1000.0, 2.5];
+const TAGS: [&str; 3] = ["pii", "finance", "health"];
+const PATTERNS: [&str; 6] = ["gpt", "-4", "o", "eval", "cl", ""];
+const REGEXES: [&str; 5] = ["^gpt-4", "o$", "^(eval|llama)", "[0-9]", "(?i)^gpt"];
+const FORBIDDEN: [&str; 6] = ["prompt", "text", "input", "message", "messages", "content"];
+
+fn fields_of(ty: Type) -> Vec<&'static str> {
+    FIELDS.iter().filter(|f| f.1 == ty).map(|f| f.0).collect()
+}
+
+fn optional_fields() -> Vec<&'static str> {
+    FIELDS
+        .iter()
+        .filter(|f| f.2.is_none() && !f.3)
+        .map(|f| f.0)
+        .collect()
+}
+
+fn bare(kind: ExprKind) -> Expr {
+    Node::bare(kind)
+}
+
+fn field(p: &str) -> Expr {
+    bare(ExprKind::Field(FieldPath::from_dotted(p)))
+}
+
+fn lit(l: Literal) -> Expr {
+    bare(ExprKind::Literal(l))
+}
+
+// ---- generators -----------------------------------------------------------
+
+fn string_lit() -> impl Strategy<Value = Literal> {
+    prop::sample::select(STRINGS.to_vec()).prop_map(|s| Literal::String(s.to_owned()))
+}
+
+fn number_lit() -> impl Strategy<Value = Literal> {
+    prop::sample::select(NUMBERS.to_vec()).prop_map(Literal::Number)
+}
+
+fn cmp(op: CompareOp, l: Expr, r: Expr, flip: bool) -> Expr {
+    if flip {
+        bare(ExprKind::Compare {
+            op: op.flipped(),
+            lhs: Box::new(r),
+            rhs: Box::new(l),
+        })
+    } else {
+        bare(ExprKind::Compare {
+            op,
+            lhs: Box::new(l),
+            rhs: Box::new(r),
+        })
+    }
+}
+
+fn atom() -> impl Strategy<Value = Expr> {
+    let eq_ne = prop_oneof![Just(CompareOp::Eq), Just(CompareOp::Ne)];
+    let any_op = prop_oneof![
+        Just(CompareOp::Eq),
+        Just(CompareOp::Ne),
+        Just(CompareOp::Lt),
+        Just(CompareOp::Le),
+        Just(CompareOp::Gt),
+        Just(CompareOp::Ge)
+    ];
+    prop_oneof![
+        prop::sample::select(fields_of(Type::Bool)).prop_map(field),
+        (
+            eq_ne.clone(),
+            prop::sample::select(fields_of(Type::String)),
+            string_lit(),
+            any::<bool>()
+        )
+            .prop_map(|(op, f, l, flip)| cmp(op, field(f), lit(l), flip)),
+        (
+            eq_ne.clone(),
+            prop::sample::select(fields_of(Type::Bool)),
+            any::<bool>(),
+            any::<bool>()
+        )
+            .prop_map(|(op, f, b, flip)| cmp(op, field(f), lit(Literal::Bool(b)), flip)),
+        (
+            any_op.clone(),
+            prop::sample::select(fields_of(Type::Number)),
+            number_lit(),
+            any::<bool>()
+        )
+            .prop_map(|(op, f, l, flip)| cmp(op, field(f), lit(l), flip)),
+        (any_op, Just(()), any::<bool>()).prop_map(|(op, (), flip)| cmp(
+            op,
+            field("metadata.tokens"),
+            field("metadata.cost"),
+            flip
+        )),
+        (eq_ne, any::<bool>()).prop_map(|(op, flip)| cmp(
+            op,
+            field("model"),
+            field("operation"),
+            flip
+        )),
+        (
+            prop::sample::select(fields_of(Type::String)),
+            prop::collection::vec(string_lit().prop_map(Node::bare), 1..4)
+        )
+            .prop_map(|(f, list)| bare(ExprKind::In {
+                lhs: Box::new(field(f)),
+                list
+            })),
+        (
+            prop::sample::select(fields_of(Type::Number)),
+            prop::collection::vec(number_lit().prop_map(Node::bare), 1..4)
+        )
+            .prop_map(|(f, list)| bare(ExprKind::In {
+                lhs: Box::new(field(f)),
+                list
+            })),
+        (
+            prop_oneof![
+                Just(TextOp::StartsWith),
+                Just(TextOp::EndsWith),
+                Just(TextOp::Contains)
+            ],
+            prop::sample::select(fields_of(Type::String)),
+            prop::sample::select(PATTERNS.to_vec())
+        )
+            .prop_map(|(op, f, p)| bare(ExprKind::Text {
+                op,
+                lhs: Box::new(field(f)),
+                pattern: Node::bare(p.to_owned())
+            })),
+        (
+            prop::sample::select(fields_of(Type::String)),
+            prop::sample::select(REGEXES.to_vec())
+        )
+            .prop_map(|(f, p)| bare(ExprKind::Text {
+                op: TextOp::Matches,
+                lhs: Box::new(field(f)),
+                pattern: Node::bare(p.to_owned())
+            })),
+        prop::sample::select(TAGS.to_vec()).prop_map(|t| bare(ExprKind::Text {
+            op: TextOp::Contains,
+            lhs: Box::new(field("metadata.tags")),
+            pattern: Node::bare(t.to_owned())
+        })),
+        prop::sample::select(optional_fields())
+            .prop_map(|f| bare(ExprKind::Exists(Node::bare(FieldPath::from_dotted(f))))),
+    ]
+}
+
+fn condition() -> impl Strategy<Value = Expr> {
+    atom().prop_recursive(3, 16, 3, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|e| bare(ExprKind::Not(Box::new(e)))),
+            prop::collection::vec(inner.clone(), 2..4).prop_map(|v| bare(ExprKind::And(v))),
+            prop::collection::vec(inner, 2..4).prop_map(|v| bare(ExprKind::Or(v))),
+        ]
+    })
+}
+
+/// Scores from a small set, so that ties (and the tie-break) are common.
+fn score() -> impl Strategy<Value = i64> {
+    prop::sample::select(vec![-20i64, 0, 10, 20, 30, 50, 70])
+}
+
+fn effect() -> impl Strategy<Value = Effect> {
+    prop_oneof![6 => score().prop_map(Effect::Score), 1 => Just(Effect::Deny), 1 => Just(Effect::Allow)]
+}
+
+fn rules() -> impl Strategy<Value = Vec<(Expr, Effect, bool, &'static str)>> {
+    prop::collection::vec(
+        (
+            condition(),
+            effect(),
+            prop::bool::weighted(0.85),
+            prop::sample::select(vec!["a", "b", "c", "own"]),
+        ),
+        1..10,
+    )
+}
+
+fn policy_file(rules: &[(Expr, Effect, bool, &'static str)], threshold: Option<i64>) -> PolicyFile {
+    let fields = FIELDS
+        .iter()
+        .map(|(p, ty, default, required)| {
+            let presence = match (default, required) {
+                (Some(d), _) => Presence::Default(Node::bare(d.clone())),
+                (None, true) => Presence::Required,
+                (None, false) => Presence::Optional,
+            };
+            Node::bare(FieldDecl {
+                path: Node::bare(FieldPath::from_dotted(p)),
+                ty: Node::bare(*ty),
+                presence,
+            })
+        })
+        .collect();
+    let mut items = vec![Item::Input(Node::bare(InputBlock { fields }))];
+    if let Some(t) = threshold {
+        items.push(Item::Threshold(Node::bare(t)));
+    }
+    for (i, (cond, effect, enabled, reason)) in rules.iter().enumerate() {
+        let name = format!("r{i}");
+        let reason = if *reason == "own" {
+            name.clone()
+        } else {
+            (*reason).to_owned()
+        };
+        items.push(Item::Rule(Node::bare(Rule {
+            name: Node::bare(name),
+            description: Node::bare("generated".to_owned()),
+            enabled: *enabled,
+            condition: cond.clone(),
+            effect: Node::bare(*effect),
+            reason: Node::bare(reason),
+        })));
+    }
+    PolicyFile { items }
+}
+
+fn value_for(ty: Type) -> BoxedStrategy<Value> {
+    let typed = match ty {
+        Type::String => prop::sample::select(STRINGS.to_vec())
+            .prop_map(|s| json!(s))
+            .boxed(),
+        Type::Number => prop::sample::select(NUMBERS.to_vec())
+            .prop_map(|n| json!(n))
+            .boxed(),
+        Type::Bool => any::<bool>().prop_map(|b| json!(b)).boxed(),
+        Type::StringList => prop::collection::vec(prop::sample::select(TAGS.to_vec()), 0..3)
+            .prop_map(|v| json!(v))
+            .boxed(),
+    };
+    // Mostly well typed; sometimes null, sometimes the wrong type.
+    prop_oneof![12 => typed, 1 => Just(Value::Null), 1 => Just(json!({"x": 1})), 1 => Just(json!(["a", 3]))].boxed()
+}
+
+fn input() -> impl Strategy<Value = Value> {
+    let per_field: Vec<_> = FIELDS
+        .iter()
+        .map(|f| prop::option::weighted(0.8, value_for(f.1)))
+        .collect();
+    let forbidden = prop::option::weighted(
+        0.1,
+        (
+            prop::sample::select(FORBIDDEN.to_vec()),
+            any::<bool>(),
+            0usize..3,
+        ),
+    );
+    (
+        per_field,
+        forbidden,
+        any::<bool>(),
+        prop::bool::weighted(0.05),
+    )
+        .prop_map(|(values, forbidden, extra, odd_metadata)| {
+            let mut root = Map::new();
+            let mut meta = Map::new();
+            for ((path, ..), v) in FIELDS.iter().zip(values) {
+                let Some(v) = v else { continue };
+                match path.strip_prefix("metadata.") {
+                    Some(k) => meta.insert(k.to_owned(), v),
+                    None => root.insert((*path).to_owned(), v),
+                };
+            }
+            if extra {
+                meta.insert("undeclared".into(), json!({"nested": [1, {"k": "v"}]}));
+            }
+            if let Some((name, upper, depth)) = forbidden {
+                let key = if upper {
+                    name.to_uppercase()
+                } else {
+                    name.to_owned()
+                };
+                let mut v = json!({ key: "content" });
+                for _ in 0..depth {
+                    v = json!({"wrap": [v]});
+                }
+                meta.insert("extra".into(), v);
+            }
+            root.insert(
+                "metadata".into(),
+                if odd_metadata {
+                    json!("not an object")
+                } else {
+                    Value::Object(meta)
+                },
+            );
+            Value::Object(root)
+        })
+}
+
+fn overrides(rule_count: usize) -> impl Strategy<Value = Overrides> {
+    let one = (prop::option::of(any::<bool>()), prop::option::of(score()))
+        .prop_map(|(enabled, score)| RuleOverride { enabled, score });
+    (
+        prop::option::weighted(0.3, 0i64..200),
+        prop::collection::btree_map(0..rule_count.max(1) + 1, one, 0..4),
+    )
+        .prop_map(move |(threshold, rules)| Overrides {
+            threshold,
+            // Index `rule_count` names a rule that doesn't exist.
+            rules: rules
+                .into_iter()
+                .map(|(i, o)| (format!("r{i}"), o))
+                .collect::<BTreeMap<_, _>>(),
+        })
+}
+
+// ---- the reference interpreter --------------------------------------------
+
+type Outcome = Result<(bool, i64, String, Vec<(String, i64)>), (String, String)>;
+
+fn path_string(segs: &[String]) -> String {
+    segs.join(".")
+}
+
+fn find_forbidden(v: &Value, path: &str) -> Option<String> {
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match v {
+        Value::Object(m) => m.iter().find_map(|(k, v)| {
+            if FORBIDDEN.iter().any(|f| f.eq_ignore_ascii_case(k)) {
+                Some(join(k))
+            } else {
+                find_forbidden(v, &join(k))
+            }
+        }),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| find_forbidden(v, &format!("{path}[{i}]"))),
+        _ => None,
+    }
+}
+
+fn type_ok(ty: Type, v: &Value) -> Result<(), Option<usize>> {
+    match (ty, v) {
+        (_, Value::Null)
+        | (Type::String, Value::String(_))
+        | (Type::Number, Value::Number(_))
+        | (Type::Bool, Value::Bool(_)) => Ok(()),
+        (Type::StringList, Value::Array(a)) => match a.iter().position(|x| !x.is_string()) {
+            Some(i) => Err(Some(i)),
+            None => Ok(()),
+        },
+        _ => Err(None),
+    }
+}
+
+fn find_type_error(obj: &Map<String, Value>, prefix: &[String]) -> Option<String> {
+    for (k, v) in obj {
+        let mut segs = prefix.to_vec();
+        segs.push(k.clone());
+        let here = path_string(&segs);
+        if let Some((_, ty, ..)) = FIELDS.iter().find(|f| f.0 == here) {
+            match type_ok(*ty, v) {
+                Ok(()) => {}
+                Err(Some(i)) => return Some(format!("{here}[{i}]")),
+                Err(None) => return Some(here),
+            }
+        } else if FIELDS.iter().any(|f| f.0.starts_with(&format!("{here}."))) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(e) = find_type_error(m, &segs) {
+                        return Some(e);
+                    }
+                }
+                Value::Null => {}
+                _ => return Some(here),
+            }
+        }
+    }
+    None
+}
+
+fn lookup<'a>(input: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut v = input;
+    for seg in path.split('.') {
+        v = v.as_object()?.get(seg)?;
+    }
+    (!v.is_null()).then_some(v)
+}
+
+fn value_of(input: &Value, path: &str) -> Option<Value> {
+    if let Some(v) = lookup(input, path) {
+        return Some(v.clone());
+    }
+    let (_, _, default, _) = FIELDS.into_iter().find(|f| f.0 == path)?;
+    Some(match default? {
+        Literal::Number(n) => json!(n),
+        Literal::Bool(b) => json!(b),
+        Literal::String(s) => json!(s),
+        Literal::List(_) => json!([]),
+    })
+}
+
+fn literal_value(l: &Literal) -> Value {
+    match l {
+        Literal::String(s) => json!(s),
+        Literal::Number(n) => json!(n),
+        Literal::Bool(b) => json!(b),
+        Literal::List(_) => json!([]),
+    }
+}
+
+fn operand(input: &Value, e: &Expr) -> Option<Value> {
+    match &e.node {
+        ExprKind::Literal(l) => Some(literal_value(l)),
+        ExprKind::Field(p) => value_of(input, &p.to_string()),
+        _ => panic!("generated operands are fields or literals"),
+    }
+}
+
+fn compare(op: CompareOp, a: &Value, b: &Value) -> bool {
+    let ord = match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            match x.as_f64().unwrap().partial_cmp(&y.as_f64().unwrap()) {
+                Some(o) => o,
+                None => return false,
+            }
+        }
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        _ => return false,
+    };
+    match op {
+        CompareOp::Eq => ord.is_eq(),
+        CompareOp::Ne => ord.is_ne(),
+        CompareOp::Lt => ord.is_lt(),
+        CompareOp::Le => ord.is_le(),
+        CompareOp::Gt => ord.is_gt(),
+        CompareOp::Ge => ord.is_ge(),
+    }
+}
+
+fn eval(input: &Value, e: &Expr) -> bool {
+    match &e.node {
+        ExprKind::Literal(Literal::Bool(b)) => *b,
+        ExprKind::Literal(_) => false,
+        ExprKind::Field(p) => value_of(input, &p.to_string()) == Some(json!(true)),
+        ExprKind::Not(x) => !eval(input, x),
+        ExprKind::And(xs) => xs.iter().all(|x| eval(input, x)),
+        ExprKind::Or(xs) => xs.iter().any(|x| eval(input, x)),
+        ExprKind::Compare { op, lhs, rhs } => match (operand(input, lhs), operand(input, rhs)) {
+            (Some(a), Some(b)) => compare(*op, &a, &b),
+            _ => false,
+        },
+        ExprKind::In { lhs, list } => match operand(input, lhs) {
+            Some(v) => list
+                .iter()
+                .any(|l| compare(CompareOp::Eq, &v, &literal_value(&l.node))),
+            None => false,
+        },
+        ExprKind::Text { op, lhs, pattern } => {
+            let p = pattern.node.as_str();
+            match (op, operand(input, lhs)) {
+                (TextOp::StartsWith, Some(Value::String(s))) => s.starts_with(p),
+                (TextOp::EndsWith, Some(Value::String(s))) => s.ends_with(p),
+                (TextOp::Contains, Some(Value::String(s))) => s.contains(p),
+                (TextOp::Contains, Some(Value::Array(a))) => {
+                    a.iter().any(|x| x.as_str() == Some(p))
+                }
+                (TextOp::Matches, Some(Value::String(s))) => {
+                    regex::Regex::new(p).unwrap().is_match(&s)
+                }
+                _ => false,
+            }
+        }
+        ExprKind::Exists(p) => value_of(input, &p.node.to_string()).is_some(),
+    }
+}
+
+fn reference(file: &PolicyFile, input: &Value, ov: &Overrides) -> Outcome {
+    let Value::Object(root) = input else {
+        return Err(("not_an_object".into(), String::new()));
+    };
+    if let Some(p) = find_forbidden(input, "") {
+        return Err(("forbidden_field".into(), p));
+    }
+    if let Some(p) = find_type_error(root, &[]) {
+        return Err(("type_mismatch".into(), p));
+    }
+    for (path, _, _, required) in FIELDS {
+        if required && lookup(input, path).is_none() {
+            return Err(("missing_field".into(), path.to_owned()));
+        }
+    }
+    let mut threshold = warden_dsl::DEFAULT_THRESHOLD;
+    let mut rules = Vec::new();
+    for item in &file.items {
+        match item {
+            Item::Threshold(t) => threshold = t.node,
+            Item::Rule(r) => rules.push(&r.node),
+            _ => {}
+        }
+    }
+    let threshold = ov.threshold.unwrap_or(threshold);
+    let (mut total, mut contributions, mut best, mut deny, mut allow) =
+        (0i64, Vec::new(), None::<(i64, String)>, None, None);
+    for rule in rules {
+        let o = ov.rules.get(&rule.name.node);
+        if !o.and_then(|o| o.enabled).unwrap_or(rule.enabled) || !eval(input, &rule.condition) {
+            continue;
+        }
+        match rule.effect.node {
+            Effect::Score(s) => {
+                let s = o.and_then(|o| o.score).unwrap_or(s);
+                if s != 0 {
+                    total += s;
+                    contributions.push((rule.name.node.clone(), s));
+                    if best.as_ref().is_none_or(|(b, _)| s > *b) {
+                        best = Some((s, rule.reason.node.clone()));
+                    }
+                }
+            }
+            Effect::Deny => deny = deny.or(Some(rule.reason.node.clone())),
+            Effect::Allow => allow = allow.or(Some(rule.reason.node.clone())),
+        }
+    }
+    let (allowed, reason) = match (deny, allow) {
+        (Some(r), _) => (false, r),
+        (None, Some(r)) => (true, r),
+        _ => (total < threshold, best.map_or("ok".to_owned(), |(_, r)| r)),
+    };
+    Ok((allowed, total, reason, contributions))
+}
+
+fn compiled(policy: &Policy, input: &Value, ov: &Overrides) -> Outcome {
+    match policy.decide_with(input, &policy.prepare(ov)) {
+        Ok(d) => Ok((
+            d.allowed,
+            d.risk_score,
+            d.reason.to_owned(),
+            d.contributions
+                .iter()
+                .map(|c| (c.rule.to_owned(), c.score))
+                .collect(),
+        )),
+        Err(r) => Err((r.code().to_owned(), r.path)),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+    #[test]
+    fn compiled_evaluator_agrees_with_the_reference_interpreter(
+        (rules, ov) in rules().prop_flat_map(|r| { let n = r.len(); (Just(r), overrides(n)) }),
+        threshold in prop::option::of(-20i64..200),
+        inputs in prop::collection::vec(input(), 1..8),
+    ) {
+        let file = policy_file(&rules, threshold);
+        let text = warden_dsl::fmt::format_ast(&file);
+        let policy = match Policy::from_sources(vec![SourceFile::new("gen.warden", text.as_str())]) {
+            Ok((p, _)) => p,
+            Err(e) => return Err(TestCaseError::fail(format!("generated policy rejected: {:?}\n{text}", e.iter().map(ToString::to_string).collect::<Vec<_>>()))),
+        };
+        for input in &inputs {
+            let none = Overrides::default();
+            prop_assert_eq!(compiled(&policy, input, &none), reference(&file, input, &none), "no overrides\n{}\ninput {}", text, input);
+            prop_assert_eq!(compiled(&policy, input, &ov), reference(&file, input, &ov), "overrides {:?}\n{}\ninput {}", ov, text, input);
+            // `decide` and `explain` agree with `decide_with`.
+            let plain = policy.decide(input).map(|d| (d.allowed, d.risk_score));
+            let explained = policy.explain(input, None).map(|e| (e.decision.allowed, e.decision.risk_score));
+            prop_assert_eq!(plain, explained);
+        }
+    }
+}
