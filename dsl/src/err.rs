@@ -34,10 +34,12 @@ pub enum DiagnosticKind {
         expected: String,
     },
     /// The file nests brackets deeper than the parser allows.
-    #[error("nesting is too deep: at most {limit} levels of brackets are allowed")]
+    #[error("nesting is too deep: at most {limit} {what} are allowed")]
     NestingTooDeep {
         /// The limit.
         limit: usize,
+        /// What is counted, e.g. "levels of brackets".
+        what: &'static str,
     },
     /// A string literal holds an escape the language doesn't know.
     #[error("invalid escape `{escape}` in a string")]
@@ -75,7 +77,7 @@ pub enum DiagnosticKind {
         /// The field as written.
         path: String,
     },
-    /// A field is declared twice, or as both a value and a parent of values.
+    /// A field is declared twice.
     #[error("field `{path}` is declared more than once")]
     DuplicateField {
         /// The field path.

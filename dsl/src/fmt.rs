@@ -100,7 +100,7 @@ impl Printer<'_> {
     fn trailing_comment(&mut self, end: usize) {
         if let Some(c) = self.comments.get(self.next) {
             let gap = self.text.get(end..c.span.start).unwrap_or("\n");
-            if c.trailing && c.span.start >= end && !gap.contains('\n') {
+            if c.trailing && c.span.start >= end && gap.trim().is_empty() {
                 let text = self.comment_text(c).to_owned();
                 let _ = write!(self.out, "  {text}");
                 self.last_end = c.span.end;

@@ -27,6 +27,7 @@ pub fn parse_file(file: &SourceFile, id: FileId) -> Result<PolicyFile, Vec<Diagn
     if let Some(at) = pre.too_deep_at {
         let diag = Diagnostic::new(DiagnosticKind::NestingTooDeep {
             limit: scan::MAX_NESTING,
+            what: "levels of brackets",
         })
         .at(file, &Loc::new(id, at..at + 1))
         .with_label("this bracket is too deeply nested")

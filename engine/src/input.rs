@@ -223,7 +223,8 @@ impl InputSchema {
 
     /// Walks `input` once: refuses content fields anywhere, checks declared
     /// types, and fills `slots`. A content field wins over any other problem,
-    /// since it decides how the attempt is audited.
+    /// since it decides how the attempt is audited; then nesting past the
+    /// limit (whose inside is not searched); then type errors.
     pub(crate) fn extract<'a>(
         &'a self,
         input: &'a Value,
@@ -235,6 +236,7 @@ impl InputSchema {
         slots.clear();
         slots.resize(self.slots.len(), SlotValue::Absent);
         let mut type_error: Option<Rejection> = None;
+        let mut too_deep: Option<Rejection> = None;
         let mut stack: SmallVec<[Frame<'a, 'a>; 8]> = SmallVec::new();
         stack.push(Frame {
             children: Children::Object(root.iter()),
@@ -305,12 +307,17 @@ impl InputSchema {
                 _ => continue,
             };
             if depth >= self.max_depth {
-                return Err(Rejection::new(
-                    RejectionKind::TooDeep {
-                        limit: self.max_depth,
-                    },
-                    render_path(&stack, seg),
-                ));
+                // Don't descend, but keep scanning the rest of the request:
+                // a content field elsewhere must still win.
+                if too_deep.is_none() {
+                    too_deep = Some(Rejection::new(
+                        RejectionKind::TooDeep {
+                            limit: self.max_depth,
+                        },
+                        render_path(&stack, seg),
+                    ));
+                }
+                continue;
             }
             stack.push(Frame {
                 children,
@@ -319,7 +326,7 @@ impl InputSchema {
                 depth: depth + 1,
             });
         }
-        if let Some(err) = type_error {
+        if let Some(err) = too_deep.or(type_error) {
             return Err(err);
         }
         for (spec, value) in self.slots.iter().zip(slots.iter_mut()) {

@@ -432,3 +432,18 @@ test "w" { input {"model": "x"} expect rejected nonsense }
         vec!["invalid_test"; 4]
     );
 }
+
+#[test]
+fn a_content_field_wins_over_nesting_that_comes_first() {
+    let p = default_policy();
+    let mut deep = json!(1);
+    for _ in 0..40 {
+        deep = json!({ "a": deep });
+    }
+    let input = json!({"model": "m", "operation": "o", "aaa": deep, "zzz": {"prompt": "x"}});
+    let err = p.decide(&input).unwrap_err();
+    assert_eq!(
+        (err.code(), err.path.as_str()),
+        ("forbidden_field", "zzz.prompt")
+    );
+}

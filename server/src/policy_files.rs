@@ -48,7 +48,9 @@ pub fn find_files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
                 .file_type()
                 .with_context(|| format!("reading `{}`", path.display()))?;
             if kind.is_dir() {
-                pending.push(path);
+                if !is_hidden(&path) {
+                    pending.push(path);
+                }
             } else if path.extension().is_some_and(|e| e == EXTENSION) && !is_hidden(&path) {
                 out.push(path);
             }
@@ -59,7 +61,8 @@ pub fn find_files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Editors write hidden temporary files (`.risk.warden.swp`, `.#risk.warden`)
-/// next to the real one; they are not part of the set.
+/// next to the real one, and `.git` holds old copies; hidden files and
+/// folders are not part of the set.
 fn is_hidden(path: &Path) -> bool {
     path.file_name()
         .and_then(|n| n.to_str())

@@ -555,6 +555,9 @@ pub(crate) fn literal_kind_name(lit: &Literal) -> &'static str {
         Literal::String(_) => "a string",
         Literal::Number(_) => "a number",
         Literal::Bool(_) => "a boolean",
+        Literal::List(items) if items.iter().any(|i| !matches!(i.node, Literal::String(_))) => {
+            "a list holding non-strings"
+        }
         Literal::List(_) => "a list",
     }
 }

@@ -93,7 +93,10 @@ impl Builder<'_> {
                 if run > MAX_NOT_RUN {
                     return Err(self
                         .diag(
-                            DiagnosticKind::NestingTooDeep { limit: MAX_NOT_RUN },
+                            DiagnosticKind::NestingTooDeep {
+                                limit: MAX_NOT_RUN,
+                                what: "`not` in a row",
+                            },
                             &self.loc(&p),
                         )
                         .with_label("too many `not` in a row")
