@@ -2,6 +2,8 @@
 //!
 //! Run: `cargo bench -p warden-benches --bench compile`
 
+#![allow(clippy::panic, clippy::indexing_slicing)] // benchmark harness: a broken fixture should stop the run loudly
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -3,6 +3,8 @@
 //!
 //! Run: `cargo bench -p warden-benches --bench eval`
 
+#![allow(clippy::panic, clippy::indexing_slicing)] // benchmark harness: a broken fixture should stop the run loudly
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -96,3 +96,12 @@ proptest! {
         prop_assert_eq!(format_ast(&parsed), text);
     }
 }
+
+#[test]
+fn a_trailing_comment_stays_with_the_last_code_on_its_line() {
+    let out = fmt("input { model: string operation: string # about both\n}\n");
+    assert_eq!(
+        out,
+        "input {\n  model: string\n  operation: string  # about both\n}\n"
+    );
+}
