@@ -296,3 +296,73 @@ fn operand<'e>(e: &'e Expr, schema: &InputSchema) -> Result<Operand<'e>, CondErr
         _ => Err(CondError::Shape("a condition used as a value")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)] // tests fail loudly
+
+    use warden_dsl::{SourceFile, check};
+
+    use super::*;
+
+    const INPUT: &str = "input { model: string operation: string metadata.pii: bool = false metadata.n: number = 0 }";
+
+    /// Compiles the condition of the only rule in `rule_text`.
+    fn compiled(condition: &str) -> Cond {
+        let rule = format!("rule r {{ description \"d\" when {condition} score +60 reason r }}");
+        let set = check(vec![
+            SourceFile::new("i.warden", INPUT),
+            SourceFile::new("r.warden", rule),
+        ])
+        .set
+        .unwrap();
+        let schema = InputSchema::new(&set.fields, &set.forbidden_fields);
+        let cond = set.rules.first().map(|r| &r.node.condition).unwrap();
+        Cond::compile(cond, &schema).unwrap()
+    }
+
+    #[test]
+    fn single_element_lists_and_bool_comparisons_are_folded() {
+        assert!(matches!(compiled("model in [\"a\"]"), Cond::StrEq(_, v) if &*v == "a"));
+        assert!(
+            matches!(compiled("metadata.n in [3]"), Cond::NumCmp(_, CompareOp::Eq, n) if n == 3.0)
+        );
+        assert!(matches!(compiled("metadata.pii == true"), Cond::IsTrue(_)));
+        assert!(matches!(compiled("not not metadata.pii"), Cond::IsTrue(_)));
+        assert!(matches!(compiled("true == metadata.pii"), Cond::IsTrue(_)));
+        assert!(
+            matches!(compiled("5 < metadata.n"), Cond::NumCmp(_, CompareOp::Gt, n) if n == 5.0)
+        );
+    }
+
+    #[test]
+    fn nested_junctions_are_flattened() {
+        match compiled(
+            "metadata.pii and (model == \"a\" and (operation == \"b\" and metadata.n > 1))",
+        ) {
+            Cond::And(items) => assert_eq!(items.len(), 4),
+            other => panic!("expected a flat and, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn index_keys_come_from_a_required_exact_match() {
+        let keys = |c: &str| {
+            compiled(c)
+                .index_keys()
+                .map(|(_, k)| k.into_iter().map(str::to_owned).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            keys("metadata.pii and model == \"gpt-4\""),
+            Some(vec!["gpt-4".to_owned()])
+        );
+        assert_eq!(
+            keys("operation in [\"b\", \"a\"] and metadata.n > 1"),
+            Some(vec!["a".to_owned(), "b".to_owned()])
+        );
+        // An exact match that is not required by the whole condition can't index it.
+        assert_eq!(keys("model == \"a\" or metadata.pii"), None);
+        assert_eq!(keys("not (model == \"a\")"), None);
+        assert_eq!(keys("model != \"a\""), None);
+    }
+}

@@ -425,3 +425,65 @@ pub(crate) fn declared_only(schema: &InputSchema, slots: &[SlotValue<'_>]) -> Ma
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_names_match_any_ascii_case_and_only_whole_names() {
+        let names = ForbiddenNames::new(&["prompt".to_owned(), "messages".to_owned()]);
+        assert!(names.contains("prompt"));
+        assert!(names.contains("PROMPT"));
+        assert!(names.contains("Messages"));
+        assert!(!names.contains("prompts"));
+        assert!(!names.contains("prompt_tokens"));
+        assert!(!names.contains(""));
+        assert!(
+            !names.contains(&"x".repeat(100)),
+            "long keys skip the length mask safely"
+        );
+    }
+
+    #[test]
+    fn long_forbidden_names_disable_the_mask_rather_than_miss() {
+        let long = "a".repeat(70);
+        let names = ForbiddenNames::new(std::slice::from_ref(&long));
+        assert!(names.contains(&long.to_uppercase()));
+    }
+
+    #[test]
+    fn paths_render_keys_with_dots_and_indexes_in_brackets() {
+        let frames = [
+            Frame {
+                children: Children::Array([].iter().enumerate()),
+                trie: None,
+                seg: None,
+                depth: 1,
+            },
+            Frame {
+                children: Children::Array([].iter().enumerate()),
+                trie: None,
+                seg: Some(Seg::Key("metadata")),
+                depth: 2,
+            },
+            Frame {
+                children: Children::Array([].iter().enumerate()),
+                trie: None,
+                seg: Some(Seg::Key("messages")),
+                depth: 3,
+            },
+            Frame {
+                children: Children::Array([].iter().enumerate()),
+                trie: None,
+                seg: Some(Seg::Index(0)),
+                depth: 4,
+            },
+        ];
+        assert_eq!(
+            render_path(&frames, Seg::Key("content")),
+            "metadata.messages[0].content"
+        );
+        assert_eq!(render_path(&frames[..1], Seg::Key("prompt")), "prompt");
+    }
+}
