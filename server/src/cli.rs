@@ -1,12 +1,58 @@
 //! The command line, as one clap tree.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::config::{DatabaseArgs, ServeConfig};
+
+/// Parses the command line (with `--config` files expanded) and runs it.
+pub fn run() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().collect();
+    if let Err(e) = expand_config_file(&mut args) {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let cli = Cli::parse_from(args);
+    match crate::commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// For `serve --config FILE` (or `WARDEN_CONFIG`), inserts the file's
+/// settings as flags right after `serve`, so flags given on the command line
+/// (which come later, and override) still win.
+fn expand_config_file(args: &mut Vec<String>) -> anyhow::Result<()> {
+    let Some(serve_at) = args.iter().position(|a| a == "serve") else {
+        return Ok(());
+    };
+    let from_flag = args
+        .iter()
+        .position(|a| a == "--config")
+        .and_then(|i| args.get(i + 1).cloned());
+    let from_inline = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--config=").map(str::to_owned));
+    let path = from_flag
+        .or(from_inline)
+        .or_else(|| std::env::var("WARDEN_CONFIG").ok());
+    if let Some(path) = path {
+        let extra = crate::config::config_file_args(std::path::Path::new(&path))?;
+        let tail = args.split_off(serve_at + 1);
+        args.extend(extra);
+        args.extend(tail);
+    }
+    Ok(())
+}
+
 /// Warden: a declarative policy engine for AI governance.
 #[derive(Debug, Parser)]
-#[command(name = "warden", version, about)]
+#[command(name = "warden", version, about, args_override_self = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -63,5 +109,65 @@ pub enum Command {
         /// Also print every rule, whether its condition held and what it contributed.
         #[arg(long)]
         explain: bool,
+    },
+    /// Run the decision service.
+    Serve(ServeConfig),
+    /// Apply database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Manage API keys.
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Manage the audit log.
+    Logs {
+        /// What to do.
+        #[command(subcommand)]
+        command: LogsCommand,
+    },
+}
+
+/// `warden keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key (and the customer, if new). The plaintext key is printed
+    /// once, alone on the last line of standard output.
+    Create {
+        /// The customer's email.
+        #[arg(long)]
+        customer: String,
+        /// A label for the key.
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// Make an admin key (default: an app key).
+        #[arg(long)]
+        admin: bool,
+        /// bcrypt cost (4–31). Each verification costs about 2^cost work.
+        #[arg(long, env = "WARDEN_BCRYPT_COST", default_value_t = bcrypt::DEFAULT_COST, value_parser = clap::value_parser!(u32).range(4..=31))]
+        bcrypt_cost: u32,
+        /// Database connection.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List keys, without secrets.
+    List {
+        /// Database connection.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+/// `warden logs …`.
+#[derive(Debug, Subcommand)]
+pub enum LogsCommand {
+    /// Delete audit rows older than a duration (e.g. `90d`).
+    Prune {
+        /// Age limit, e.g. `90d`, `12h`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: std::time::Duration,
+        /// Database connection.
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
 }

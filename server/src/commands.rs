@@ -3,6 +3,7 @@
 mod check;
 mod eval;
 mod fmt;
+mod serve;
 mod test;
 
 use std::io::IsTerminal as _;
@@ -24,6 +25,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             overrides,
             explain,
         } => eval::run(&policies, &input, overrides.as_deref(), explain),
+        Command::Serve(config) => serve::serve(config),
+        Command::Migrate(db) => serve::migrate(&db),
+        Command::Keys { command } => serve::keys(command),
+        Command::Logs { command } => serve::logs(command),
     }
 }
 

@@ -1,21 +1,6 @@
-//! `warden`: the policy author's tools and (soon) the decision service.
-//! This file only parses the command line and dispatches.
+//! `warden`: policy author tools and the decision service. This file only
+//! hands the command line to the library.
 
-mod cli;
-mod commands;
-mod policy_files;
-
-use std::process::ExitCode;
-
-use clap::Parser as _;
-
-fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
-    match commands::run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+fn main() -> std::process::ExitCode {
+    warden_server::cli::run()
 }

@@ -1,0 +1,238 @@
+//! API keys: their format, their generation, and verifying a presented key
+//! with a bounded cache so bcrypt runs once per key, not once per request.
+//!
+//! A key reads `wdn_<key id>_<secret>`: the key id (a UUID in simple form)
+//! finds the stored bcrypt hash in O(1); the secret is 40 alphanumeric
+//! characters from the operating system's CSPRNG (about 238 bits).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
+use rand::Rng as _;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+use uuid::Uuid;
+
+use crate::store::{KeyRecord, Role, Store, StoreError};
+
+/// Every key starts with this.
+pub const PREFIX: &str = "wdn_";
+/// Length of the secret part.
+pub const SECRET_LEN: usize = 40;
+
+/// A newly made key: shown once, then only its hash is kept.
+#[derive(Debug)]
+pub struct NewToken {
+    /// The key id.
+    pub id: Uuid,
+    /// The secret part (store only its hash).
+    pub secret: String,
+    /// The whole key as the client sends it.
+    pub token: String,
+}
+
+/// Makes a new key.
+pub fn generate() -> NewToken {
+    let id = Uuid::new_v4();
+    // `ThreadRng` is a CSPRNG seeded from the operating system.
+    let secret: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(SECRET_LEN)
+        .map(char::from)
+        .collect();
+    let token = format!("{PREFIX}{}_{secret}", id.simple());
+    NewToken { id, secret, token }
+}
+
+/// Splits a presented key into its id and secret, if it has the right shape.
+pub fn parse(token: &str) -> Option<(Uuid, &str)> {
+    let rest = token.strip_prefix(PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    if id.len() != 32 || secret.len() < 32 || !secret.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    Some((Uuid::try_parse(id).ok()?, secret))
+}
+
+/// Hashes a secret with bcrypt at `cost`.
+pub fn hash_secret(secret: &str, cost: u32) -> Result<String, bcrypt::BcryptError> {
+    bcrypt::hash(secret, cost)
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal {
+    /// The key.
+    pub key_id: Uuid,
+    /// Its customer.
+    pub customer_id: Uuid,
+    /// App or admin.
+    pub role: Role,
+}
+
+/// Why a key was refused. Each maps to 401; the message never echoes the key.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No key in the request.
+    #[error("missing API key: send `Authorization: Bearer wdn_…` or `x-api-key: wdn_…`")]
+    Missing,
+    /// Not shaped like a Warden key.
+    #[error("malformed API key: expected `wdn_<key id>_<secret>`")]
+    Malformed,
+    /// No such key, or the secret is wrong.
+    #[error("unknown API key")]
+    Unknown,
+    /// The key was deactivated.
+    #[error("this API key is no longer active")]
+    Inactive,
+    /// The database could not be asked.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone)]
+struct Verified {
+    /// SHA-256 of the whole presented key.
+    token_sha: [u8; 32],
+    /// The bcrypt hash it was verified against; a rotation changes it.
+    secret_hash: Arc<str>,
+    principal: Principal,
+}
+
+/// Verifies keys, remembering the ones it has verified.
+///
+/// The cache is keyed by key id, so revoking a key drops its entry in O(1);
+/// each entry holds the SHA-256 of the full presented key, compared in
+/// constant time, so a wrong secret for a cached id never matches. Entries
+/// are also re-checked against the database every second
+/// ([`Authenticator::revalidate`]), so a key deactivated or rotated by
+/// another process stops working within a second.
+#[derive(Debug)]
+pub struct Authenticator {
+    store: Store,
+    cache: DashMap<Uuid, Verified>,
+    capacity: usize,
+    bcrypt_verifications: AtomicU64,
+}
+
+impl Authenticator {
+    /// An authenticator remembering at most `capacity` keys.
+    pub fn new(store: Store, capacity: usize) -> Self {
+        Self {
+            store,
+            cache: DashMap::new(),
+            capacity: capacity.max(1),
+            bcrypt_verifications: AtomicU64::new(0),
+        }
+    }
+
+    /// How many times bcrypt has run (cache misses that reached it).
+    pub fn bcrypt_verifications(&self) -> u64 {
+        self.bcrypt_verifications.load(Ordering::Relaxed)
+    }
+
+    /// Verifies a presented key.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+        let (id, secret) = parse(token).ok_or(AuthError::Malformed)?;
+        let sha: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(hit) = self.cache.get(&id) {
+            if bool::from(hit.token_sha.ct_eq(&sha)) {
+                return Ok(hit.principal);
+            }
+        }
+        let record: KeyRecord = self.store.key(id).await?.ok_or(AuthError::Unknown)?;
+        if !record.active {
+            return Err(AuthError::Inactive);
+        }
+        let hash = record.secret_hash.clone();
+        let secret = secret.to_owned();
+        self.bcrypt_verifications.fetch_add(1, Ordering::Relaxed);
+        // bcrypt is deliberately slow; keep it off the async workers.
+        let ok =
+            tokio::task::spawn_blocking(move || bcrypt::verify(secret, &hash).unwrap_or(false))
+                .await
+                .unwrap_or(false);
+        if !ok {
+            return Err(AuthError::Unknown);
+        }
+        let principal = Principal {
+            key_id: record.id,
+            customer_id: record.customer_id,
+            role: record.role,
+        };
+        if self.cache.len() >= self.capacity {
+            // Bounded: drop an arbitrary entry; it costs one bcrypt later.
+            let victim = self.cache.iter().next().map(|e| *e.key());
+            if let Some(v) = victim {
+                self.cache.remove(&v);
+            }
+        }
+        self.cache.insert(
+            id,
+            Verified {
+                token_sha: sha,
+                secret_hash: record.secret_hash.into(),
+                principal,
+            },
+        );
+        Ok(principal)
+    }
+
+    /// Forgets a key at once (on rotation or deletion).
+    pub fn invalidate(&self, key_id: Uuid) {
+        self.cache.remove(&key_id);
+    }
+
+    /// Drops cached keys that were deleted, deactivated or rotated in the
+    /// database since they were verified.
+    pub async fn revalidate(&self) -> Result<usize, StoreError> {
+        let ids: Vec<Uuid> = self.cache.iter().map(|e| *e.key()).collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let current = self.store.key_states(&ids).await?;
+        let mut dropped = 0;
+        for id in ids {
+            let keep = match (current.get(&id), self.cache.get(&id)) {
+                (Some((hash, true)), Some(cached)) => **hash == *cached.secret_hash,
+                _ => false,
+            };
+            if !keep {
+                self.cache.remove(&id);
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_parse_back() {
+        let t = generate();
+        assert!(t.token.starts_with("wdn_"));
+        assert_eq!(t.secret.len(), SECRET_LEN);
+        assert_eq!(parse(&t.token), Some((t.id, t.secret.as_str())));
+        assert_ne!(generate().secret, t.secret);
+    }
+
+    #[test]
+    fn malformed_keys_are_refused() {
+        let t = generate();
+        for bad in [
+            String::new(),
+            "Bearer x".to_owned(),
+            t.token.replacen("wdn_", "wdx_", 1),
+            format!("wdn_{}_short", t.id.simple()),
+            format!("wdn_{}_{}", "z".repeat(32), t.secret),
+            format!("wdn_{}_{}!", t.id.simple(), t.secret),
+            format!("wdn_{}{}", t.id.simple(), t.secret),
+        ] {
+            assert_eq!(parse(&bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The API's one error type. Every error is JSON:
+//! `{"error": "<code>", "message": "<what was wrong and what was expected>"}`.
+//! Internal errors are logged and never sent to the client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use uuid::Uuid;
+use warden_engine::Rejection;
+
+use crate::auth::AuthError;
+use crate::rate_limit::Verdict;
+
+/// An error answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 401: no usable key.
+    #[error(transparent)]
+    Unauthorized(AuthError),
+    /// 403: an app key on an admin endpoint.
+    #[error("this endpoint needs an admin key")]
+    Forbidden,
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405.
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+    /// 400: the body is not JSON.
+    #[error("the body is not valid JSON: {0}")]
+    BadJson(String),
+    /// 413.
+    #[error("the body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// 415.
+    #[error("send the body as `Content-Type: application/json`")]
+    UnsupportedMediaType,
+    /// 422: the engine refused the request before evaluation.
+    #[error("{}", .0.message())]
+    Rejected(Rejection, Option<Uuid>),
+    /// 422: a field is invalid.
+    #[error("{message}")]
+    Invalid {
+        /// Which field.
+        field: String,
+        /// What was wrong and what was expected.
+        message: String,
+    },
+    /// 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// 429.
+    #[error("rate limit exceeded: {} requests per {} s; retry after {} s", .0.quota.requests, .0.quota.window.as_secs(), .0.retry_after_secs)]
+    RateLimited(Verdict),
+    /// 503.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: logged, never detailed to the client.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The `error` code in the body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::BadJson(_) => "invalid_json",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Rejected(r, _) => r.code(),
+            Self::Invalid { .. } => "invalid_field",
+            Self::Conflict(_) => "conflict",
+            Self::RateLimited(_) => "rate_limited",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized(AuthError::Store(_)) | Self::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BadJson(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Rejected(..) | Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Conflict(what) => {
+                Self::Conflict(format!("{what} already exists"))
+            }
+            other => {
+                tracing::error!(error = %other, "database error");
+                Self::Unavailable("the database is unavailable; try again".to_owned())
+            }
+        }
+    }
+}
+
+/// `RateLimit-Policy` and `RateLimit` headers (IETF draft), on every answer
+/// that went through the limiter.
+pub fn rate_limit_headers(v: &Verdict, headers: &mut axum::http::HeaderMap) {
+    let policy = format!(
+        "\"default\";q={};w={}",
+        v.quota.requests,
+        v.quota.window.as_secs().max(1)
+    );
+    let state = format!("\"default\";r={};t={}", v.remaining, v.reset_secs);
+    if let Ok(h) = HeaderValue::from_str(&policy) {
+        headers.insert("ratelimit-policy", h);
+    }
+    if let Ok(h) = HeaderValue::from_str(&state) {
+        headers.insert("ratelimit", h);
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut body = serde_json::Map::new();
+        body.insert("error".into(), json!(self.code()));
+        body.insert("message".into(), json!(self.to_string()));
+        match &self {
+            Self::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+            }
+            Self::Unauthorized(AuthError::Store(e)) => {
+                tracing::error!(error = %e, "database error during authentication");
+                body.insert(
+                    "message".into(),
+                    json!("the key store is unavailable; try again"),
+                );
+            }
+            Self::Rejected(r, decision_id) => {
+                body.insert("path".into(), json!(r.path));
+                if let Some(id) = decision_id {
+                    body.insert("decision_id".into(), json!(id));
+                }
+            }
+            Self::Invalid { field, .. } => {
+                body.insert("field".into(), json!(field));
+            }
+            _ => {}
+        }
+        let mut response = (status, axum::Json(serde_json::Value::Object(body))).into_response();
+        if let Self::RateLimited(v) = &self {
+            let headers = response.headers_mut();
+            rate_limit_headers(v, headers);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(v.retry_after_secs));
+        }
+        response
+    }
+}

@@ -1,0 +1,129 @@
+//! HTTP handlers, one module per resource, plus the shared pieces: the
+//! OpenAPI document, the caller extractor, fallbacks and request metrics.
+
+pub mod check;
+pub mod health;
+
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::app::{AppState, REQUEST_ID};
+use crate::auth::{AuthError, Principal};
+use crate::error::ApiError;
+
+/// The OpenAPI document's fixed parts.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Warden", description = "Decides whether an AI operation is allowed, with a risk score and a reason."),
+    modifiers(&Security),
+    tags((name = "decisions", description = "Ask for a decision"), (name = "operations", description = "Health, readiness, metrics"))
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("wdn_<key id>_<secret>")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+        );
+    }
+}
+
+/// The caller, authenticated by API key (`Authorization: Bearer …` or
+/// `x-api-key: …`). Any role.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let token = match (header("authorization"), header("x-api-key")) {
+            (Some(auth), _) => {
+                let (scheme, token) = auth
+                    .split_once(' ')
+                    .ok_or(ApiError::Unauthorized(AuthError::Malformed))?;
+                if !scheme.eq_ignore_ascii_case("bearer") {
+                    return Err(ApiError::Unauthorized(AuthError::Malformed));
+                }
+                token.trim()
+            }
+            (None, Some(key)) => key.trim(),
+            (None, None) => return Err(ApiError::Unauthorized(AuthError::Missing)),
+        };
+        state
+            .auth
+            .authenticate(token)
+            .await
+            .map(Caller)
+            .map_err(ApiError::Unauthorized)
+    }
+}
+
+/// The request's id, as set or propagated by the request-id layer.
+pub fn request_id(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A tracing span per request: method, route and request id, never headers
+/// or bodies (they may carry keys or content).
+pub fn request_span(req: &Request) -> tracing::Span {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned());
+    tracing::info_span!("request", method = %req.method(), route = %route, request_id = %request_id(req.headers()))
+}
+
+/// Counts responses by route and status.
+pub async fn track_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let response = next.run(req).await;
+    state
+        .metrics
+        .http_response(&route, response.status().as_u16());
+    response
+}
+
+/// 404 for unknown paths, as JSON.
+pub async fn not_found(State(state): State<AppState>, req: Request) -> Response {
+    state.metrics.http_response("unmatched", 404);
+    ApiError::NotFound(format!(
+        "no endpoint at `{}`; see /openapi.json",
+        req.uri().path()
+    ))
+    .into_response()
+}
+
+/// 405 for known paths with the wrong method, as JSON.
+pub async fn method_not_allowed(State(state): State<AppState>) -> Response {
+    state.metrics.http_response("unmatched", 405);
+    ApiError::MethodNotAllowed.into_response()
+}

@@ -1,0 +1,259 @@
+//! `POST /v1/check` and `POST /api/evaluate`.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+use warden_engine::{Decision, Rejection, RejectionKind};
+
+use super::{Caller, request_id};
+use crate::app::AppState;
+use crate::error::{ApiError, rate_limit_headers};
+use crate::rate_limit::Verdict;
+use crate::store::{AuditRecord, Outcome};
+
+/// The body of `/v1/check`. Only declared fields are read; content fields
+/// (`prompt`, `messages`, …) anywhere are refused.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: the body is read as free JSON
+pub struct CheckRequest {
+    /// The model to be called, e.g. `gpt-4`.
+    model: String,
+    /// The operation, e.g. `classify`.
+    operation: String,
+    /// Metadata about the request (never its content).
+    #[schema(value_type = Object)]
+    metadata: Value,
+}
+
+/// One rule's part in the score.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ContributionBody {
+    /// The rule.
+    rule: String,
+    /// What it added.
+    score: i64,
+}
+
+/// The decision.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckResponse {
+    /// Whether the operation may go ahead.
+    allowed: bool,
+    /// The summed score.
+    risk_score: i64,
+    /// Why.
+    reason: String,
+    /// Every rule that added to the score.
+    contributions: Vec<ContributionBody>,
+    /// The policy version it was decided under.
+    policy_version: String,
+    /// This decision's id, also on its audit row.
+    decision_id: Uuid,
+}
+
+/// An error body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A stable code, e.g. `forbidden_field`.
+    error: String,
+    /// What was wrong and what was expected.
+    message: String,
+    /// For rejections: where in the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+}
+
+fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
+    if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge(limit)
+    } else {
+        ApiError::BadJson(rejection.body_text())
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        // serde_json refuses nesting past 128 levels; that is a request
+        // nested too deep, like the engine's own limit, not malformed JSON.
+        if e.to_string().starts_with("recursion limit exceeded") {
+            ApiError::Rejected(
+                Rejection {
+                    kind: RejectionKind::TooDeep {
+                        limit: warden_engine::DEFAULT_MAX_DEPTH,
+                    },
+                    path: String::new(),
+                },
+                None,
+            )
+        } else {
+            ApiError::BadJson(e.to_string())
+        }
+    })
+}
+
+fn string_field(v: &Value, key: &str) -> Option<String> {
+    // Bounded: these columns hold identifiers, not text.
+    v.get(key)
+        .and_then(Value::as_str)
+        .map(|s| s.chars().take(200).collect())
+}
+
+fn rate_limit(
+    state: &AppState,
+    caller: &Caller,
+    quota: Option<crate::rate_limit::Quota>,
+) -> Result<Verdict, ApiError> {
+    let verdict = state
+        .limiter
+        .check(caller.0.key_id, quota.unwrap_or(state.default_quota));
+    if !verdict.allowed {
+        state.metrics.rate_limited();
+        return Err(ApiError::RateLimited(verdict));
+    }
+    Ok(verdict)
+}
+
+/// Decide whether an AI operation may go ahead.
+#[utoipa::path(
+    post, path = "/v1/check", tag = "decisions",
+    request_body = CheckRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "Decided (a block is `allowed: false`)", body = CheckResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing, malformed, unknown or inactive key", body = ErrorBody),
+        (status = 413, description = "Body over the size limit", body = ErrorBody),
+        (status = 422, description = "Refused before evaluation: a forbidden content field, a wrong type, a missing field, or nesting too deep", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Audit queue full (with `audit.on_full = reject`)", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(name = "check", skip_all)]
+pub async fn check(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let caller = caller?;
+    let snapshot = state.live.load();
+    let (overrides, quota) = snapshot.for_customer(&caller.0.customer_id);
+    let verdict = rate_limit(&state, &caller, quota)?;
+    let body = body.map_err(|r| body_error(r, state.max_body_bytes))?;
+    let request = parse_json(&body)?;
+    let decision_id = Uuid::now_v7();
+    let policy = &snapshot.policy;
+    let result = policy.decide_with(&request, overrides);
+    let latency = started.elapsed();
+    let mut record = AuditRecord {
+        decision_id,
+        request_id: request_id(&headers),
+        customer_id: caller.0.customer_id,
+        api_key_id: caller.0.key_id,
+        model: string_field(&request, "model"),
+        operation: string_field(&request, "operation"),
+        meta: Value::Object(serde_json::Map::new()),
+        risk_score: 0,
+        allowed: false,
+        outcome: Outcome::Rejected,
+        reason: String::new(),
+        policy_version: policy.version().to_owned(),
+        latency_us: i64::try_from(latency.as_micros()).unwrap_or(i64::MAX),
+        created_at: crate::store::now(),
+    };
+    let answer = match &result {
+        Ok(d) => {
+            record.meta = Value::Object(policy.declared_fields(&request).unwrap_or_default());
+            record.risk_score = d.risk_score;
+            record.allowed = d.allowed;
+            record.outcome = if d.allowed {
+                Outcome::Allowed
+            } else {
+                Outcome::Blocked
+            };
+            record.reason = d.reason.to_owned();
+            Ok(response_body(d, decision_id))
+        }
+        Err(rejection) => {
+            record.reason = rejection.code().to_owned();
+            Err(rejection.clone())
+        }
+    };
+    state
+        .metrics
+        .decision(record.allowed, &record.reason, latency.as_secs_f64());
+    state.audit.push(record).await.map_err(|_| {
+        ApiError::Unavailable("the audit log is falling behind; try again shortly".to_owned())
+    })?;
+    let mut response = match answer {
+        Ok(body) => Json(body).into_response(),
+        Err(rejection) => ApiError::Rejected(rejection, Some(decision_id)).into_response(),
+    };
+    rate_limit_headers(&verdict, response.headers_mut());
+    Ok(response)
+}
+
+fn response_body(d: &Decision<'_>, decision_id: Uuid) -> CheckResponse {
+    CheckResponse {
+        allowed: d.allowed,
+        risk_score: d.risk_score,
+        reason: d.reason.to_owned(),
+        contributions: d
+            .contributions
+            .iter()
+            .map(|c| ContributionBody {
+                rule: c.rule.to_owned(),
+                score: c.score,
+            })
+            .collect(),
+        policy_version: d.policy_version.to_owned(),
+        decision_id,
+    }
+}
+
+/// Confirmation that a key works.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EvaluateResponse {
+    /// Always `ok`.
+    status: &'static str,
+    /// The key's customer.
+    customer_id: Uuid,
+    /// A human-readable confirmation.
+    message: &'static str,
+}
+
+/// Verify an API key (counts against its rate limit).
+#[utoipa::path(
+    post, path = "/api/evaluate", tag = "decisions",
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The key is valid", body = EvaluateResponse),
+        (status = 401, description = "Missing, malformed, unknown or inactive key", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    )
+)]
+pub async fn evaluate(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+) -> Result<Response, ApiError> {
+    let caller = caller?;
+    let (_, quota) = state.live.load().for_customer(&caller.0.customer_id);
+    let verdict = rate_limit(&state, &caller, quota)?;
+    let mut response = Json(EvaluateResponse {
+        status: "ok",
+        customer_id: caller.0.customer_id,
+        message: "API key verified successfully",
+    })
+    .into_response();
+    rate_limit_headers(&verdict, response.headers_mut());
+    Ok(response)
+}

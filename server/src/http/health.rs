@@ -1,0 +1,80 @@
+//! `GET /health`, `GET /ready`, `GET /metrics`, `GET /openapi.json`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::json;
+
+use crate::app::AppState;
+
+/// Liveness: answers as long as the process serves HTTP. No auth, no database.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "Alive", body = Object, example = json!({"status": "ok"}))))]
+pub async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: the policies are loaded, the database answers and the audit
+/// writer is keeping up. 503 names the part that failed.
+#[utoipa::path(get, path = "/ready", tag = "operations", responses(
+    (status = 200, description = "Ready", body = Object),
+    (status = 503, description = "Not ready; `message` names the failing part", body = Object),
+))]
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let snapshot = state.live.load();
+    let database = match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 2 s".to_owned()),
+    };
+    let audit_ok = state.audit.writer_healthy();
+    let checks = json!({
+        "policies": { "ok": true, "version": snapshot.policy.version(), "rules": snapshot.policy.set().rules.len() },
+        "database": { "ok": database.is_ok(), "backend": state.store.backend() },
+        "audit": { "ok": audit_ok, "queue_depth": state.audit.depth(), "queue_capacity": state.audit.capacity() },
+    });
+    let failure = match (&database, audit_ok) {
+        (Err(e), _) => Some(format!("database: {e}")),
+        (Ok(()), false) => Some(
+            "audit: the writer cannot reach the database; rows are queued and retried".to_owned(),
+        ),
+        _ => None,
+    };
+    match failure {
+        None => (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "checks": checks })),
+        )
+            .into_response(),
+        Some(message) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": "not_ready", "message": message, "checks": checks })),
+        )
+            .into_response(),
+    }
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let body = state.metrics.render(state.audit.depth());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
+pub async fn openapi_json(
+    Extension(api): Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> Json<utoipa::openapi::OpenApi> {
+    Json((*api).clone())
+}

@@ -1,0 +1,18 @@
+//! The `warden` binary's library: the policy author's commands and the
+//! decision service. `main.rs` only calls [`cli::run`].
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod live;
+pub mod metrics;
+pub mod policy_files;
+pub mod rate_limit;
+pub mod server;
+pub mod store;
+pub mod telemetry;

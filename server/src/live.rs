@@ -1,0 +1,130 @@
+//! The live policy state: the compiled policy and every override, as one
+//! immutable snapshot behind an `ArcSwap`. A request takes one snapshot with
+//! a single atomic load and keeps it to the end, so it never sees half a
+//! change; a refresh builds a new snapshot off the request path and swaps it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use uuid::Uuid;
+use warden_engine::{Policy, PreparedOverrides};
+
+use crate::rate_limit::Quota;
+use crate::store::{OverrideTables, Store, StoreError};
+
+/// How one customer's requests are decided.
+#[derive(Debug)]
+pub struct CustomerView {
+    /// Global toggles with the customer's overrides over them.
+    pub overrides: PreparedOverrides,
+    /// The customer's rate limit, if set.
+    pub rate_limit: Option<Quota>,
+}
+
+/// Everything a decision needs, consistent as of one moment.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The compiled policy.
+    pub policy: Arc<Policy>,
+    /// Global toggles, for customers without overrides of their own.
+    pub global: PreparedOverrides,
+    /// Customers with overrides or settings.
+    pub customers: HashMap<Uuid, CustomerView>,
+    /// The tables this snapshot was built from.
+    pub tables: OverrideTables,
+}
+
+impl Snapshot {
+    /// Resolves every override against `policy`.
+    pub fn build(policy: Arc<Policy>, tables: OverrideTables) -> Self {
+        let global = policy.prepare(&tables.global);
+        let mut customers = HashMap::new();
+        let ids = tables.customers.keys().chain(tables.settings.keys());
+        for id in ids {
+            if customers.contains_key(id) {
+                continue;
+            }
+            let layered = match tables.customers.get(id) {
+                Some(o) => tables.global.layered(o),
+                None => tables.global.clone(),
+            };
+            let rate_limit = tables.settings.get(id).and_then(|s| {
+                let requests = u32::try_from(s.rate_limit_requests?)
+                    .ok()
+                    .filter(|r| *r > 0)?;
+                let secs = u64::try_from(s.rate_limit_window_seconds?)
+                    .ok()
+                    .filter(|w| *w > 0)?;
+                Some(Quota {
+                    requests,
+                    window: Duration::from_secs(secs),
+                })
+            });
+            customers.insert(
+                *id,
+                CustomerView {
+                    overrides: policy.prepare(&layered),
+                    rate_limit,
+                },
+            );
+        }
+        Self {
+            policy,
+            global,
+            customers,
+            tables,
+        }
+    }
+
+    /// The overrides and rate limit for a customer.
+    pub fn for_customer(&self, id: &Uuid) -> (&PreparedOverrides, Option<Quota>) {
+        match self.customers.get(id) {
+            Some(v) => (&v.overrides, v.rate_limit),
+            None => (&self.global, None),
+        }
+    }
+}
+
+/// The swappable current snapshot.
+#[derive(Debug)]
+pub struct Live {
+    current: ArcSwap<Snapshot>,
+    fingerprint: tokio::sync::Mutex<String>,
+}
+
+impl Live {
+    /// Starts from `snapshot`.
+    pub fn new(snapshot: Snapshot) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(snapshot),
+            fingerprint: tokio::sync::Mutex::new(String::new()),
+        }
+    }
+
+    /// The current snapshot (one atomic load).
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Replaces the snapshot.
+    pub fn store(&self, snapshot: Snapshot) {
+        self.current.store(Arc::new(snapshot));
+    }
+
+    /// Reloads the override tables if they changed since the last call.
+    /// Returns whether a new snapshot was swapped in.
+    pub async fn refresh_overrides(&self, store: &Store) -> Result<bool, StoreError> {
+        let mut last = self.fingerprint.lock().await;
+        let now = store.overrides_fingerprint().await?;
+        if *last == now {
+            return Ok(false);
+        }
+        let tables = store.load_overrides().await?;
+        let policy = self.load().policy.clone();
+        self.store(Snapshot::build(policy, tables));
+        *last = now;
+        Ok(true)
+    }
+}

@@ -1,0 +1,175 @@
+//! Prometheus metrics, one registry per running app (so tests don't share).
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    allowed: String,
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyLabels {
+    version: String,
+}
+
+/// Every metric Warden exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    http: Family<HttpLabels, Counter>,
+    decisions: Family<DecisionLabels, Counter>,
+    latency: Histogram,
+    rate_limited: Counter,
+    audit_depth: Gauge,
+    audit_written: Counter,
+    audit_failures: Counter,
+    policy: Family<PolicyLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut r = Registry::default();
+        let http = Family::<HttpLabels, Counter>::default();
+        r.register(
+            "warden_http_requests",
+            "HTTP requests by route and status",
+            http.clone(),
+        );
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        r.register(
+            "warden_decisions",
+            "Decisions by outcome and reason",
+            decisions.clone(),
+        );
+        // 1 µs to ~0.5 s.
+        let latency = Histogram::new(exponential_buckets(1e-6, 2.0, 20));
+        r.register(
+            "warden_decision_latency_seconds",
+            "Time to decide one /v1/check request",
+            latency.clone(),
+        );
+        let rate_limited = Counter::default();
+        r.register(
+            "warden_rate_limited",
+            "Requests refused by the rate limiter",
+            rate_limited.clone(),
+        );
+        let audit_depth = Gauge::default();
+        r.register(
+            "warden_audit_queue_depth",
+            "Audit rows waiting to be written",
+            audit_depth.clone(),
+        );
+        let audit_written = Counter::default();
+        r.register(
+            "warden_audit_rows_written",
+            "Audit rows written to the database",
+            audit_written.clone(),
+        );
+        let audit_failures = Counter::default();
+        r.register(
+            "warden_audit_write_failures",
+            "Failed audit batch writes (each is retried)",
+            audit_failures.clone(),
+        );
+        let policy = Family::<PolicyLabels, Gauge>::default();
+        r.register(
+            "warden_policy",
+            "The policy version being served (value 1)",
+            policy.clone(),
+        );
+        Self {
+            registry: Mutex::new(r),
+            http,
+            decisions,
+            latency,
+            rate_limited,
+            audit_depth,
+            audit_written,
+            audit_failures,
+            policy,
+        }
+    }
+
+    /// Counts one HTTP response.
+    pub fn http_response(&self, route: &str, status: u16) {
+        self.http
+            .get_or_create(&HttpLabels {
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+    }
+
+    /// Counts one decision (or rejection, with its code as the reason).
+    pub fn decision(&self, allowed: bool, reason: &str, seconds: f64) {
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                allowed: allowed.to_string(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+        self.latency.observe(seconds);
+    }
+
+    /// Counts a request refused by the rate limiter.
+    pub fn rate_limited(&self) {
+        self.rate_limited.inc();
+    }
+
+    /// Counts written audit rows.
+    pub fn audit_written(&self, rows: u64) {
+        self.audit_written.inc_by(rows);
+    }
+
+    /// Counts a failed audit write.
+    pub fn audit_failure(&self) {
+        self.audit_failures.inc();
+    }
+
+    /// Sets the policy version being served.
+    pub fn set_policy_version(&self, version: &str) {
+        self.policy.clear();
+        self.policy
+            .get_or_create(&PolicyLabels {
+                version: version.to_owned(),
+            })
+            .set(1);
+    }
+
+    /// The metrics in Prometheus text format, with the queue depth as of now.
+    pub fn render(&self, audit_depth: usize) -> String {
+        self.audit_depth
+            .set(i64::try_from(audit_depth).unwrap_or(i64::MAX));
+        let mut out = String::new();
+        let registry = match self.registry.lock() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,185 @@
+//! `warden serve`: assembling the service, its background tasks, and a
+//! graceful shutdown that writes every queued audit row before exiting.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+use warden_engine::Policy;
+
+use crate::app::{AppState, router};
+use crate::audit::{self, AuditWriter, OnFull};
+use crate::auth::Authenticator;
+use crate::config::ServeConfig;
+use crate::live::{Live, Snapshot};
+use crate::metrics::Metrics;
+use crate::rate_limit::{Quota, RateLimiter};
+use crate::store::Store;
+
+/// Knobs for building the state (from [`ServeConfig`], or set by tests).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Default quota per key.
+    pub default_quota: Quota,
+    /// Audit queue capacity.
+    pub audit_queue_capacity: usize,
+    /// Full-queue behaviour.
+    pub audit_on_full: OnFull,
+    /// Key cache capacity.
+    pub key_cache_capacity: usize,
+    /// Largest body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            default_quota: Quota {
+                requests: 100,
+                window: Duration::from_secs(60),
+            },
+            audit_queue_capacity: 10_000,
+            audit_on_full: OnFull::Block,
+            key_cache_capacity: 10_000,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl From<&ServeConfig> for Options {
+    fn from(c: &ServeConfig) -> Self {
+        Self {
+            default_quota: Quota {
+                requests: c.rate_limit_requests,
+                window: c.rate_limit_window,
+            },
+            audit_queue_capacity: c.audit_queue_capacity,
+            audit_on_full: c.audit_on_full,
+            key_cache_capacity: c.key_cache_capacity,
+            max_body_bytes: c.max_body_bytes,
+        }
+    }
+}
+
+/// Builds the shared state over a migrated store and a compiled policy,
+/// loading the override tables once. Returns the audit writer to run.
+pub async fn build_state(
+    store: Store,
+    policy: Policy,
+    options: &Options,
+) -> anyhow::Result<(AppState, AuditWriter)> {
+    let metrics = Arc::new(Metrics::new());
+    metrics.set_policy_version(policy.version());
+    let tables = store.load_overrides().await.context("loading overrides")?;
+    let live = Arc::new(Live::new(Snapshot::build(Arc::new(policy), tables)));
+    let (queue, writer) = audit::channel(
+        store.clone(),
+        metrics.clone(),
+        options.audit_queue_capacity,
+        options.audit_on_full,
+    );
+    let state = AppState {
+        live,
+        auth: Arc::new(Authenticator::new(
+            store.clone(),
+            options.key_cache_capacity,
+        )),
+        store,
+        limiter: Arc::new(RateLimiter::new()),
+        default_quota: options.default_quota,
+        audit: queue,
+        metrics,
+        max_body_bytes: options.max_body_bytes,
+        started: Instant::now(),
+    };
+    Ok((state, writer))
+}
+
+/// Spawns the periodic tasks: override refresh and key revalidation every
+/// second, rate-limiter eviction every minute. They stop when `stop` fires.
+pub fn spawn_background(state: &AppState, stop: watch::Receiver<bool>) {
+    let s = state.clone();
+    let mut rx = stop.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = rx.wait_for(|v| *v) => break,
+            }
+            if let Err(e) = s.live.refresh_overrides(&s.store).await {
+                tracing::warn!(error = %e, "could not refresh overrides; serving the previous ones");
+            }
+            if let Err(e) = s.auth.revalidate().await {
+                tracing::warn!(error = %e, "could not revalidate cached keys");
+            }
+        }
+    });
+    let s = state.clone();
+    let mut rx = stop;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => { s.limiter.sweep(); }
+                _ = rx.wait_for(|v| *v) => break,
+            }
+        }
+    });
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received; shutting down"),
+        () = term => tracing::info!("SIGTERM received; shutting down"),
+    }
+}
+
+/// Runs the service until SIGINT/SIGTERM, then stops accepting, finishes
+/// in-flight requests, drains the audit queue and returns.
+pub async fn serve(config: ServeConfig, policy: Policy) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database.database_url)
+        .await
+        .context("connecting to the database")?;
+    store.migrate().await.context("running migrations")?;
+    let (state, writer) = build_state(store.clone(), policy, &Options::from(&config)).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let writer = tokio::spawn(writer.run(stop_rx.clone()));
+    spawn_background(&state, stop_rx);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr().unwrap_or(config.listen);
+    tracing::info!(%addr, backend = store.backend(), version = state.live.load().policy.version(), "warden listening");
+    axum::serve(listener, router(state.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+    tracing::info!(
+        queued = state.audit.depth(),
+        "no longer accepting; writing queued audit rows"
+    );
+    let _ = stop_tx.send(true);
+    let written = writer.await.context("audit writer")?;
+    tracing::info!(written, "audit log complete; exiting");
+    store.close().await;
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! The database: SQLite (embedded, the default) or Postgres, chosen by URL.
+//!
+//! Each query is written once, with `$1, $2, …` placeholders that both
+//! drivers accept, and run on whichever pool is configured through the
+//! [`on_pool!`] macro. Nothing here is checked against a live database at
+//! compile time, so the build needs none.
+
+mod audit;
+mod customers;
+mod keys;
+mod overrides;
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use audit::{AuditRecord, AuditRow, MAX_BATCH, Outcome, audit_batch_size};
+pub use customers::Customer;
+pub use customers::now;
+pub use keys::{KeyRecord, KeySummary, NewKey, Role};
+pub use overrides::{CustomerSettings, OverrideTables};
+
+/// Runs `$body` with `$p` bound to the configured pool. The body is
+/// type-checked once per backend.
+macro_rules! on_pool {
+    ($store:expr, $p:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Postgres($p) => $body,
+            $crate::store::Pool::Sqlite($p) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// What went wrong talking to the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint was violated (e.g. a duplicate email).
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The database URL is not one Warden understands.
+    #[error("unsupported database URL `{0}`: expected `sqlite://PATH` or `postgres://…`")]
+    UnsupportedUrl(String),
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Maps a unique violation to [`StoreError::Conflict`].
+    pub(crate) fn unique(e: sqlx::Error, what: &'static str) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => Self::Conflict(what),
+            _ => Self::Database(e),
+        }
+    }
+}
+
+/// The connection pool of one backend.
+#[derive(Debug, Clone)]
+pub enum Pool {
+    /// Postgres.
+    Postgres(PgPool),
+    /// SQLite.
+    Sqlite(SqlitePool),
+}
+
+/// Warden's database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) pool: Pool,
+}
+
+static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+impl Store {
+    /// Connects to `url`. A SQLite file is created if missing, in WAL mode so
+    /// readers don't block the audit writer.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(url)
+                .await?;
+            return Ok(Self {
+                pool: Pool::Postgres(pool),
+            });
+        }
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            return Ok(Self {
+                pool: Pool::Sqlite(pool),
+            });
+        }
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+
+    /// Which backend this is, for logs and `/ready`.
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Postgres(_) => "postgres",
+            Pool::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Applies pending migrations. Safe when several processes start at
+    /// once: Postgres serialises them with an advisory lock; on SQLite a
+    /// process that loses the race sees the winner's work and retries.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.pool {
+            Pool::Postgres(p) => PG_MIGRATOR.run(p).await?,
+            Pool::Sqlite(p) => {
+                let mut attempt = 0;
+                loop {
+                    match SQLITE_MIGRATOR.run(p).await {
+                        Ok(()) => break,
+                        Err(e) if attempt < 5 => {
+                            attempt += 1;
+                            tracing::debug!(error = %e, attempt, "sqlite migration raced another process; retrying");
+                            tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        on_pool!(self, p => p.close().await);
+    }
+}

@@ -1,0 +1,236 @@
+//! Test support: a fresh, migrated database per test (a temporary SQLite
+//! file, or a Postgres schema of its own), an app built on it without a
+//! port, and keys to call it with.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support: fail loudly
+
+use std::path::PathBuf;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response};
+use http_body_util::BodyExt as _;
+use tokio::sync::watch;
+use tower::ServiceExt as _;
+use uuid::Uuid;
+use warden_dsl::SourceFile;
+use warden_engine::Policy;
+use warden_server::app::{AppState, router};
+use warden_server::auth;
+use warden_server::server::{Options, build_state};
+use warden_server::store::{NewKey, Role, Store};
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The Postgres URL for tests. CI sets it (and fails if Postgres is down);
+/// elsewhere, without it, Postgres variants are skipped with a note.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("WARDEN_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// The backends available here.
+pub fn backends() -> Vec<Backend> {
+    let mut b = vec![Backend::Sqlite];
+    if postgres_url().is_some() {
+        b.push(Backend::Postgres);
+    } else {
+        eprintln!("WARDEN_TEST_POSTGRES_URL is not set: skipping the Postgres variant");
+    }
+    b
+}
+
+/// A fresh, migrated store, and what to delete afterwards.
+pub async fn fresh_store(backend: Backend) -> (Store, Cleanup) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join(format!("warden-test-{}", Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let url = format!("sqlite://{}", dir.join("warden.db").display());
+            let store = Store::connect(&url).await.unwrap();
+            store.migrate().await.unwrap();
+            (store, Cleanup::Dir(dir))
+        }
+        Backend::Postgres => {
+            let base = postgres_url().unwrap();
+            let schema = format!("t_{}", Uuid::new_v4().simple());
+            let admin = sqlx::PgPool::connect(&base).await.unwrap();
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&admin)
+                .await
+                .unwrap();
+            let sep = if base.contains('?') { '&' } else { '?' };
+            let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+            let store = Store::connect(&url).await.unwrap();
+            store.migrate().await.unwrap();
+            (store, Cleanup::Schema(admin, schema))
+        }
+    }
+}
+
+/// Removes a test's database when dropped (best effort).
+pub enum Cleanup {
+    Dir(PathBuf),
+    Schema(sqlx::PgPool, String),
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        match self {
+            Cleanup::Dir(d) => {
+                let _ = std::fs::remove_dir_all(d);
+            }
+            Cleanup::Schema(pool, schema) => {
+                let (pool, schema) = (pool.clone(), schema.clone());
+                // Drop runs inside the test's runtime; clean up on a thread
+                // with its own.
+                let _ = std::thread::spawn(move || {
+                    if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        rt.block_on(async {
+                            let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                                .execute(&pool)
+                                .await;
+                        });
+                    }
+                })
+                .join();
+            }
+        }
+    }
+}
+
+/// The shipped default policies.
+pub fn default_policy() -> Policy {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies");
+    let mut sources = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        sources.push(SourceFile::new(
+            path.file_name().unwrap().to_string_lossy().into_owned(),
+            std::fs::read_to_string(&path).unwrap(),
+        ));
+    }
+    Policy::from_sources(sources).unwrap().0
+}
+
+/// Creates a key for a (new or existing) customer; bcrypt at its minimum
+/// cost so tests stay fast.
+pub async fn create_key(store: &Store, email: &str, role: Role) -> (String, Uuid, Uuid) {
+    let customer = store.customer_for_email(email, "test").await.unwrap();
+    let token = auth::generate();
+    let hash = auth::hash_secret(&token.secret, 4).unwrap();
+    store
+        .insert_key(&NewKey {
+            id: token.id,
+            customer_id: customer.id,
+            name: "test".into(),
+            role,
+            secret_hash: hash,
+        })
+        .await
+        .unwrap();
+    (token.token, token.id, customer.id)
+}
+
+/// An app on a fresh database, with its audit writer running.
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    pub store: Store,
+    pub app_key: String,
+    pub app_key_id: Uuid,
+    pub admin_key: String,
+    pub customer_id: Uuid,
+    stop: watch::Sender<bool>,
+    writer: Option<tokio::task::JoinHandle<u64>>,
+    _cleanup: Cleanup,
+}
+
+impl TestApp {
+    pub async fn new(backend: Backend) -> Self {
+        Self::with_options(backend, Options::default()).await
+    }
+
+    pub async fn with_options(backend: Backend, options: Options) -> Self {
+        let (store, cleanup) = fresh_store(backend).await;
+        let (app_key, app_key_id, customer_id) =
+            create_key(&store, "app@example.com", Role::App).await;
+        let (admin_key, _, _) = create_key(&store, "admin@example.com", Role::Admin).await;
+        let (state, writer) = build_state(store.clone(), default_policy(), &options)
+            .await
+            .unwrap();
+        let (stop, rx) = watch::channel(false);
+        let writer = tokio::spawn(writer.run(rx));
+        Self {
+            router: router(state.clone()),
+            state,
+            store,
+            app_key,
+            app_key_id,
+            admin_key,
+            customer_id,
+            stop,
+            writer: Some(writer),
+            _cleanup: cleanup,
+        }
+    }
+
+    /// Sends a request through the router (no port).
+    pub async fn send(
+        &self,
+        req: Request<Body>,
+    ) -> (u16, axum::http::HeaderMap, serde_json::Value) {
+        let response: Response<Body> = self.router.clone().oneshot(req).await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+        });
+        (status, headers, body)
+    }
+
+    /// POSTs JSON text to `/v1/check` with `key`.
+    pub async fn check(
+        &self,
+        key: &str,
+        body: &str,
+    ) -> (u16, axum::http::HeaderMap, serde_json::Value) {
+        let req = Request::post("/v1/check")
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        self.send(req).await
+    }
+
+    /// Stops the audit writer after it drains; returns rows written.
+    pub async fn drain_audit(&mut self) -> u64 {
+        let _ = self.stop.send(true);
+        match self.writer.take() {
+            Some(h) => h.await.unwrap(),
+            None => 0,
+        }
+    }
+}
+
+/// Runs `body` once per available backend.
+#[macro_export]
+macro_rules! each_backend {
+    ($name:ident, |$backend:ident| $body:block) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            for $backend in support::backends() {
+                $body
+            }
+        }
+    };
+}
