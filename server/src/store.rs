@@ -63,6 +63,11 @@ impl StoreError {
     }
 }
 
+/// SQLite's "database is locked" / "busy" (codes 5 and 6).
+fn is_locked(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")))
+}
+
 /// The connection pool of one backend.
 #[derive(Debug, Clone)]
 pub enum Pool {
@@ -102,14 +107,29 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(4)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
-                .await?;
-            return Ok(Self {
-                pool: Pool::Sqlite(pool),
-            });
+            // Two processes creating the file at once race to switch it to
+            // WAL, and the loser gets "database is locked" before any busy
+            // timeout applies; it waits and tries again.
+            let mut attempt = 0u64;
+            loop {
+                let connected = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options.clone())
+                    .await;
+                match connected {
+                    Ok(pool) => {
+                        return Ok(Self {
+                            pool: Pool::Sqlite(pool),
+                        });
+                    }
+                    Err(e) if attempt < 50 && is_locked(&e) => {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(20 * attempt.min(10))).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }
@@ -155,5 +175,13 @@ impl Store {
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         on_pool!(self, p => p.close().await);
+    }
+}
+
+impl Store {
+    /// Runs one statement (for operational scripts and tests).
+    pub async fn execute_raw(&self, sql: &str) -> Result<(), StoreError> {
+        on_pool!(self, p => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
     }
 }

@@ -45,16 +45,17 @@ pub fn backends() -> Vec<Backend> {
     b
 }
 
-/// A fresh, migrated store, and what to delete afterwards.
-pub async fn fresh_store(backend: Backend) -> (Store, Cleanup) {
+/// The URL of a fresh, empty database (not migrated), and what to delete
+/// afterwards: a temporary SQLite file, or a Postgres schema of its own.
+pub async fn fresh_url(backend: Backend) -> (String, Cleanup) {
     match backend {
         Backend::Sqlite => {
             let dir = std::env::temp_dir().join(format!("warden-test-{}", Uuid::new_v4().simple()));
             std::fs::create_dir_all(&dir).unwrap();
-            let url = format!("sqlite://{}", dir.join("warden.db").display());
-            let store = Store::connect(&url).await.unwrap();
-            store.migrate().await.unwrap();
-            (store, Cleanup::Dir(dir))
+            (
+                format!("sqlite://{}", dir.join("warden.db").display()),
+                Cleanup::Dir(dir),
+            )
         }
         Backend::Postgres => {
             let base = postgres_url().unwrap();
@@ -65,12 +66,20 @@ pub async fn fresh_store(backend: Backend) -> (Store, Cleanup) {
                 .await
                 .unwrap();
             let sep = if base.contains('?') { '&' } else { '?' };
-            let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-            let store = Store::connect(&url).await.unwrap();
-            store.migrate().await.unwrap();
-            (store, Cleanup::Schema(admin, schema))
+            (
+                format!("{base}{sep}options=-c%20search_path%3D{schema}"),
+                Cleanup::Schema(admin, schema),
+            )
         }
     }
+}
+
+/// A fresh, migrated store, and what to delete afterwards.
+pub async fn fresh_store(backend: Backend) -> (Store, Cleanup) {
+    let (url, cleanup) = fresh_url(backend).await;
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    (store, cleanup)
 }
 
 /// Removes a test's database when dropped (best effort).
