@@ -24,9 +24,28 @@ use crate::store::Store;
 /// The request id header, propagated or generated.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Everything handlers share. Cheap to clone.
+/// Everything handlers share, behind one `Arc`: extracting it costs one
+/// reference-count increment per request.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    /// Wraps the services.
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind [`AppState`].
+#[derive(Debug)]
+pub struct Services {
     /// Policy and overrides.
     pub live: Arc<Live>,
     /// The database (never on the decision path).

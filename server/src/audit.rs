@@ -8,17 +8,18 @@
 //! (the queue then fills, and `on_full` applies). On shutdown the writer
 //! drains the queue and returns only when every row is written.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
-use uuid::Uuid;
 
 use crate::metrics::Metrics;
 use crate::store::{AuditRecord, Store};
+
+/// How long the writer waits for a partial batch to fill. Rows are already
+/// acknowledged to clients; this only delays when they reach the table.
+const LINGER: Duration = Duration::from_millis(5);
 
 /// What to do with a request when the audit queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -130,11 +131,27 @@ impl AuditWriter {
             if n == 0 {
                 break;
             }
+            if !closing {
+                self.linger(&mut buf).await;
+            }
             self.write(&buf).await;
             written += buf.len() as u64;
             buf.clear();
         }
         written
+    }
+
+    /// Waits a moment for a partial batch to fill: one transaction of many
+    /// rows costs far less than many of one.
+    async fn linger(&mut self, buf: &mut Vec<AuditRecord>) {
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while buf.len() < self.batch {
+            let room = self.batch - buf.len();
+            match tokio::time::timeout_at(deadline, self.rx.recv_many(buf, room)).await {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
     }
 
     /// Writes one batch, retrying with backoff until it succeeds.
@@ -154,16 +171,5 @@ impl AuditWriter {
         }
         self.healthy.store(true, Ordering::Relaxed);
         self.metrics.audit_written(rows.len() as u64);
-        // Key usage is bookkeeping, not audit: one try, logged on failure.
-        let mut usage: HashMap<Uuid, (i64, DateTime<Utc>)> = HashMap::new();
-        for r in rows {
-            let e = usage.entry(r.api_key_id).or_insert((0, r.created_at));
-            e.0 += 1;
-            e.1 = e.1.max(r.created_at);
-        }
-        let usage: Vec<_> = usage.into_iter().map(|(id, (n, at))| (id, n, at)).collect();
-        if let Err(e) = self.store.record_key_usage(&usage).await {
-            tracing::warn!(error = %e, "could not update key usage counters");
-        }
     }
 }

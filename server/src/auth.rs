@@ -20,6 +20,8 @@ use crate::store::{KeyRecord, Role, Store, StoreError};
 pub const PREFIX: &str = "wdn_";
 /// Length of the secret part.
 pub const SECRET_LEN: usize = 40;
+/// How long a key that failed verification is refused without bcrypt.
+const FAILED_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A newly made key: shown once, then only its hash is kept.
 #[derive(Debug)]
@@ -112,6 +114,11 @@ struct Verified {
 pub struct Authenticator {
     store: Store,
     cache: DashMap<Uuid, Verified>,
+    /// SHA-256 of keys that failed verification, so a repeated wrong key
+    /// is refused without running bcrypt again.
+    failed: DashMap<[u8; 32], std::time::Instant>,
+    /// One lock per key id being verified.
+    inflight: DashMap<Uuid, Arc<tokio::sync::Mutex<()>>>,
     capacity: usize,
     bcrypt_verifications: AtomicU64,
 }
@@ -122,6 +129,8 @@ impl Authenticator {
         Self {
             store,
             cache: DashMap::new(),
+            failed: DashMap::new(),
+            inflight: DashMap::new(),
             capacity: capacity.max(1),
             bcrypt_verifications: AtomicU64::new(0),
         }
@@ -136,11 +145,43 @@ impl Authenticator {
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
         let (id, secret) = parse(token).ok_or(AuthError::Malformed)?;
         let sha: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(hit) = self.cache.get(&id) {
-            if bool::from(hit.token_sha.ct_eq(&sha)) {
-                return Ok(hit.principal);
-            }
+        if let Some(p) = self.cached(&id, &sha) {
+            return Ok(p);
         }
+        if self.recently_failed(&sha) {
+            return Err(AuthError::Unknown);
+        }
+        // One verification per key id at a time: when many connections
+        // present a new key at once, one runs bcrypt and the rest reuse its
+        // result, instead of each burning ~0.25 s of CPU.
+        let lock = self.inflight.entry(id).or_default().clone();
+        let _turn = lock.lock().await;
+        if let Some(p) = self.cached(&id, &sha) {
+            return Ok(p);
+        }
+        if self.recently_failed(&sha) {
+            return Err(AuthError::Unknown);
+        }
+        let outcome = self.verify(id, secret, sha).await;
+        drop(_turn);
+        self.inflight
+            .remove_if(&id, |_, l| Arc::strong_count(l) <= 2);
+        outcome
+    }
+
+    fn cached(&self, id: &Uuid, sha: &[u8; 32]) -> Option<Principal> {
+        let hit = self.cache.get(id)?;
+        bool::from(hit.token_sha.ct_eq(sha)).then_some(hit.principal)
+    }
+
+    fn recently_failed(&self, sha: &[u8; 32]) -> bool {
+        match self.failed.get(sha) {
+            Some(at) => at.elapsed() < FAILED_TTL,
+            None => false,
+        }
+    }
+
+    async fn verify(&self, id: Uuid, secret: &str, sha: [u8; 32]) -> Result<Principal, AuthError> {
         let record: KeyRecord = self.store.key(id).await?.ok_or(AuthError::Unknown)?;
         if !record.active {
             return Err(AuthError::Inactive);
@@ -154,6 +195,13 @@ impl Authenticator {
                 .await
                 .unwrap_or(false);
         if !ok {
+            if self.failed.len() >= self.capacity {
+                self.failed.retain(|_, at| at.elapsed() < FAILED_TTL);
+                if self.failed.len() >= self.capacity {
+                    self.failed.clear();
+                }
+            }
+            self.failed.insert(sha, std::time::Instant::now());
             return Err(AuthError::Unknown);
         }
         let principal = Principal {

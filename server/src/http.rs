@@ -89,26 +89,49 @@ pub fn request_id(headers: &axum::http::HeaderMap) -> String {
         .to_owned()
 }
 
-/// A tracing span per request: method, route and request id, never headers
-/// or bodies (they may carry keys or content).
-pub fn request_span(req: &Request) -> tracing::Span {
-    let route = req
+/// The route template a request matched, as a `'static` label. Routes are a
+/// fixed set, so metrics can't grow with client-chosen paths.
+fn route_label(req: &Request) -> &'static str {
+    let matched = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned());
-    tracing::info_span!("request", method = %req.method(), route = %route, request_id = %request_id(req.headers()))
+        .map(MatchedPath::as_str);
+    ROUTES
+        .iter()
+        .copied()
+        .find(|r| Some(*r) == matched)
+        .unwrap_or("unmatched")
+}
+
+/// Every route the router serves.
+pub const ROUTES: [&str; 6] = [
+    "/health",
+    "/ready",
+    "/v1/check",
+    "/api/evaluate",
+    "/metrics",
+    "/openapi.json",
+];
+
+/// A tracing span per request: method, route and request id, never headers
+/// or bodies (they may carry keys or content). Field values are only
+/// computed when the span is enabled.
+pub fn request_span(req: &Request) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = %req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default(),
+    )
 }
 
 /// Counts responses by route and status.
 pub async fn track_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let route = route_label(&req);
     let response = next.run(req).await;
     state
         .metrics
-        .http_response(&route, response.status().as_u16());
+        .http_response(route, response.status().as_u16());
     response
 }
 

@@ -11,13 +11,13 @@ use prometheus_client::registry::Registry;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
-    route: String,
+    route: &'static str,
     status: u16,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabels {
-    allowed: String,
+    allowed: &'static str,
     reason: String,
 }
 
@@ -112,21 +112,16 @@ impl Metrics {
         }
     }
 
-    /// Counts one HTTP response.
-    pub fn http_response(&self, route: &str, status: u16) {
-        self.http
-            .get_or_create(&HttpLabels {
-                route: route.to_owned(),
-                status,
-            })
-            .inc();
+    /// Counts one HTTP response. `route` is a route template (bounded set).
+    pub fn http_response(&self, route: &'static str, status: u16) {
+        self.http.get_or_create(&HttpLabels { route, status }).inc();
     }
 
     /// Counts one decision (or rejection, with its code as the reason).
     pub fn decision(&self, allowed: bool, reason: &str, seconds: f64) {
         self.decisions
             .get_or_create(&DecisionLabels {
-                allowed: allowed.to_string(),
+                allowed: if allowed { "true" } else { "false" },
                 reason: reason.to_owned(),
             })
             .inc();

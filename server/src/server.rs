@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use warden_engine::Policy;
 
-use crate::app::{AppState, router};
+use crate::app::{AppState, Services, router};
 use crate::audit::{self, AuditWriter, OnFull};
 use crate::auth::Authenticator;
 use crate::config::ServeConfig;
@@ -79,7 +79,7 @@ pub async fn build_state(
         options.audit_queue_capacity,
         options.audit_on_full,
     );
-    let state = AppState {
+    let state = AppState::new(Services {
         live,
         auth: Arc::new(Authenticator::new(
             store.clone(),
@@ -92,7 +92,7 @@ pub async fn build_state(
         metrics,
         max_body_bytes: options.max_body_bytes,
         started: Instant::now(),
-    };
+    });
     Ok((state, writer))
 }
 

@@ -588,5 +588,45 @@ each_backend!(the_openapi_document_matches_the_router, |backend| {
         let (status, _, _) = app.send(req).await;
         assert!(status != 404 && status != 405, "{route} answered {status}");
     }
+    // The metrics' route labels cover exactly the served routes.
+    let mut labels: Vec<&str> = warden_server::http::ROUTES.to_vec();
+    let mut paths: Vec<&str> = documented
+        .iter()
+        .map(|r| r.split_once(' ').unwrap().1)
+        .collect();
+    labels.sort_unstable();
+    paths.sort_unstable();
+    assert_eq!(labels, paths);
     let _ = Role::Admin;
 });
+
+each_backend!(
+    concurrent_first_requests_run_bcrypt_once_and_wrong_keys_are_remembered,
+    |backend| {
+        let app = std::sync::Arc::new(TestApp::new(backend).await);
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let app = app.clone();
+            tasks.push(tokio::spawn(async move {
+                app.check(&app.app_key, PLAIN).await.0
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 200);
+        }
+        assert_eq!(
+            app.state.auth.bcrypt_verifications(),
+            1,
+            "one verification for 16 concurrent first uses"
+        );
+        let wrong = format!("{}{}", &app.app_key[..app.app_key.len() - 4], "ZZZZ");
+        for _ in 0..5 {
+            assert_eq!(app.check(&wrong, PLAIN).await.0, 401);
+        }
+        assert_eq!(
+            app.state.auth.bcrypt_verifications(),
+            2,
+            "a repeated wrong key is refused without bcrypt"
+        );
+    }
+);

@@ -100,9 +100,9 @@ pub struct AuditRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// Rows per INSERT statement: 15 columns each, well under SQLite's limit of
-/// 32,766 bound values.
-pub const MAX_BATCH: usize = 500;
+/// Most rows per INSERT statement: 14 values each, well under SQLite's
+/// limit of 32,766 bound values.
+pub const MAX_BATCH: usize = 512;
 
 /// How many rows the writer takes from the queue at a time.
 pub fn audit_batch_size() -> usize {
@@ -110,13 +110,21 @@ pub fn audit_batch_size() -> usize {
 }
 
 impl Store {
-    /// Writes rows with multi-row INSERTs, all in one transaction.
+    /// Writes rows with multi-row INSERTs and adds them to their keys'
+    /// usage counters, all in one transaction.
     pub async fn insert_audit(&self, rows: &[AuditRecord]) -> Result<(), StoreError> {
+        let mut usage: std::collections::HashMap<Uuid, (i64, DateTime<Utc>)> =
+            std::collections::HashMap::new();
+        for r in rows {
+            let e = usage.entry(r.api_key_id).or_insert((0, r.created_at));
+            e.0 += 1;
+            e.1 = e.1.max(r.created_at);
+        }
         const HEAD: &str = "INSERT INTO usage_log (decision_id, request_id, customer_id, api_key_id, model, operation, \
                             meta, risk_score, allowed, status, reason, policy_version, latency_us, created_at) ";
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
-            for chunk in rows.chunks(MAX_BATCH) {
+            for chunk in power_of_two_chunks(rows) {
                 let mut q = sqlx::QueryBuilder::new(HEAD);
                 q.push_values(chunk, |mut b, r| {
                     b.push_bind(r.decision_id)
@@ -135,6 +143,9 @@ impl Store {
                         .push_bind(r.created_at);
                 });
                 q.build().execute(&mut *tx).await?;
+            }
+            for (id, (count, at)) in &usage {
+                sqlx::query(super::keys::RECORD_USAGE).bind(count).bind(at).bind(id).execute(&mut *tx).await?;
             }
             tx.commit().await
         })?;
@@ -161,5 +172,41 @@ impl Store {
         Ok(
             on_pool!(self, p => sqlx::query(sql).bind(before).execute(p).await.map(|r| r.rows_affected()))?,
         )
+    }
+}
+
+/// Splits rows into chunks whose sizes are powers of two (at most
+/// [`MAX_BATCH`]). Each chunk size is its own INSERT text, and drivers cache
+/// one prepared statement per text and connection; a multi-row INSERT's
+/// compiled program is large, so ten possible texts keep that cache small
+/// where hundreds of batch sizes would fill it (and memory) with near-copies.
+fn power_of_two_chunks<T>(rows: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let size = 1usize << rest.len().min(MAX_BATCH).ilog2();
+        let (chunk, tail) = rest.split_at(size.min(rest.len()));
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::indexing_slicing)] // test data of known length
+
+    use super::power_of_two_chunks;
+
+    #[test]
+    fn chunks_are_powers_of_two_and_cover_every_row() {
+        let rows: Vec<u32> = (0..1300).collect();
+        let sizes: Vec<usize> = power_of_two_chunks(&rows).map(<[u32]>::len).collect();
+        assert_eq!(sizes, vec![512, 512, 256, 16, 4]);
+        assert_eq!(power_of_two_chunks(&rows[..1]).count(), 1);
+        assert_eq!(power_of_two_chunks::<u32>(&[]).count(), 0);
+        let flat: Vec<u32> = power_of_two_chunks(&rows).flatten().copied().collect();
+        assert_eq!(flat, rows);
     }
 }

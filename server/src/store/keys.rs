@@ -7,6 +7,10 @@ use uuid::Uuid;
 use super::customers::now;
 use super::{Store, StoreError, on_pool};
 
+/// Adds `$1` requests to key `$3`, last used at `$2`.
+pub(crate) const RECORD_USAGE: &str = "UPDATE api_key SET request_count = request_count + $1, \
+    last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $2 THEN $2 ELSE last_used_at END WHERE id = $3";
+
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -177,9 +181,7 @@ impl Store {
         &self,
         usage: &[(Uuid, i64, DateTime<Utc>)],
     ) -> Result<(), StoreError> {
-        let sql = "UPDATE api_key SET request_count = request_count + $1, \
-                   last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $2 THEN $2 ELSE last_used_at END \
-                   WHERE id = $3";
+        let sql = RECORD_USAGE;
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
             for (id, count, at) in usage {

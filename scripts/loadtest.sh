@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Load test: the release binary on loopback, a fresh database, a real key,
+# driven by wrk. Reports req/s and p50/p99 for GET /health and POST /v1/check
+# on SQLite, then on Postgres, peak RSS, and checks that the audit table holds
+# exactly one row per 200 and 422 answer.
+#
+# Usage: scripts/loadtest.sh [seconds per run, default 15] [connections, default 32]
+# Needs: PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth) for the
+# Postgres half; wrk (installed with apt-get if missing); python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-15}"
+CONNS="${2:-32}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/warden/target}"
+BIN="$CARGO_TARGET_DIR/release/warden"
+PG="${WARDEN_LOAD_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk" >&2
+  (apt-get install -y wrk >/dev/null 2>&1 || (apt-get update >/dev/null && apt-get install -y wrk >/dev/null))
+fi
+cargo build --release -p warden-server >&2
+
+cat > "$WORK/check.lua" <<'LUA'
+-- Three kinds of request in turn: allowed, blocked, and refused (422).
+local bodies = {
+  '{"model":"gpt-4","operation":"classify","metadata":{"intent":"spam_detection","contains_personal_data":false,"is_external_model":false}}',
+  '{"model":"gpt-4","operation":"classify","metadata":{"intent":"spam_detection","contains_personal_data":true,"is_external_model":true}}',
+  '{"model":"gpt-4","operation":"classify","metadata":{"messages":[{"content":"x"}]}}',
+}
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("WARDEN_KEY")
+request = function()
+  i = i % #bodies + 1
+  return wrk.format(nil, "/v1/check", nil, bodies[i])
+end
+LUA
+
+# wrk --latency output -> "req/s p50 p99"
+summarise() {
+  python3 - "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+rps = re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)
+def pct(p):
+    m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s)" % p, text, re.M)
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+print(f"{float(rps):.0f} {pct(50):.3f} {pct(99):.3f} {non2xx.group(1) if non2xx else 0}")
+PY
+}
+
+metric() { # metric NAME-with-labels -> value (0 when absent)
+  curl -s "http://127.0.0.1:$PORT/metrics" | python3 -c "
+import sys
+want = sys.argv[1]
+print(next((l.split()[-1] for l in sys.stdin if l.startswith(want + ' ')), '0'))" "$1"
+}
+
+run_backend() {
+  local name="$1" url="$2" count_rows="$3"
+  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$BIN" migrate --database-url "$url" >/dev/null 2>&1
+  WARDEN_KEY=$("$BIN" keys create --customer "load@example.com" --name load --database-url "$url" | tail -n 1)
+  export WARDEN_KEY
+  # The key's limit is raised for the test: the default quota is set far
+  # above what the run can send.
+  RUST_LOG=warn "$BIN" serve --listen "127.0.0.1:$PORT" --database-url "$url" \
+    --rate-limit-requests 1000000000 --rate-limit-window 60s >"$WORK/$name.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
+  # One request first: the key's single bcrypt verification (~0.25 s at the
+  # default cost) happens once per key per process, not in the measurement.
+  curl -s -o /dev/null -X POST "http://127.0.0.1:$PORT/api/evaluate" -H "Authorization: Bearer $WARDEN_KEY"
+  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/health" >"$WORK/$name-health.txt"
+  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/check.lua" "http://127.0.0.1:$PORT" >"$WORK/$name-check.txt"
+  local depth=$(metric 'warden_audit_queue_depth')
+  local ok=$(metric 'warden_http_requests_total{route="/v1/check",status="200"}')
+  local refused=$(metric 'warden_http_requests_total{route="/v1/check",status="422"}')
+  local rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+  kill -TERM "$pid"
+  wait "$pid" || true
+  local rows=$($count_rows)
+  read -r hrps hp50 hp99 _ < <(summarise "$WORK/$name-health.txt")
+  read -r crps cp50 cp99 cnon2xx < <(summarise "$WORK/$name-check.txt")
+  local ratio=$(python3 -c "print(f'{100*$crps/$hrps:.0f}%')")
+  local audit="ok"
+  [ "$rows" -eq $((ok + refused)) ] || audit="MISMATCH"
+  printf '%-9s %-10s %8s %9s %9s\n' "$name" "/health" "$hrps" "$hp50" "$hp99"
+  printf '%-9s %-10s %8s %9s %9s   (%s of /health; 200: %s, 422: %s; audit queue at the end: %s)\n' "$name" "/v1/check" "$crps" "$cp50" "$cp99" "$ratio" "$ok" "$refused" "$depth"
+  printf '%-9s peak RSS %d MB; audit rows %s = 200 + 422 answers %s: %s\n' "$name" $((rss_kb / 1024)) "$rows" $((ok + refused)) "$audit"
+}
+
+echo "connections: $CONNS, duration: ${DURATION}s per run, wrk with 1 thread on the same 2-core machine"
+printf '%-9s %-10s %8s %9s %9s\n' backend endpoint "req/s" "p50 ms" "p99 ms"
+
+SQLITE_DB="$WORK/load.db"
+sqlite_rows() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from usage_log').fetchone()[0])" "$SQLITE_DB"; }
+run_backend sqlite "sqlite://$SQLITE_DB" sqlite_rows
+
+if pg_isready -h 127.0.0.1 -p 5432 -q; then
+  DB="warden_load_$$"
+  psql "$PG/postgres" -qc "CREATE DATABASE $DB" >/dev/null
+  pg_rows() { psql "$PG/$DB" -tAc 'select count(*) from usage_log'; }
+  run_backend postgres "$PG/$DB" pg_rows
+  psql "$PG/postgres" -qc "DROP DATABASE $DB" >/dev/null
+else
+  echo "postgres: not reachable at 127.0.0.1:5432; skipped"
+fi
