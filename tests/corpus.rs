@@ -1,12 +1,7 @@
 //! The case corpus: every file in `tests/cases/` holds a policy, an input and
 //! the expected decision, rejection or error codes. One generic runner turns
 //! each file into a check; it compares codes, never message text.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // tests fail loudly
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // tests fail loudly
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -46,11 +41,8 @@ struct Expect {
 }
 
 fn run(case: &Case) -> Result<(), String> {
-    let mut sources: Vec<SourceFile> = case
-        .files
-        .iter()
-        .map(|(n, t)| SourceFile::new(n.as_str(), t.as_str()))
-        .collect();
+    let mut sources: Vec<SourceFile> =
+        case.files.iter().map(|(n, t)| SourceFile::new(n.as_str(), t.as_str())).collect();
     if let Some(p) = &case.policy {
         sources.push(SourceFile::new("policy.warden", p.as_str()));
     }
@@ -58,11 +50,7 @@ fn run(case: &Case) -> Result<(), String> {
     let (policy, warnings) = match Policy::from_sources(sources) {
         Ok(ok) => ok,
         Err(diags) => {
-            let errors: Vec<&str> = diags
-                .iter()
-                .filter(|d| d.is_error())
-                .map(|d| d.code())
-                .collect();
+            let errors: Vec<&str> = diags.iter().filter(|d| d.is_error()).map(|d| d.code()).collect();
             return match &e.errors {
                 Some(want) if *want == errors => Ok(()),
                 _ => Err(format!(
@@ -77,10 +65,7 @@ fn run(case: &Case) -> Result<(), String> {
     }
     let got_warnings: Vec<&str> = warnings.iter().map(|d| d.code()).collect();
     if got_warnings != e.warnings.clone().unwrap_or_default() {
-        return Err(format!(
-            "expected warnings {:?}, got {got_warnings:?}",
-            e.warnings
-        ));
+        return Err(format!("expected warnings {:?}, got {got_warnings:?}", e.warnings));
     }
     let Some(input) = &case.input else {
         return Ok(());
@@ -88,20 +73,13 @@ fn run(case: &Case) -> Result<(), String> {
     let input: serde_json::Value =
         serde_json::from_str(input).map_err(|err| format!("bad input JSON in case: {err}"))?;
     let overrides: Overrides = match &case.overrides {
-        Some(o) => {
-            serde_json::from_str(o).map_err(|err| format!("bad overrides in case: {err}"))?
-        }
+        Some(o) => serde_json::from_str(o).map_err(|err| format!("bad overrides in case: {err}"))?,
         None => Overrides::default(),
     };
     match policy.decide_with(&input, &policy.prepare(&overrides)) {
         Err(rej) => {
             if e.rejected.as_deref() != Some(rej.code()) {
-                return Err(format!(
-                    "rejected with `{}` at `{}`, expected {:?}",
-                    rej.code(),
-                    rej.path,
-                    e
-                ));
+                return Err(format!("rejected with `{}` at `{}`, expected {:?}", rej.code(), rej.path, e));
             }
             if let Some(p) = &e.path {
                 if *p != rej.path {
@@ -114,21 +92,14 @@ fn run(case: &Case) -> Result<(), String> {
             if let Some(r) = &e.rejected {
                 return Err(format!("expected rejection `{r}`, got a decision {d:?}"));
             }
-            let contributions: Vec<String> =
-                d.contributions.iter().map(|c| c.rule.to_owned()).collect();
+            let contributions: Vec<String> = d.contributions.iter().map(|c| c.rule.to_owned()).collect();
             let mismatches = [
                 e.allowed.is_some_and(|a| a != d.allowed),
                 e.score.is_some_and(|s| s != d.risk_score),
                 e.reason.as_deref().is_some_and(|r| r != d.reason),
-                e.contributions
-                    .as_ref()
-                    .is_some_and(|c| *c != contributions),
+                e.contributions.as_ref().is_some_and(|c| *c != contributions),
             ];
-            if mismatches.iter().any(|m| *m) {
-                Err(format!("got {d:?}, expected {e:?}"))
-            } else {
-                Ok(())
-            }
+            if mismatches.iter().any(|m| *m) { Err(format!("got {d:?}, expected {e:?}")) } else { Ok(()) }
         }
     }
 }
@@ -136,34 +107,18 @@ fn run(case: &Case) -> Result<(), String> {
 #[test]
 fn every_case_in_the_corpus_holds() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut paths: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     paths.sort();
     let mut failures = Vec::new();
     let mut count = 0;
-    for path in paths
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-    {
+    for path in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "toml")) {
         count += 1;
         let text = std::fs::read_to_string(path).unwrap();
-        let outcome = toml::from_str::<Case>(&text)
-            .map_err(|e| format!("unreadable case: {e}"))
-            .and_then(|c| run(&c));
+        let outcome = toml::from_str::<Case>(&text).map_err(|e| format!("unreadable case: {e}")).and_then(|c| run(&c));
         if let Err(why) = outcome {
-            failures.push(format!(
-                "{}: {why}",
-                path.file_name().unwrap().to_string_lossy()
-            ));
+            failures.push(format!("{}: {why}", path.file_name().unwrap().to_string_lossy()));
         }
     }
     assert!(count >= 30, "the corpus has only {count} cases");
-    assert!(
-        failures.is_empty(),
-        "{} of {count} cases failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {count} cases failed:\n{}", failures.len(), failures.join("\n"));
 }

@@ -6,20 +6,15 @@
 //! request recursively and compiles regexes on every use. Any difference
 //! between it and the engine (slots, indexes, folding, the iterative walk,
 //! the override merge) is a bug in one of them.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // tests fail loudly
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // tests fail loudly
 
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use warden_dsl::ast::{
-    CompareOp, Effect, Expr, ExprKind, FieldDecl, FieldPath, InputBlock, Item, Literal, PolicyFile,
-    Presence, Rule, TextOp, Type,
+    CompareOp, Effect, Expr, ExprKind, FieldDecl, FieldPath, InputBlock, Item, Literal, PolicyFile, Presence, Rule,
+    TextOp, Type,
 };
 use warden_dsl::{Node, SourceFile};
 use warden_engine::{Overrides, Policy, RuleOverride};
@@ -30,37 +25,13 @@ const FIELDS: [(&str, Type, Option<Literal>, bool); 8] = [
     ("model", Type::String, None, true),
     ("operation", Type::String, None, true),
     ("metadata.tier", Type::String, None, false),
-    (
-        "metadata.tokens",
-        Type::Number,
-        Some(Literal::Number(0.0)),
-        false,
-    ),
+    ("metadata.tokens", Type::Number, Some(Literal::Number(0.0)), false),
     ("metadata.cost", Type::Number, None, false),
-    (
-        "metadata.pii",
-        Type::Bool,
-        Some(Literal::Bool(false)),
-        false,
-    ),
+    ("metadata.pii", Type::Bool, Some(Literal::Bool(false)), false),
     ("metadata.flag", Type::Bool, None, false),
-    (
-        "metadata.tags",
-        Type::StringList,
-        Some(Literal::List(Vec::new())),
-        false,
-    ),
+    ("metadata.tags", Type::StringList, Some(Literal::List(Vec::new())), false),
 ];
-const STRINGS: [&str; 8] = [
-    "gpt-4",
-    "gpt-4o",
-    "claude-3",
-    "llama",
-    "eval-x",
-    "",
-    "Gpt-4",
-    "summarize",
-];
+const STRINGS: [&str; 8] = ["gpt-4", "gpt-4o", "claude-3", "llama", "eval-x", "", "Gpt-4", "summarize"];
 const NUMBERS: [f64; 7] = [-5.0, 0.0, 1.0, 10.0, 100.0, 1000.0, 2.5];
 const TAGS: [&str; 3] = ["pii", "finance", "health"];
 const PATTERNS: [&str; 6] = ["gpt", "-4", "o", "eval", "cl", ""];
@@ -72,11 +43,7 @@ fn fields_of(ty: Type) -> Vec<&'static str> {
 }
 
 fn optional_fields() -> Vec<&'static str> {
-    FIELDS
-        .iter()
-        .filter(|f| f.2.is_none() && !f.3)
-        .map(|f| f.0)
-        .collect()
+    FIELDS.iter().filter(|f| f.2.is_none() && !f.3).map(|f| f.0).collect()
 }
 
 fn bare(kind: ExprKind) -> Expr {
@@ -103,17 +70,9 @@ fn number_lit() -> impl Strategy<Value = Literal> {
 
 fn cmp(op: CompareOp, l: Expr, r: Expr, flip: bool) -> Expr {
     if flip {
-        bare(ExprKind::Compare {
-            op: op.flipped(),
-            lhs: Box::new(r),
-            rhs: Box::new(l),
-        })
+        bare(ExprKind::Compare { op: op.flipped(), lhs: Box::new(r), rhs: Box::new(l) })
     } else {
-        bare(ExprKind::Compare {
-            op,
-            lhs: Box::new(l),
-            rhs: Box::new(r),
-        })
+        bare(ExprKind::Compare { op, lhs: Box::new(l), rhs: Box::new(r) })
     }
 }
 
@@ -129,26 +88,11 @@ fn atom() -> impl Strategy<Value = Expr> {
     ];
     prop_oneof![
         prop::sample::select(fields_of(Type::Bool)).prop_map(field),
-        (
-            eq_ne.clone(),
-            prop::sample::select(fields_of(Type::String)),
-            string_lit(),
-            any::<bool>()
-        )
+        (eq_ne.clone(), prop::sample::select(fields_of(Type::String)), string_lit(), any::<bool>())
             .prop_map(|(op, f, l, flip)| cmp(op, field(f), lit(l), flip)),
-        (
-            eq_ne.clone(),
-            prop::sample::select(fields_of(Type::Bool)),
-            any::<bool>(),
-            any::<bool>()
-        )
+        (eq_ne.clone(), prop::sample::select(fields_of(Type::Bool)), any::<bool>(), any::<bool>())
             .prop_map(|(op, f, b, flip)| cmp(op, field(f), lit(Literal::Bool(b)), flip)),
-        (
-            any_op.clone(),
-            prop::sample::select(fields_of(Type::Number)),
-            number_lit(),
-            any::<bool>()
-        )
+        (any_op.clone(), prop::sample::select(fields_of(Type::Number)), number_lit(), any::<bool>())
             .prop_map(|(op, f, l, flip)| cmp(op, field(f), lit(l), flip)),
         (any_op, Just(()), any::<bool>()).prop_map(|(op, (), flip)| cmp(
             op,
@@ -156,34 +100,13 @@ fn atom() -> impl Strategy<Value = Expr> {
             field("metadata.cost"),
             flip
         )),
-        (eq_ne, any::<bool>()).prop_map(|(op, flip)| cmp(
-            op,
-            field("model"),
-            field("operation"),
-            flip
-        )),
+        (eq_ne, any::<bool>()).prop_map(|(op, flip)| cmp(op, field("model"), field("operation"), flip)),
+        (prop::sample::select(fields_of(Type::String)), prop::collection::vec(string_lit().prop_map(Node::bare), 1..4))
+            .prop_map(|(f, list)| bare(ExprKind::In { lhs: Box::new(field(f)), list })),
+        (prop::sample::select(fields_of(Type::Number)), prop::collection::vec(number_lit().prop_map(Node::bare), 1..4))
+            .prop_map(|(f, list)| bare(ExprKind::In { lhs: Box::new(field(f)), list })),
         (
-            prop::sample::select(fields_of(Type::String)),
-            prop::collection::vec(string_lit().prop_map(Node::bare), 1..4)
-        )
-            .prop_map(|(f, list)| bare(ExprKind::In {
-                lhs: Box::new(field(f)),
-                list
-            })),
-        (
-            prop::sample::select(fields_of(Type::Number)),
-            prop::collection::vec(number_lit().prop_map(Node::bare), 1..4)
-        )
-            .prop_map(|(f, list)| bare(ExprKind::In {
-                lhs: Box::new(field(f)),
-                list
-            })),
-        (
-            prop_oneof![
-                Just(TextOp::StartsWith),
-                Just(TextOp::EndsWith),
-                Just(TextOp::Contains)
-            ],
+            prop_oneof![Just(TextOp::StartsWith), Just(TextOp::EndsWith), Just(TextOp::Contains)],
             prop::sample::select(fields_of(Type::String)),
             prop::sample::select(PATTERNS.to_vec())
         )
@@ -192,15 +115,13 @@ fn atom() -> impl Strategy<Value = Expr> {
                 lhs: Box::new(field(f)),
                 pattern: Node::bare(p.to_owned())
             })),
-        (
-            prop::sample::select(fields_of(Type::String)),
-            prop::sample::select(REGEXES.to_vec())
-        )
-            .prop_map(|(f, p)| bare(ExprKind::Text {
+        (prop::sample::select(fields_of(Type::String)), prop::sample::select(REGEXES.to_vec())).prop_map(
+            |(f, p)| bare(ExprKind::Text {
                 op: TextOp::Matches,
                 lhs: Box::new(field(f)),
                 pattern: Node::bare(p.to_owned())
-            })),
+            })
+        ),
         prop::sample::select(TAGS.to_vec()).prop_map(|t| bare(ExprKind::Text {
             op: TextOp::Contains,
             lhs: Box::new(field("metadata.tags")),
@@ -232,12 +153,7 @@ fn effect() -> impl Strategy<Value = Effect> {
 
 fn rules() -> impl Strategy<Value = Vec<(Expr, Effect, bool, &'static str)>> {
     prop::collection::vec(
-        (
-            condition(),
-            effect(),
-            prop::bool::weighted(0.85),
-            prop::sample::select(vec!["a", "b", "c", "own"]),
-        ),
+        (condition(), effect(), prop::bool::weighted(0.85), prop::sample::select(vec!["a", "b", "c", "own"])),
         1..10,
     )
 }
@@ -251,11 +167,7 @@ fn policy_file(rules: &[(Expr, Effect, bool, &'static str)], threshold: Option<i
                 (None, true) => Presence::Required,
                 (None, false) => Presence::Optional,
             };
-            Node::bare(FieldDecl {
-                path: Node::bare(FieldPath::from_dotted(p)),
-                ty: Node::bare(*ty),
-                presence,
-            })
+            Node::bare(FieldDecl { path: Node::bare(FieldPath::from_dotted(p)), ty: Node::bare(*ty), presence })
         })
         .collect();
     let mut items = vec![Item::Input(Node::bare(InputBlock { fields }))];
@@ -264,11 +176,7 @@ fn policy_file(rules: &[(Expr, Effect, bool, &'static str)], threshold: Option<i
     }
     for (i, (cond, effect, enabled, reason)) in rules.iter().enumerate() {
         let name = format!("r{i}");
-        let reason = if *reason == "own" {
-            name.clone()
-        } else {
-            (*reason).to_owned()
-        };
+        let reason = if *reason == "own" { name.clone() } else { (*reason).to_owned() };
         items.push(Item::Rule(Node::bare(Rule {
             name: Node::bare(name),
             description: Node::bare("generated".to_owned()),
@@ -283,41 +191,22 @@ fn policy_file(rules: &[(Expr, Effect, bool, &'static str)], threshold: Option<i
 
 fn value_for(ty: Type) -> BoxedStrategy<Value> {
     let typed = match ty {
-        Type::String => prop::sample::select(STRINGS.to_vec())
-            .prop_map(|s| json!(s))
-            .boxed(),
-        Type::Number => prop::sample::select(NUMBERS.to_vec())
-            .prop_map(|n| json!(n))
-            .boxed(),
+        Type::String => prop::sample::select(STRINGS.to_vec()).prop_map(|s| json!(s)).boxed(),
+        Type::Number => prop::sample::select(NUMBERS.to_vec()).prop_map(|n| json!(n)).boxed(),
         Type::Bool => any::<bool>().prop_map(|b| json!(b)).boxed(),
-        Type::StringList => prop::collection::vec(prop::sample::select(TAGS.to_vec()), 0..3)
-            .prop_map(|v| json!(v))
-            .boxed(),
+        Type::StringList => {
+            prop::collection::vec(prop::sample::select(TAGS.to_vec()), 0..3).prop_map(|v| json!(v)).boxed()
+        }
     };
     // Mostly well typed; sometimes null, sometimes the wrong type.
     prop_oneof![12 => typed, 1 => Just(Value::Null), 1 => Just(json!({"x": 1})), 1 => Just(json!(["a", 3]))].boxed()
 }
 
 fn input() -> impl Strategy<Value = Value> {
-    let per_field: Vec<_> = FIELDS
-        .iter()
-        .map(|f| prop::option::weighted(0.8, value_for(f.1)))
-        .collect();
-    let forbidden = prop::option::weighted(
-        0.1,
-        (
-            prop::sample::select(FORBIDDEN.to_vec()),
-            any::<bool>(),
-            0usize..3,
-        ),
-    );
-    (
-        per_field,
-        forbidden,
-        any::<bool>(),
-        prop::bool::weighted(0.05),
-    )
-        .prop_map(|(values, forbidden, extra, odd_metadata)| {
+    let per_field: Vec<_> = FIELDS.iter().map(|f| prop::option::weighted(0.8, value_for(f.1))).collect();
+    let forbidden = prop::option::weighted(0.1, (prop::sample::select(FORBIDDEN.to_vec()), any::<bool>(), 0usize..3));
+    (per_field, forbidden, any::<bool>(), prop::bool::weighted(0.05)).prop_map(
+        |(values, forbidden, extra, odd_metadata)| {
             let mut root = Map::new();
             let mut meta = Map::new();
             for ((path, ..), v) in FIELDS.iter().zip(values) {
@@ -331,44 +220,29 @@ fn input() -> impl Strategy<Value = Value> {
                 meta.insert("undeclared".into(), json!({"nested": [1, {"k": "v"}]}));
             }
             if let Some((name, upper, depth)) = forbidden {
-                let key = if upper {
-                    name.to_uppercase()
-                } else {
-                    name.to_owned()
-                };
+                let key = if upper { name.to_uppercase() } else { name.to_owned() };
                 let mut v = json!({ key: "content" });
                 for _ in 0..depth {
                     v = json!({"wrap": [v]});
                 }
                 meta.insert("extra".into(), v);
             }
-            root.insert(
-                "metadata".into(),
-                if odd_metadata {
-                    json!("not an object")
-                } else {
-                    Value::Object(meta)
-                },
-            );
+            root.insert("metadata".into(), if odd_metadata { json!("not an object") } else { Value::Object(meta) });
             Value::Object(root)
-        })
+        },
+    )
 }
 
 fn overrides(rule_count: usize) -> impl Strategy<Value = Overrides> {
     let one = (prop::option::of(any::<bool>()), prop::option::of(score()))
         .prop_map(|(enabled, score)| RuleOverride { enabled, score });
-    (
-        prop::option::weighted(0.3, 0i64..200),
-        prop::collection::btree_map(0..rule_count.max(1) + 1, one, 0..4),
-    )
-        .prop_map(move |(threshold, rules)| Overrides {
+    (prop::option::weighted(0.3, 0i64..200), prop::collection::btree_map(0..rule_count.max(1) + 1, one, 0..4)).prop_map(
+        move |(threshold, rules)| Overrides {
             threshold,
             // Index `rule_count` names a rule that doesn't exist.
-            rules: rules
-                .into_iter()
-                .map(|(i, o)| (format!("r{i}"), o))
-                .collect::<BTreeMap<_, _>>(),
-        })
+            rules: rules.into_iter().map(|(i, o)| (format!("r{i}"), o)).collect::<BTreeMap<_, _>>(),
+        },
+    )
 }
 
 // ---- the reference interpreter --------------------------------------------
@@ -381,11 +255,7 @@ fn path_string(segs: &[String]) -> String {
 
 fn find_forbidden(v: &Value, path: &str) -> Option<String> {
     let join = |k: &str| {
-        if path.is_empty() {
-            k.to_owned()
-        } else {
-            format!("{path}.{k}")
-        }
+        if path.is_empty() { k.to_owned() } else { format!("{path}.{k}") }
     };
     match v {
         Value::Object(m) => m.iter().find_map(|(k, v)| {
@@ -395,10 +265,7 @@ fn find_forbidden(v: &Value, path: &str) -> Option<String> {
                 find_forbidden(v, &join(k))
             }
         }),
-        Value::Array(a) => a
-            .iter()
-            .enumerate()
-            .find_map(|(i, v)| find_forbidden(v, &format!("{path}[{i}]"))),
+        Value::Array(a) => a.iter().enumerate().find_map(|(i, v)| find_forbidden(v, &format!("{path}[{i}]"))),
         _ => None,
     }
 }
@@ -483,12 +350,10 @@ fn operand(input: &Value, e: &Expr) -> Option<Value> {
 
 fn compare(op: CompareOp, a: &Value, b: &Value) -> bool {
     let ord = match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            match x.as_f64().unwrap().partial_cmp(&y.as_f64().unwrap()) {
-                Some(o) => o,
-                None => return false,
-            }
-        }
+        (Value::Number(x), Value::Number(y)) => match x.as_f64().unwrap().partial_cmp(&y.as_f64().unwrap()) {
+            Some(o) => o,
+            None => return false,
+        },
         (Value::String(x), Value::String(y)) => x.cmp(y),
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
         _ => return false,
@@ -516,9 +381,7 @@ fn eval(input: &Value, e: &Expr) -> bool {
             _ => false,
         },
         ExprKind::In { lhs, list } => match operand(input, lhs) {
-            Some(v) => list
-                .iter()
-                .any(|l| compare(CompareOp::Eq, &v, &literal_value(&l.node))),
+            Some(v) => list.iter().any(|l| compare(CompareOp::Eq, &v, &literal_value(&l.node))),
             None => false,
         },
         ExprKind::Text { op, lhs, pattern } => {
@@ -527,12 +390,8 @@ fn eval(input: &Value, e: &Expr) -> bool {
                 (TextOp::StartsWith, Some(Value::String(s))) => s.starts_with(p),
                 (TextOp::EndsWith, Some(Value::String(s))) => s.ends_with(p),
                 (TextOp::Contains, Some(Value::String(s))) => s.contains(p),
-                (TextOp::Contains, Some(Value::Array(a))) => {
-                    a.iter().any(|x| x.as_str() == Some(p))
-                }
-                (TextOp::Matches, Some(Value::String(s))) => {
-                    regex::Regex::new(p).unwrap().is_match(&s)
-                }
+                (TextOp::Contains, Some(Value::Array(a))) => a.iter().any(|x| x.as_str() == Some(p)),
+                (TextOp::Matches, Some(Value::String(s))) => regex::Regex::new(p).unwrap().is_match(&s),
                 _ => false,
             }
         }
@@ -601,10 +460,7 @@ fn compiled(policy: &Policy, input: &Value, ov: &Overrides) -> Outcome {
             d.allowed,
             d.risk_score,
             d.reason.to_owned(),
-            d.contributions
-                .iter()
-                .map(|c| (c.rule.to_owned(), c.score))
-                .collect(),
+            d.contributions.iter().map(|c| (c.rule.to_owned(), c.score)).collect(),
         )),
         Err(r) => Err((r.code().to_owned(), r.path)),
     }

@@ -16,10 +16,9 @@ use warden_engine::{Overrides, Policy};
 fn compile(sources: Vec<warden_dsl::SourceFile>) -> Policy {
     match Policy::from_sources(sources) {
         Ok((p, _)) => p,
-        Err(e) => panic!(
-            "benchmark policy does not compile: {:?}",
-            e.iter().map(ToString::to_string).collect::<Vec<_>>()
-        ),
+        Err(e) => {
+            panic!("benchmark policy does not compile: {:?}", e.iter().map(ToString::to_string).collect::<Vec<_>>())
+        }
     }
 }
 
@@ -35,19 +34,14 @@ fn bench_default(c: &mut Criterion) {
             "blocked_both",
             json!({"model": "gpt-4", "operation": "classify", "metadata": {"intent": "spam_detection", "contains_personal_data": true, "is_external_model": true}}),
         ),
-        (
-            "empty_metadata",
-            json!({"model": "gpt-4", "operation": "classify", "metadata": {}}),
-        ),
+        ("empty_metadata", json!({"model": "gpt-4", "operation": "classify", "metadata": {}})),
         (
             "forbidden_field",
             json!({"model": "gpt-4", "operation": "classify", "metadata": {"messages": [{"content": "x"}]}}),
         ),
     ];
     for (name, input) in &cases {
-        g.bench_function(*name, |b| {
-            b.iter(|| black_box(policy.decide(black_box(input)).is_ok()))
-        });
+        g.bench_function(*name, |b| b.iter(|| black_box(policy.decide(black_box(input)).is_ok())));
     }
     let overrides: Overrides = match serde_json::from_value(
         json!({"threshold": 80, "rules": {"external_model": {"score": 30}, "approved_models": {"enabled": true}}}),
@@ -79,15 +73,7 @@ fn bench_generated(c: &mut Criterion) {
             threshold: Some(120),
             rules: (0..n)
                 .step_by(n / 10)
-                .map(|i| {
-                    (
-                        format!("r{i}"),
-                        warden_engine::RuleOverride {
-                            enabled: Some(i % 20 != 0),
-                            score: Some(15),
-                        },
-                    )
-                })
+                .map(|i| (format!("r{i}"), warden_engine::RuleOverride { enabled: Some(i % 20 != 0), score: Some(15) }))
                 .collect(),
         };
         let prepared = policy.prepare(&overrides);
@@ -97,24 +83,14 @@ fn bench_generated(c: &mut Criterion) {
             let mut i = 0usize;
             b.iter(|| {
                 i = (i + 1) % requests.len();
-                black_box(
-                    policy
-                        .decide(black_box(&requests[i]))
-                        .map(|d| d.risk_score)
-                        .ok(),
-                )
+                black_box(policy.decide(black_box(&requests[i])).map(|d| d.risk_score).ok())
             })
         });
         g.bench_function("with_overrides", |b| {
             let mut i = 0usize;
             b.iter(|| {
                 i = (i + 1) % requests.len();
-                black_box(
-                    policy
-                        .decide_with(black_box(&requests[i]), &prepared)
-                        .map(|d| d.risk_score)
-                        .ok(),
-                )
+                black_box(policy.decide_with(black_box(&requests[i]), &prepared).map(|d| d.risk_score).ok())
             })
         });
         g.finish();
@@ -122,10 +98,7 @@ fn bench_generated(c: &mut Criterion) {
 }
 
 fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(50)
+    Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(50)
 }
 
 criterion_group! { name = benches; config = config(); targets = bench_default, bench_generated }

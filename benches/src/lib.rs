@@ -9,10 +9,7 @@ use warden_dsl::SourceFile;
 pub fn default_policies() -> Vec<SourceFile> {
     vec![
         SourceFile::new("base.warden", include_str!("../../policies/base.warden")),
-        SourceFile::new(
-            "models.warden",
-            include_str!("../../policies/models.warden"),
-        ),
+        SourceFile::new("models.warden", include_str!("../../policies/models.warden")),
         SourceFile::new("risk.warden", include_str!("../../policies/risk.warden")),
     ]
 }
@@ -37,16 +34,12 @@ impl Rng {
     }
 
     fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items
-            .get(self.below(items.len()))
-            .copied()
-            .unwrap_or_default()
+        items.get(self.below(items.len())).copied().unwrap_or_default()
     }
 }
 
-const FAMILIES: [&str; 10] = [
-    "gpt", "claude", "llama", "mistral", "gemini", "command", "phi", "qwen", "falcon", "eval",
-];
+const FAMILIES: [&str; 10] =
+    ["gpt", "claude", "llama", "mistral", "gemini", "command", "phi", "qwen", "falcon", "eval"];
 const OPERATIONS: [&str; 12] = [
     "classify",
     "summarize",
@@ -66,10 +59,7 @@ const TAGS: [&str; 6] = ["pii", "finance", "health", "legal", "children", "biome
 
 /// The model names the generated sets and requests use: 5 per family.
 pub fn models() -> Vec<String> {
-    FAMILIES
-        .iter()
-        .flat_map(|f| (1..=5).map(move |v| format!("{f}-{v}")))
-        .collect()
+    FAMILIES.iter().flat_map(|f| (1..=5).map(move |v| format!("{f}-{v}"))).collect()
 }
 
 /// A generated set of `n` rules. Most rules are scoped to one model or a few
@@ -94,15 +84,8 @@ pub fn generated_set(n: usize, seed: u64) -> Vec<SourceFile> {
         let detail = match rng.below(6) {
             0 => format!("metadata.tokens > {}", 100 * (1 + rng.below(50))),
             1 => format!("model starts_with \"{}-\"", rng.pick(&FAMILIES)),
-            2 => format!(
-                "metadata.intent matches \"^(support|sales)_{}\"",
-                rng.below(10)
-            ),
-            3 => format!(
-                "metadata.region in [\"{}\", \"{}\"]",
-                rng.pick(&REGIONS),
-                rng.pick(&REGIONS)
-            ),
+            2 => format!("metadata.intent matches \"^(support|sales)_{}\"", rng.below(10)),
+            3 => format!("metadata.region in [\"{}\", \"{}\"]", rng.pick(&REGIONS), rng.pick(&REGIONS)),
             4 => format!("metadata.tags contains \"{}\"", rng.pick(&TAGS)),
             _ => "metadata.contains_personal_data".to_owned(),
         };
@@ -130,10 +113,7 @@ pub fn generated_requests(count: usize, seed: u64) -> Vec<serde_json::Value> {
     let mut rng = Rng::new(seed);
     (0..count)
         .map(|_| {
-            let model = models
-                .get(rng.below(models.len()))
-                .cloned()
-                .unwrap_or_default();
+            let model = models.get(rng.below(models.len())).cloned().unwrap_or_default();
             serde_json::json!({
                 "model": model,
                 "operation": rng.pick(&OPERATIONS),
@@ -162,9 +142,7 @@ mod tests {
             assert!(
                 compiled.is_ok(),
                 "{n} rules: {:?}",
-                compiled
-                    .err()
-                    .map(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>())
+                compiled.err().map(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>())
             );
         }
         assert_eq!(generated_requests(5, 7), generated_requests(5, 7));

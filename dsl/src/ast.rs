@@ -129,10 +129,7 @@ impl Literal {
             Self::String(_) => Some(Type::String),
             Self::Number(_) => Some(Type::Number),
             Self::Bool(_) => Some(Type::Bool),
-            Self::List(items) => items
-                .iter()
-                .all(|i| matches!(i.node, Self::String(_)))
-                .then_some(Type::StringList),
+            Self::List(items) => items.iter().all(|i| matches!(i.node, Self::String(_))).then_some(Type::StringList),
         }
     }
 }

@@ -8,14 +8,10 @@ mod suggest;
 
 use std::collections::{HashMap, HashSet};
 
-use crate::ast::{
-    Effect, Expectation, ExprKind, FieldPath, Item, Literal, PolicyFile, Presence, Type,
-};
+use crate::ast::{Effect, Expectation, ExprKind, FieldPath, Item, Literal, PolicyFile, Presence, Type};
 use crate::err::{Diagnostic, DiagnosticKind, has_errors};
 use crate::parser::parse_file;
-use crate::set::{
-    Checked, DEFAULT_FORBIDDEN_FIELDS, DEFAULT_THRESHOLD, FieldSpec, PolicySet, RuleDef, TestDef,
-};
+use crate::set::{Checked, DEFAULT_FORBIDDEN_FIELDS, DEFAULT_THRESHOLD, FieldSpec, PolicySet, RuleDef, TestDef};
 use crate::source::{Loc, SourceFile};
 
 /// Parses and checks all files of a policy set.
@@ -28,13 +24,11 @@ pub fn check(mut sources: Vec<SourceFile>) -> Checked {
     sources.sort_by(|a, b| a.name.cmp(&b.name));
     let mut diagnostics = Vec::new();
     if sources.is_empty() {
-        diagnostics.push(Diagnostic::new(DiagnosticKind::EmptySet).with_help(
-            "policy files end in `.warden`; `warden check DIR` reads every one under DIR",
-        ));
-        return Checked {
-            set: None,
-            diagnostics,
-        };
+        diagnostics.push(
+            Diagnostic::new(DiagnosticKind::EmptySet)
+                .with_help("policy files end in `.warden`; `warden check DIR` reads every one under DIR"),
+        );
+        return Checked { set: None, diagnostics };
     }
     let mut files = Vec::with_capacity(sources.len());
     for (id, src) in sources.iter().enumerate() {
@@ -44,15 +38,9 @@ pub fn check(mut sources: Vec<SourceFile>) -> Checked {
         }
     }
     if has_errors(&diagnostics) {
-        return Checked {
-            set: None,
-            diagnostics,
-        };
+        return Checked { set: None, diagnostics };
     }
-    let mut checker = Checker {
-        sources: &sources,
-        diagnostics,
-    };
+    let mut checker = Checker { sources: &sources, diagnostics };
     let set = checker.check_files(files);
     let Checker { diagnostics, .. } = checker;
     let set = (!has_errors(&diagnostics)).then_some(PolicySet { sources, ..set });
@@ -86,23 +74,17 @@ impl Checker<'_> {
             match item {
                 Item::Input(block) => field_decls.extend(block.node.fields),
                 Item::Threshold(t) => self.set_once(&mut threshold, t, "threshold"),
-                Item::ForbiddenFields(list) => {
-                    self.set_once(&mut forbidden, list, "forbidden_fields")
-                }
+                Item::ForbiddenFields(list) => self.set_once(&mut forbidden, list, "forbidden_fields"),
                 Item::Rule(r) => rules.push(r),
                 Item::Test(t) => tests.push(t),
             }
         }
         let forbidden_fields: Vec<String> = match &forbidden {
             Some(list) => list.node.iter().map(|n| n.node.clone()).collect(),
-            None => DEFAULT_FORBIDDEN_FIELDS
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect(),
+            None => DEFAULT_FORBIDDEN_FIELDS.iter().map(|s| (*s).to_owned()).collect(),
         };
         let fields = self.check_fields(field_decls, &forbidden_fields);
-        let field_map: HashMap<&FieldPath, &FieldSpec> =
-            fields.iter().map(|f| (&f.path, f)).collect();
+        let field_map: HashMap<&FieldPath, &FieldSpec> = fields.iter().map(|f| (&f.path, f)).collect();
         self.check_rule_names(&rules);
         for rule in &rules {
             condition::check_condition(self, &field_map, &rule.node.condition);
@@ -139,10 +121,7 @@ impl Checker<'_> {
             let d = self
                 .at(DiagnosticKind::DuplicateSetting { setting }, &value.loc)
                 .with_label("set again here")
-                .with_help(format!(
-                    "it is already set at {}; keep one",
-                    first_at.unwrap_or_default()
-                ));
+                .with_help(format!("it is already set at {}; keep one", first_at.unwrap_or_default()));
             self.push(d);
         } else {
             *slot = Some(value);
@@ -159,11 +138,7 @@ impl Checker<'_> {
             let decl_loc = decl.loc.clone();
             let d = decl.node;
             let path = d.path.node.clone();
-            if let Some(seg) = path
-                .segments()
-                .iter()
-                .find(|s| forbidden.iter().any(|f| f.eq_ignore_ascii_case(s)))
-            {
+            if let Some(seg) = path.segments().iter().find(|s| forbidden.iter().any(|f| f.eq_ignore_ascii_case(s))) {
                 let diag = self
                     .at(DiagnosticKind::ForbiddenFieldDeclared { path: path.to_string() }, &d.path.loc)
                     .with_label(format!("`{seg}` is refused in every request"))
@@ -173,12 +148,7 @@ impl Checker<'_> {
             }
             if fields.iter().any(|f| f.path == path) {
                 let diag = self
-                    .at(
-                        DiagnosticKind::DuplicateField {
-                            path: path.to_string(),
-                        },
-                        &d.path.loc,
-                    )
+                    .at(DiagnosticKind::DuplicateField { path: path.to_string() }, &d.path.loc)
                     .with_label("declared again here")
                     .with_help("each field is declared once across the whole set");
                 self.push(diag);
@@ -195,16 +165,8 @@ impl Checker<'_> {
             });
             if let Some((parent, child)) = conflict {
                 let diag = self
-                    .at(
-                        DiagnosticKind::FieldConflict {
-                            path: parent.clone(),
-                            child,
-                        },
-                        &d.path.loc,
-                    )
-                    .with_help(format!(
-                        "`{parent}` holds an object; declare only the fields inside it"
-                    ));
+                    .at(DiagnosticKind::FieldConflict { path: parent.clone(), child }, &d.path.loc)
+                    .with_help(format!("`{parent}` holds an object; declare only the fields inside it"));
                 self.push(diag);
                 continue;
             }
@@ -227,12 +189,7 @@ impl Checker<'_> {
                     continue;
                 }
             }
-            fields.push(FieldSpec {
-                path,
-                ty: d.ty.node,
-                presence: d.presence,
-                loc: decl_loc,
-            });
+            fields.push(FieldSpec { path, ty: d.ty.node, presence: d.presence, loc: decl_loc });
         }
         fields
     }
@@ -247,12 +204,7 @@ impl Checker<'_> {
                     format!("{}:{line}:{col}", f.name)
                 });
                 let d = self
-                    .at(
-                        DiagnosticKind::DuplicateRule {
-                            name: name.to_owned(),
-                        },
-                        &rule.node.name.loc,
-                    )
+                    .at(DiagnosticKind::DuplicateRule { name: name.to_owned() }, &rule.node.name.loc)
                     .with_label("defined again here")
                     .with_help(format!(
                         "first defined at {}; rule names are unique across all files",
@@ -275,18 +227,12 @@ impl Checker<'_> {
         for t in tests {
             let loc = t.loc;
             let t = t.node;
-            if let Expectation::Decision {
-                reason: Some(reason),
-                ..
-            } = &t.expect.node
-            {
+            if let Expectation::Decision { reason: Some(reason), .. } = &t.expect.node {
                 if reason != "ok" && !reasons.contains(reason.as_str()) {
                     let candidates = reasons.iter().copied().chain(std::iter::once("ok"));
                     let mut d = self
                         .at(
-                            DiagnosticKind::InvalidTest {
-                                message: format!("no rule gives reason `{reason}`"),
-                            },
+                            DiagnosticKind::InvalidTest { message: format!("no rule gives reason `{reason}`") },
                             &t.expect.loc,
                         )
                         .with_label("this reason can never be the outcome");
@@ -310,10 +256,7 @@ impl Checker<'_> {
     fn warn_unreachable_threshold(&mut self, rules: &[RuleDef], threshold: i64, loc: Option<&Loc>) {
         // A set without score rules (say, one that only denies) has no use
         // for a threshold; that is not worth a warning.
-        if !rules
-            .iter()
-            .any(|r| matches!(r.node.effect.node, Effect::Score(_)))
-        {
+        if !rules.iter().any(|r| matches!(r.node.effect.node, Effect::Score(_))) {
             return;
         }
         let max: i64 = rules
@@ -332,22 +275,14 @@ impl Checker<'_> {
             Some(loc) => self.at(kind, loc).with_label("never reached"),
             None => Diagnostic::new(kind),
         };
-        let d = d.with_help(
-            "lower the threshold or raise the scores; only `deny` rules can block as it stands",
-        );
+        let d = d.with_help("lower the threshold or raise the scores; only `deny` rules can block as it stands");
         self.push(d);
     }
 
     fn warn_shadowed(&mut self, rules: &[RuleDef]) {
-        for allow in rules
-            .iter()
-            .filter(|r| r.node.enabled && r.node.effect.node == Effect::Allow)
-        {
+        for allow in rules.iter().filter(|r| r.node.enabled && r.node.effect.node == Effect::Allow) {
             let allow_parts = conjuncts(&allow.node.condition.node);
-            for rule in rules
-                .iter()
-                .filter(|r| matches!(r.node.effect.node, Effect::Score(_)))
-            {
+            for rule in rules.iter().filter(|r| matches!(r.node.effect.node, Effect::Score(_))) {
                 let parts = conjuncts(&rule.node.condition.node);
                 if allow_parts.iter().all(|a| parts.contains(a)) {
                     let d = self

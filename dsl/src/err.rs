@@ -144,9 +144,7 @@ pub enum DiagnosticKind {
     #[error("the policy set is empty: no `.warden` files were found")]
     EmptySet,
     /// Warning: the threshold can't be reached by any combination of scores.
-    #[error(
-        "threshold {threshold} can never be reached: all enabled rules together score at most {max}"
-    )]
+    #[error("threshold {threshold} can never be reached: all enabled rules together score at most {max}")]
     UnreachableThreshold {
         /// The threshold.
         threshold: i64,
@@ -155,9 +153,7 @@ pub enum DiagnosticKind {
     },
     /// Warning: an allow rule fires whenever a score rule does, so that rule
     /// never changes a decision.
-    #[error(
-        "rule `{rule}` can never change a decision: allow rule `{allow}` fires whenever it does"
-    )]
+    #[error("rule `{rule}` can never change a decision: allow rule `{allow}` fires whenever it does")]
     ShadowedRule {
         /// The shadowed rule.
         rule: String,
@@ -228,13 +224,7 @@ impl Diagnostic {
     /// A diagnostic of `kind` with no location yet.
     pub fn new(kind: DiagnosticKind) -> Self {
         let severity = kind.severity();
-        Self(Box::new(Inner {
-            kind,
-            source: None,
-            label: None,
-            help: None,
-            severity,
-        }))
+        Self(Box::new(Inner { kind, source: None, label: None, help: None, severity }))
     }
 
     /// Places the diagnostic at `loc` in `file`.
@@ -320,17 +310,11 @@ impl miette::Diagnostic for Diagnostic {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.0
-            .help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.0.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        self.0
-            .source
-            .as_ref()
-            .map(|l| &l.source as &dyn miette::SourceCode)
+        self.0.source.as_ref().map(|l| &l.source as &dyn miette::SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
@@ -350,14 +334,8 @@ pub fn has_errors(diagnostics: &[Diagnostic]) -> bool {
 /// only when `color` is set.
 pub fn render(diagnostic: &Diagnostic, color: bool) -> String {
     use miette::{GraphicalReportHandler, GraphicalTheme};
-    let theme = if color {
-        GraphicalTheme::ascii()
-    } else {
-        GraphicalTheme::none()
-    };
-    let handler = GraphicalReportHandler::new_themed(theme)
-        .with_links(false)
-        .with_width(100);
+    let theme = if color { GraphicalTheme::ascii() } else { GraphicalTheme::none() };
+    let handler = GraphicalReportHandler::new_themed(theme).with_links(false).with_width(100);
     let mut out = String::new();
     if handler.render_report(&mut out, diagnostic).is_err() {
         // Rendering into a String can't fail on I/O; fall back to one line.

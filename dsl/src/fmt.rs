@@ -9,9 +9,7 @@
 use std::fmt::Write as _;
 use std::ops::Range;
 
-use crate::ast::{
-    Effect, Expectation, ExprKind, FieldDecl, Item, Literal, PolicyFile, Presence, Rule, TestCase,
-};
+use crate::ast::{Effect, Expectation, ExprKind, FieldDecl, Item, Literal, PolicyFile, Presence, Rule, TestCase};
 use crate::err::Diagnostic;
 use crate::parser::literal::{format_number, quote};
 use crate::parser::parse_file;
@@ -24,26 +22,14 @@ const INDENT: &str = "  ";
 pub fn format_source(file: &SourceFile) -> Result<String, Vec<Diagnostic>> {
     let ast = parse_file(file, 0)?;
     let comments = scan(&file.text).comments;
-    let mut p = Printer {
-        text: &file.text,
-        comments: &comments,
-        next: 0,
-        out: String::new(),
-        last_end: 0,
-    };
+    let mut p = Printer { text: &file.text, comments: &comments, next: 0, out: String::new(), last_end: 0 };
     p.file(&ast);
     Ok(p.out)
 }
 
 /// Formats an AST without comments (for generated ASTs and tests).
 pub fn format_ast(ast: &PolicyFile) -> String {
-    let mut p = Printer {
-        text: "",
-        comments: &[],
-        next: 0,
-        out: String::new(),
-        last_end: 0,
-    };
+    let mut p = Printer { text: "", comments: &[], next: 0, out: String::new(), last_end: 0 };
     p.file(ast);
     p.out
 }
@@ -65,9 +51,7 @@ impl Printer<'_> {
 
     /// Whether the source between `from` and `to` holds a blank line.
     fn blank_between(&self, from: usize, to: usize) -> bool {
-        self.text
-            .get(from..to)
-            .is_some_and(|s| s.matches('\n').count() >= 2)
+        self.text.get(from..to).is_some_and(|s| s.matches('\n').count() >= 2)
     }
 
     fn ensure_blank_line(&mut self) {
@@ -184,18 +168,10 @@ impl Printer<'_> {
                     }
                     self.close_block(block.loc.span.end);
                 }
-                Item::Threshold(t) => self.unit(
-                    0,
-                    Some(t.loc.span.clone()),
-                    &format!("threshold {}", t.node),
-                ),
+                Item::Threshold(t) => self.unit(0, Some(t.loc.span.clone()), &format!("threshold {}", t.node)),
                 Item::ForbiddenFields(list) => {
                     let names: Vec<String> = list.node.iter().map(|n| quote(&n.node)).collect();
-                    self.unit(
-                        0,
-                        Some(list.loc.span.clone()),
-                        &format!("forbidden_fields [{}]", names.join(", ")),
-                    );
+                    self.unit(0, Some(list.loc.span.clone()), &format!("forbidden_fields [{}]", names.join(", ")));
                 }
                 Item::Rule(rule) => self.rule(rule),
                 Item::Test(test) => self.test(test),
@@ -211,56 +187,29 @@ impl Printer<'_> {
     fn rule(&mut self, rule: &Node<Rule>) {
         let r = &rule.node;
         self.open_block(rule.loc.span.start, &format!("rule {}", r.name.node));
-        self.unit(
-            1,
-            Some(r.description.loc.span.clone()),
-            &format!("description {}", quote(&r.description.node)),
-        );
+        self.unit(1, Some(r.description.loc.span.clone()), &format!("description {}", quote(&r.description.node)));
         if !r.enabled {
             self.unit(1, None, "enabled false");
         }
-        self.unit(
-            1,
-            Some(r.condition.loc.span.clone()),
-            &format!("when {}", expr(&r.condition.node)),
-        );
+        self.unit(1, Some(r.condition.loc.span.clone()), &format!("when {}", expr(&r.condition.node)));
         let effect = match r.effect.node {
             Effect::Score(n) => format!("score {n:+}"),
             Effect::Deny => "deny".to_owned(),
             Effect::Allow => "allow".to_owned(),
         };
         self.unit(1, Some(r.effect.loc.span.clone()), &effect);
-        self.unit(
-            1,
-            Some(r.reason.loc.span.clone()),
-            &format!("reason {}", r.reason.node),
-        );
+        self.unit(1, Some(r.reason.loc.span.clone()), &format!("reason {}", r.reason.node));
         self.close_block(rule.loc.span.end);
     }
 
     fn test(&mut self, test: &Node<TestCase>) {
         let t = &test.node;
-        self.open_block(
-            test.loc.span.start,
-            &format!("test {}", quote(&t.name.node)),
-        );
-        self.unit(
-            1,
-            Some(t.input.loc.span.clone()),
-            &format!("input {}", json(&t.input.node)),
-        );
+        self.open_block(test.loc.span.start, &format!("test {}", quote(&t.name.node)));
+        self.unit(1, Some(t.input.loc.span.clone()), &format!("input {}", json(&t.input.node)));
         if let Some(o) = &t.overrides {
-            self.unit(
-                1,
-                Some(o.loc.span.clone()),
-                &format!("overrides {}", json(&o.node)),
-            );
+            self.unit(1, Some(o.loc.span.clone()), &format!("overrides {}", json(&o.node)));
         }
-        self.unit(
-            1,
-            Some(t.expect.loc.span.clone()),
-            &format!("expect {}", expectation(&t.expect.node)),
-        );
+        self.unit(1, Some(t.expect.loc.span.clone()), &format!("expect {}", expectation(&t.expect.node)));
         self.close_block(test.loc.span.end);
     }
 }
@@ -289,11 +238,7 @@ fn field_decl(d: &FieldDecl) -> String {
 
 fn expectation(e: &Expectation) -> String {
     match e {
-        Expectation::Decision {
-            allowed,
-            score,
-            reason,
-        } => {
+        Expectation::Decision { allowed, score, reason } => {
             let mut s = String::from(if *allowed { "allowed" } else { "blocked" });
             if let Some(n) = score {
                 let _ = write!(s, " score {n}");
@@ -342,11 +287,9 @@ pub fn expr(e: &ExprKind) -> String {
             .map(|i| wrap(&i.node, |k| matches!(k, ExprKind::And(_) | ExprKind::Or(_))))
             .collect::<Vec<_>>()
             .join(" and "),
-        ExprKind::Or(items) => items
-            .iter()
-            .map(|i| wrap(&i.node, |k| matches!(k, ExprKind::Or(_))))
-            .collect::<Vec<_>>()
-            .join(" or "),
+        ExprKind::Or(items) => {
+            items.iter().map(|i| wrap(&i.node, |k| matches!(k, ExprKind::Or(_)))).collect::<Vec<_>>().join(" or ")
+        }
         ExprKind::Compare { op, lhs, rhs } => {
             format!("{} {} {}", expr(&lhs.node), op.symbol(), expr(&rhs.node))
         }
@@ -354,22 +297,13 @@ pub fn expr(e: &ExprKind) -> String {
             let items: Vec<String> = list.iter().map(|i| literal(&i.node)).collect();
             format!("{} in [{}]", expr(&lhs.node), items.join(", "))
         }
-        ExprKind::Text { op, lhs, pattern } => format!(
-            "{} {} {}",
-            expr(&lhs.node),
-            op.keyword(),
-            quote(&pattern.node)
-        ),
+        ExprKind::Text { op, lhs, pattern } => format!("{} {} {}", expr(&lhs.node), op.keyword(), quote(&pattern.node)),
         ExprKind::Exists(path) => format!("exists({})", path.node),
     }
 }
 
 fn wrap(e: &ExprKind, needs_parens: impl Fn(&ExprKind) -> bool) -> String {
-    if needs_parens(e) {
-        format!("({})", expr(e))
-    } else {
-        expr(e)
-    }
+    if needs_parens(e) { format!("({})", expr(e)) } else { expr(e) }
 }
 
 /// JSON on one line, with a space after `:` and `,`.
@@ -380,15 +314,9 @@ pub fn json(v: &serde_json::Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
         Value::String(s) => quote(s),
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(json).collect::<Vec<_>>().join(", ")
-        ),
+        Value::Array(items) => format!("[{}]", items.iter().map(json).collect::<Vec<_>>().join(", ")),
         Value::Object(map) => {
-            let members: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{}: {}", quote(k), json(v)))
-                .collect();
+            let members: Vec<String> = map.iter().map(|(k, v)| format!("{}: {}", quote(k), json(v))).collect();
             format!("{{{}}}", members.join(", "))
         }
     }
@@ -397,10 +325,5 @@ pub fn json(v: &serde_json::Value) -> String {
 /// The text of every comment in `text`, in order (for tools and tests that
 /// check the formatter kept them).
 pub fn comments(text: &str) -> Vec<String> {
-    scan(text)
-        .comments
-        .iter()
-        .filter_map(|c| text.get(c.span.clone()))
-        .map(str::to_owned)
-        .collect()
+    scan(text).comments.iter().filter_map(|c| text.get(c.span.clone())).map(str::to_owned).collect()
 }

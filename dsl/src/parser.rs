@@ -25,30 +25,24 @@ pub(crate) struct WardenParser;
 pub fn parse_file(file: &SourceFile, id: FileId) -> Result<PolicyFile, Vec<Diagnostic>> {
     let pre = scan::scan(&file.text);
     if let Some(at) = pre.too_deep_at {
-        let diag = Diagnostic::new(DiagnosticKind::NestingTooDeep {
-            limit: scan::MAX_NESTING,
-            what: "levels of brackets",
-        })
-        .at(file, &Loc::new(id, at..at + 1))
-        .with_label("this bracket is too deeply nested")
-        .with_help("split the condition into simpler rules");
+        let diag =
+            Diagnostic::new(DiagnosticKind::NestingTooDeep { limit: scan::MAX_NESTING, what: "levels of brackets" })
+                .at(file, &Loc::new(id, at..at + 1))
+                .with_label("this bracket is too deeply nested")
+                .with_help("split the condition into simpler rules");
         return Err(vec![diag]);
     }
     // Record which tokens pest tried, so a syntax error can say what was
     // expected in words.
     pest::set_error_detail(true);
-    let mut pairs = WardenParser::parse(Rule::file, &file.text)
-        .map_err(|e| vec![syntax_error::to_diagnostic(&e, file, id)])?;
+    let mut pairs =
+        WardenParser::parse(Rule::file, &file.text).map_err(|e| vec![syntax_error::to_diagnostic(&e, file, id)])?;
     let mut builder = build::Builder::new(file, id);
     let ast = match pairs.next() {
         Some(root) => builder.file(root),
         None => PolicyFile::default(),
     };
-    if builder.errors.is_empty() {
-        Ok(ast)
-    } else {
-        Err(builder.errors)
-    }
+    if builder.errors.is_empty() { Ok(ast) } else { Err(builder.errors) }
 }
 
 /// Parses text that is not part of any set, e.g. for `warden fmt` or tests.

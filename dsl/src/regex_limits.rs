@@ -13,13 +13,9 @@ pub fn build(pattern: &str) -> Result<regex::Regex, String> {
         .nest_limit(64)
         .build()
         .map_err(|e| match e {
-            regex::Error::Syntax(s) => s
-                .lines()
-                .last()
-                .unwrap_or_default()
-                .trim()
-                .trim_start_matches("error: ")
-                .to_owned(),
+            regex::Error::Syntax(s) => {
+                s.lines().last().unwrap_or_default().trim().trim_start_matches("error: ").to_owned()
+            }
             regex::Error::CompiledTooBig(limit) => {
                 format!("the pattern compiles to more than {limit} bytes")
             }

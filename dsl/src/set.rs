@@ -9,8 +9,7 @@ use crate::source::{Loc, Node, SourceFile};
 pub const DEFAULT_THRESHOLD: i64 = 50;
 
 /// Content fields refused anywhere in a request, unless a set lists its own.
-pub const DEFAULT_FORBIDDEN_FIELDS: [&str; 6] =
-    ["prompt", "text", "input", "message", "messages", "content"];
+pub const DEFAULT_FORBIDDEN_FIELDS: [&str; 6] = ["prompt", "text", "input", "message", "messages", "content"];
 
 /// The outcome of [`crate::check`]: the set, if it has no errors, and every
 /// diagnostic (errors and warnings) found on the way.

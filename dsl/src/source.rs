@@ -18,10 +18,7 @@ pub struct SourceFile {
 impl SourceFile {
     /// A named source.
     pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
-        Self {
-            name: name.into(),
-            text: text.into(),
-        }
+        Self { name: name.into(), text: text.into() }
     }
 
     /// One-based line and column of a byte offset; columns count characters.
@@ -80,10 +77,7 @@ impl<T> Node<T> {
 
     /// A node with no meaningful location, for generated ASTs.
     pub fn bare(node: T) -> Self {
-        Self {
-            node,
-            loc: Loc::default(),
-        }
+        Self { node, loc: Loc::default() }
     }
 }
 
@@ -120,10 +114,7 @@ mod tests {
 
     #[test]
     fn node_equality_ignores_location() {
-        assert_eq!(
-            Node::new(1, Loc::new(0, 0..1)),
-            Node::new(1, Loc::new(3, 5..9))
-        );
+        assert_eq!(Node::new(1, Loc::new(0, 0..1)), Node::new(1, Loc::new(3, 5..9)));
         assert_ne!(Node::bare(1), Node::bare(2));
     }
 }

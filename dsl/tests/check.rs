@@ -1,11 +1,6 @@
 //! Static checks: each one is reported with its code, and all errors in a
 //! set are reported together.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // tests fail loudly
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // tests fail loudly
 
 use warden_dsl::{SourceFile, check};
 
@@ -24,12 +19,7 @@ input {
 /// The codes of the errors (not warnings) found in `files`.
 fn codes_of(files: &[(&str, &str)]) -> Vec<&'static str> {
     let sources = files.iter().map(|(n, t)| SourceFile::new(*n, *t)).collect();
-    check(sources)
-        .diagnostics
-        .iter()
-        .filter(|d| d.is_error())
-        .map(|d| d.code())
-        .collect()
+    check(sources).diagnostics.iter().filter(|d| d.is_error()).map(|d| d.code()).collect()
 }
 
 fn codes(rules: &str) -> Vec<&'static str> {
@@ -59,10 +49,7 @@ fn unknown_fields_are_errors_with_a_suggestion() {
     assert!(c.set.is_none());
     let d = &c.diagnostics[0];
     assert_eq!(d.code(), "unknown_field");
-    assert_eq!(
-        d.help_text(),
-        Some("did you mean `metadata.contains_personal_data`?")
-    );
+    assert_eq!(d.help_text(), Some("did you mean `metadata.contains_personal_data`?"));
     assert_eq!(d.position(), Some("r.warden:1:31"));
 }
 
@@ -117,62 +104,31 @@ fn constant_conditions_are_errors() {
 
 #[test]
 fn invalid_regex_is_an_error() {
-    assert_eq!(
-        codes(&rule("model matches \"(unclosed\"")),
-        vec!["invalid_regex"]
-    );
+    assert_eq!(codes(&rule("model matches \"(unclosed\"")), vec!["invalid_regex"]);
 }
 
 #[test]
 fn duplicate_rules_across_files_are_errors() {
     let r = rule("metadata.is_external_model");
-    assert_eq!(
-        codes_of(&[("a.warden", INPUT), ("b.warden", &r), ("c/d.warden", &r)]),
-        vec!["duplicate_rule"]
-    );
+    assert_eq!(codes_of(&[("a.warden", INPUT), ("b.warden", &r), ("c/d.warden", &r)]), vec!["duplicate_rule"]);
 }
 
 #[test]
 fn declaration_errors() {
-    assert_eq!(
-        codes_of(&[("a.warden", "input { model: string model: bool }")]),
-        vec!["duplicate_field"]
-    );
-    assert_eq!(
-        codes_of(&[("a.warden", "input { metadata: string metadata.x: bool }")]),
-        vec!["field_conflict"]
-    );
-    assert_eq!(
-        codes_of(&[("a.warden", "input { metadata.prompt: string? }")]),
-        vec!["forbidden_field_declared"]
-    );
-    assert_eq!(
-        codes_of(&[("a.warden", "input { metadata.Content: string? }")]),
-        vec!["forbidden_field_declared"]
-    );
-    assert_eq!(
-        codes_of(&[("a.warden", "input { n: number = \"x\" }")]),
-        vec!["type_mismatch"]
-    );
-    assert_eq!(
-        codes_of(&[("a.warden", "input { t: list<string> = [1] }")]),
-        vec!["type_mismatch"]
-    );
-    assert_eq!(
-        codes_of(&[("a.warden", "threshold 10"), ("b.warden", "threshold 20")]),
-        vec!["duplicate_setting"]
-    );
+    assert_eq!(codes_of(&[("a.warden", "input { model: string model: bool }")]), vec!["duplicate_field"]);
+    assert_eq!(codes_of(&[("a.warden", "input { metadata: string metadata.x: bool }")]), vec!["field_conflict"]);
+    assert_eq!(codes_of(&[("a.warden", "input { metadata.prompt: string? }")]), vec!["forbidden_field_declared"]);
+    assert_eq!(codes_of(&[("a.warden", "input { metadata.Content: string? }")]), vec!["forbidden_field_declared"]);
+    assert_eq!(codes_of(&[("a.warden", "input { n: number = \"x\" }")]), vec!["type_mismatch"]);
+    assert_eq!(codes_of(&[("a.warden", "input { t: list<string> = [1] }")]), vec!["type_mismatch"]);
+    assert_eq!(codes_of(&[("a.warden", "threshold 10"), ("b.warden", "threshold 20")]), vec!["duplicate_setting"]);
     assert_eq!(codes_of(&[]), vec!["empty_set"]);
 }
 
 #[test]
 fn a_custom_forbidden_list_replaces_the_default() {
-    let input =
-        "forbidden_fields [\"body\"]\ninput { metadata.prompt: string? metadata.body: string? }";
-    assert_eq!(
-        codes_of(&[("a.warden", input)]),
-        vec!["forbidden_field_declared"]
-    );
+    let input = "forbidden_fields [\"body\"]\ninput { metadata.prompt: string? metadata.body: string? }";
+    assert_eq!(codes_of(&[("a.warden", input)]), vec!["forbidden_field_declared"]);
 }
 
 #[test]
@@ -185,10 +141,7 @@ fn unreachable_threshold_is_a_warning() {
         ),
     ]);
     assert!(c.set.is_some(), "warnings don't stop compilation");
-    assert_eq!(
-        c.diagnostics.iter().map(|d| d.code()).collect::<Vec<_>>(),
-        vec!["unreachable_threshold"]
-    );
+    assert_eq!(c.diagnostics.iter().map(|d| d.code()).collect::<Vec<_>>(), vec!["unreachable_threshold"]);
     assert!(!c.diagnostics[0].is_error());
 }
 
@@ -199,15 +152,9 @@ rule internal { description "d" when model == "eval" allow reason internal }
 rule pii { description "d" when model == "eval" and metadata.contains_personal_data score +70 reason pii }
 rule ext { description "d" when metadata.is_external_model score +50 reason ext }
 "#;
-    let c = check(vec![
-        SourceFile::new("i.warden", INPUT),
-        SourceFile::new("r.warden", rules),
-    ]);
+    let c = check(vec![SourceFile::new("i.warden", INPUT), SourceFile::new("r.warden", rules)]);
     assert!(c.set.is_some());
-    assert_eq!(
-        c.diagnostics.iter().map(|d| d.code()).collect::<Vec<_>>(),
-        vec!["shadowed_rule"]
-    );
+    assert_eq!(c.diagnostics.iter().map(|d| d.code()).collect::<Vec<_>>(), vec!["shadowed_rule"]);
 }
 
 #[test]
@@ -228,8 +175,5 @@ fn every_error_in_every_file_is_reported() {
         vec!["unknown_field", "type_mismatch", "constant_condition"]
     );
     // Syntax errors in two files are both reported.
-    assert_eq!(
-        codes_of(&[("a.warden", "rule {"), ("b.warden", "input {")]),
-        vec!["syntax", "syntax"]
-    );
+    assert_eq!(codes_of(&[("a.warden", "rule {"), ("b.warden", "input {")]), vec!["syntax", "syntax"]);
 }

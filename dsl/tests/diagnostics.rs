@@ -1,33 +1,21 @@
 //! Snapshots of rendered diagnostics, one per kind: what a policy author sees.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // tests fail loudly
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // tests fail loudly
 
 use warden_dsl::{SourceFile, check, render};
 
-const INPUT: &str = "input {\n  model: string\n  metadata.contains_personal_data: bool = false\n  metadata.tokens: number = 0\n}\n";
+const INPUT: &str =
+    "input {\n  model: string\n  metadata.contains_personal_data: bool = false\n  metadata.tokens: number = 0\n}\n";
 
 /// Checks the files and renders every diagnostic of `code`, without colour.
 fn rendered(code: &str, files: &[(&str, &str)]) -> String {
     let sources = files.iter().map(|(n, t)| SourceFile::new(*n, *t)).collect();
     let checked = check(sources);
-    let matching: Vec<String> = checked
-        .diagnostics
-        .iter()
-        .filter(|d| d.code() == code)
-        .map(|d| render(d, false))
-        .collect();
+    let matching: Vec<String> =
+        checked.diagnostics.iter().filter(|d| d.code() == code).map(|d| render(d, false)).collect();
     assert!(
         !matching.is_empty(),
         "no `{code}` diagnostic; got {:?}",
-        checked
-            .diagnostics
-            .iter()
-            .map(|d| d.code())
-            .collect::<Vec<_>>()
+        checked.diagnostics.iter().map(|d| d.code()).collect::<Vec<_>>()
     );
     matching.join("\n")
 }
@@ -46,10 +34,7 @@ fn syntax() {
 
 #[test]
 fn syntax_missing_brace() {
-    insta::assert_snapshot!(with_input(
-        "syntax",
-        "rule pii\n  description \"personal data\"\n"
-    ));
+    insta::assert_snapshot!(with_input("syntax", "rule pii\n  description \"personal data\"\n"));
 }
 
 #[test]
@@ -103,10 +88,7 @@ fn unknown_field() {
 fn duplicate_field() {
     insta::assert_snapshot!(rendered(
         "duplicate_field",
-        &[
-            ("a.warden", INPUT),
-            ("b.warden", "input {\n  model: string\n}\n")
-        ]
+        &[("a.warden", INPUT), ("b.warden", "input {\n  model: string\n}\n")]
     ));
 }
 
@@ -114,10 +96,7 @@ fn duplicate_field() {
 fn field_conflict() {
     insta::assert_snapshot!(rendered(
         "field_conflict",
-        &[(
-            "a.warden",
-            "input {\n  metadata: string\n  metadata.intent: string?\n}\n"
-        )]
+        &[("a.warden", "input {\n  metadata: string\n  metadata.intent: string?\n}\n")]
     ));
 }
 
@@ -142,11 +121,7 @@ fn duplicate_rule() {
     let rule = "rule pii {\n  description \"personal data\"\n  when metadata.contains_personal_data\n  score +70\n  reason pii\n}\n";
     insta::assert_snapshot!(rendered(
         "duplicate_rule",
-        &[
-            ("input.warden", INPUT),
-            ("a.warden", rule),
-            ("b.warden", rule)
-        ]
+        &[("input.warden", INPUT), ("a.warden", rule), ("b.warden", rule)]
     ));
 }
 
@@ -170,10 +145,7 @@ fn constant_condition() {
 fn duplicate_setting() {
     insta::assert_snapshot!(rendered(
         "duplicate_setting",
-        &[
-            ("a.warden", "threshold 50\n"),
-            ("b.warden", "threshold 60\n")
-        ]
+        &[("a.warden", "threshold 50\n"), ("b.warden", "threshold 60\n")]
     ));
 }
 

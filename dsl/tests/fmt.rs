@@ -1,11 +1,6 @@
 //! The formatter: canonical, idempotent, keeps every comment, and
 //! `parse(fmt(ast)) == ast` for generated ASTs.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // tests fail loudly
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // tests fail loudly
 
 #[path = "support/ast_strategy.rs"]
 mod ast_strategy;
@@ -15,12 +10,8 @@ use warden_dsl::fmt::{format_ast, format_source};
 use warden_dsl::{SourceFile, parse_str};
 
 fn fmt(text: &str) -> String {
-    format_source(&SourceFile::new("t.warden", text)).unwrap_or_else(|e| {
-        panic!(
-            "{:?}",
-            e.iter().map(ToString::to_string).collect::<Vec<_>>()
-        )
-    })
+    format_source(&SourceFile::new("t.warden", text))
+        .unwrap_or_else(|e| panic!("{:?}", e.iter().map(ToString::to_string).collect::<Vec<_>>()))
 }
 
 fn comments(text: &str) -> Vec<String> {
@@ -52,11 +43,7 @@ test "t" { expect blocked score 70 reason pii input {"model": "a",
 fn formats_to_the_canonical_layout_keeping_every_comment() {
     let out = fmt(MESSY);
     insta::assert_snapshot!(out);
-    assert_eq!(
-        comments(&out),
-        comments(MESSY),
-        "comments are kept, in order"
-    );
+    assert_eq!(comments(&out), comments(MESSY), "comments are kept, in order");
 }
 
 #[test]
@@ -73,10 +60,7 @@ fn formatting_is_idempotent() {
 
 #[test]
 fn formatting_does_not_change_meaning() {
-    assert_eq!(
-        parse_str("a", &fmt(MESSY)).unwrap(),
-        parse_str("b", MESSY).unwrap()
-    );
+    assert_eq!(parse_str("a", &fmt(MESSY)).unwrap(), parse_str("b", MESSY).unwrap());
 }
 
 #[test]
@@ -100,8 +84,5 @@ proptest! {
 #[test]
 fn a_trailing_comment_stays_with_the_last_code_on_its_line() {
     let out = fmt("input { model: string operation: string # about both\n}\n");
-    assert_eq!(
-        out,
-        "input {\n  model: string\n  operation: string  # about both\n}\n"
-    );
+    assert_eq!(out, "input {\n  model: string\n  operation: string  # about both\n}\n");
 }

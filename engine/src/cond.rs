@@ -92,11 +92,9 @@ impl Cond {
             ExprKind::Literal(_) => {
                 return Err(CondError::Shape("a non-boolean literal as a condition"));
             }
-            ExprKind::Field(path) => Self::IsTrue(
-                schema
-                    .slot_of(path)
-                    .ok_or_else(|| CondError::UnknownField(path.to_string()))?,
-            ),
+            ExprKind::Field(path) => {
+                Self::IsTrue(schema.slot_of(path).ok_or_else(|| CondError::UnknownField(path.to_string()))?)
+            }
             ExprKind::Not(inner) => match Self::compile(inner, schema)? {
                 Self::Const(b) => Self::Const(!b),
                 Self::Not(c) => *c,
@@ -110,11 +108,9 @@ impl Cond {
                 Operand::Slot(slot) => Self::in_list(slot, list.iter().map(|i| &i.node)),
             },
             ExprKind::Text { op, lhs, pattern } => Self::text(*op, lhs, &pattern.node, schema)?,
-            ExprKind::Exists(path) => Self::Exists(
-                schema
-                    .slot_of(path)
-                    .ok_or_else(|| CondError::UnknownField(path.to_string()))?,
-            ),
+            ExprKind::Exists(path) => {
+                Self::Exists(schema.slot_of(path).ok_or_else(|| CondError::UnknownField(path.to_string()))?)
+            }
         })
     }
 
@@ -139,12 +135,7 @@ impl Cond {
         })
     }
 
-    fn compare(
-        op: CompareOp,
-        lhs: &Expr,
-        rhs: &Expr,
-        schema: &InputSchema,
-    ) -> Result<Self, CondError> {
+    fn compare(op: CompareOp, lhs: &Expr, rhs: &Expr, schema: &InputSchema) -> Result<Self, CondError> {
         let (l, r) = (operand(lhs, schema)?, operand(rhs, schema)?);
         Ok(match (l, r) {
             (Operand::Lit(a), Operand::Lit(b)) => Self::Const(literal_cmp(a, op, b)),
@@ -191,12 +182,7 @@ impl Cond {
         }
     }
 
-    fn text(
-        op: TextOp,
-        lhs: &Expr,
-        pattern: &str,
-        schema: &InputSchema,
-    ) -> Result<Self, CondError> {
+    fn text(op: TextOp, lhs: &Expr, pattern: &str, schema: &InputSchema) -> Result<Self, CondError> {
         let slot = match operand(lhs, schema)? {
             Operand::Slot(s) => s,
             Operand::Lit(Literal::String(s)) => {
@@ -204,40 +190,27 @@ impl Cond {
                     TextOp::StartsWith => s.starts_with(pattern),
                     TextOp::EndsWith => s.ends_with(pattern),
                     TextOp::Contains => s.contains(pattern),
-                    TextOp::Matches => {
-                        warden_dsl::regex_limits::build(pattern).is_ok_and(|r| r.is_match(s))
-                    }
+                    TextOp::Matches => warden_dsl::regex_limits::build(pattern).is_ok_and(|r| r.is_match(s)),
                 }));
             }
             Operand::Lit(_) => {
                 return Err(CondError::Shape("a text operator on a non-string literal"));
             }
         };
-        let is_list = schema
-            .slots
-            .get(usize::from(slot))
-            .is_some_and(|s| s.ty == warden_dsl::ast::Type::StringList);
+        let is_list = schema.slots.get(usize::from(slot)).is_some_and(|s| s.ty == warden_dsl::ast::Type::StringList);
         Ok(match op {
             TextOp::StartsWith => Self::StartsWith(slot, pattern.into()),
             TextOp::EndsWith => Self::EndsWith(slot, pattern.into()),
             TextOp::Contains if is_list => Self::ListContains(slot, pattern.into()),
             TextOp::Contains => Self::Contains(slot, pattern.into()),
-            TextOp::Matches => Self::Matches(
-                slot,
-                warden_dsl::regex_limits::build(pattern).map_err(CondError::Regex)?,
-            ),
+            TextOp::Matches => Self::Matches(slot, warden_dsl::regex_limits::build(pattern).map_err(CondError::Regex)?),
         })
     }
 
     /// Evaluates the condition against one request's slots.
     #[inline]
     pub(crate) fn eval(&self, slots: &[SlotValue<'_>]) -> bool {
-        let get = |s: &Slot| {
-            slots
-                .get(usize::from(*s))
-                .copied()
-                .unwrap_or(SlotValue::Absent)
-        };
+        let get = |s: &Slot| slots.get(usize::from(*s)).copied().unwrap_or(SlotValue::Absent);
         match self {
             Self::Const(b) => *b,
             Self::IsTrue(s) => get(s) == SlotValue::Bool(true),
@@ -289,10 +262,9 @@ impl Cond {
 fn operand<'e>(e: &'e Expr, schema: &InputSchema) -> Result<Operand<'e>, CondError> {
     match &e.node {
         ExprKind::Literal(lit) => Ok(Operand::Lit(lit)),
-        ExprKind::Field(path) => schema
-            .slot_of(path)
-            .map(Operand::Slot)
-            .ok_or_else(|| CondError::UnknownField(path.to_string())),
+        ExprKind::Field(path) => {
+            schema.slot_of(path).map(Operand::Slot).ok_or_else(|| CondError::UnknownField(path.to_string()))
+        }
         _ => Err(CondError::Shape("a condition used as a value")),
     }
 }
@@ -310,12 +282,7 @@ mod tests {
     /// Compiles the condition of the only rule in `rule_text`.
     fn compiled(condition: &str) -> Cond {
         let rule = format!("rule r {{ description \"d\" when {condition} score +60 reason r }}");
-        let set = check(vec![
-            SourceFile::new("i.warden", INPUT),
-            SourceFile::new("r.warden", rule),
-        ])
-        .set
-        .unwrap();
+        let set = check(vec![SourceFile::new("i.warden", INPUT), SourceFile::new("r.warden", rule)]).set.unwrap();
         let schema = InputSchema::new(&set.fields, &set.forbidden_fields);
         let cond = set.rules.first().map(|r| &r.node.condition).unwrap();
         Cond::compile(cond, &schema).unwrap()
@@ -324,22 +291,16 @@ mod tests {
     #[test]
     fn single_element_lists_and_bool_comparisons_are_folded() {
         assert!(matches!(compiled("model in [\"a\"]"), Cond::StrEq(_, v) if &*v == "a"));
-        assert!(
-            matches!(compiled("metadata.n in [3]"), Cond::NumCmp(_, CompareOp::Eq, n) if n == 3.0)
-        );
+        assert!(matches!(compiled("metadata.n in [3]"), Cond::NumCmp(_, CompareOp::Eq, n) if n == 3.0));
         assert!(matches!(compiled("metadata.pii == true"), Cond::IsTrue(_)));
         assert!(matches!(compiled("not not metadata.pii"), Cond::IsTrue(_)));
         assert!(matches!(compiled("true == metadata.pii"), Cond::IsTrue(_)));
-        assert!(
-            matches!(compiled("5 < metadata.n"), Cond::NumCmp(_, CompareOp::Gt, n) if n == 5.0)
-        );
+        assert!(matches!(compiled("5 < metadata.n"), Cond::NumCmp(_, CompareOp::Gt, n) if n == 5.0));
     }
 
     #[test]
     fn nested_junctions_are_flattened() {
-        match compiled(
-            "metadata.pii and (model == \"a\" and (operation == \"b\" and metadata.n > 1))",
-        ) {
+        match compiled("metadata.pii and (model == \"a\" and (operation == \"b\" and metadata.n > 1))") {
             Cond::And(items) => assert_eq!(items.len(), 4),
             other => panic!("expected a flat and, got {other:?}"),
         }
@@ -347,19 +308,10 @@ mod tests {
 
     #[test]
     fn index_keys_come_from_a_required_exact_match() {
-        let keys = |c: &str| {
-            compiled(c)
-                .index_keys()
-                .map(|(_, k)| k.into_iter().map(str::to_owned).collect::<Vec<_>>())
-        };
-        assert_eq!(
-            keys("metadata.pii and model == \"gpt-4\""),
-            Some(vec!["gpt-4".to_owned()])
-        );
-        assert_eq!(
-            keys("operation in [\"b\", \"a\"] and metadata.n > 1"),
-            Some(vec!["a".to_owned(), "b".to_owned()])
-        );
+        let keys =
+            |c: &str| compiled(c).index_keys().map(|(_, k)| k.into_iter().map(str::to_owned).collect::<Vec<_>>());
+        assert_eq!(keys("metadata.pii and model == \"gpt-4\""), Some(vec!["gpt-4".to_owned()]));
+        assert_eq!(keys("operation in [\"b\", \"a\"] and metadata.n > 1"), Some(vec!["a".to_owned(), "b".to_owned()]));
         // An exact match that is not required by the whole condition can't index it.
         assert_eq!(keys("model == \"a\" or metadata.pii"), None);
         assert_eq!(keys("not (model == \"a\")"), None);

@@ -100,13 +100,8 @@ pub struct Rejection {
 }
 
 /// Every rejection code, as tests and clients see them.
-pub const REJECTION_CODES: [&str; 5] = [
-    "forbidden_field",
-    "type_mismatch",
-    "missing_field",
-    "too_deep",
-    "not_an_object",
-];
+pub const REJECTION_CODES: [&str; 5] =
+    ["forbidden_field", "type_mismatch", "missing_field", "too_deep", "not_an_object"];
 
 impl Rejection {
     pub(crate) fn new(kind: RejectionKind, path: String) -> Self {

@@ -54,10 +54,7 @@ enum Child {
 
 impl TrieNode {
     fn find(&self, key: &str) -> Option<&Child> {
-        self.children
-            .iter()
-            .find(|(k, _)| &**k == key)
-            .map(|(_, c)| c)
+        self.children.iter().find(|(k, _)| &**k == key).map(|(_, c)| c)
     }
 
     fn insert(&mut self, segments: &[String], slot: Slot) {
@@ -67,16 +64,14 @@ impl TrieNode {
         let pos = self.children.iter().position(|(k, _)| **k == **first);
         if rest.is_empty() {
             if pos.is_none() {
-                self.children
-                    .push((first.as_str().into(), Child::Slot(slot)));
+                self.children.push((first.as_str().into(), Child::Slot(slot)));
             }
             return;
         }
         let idx = match pos {
             Some(i) => i,
             None => {
-                self.children
-                    .push((first.as_str().into(), Child::Node(TrieNode::default())));
+                self.children.push((first.as_str().into(), Child::Node(TrieNode::default())));
                 self.children.len() - 1
             }
         };
@@ -107,13 +102,7 @@ impl ForbiddenNames {
         if long {
             length_mask = u64::MAX;
         }
-        Self {
-            names: names
-                .iter()
-                .map(|n| n.to_ascii_lowercase().into())
-                .collect(),
-            length_mask,
-        }
+        Self { names: names.iter().map(|n| n.to_ascii_lowercase().into()).collect(), length_mask }
     }
 
     #[inline]
@@ -156,10 +145,7 @@ struct Frame<'a, 's> {
 
 fn render_path(frames: &[Frame<'_, '_>], last: Seg<'_>) -> String {
     let mut out = String::new();
-    let segs = frames
-        .iter()
-        .filter_map(|f| f.seg)
-        .chain(std::iter::once(last));
+    let segs = frames.iter().filter_map(|f| f.seg).chain(std::iter::once(last));
     for seg in segs {
         match seg {
             Seg::Key(k) => {
@@ -197,12 +183,7 @@ impl InputSchema {
                 },
             });
         }
-        Self {
-            slots,
-            root,
-            forbidden: ForbiddenNames::new(forbidden),
-            max_depth: DEFAULT_MAX_DEPTH,
-        }
+        Self { slots, root, forbidden: ForbiddenNames::new(forbidden), max_depth: DEFAULT_MAX_DEPTH }
     }
 
     /// The slot of a declared path.
@@ -225,11 +206,7 @@ impl InputSchema {
     /// types, and fills `slots`. A content field wins over any other problem,
     /// since it decides how the attempt is audited; then nesting past the
     /// limit (whose inside is not searched); then type errors.
-    pub(crate) fn extract<'a>(
-        &'a self,
-        input: &'a Value,
-        slots: &mut Slots<'a>,
-    ) -> Result<(), Rejection> {
+    pub(crate) fn extract<'a>(&'a self, input: &'a Value, slots: &mut Slots<'a>) -> Result<(), Rejection> {
         let Value::Object(root) = input else {
             return Err(Rejection::new(RejectionKind::NotAnObject, String::new()));
         };
@@ -238,12 +215,7 @@ impl InputSchema {
         let mut type_error: Option<Rejection> = None;
         let mut too_deep: Option<Rejection> = None;
         let mut stack: SmallVec<[Frame<'a, 'a>; 8]> = SmallVec::new();
-        stack.push(Frame {
-            children: Children::Object(root.iter()),
-            trie: Some(&self.root),
-            seg: None,
-            depth: 1,
-        });
+        stack.push(Frame { children: Children::Object(root.iter()), trie: Some(&self.root), seg: None, depth: 1 });
         while let Some(frame) = stack.last_mut() {
             let next = match &mut frame.children {
                 Children::Object(it) => it.next().map(|(k, v)| (Seg::Key(k.as_str()), v)),
@@ -257,10 +229,7 @@ impl InputSchema {
             let mut child_trie = None;
             if let Seg::Key(key) = seg {
                 if self.forbidden.contains(key) {
-                    return Err(Rejection::new(
-                        RejectionKind::ForbiddenField,
-                        render_path(&stack, seg),
-                    ));
+                    return Err(Rejection::new(RejectionKind::ForbiddenField, render_path(&stack, seg)));
                 }
                 match trie.and_then(|t| t.find(key)) {
                     Some(Child::Slot(slot)) => match self.read(*slot, value) {
@@ -275,12 +244,8 @@ impl InputSchema {
                                     Some(i) => format!("{}[{i}]", render_path(&stack, seg)),
                                     None => render_path(&stack, seg),
                                 };
-                                type_error = Some(Rejection::new(
-                                    RejectionKind::TypeMismatch {
-                                        expected: err.expected,
-                                    },
-                                    path,
-                                ));
+                                type_error =
+                                    Some(Rejection::new(RejectionKind::TypeMismatch { expected: err.expected }, path));
                             }
                         }
                     },
@@ -290,9 +255,7 @@ impl InputSchema {
                         _ => {
                             if type_error.is_none() {
                                 type_error = Some(Rejection::new(
-                                    RejectionKind::TypeMismatch {
-                                        expected: "an object",
-                                    },
+                                    RejectionKind::TypeMismatch { expected: "an object" },
                                     render_path(&stack, seg),
                                 ));
                             }
@@ -311,20 +274,13 @@ impl InputSchema {
                 // a content field elsewhere must still win.
                 if too_deep.is_none() {
                     too_deep = Some(Rejection::new(
-                        RejectionKind::TooDeep {
-                            limit: self.max_depth,
-                        },
+                        RejectionKind::TooDeep { limit: self.max_depth },
                         render_path(&stack, seg),
                     ));
                 }
                 continue;
             }
-            stack.push(Frame {
-                children,
-                trie: child_trie,
-                seg: Some(seg),
-                depth: depth + 1,
-            });
+            stack.push(Frame { children, trie: child_trie, seg: Some(seg), depth: depth + 1 });
         }
         if let Some(err) = too_deep.or(type_error) {
             return Err(err);
@@ -335,9 +291,7 @@ impl InputSchema {
             }
             if spec.required {
                 return Err(Rejection::new(
-                    RejectionKind::MissingField {
-                        expected: expected_of(spec.ty),
-                    },
+                    RejectionKind::MissingField { expected: expected_of(spec.ty) },
                     spec.path.clone(),
                 ));
             }
@@ -375,10 +329,7 @@ fn expected_of(ty: Type) -> &'static str {
 }
 
 fn read_value(ty: Type, value: &Value) -> Result<SlotValue<'_>, ReadError> {
-    let mismatch = || ReadError {
-        expected: expected_of(ty),
-        index: None,
-    };
+    let mismatch = || ReadError { expected: expected_of(ty), index: None };
     Ok(match (ty, value) {
         (_, Value::Null) => SlotValue::Absent,
         (Type::String, Value::String(s)) => SlotValue::Str(s),
@@ -386,10 +337,7 @@ fn read_value(ty: Type, value: &Value) -> Result<SlotValue<'_>, ReadError> {
         (Type::Number, Value::Number(n)) => SlotValue::Num(n.as_f64().ok_or_else(mismatch)?),
         (Type::StringList, Value::Array(items)) => {
             if let Some(i) = items.iter().position(|v| !v.is_string()) {
-                return Err(ReadError {
-                    expected: "a string",
-                    index: Some(i),
-                });
+                return Err(ReadError { expected: "a string", index: Some(i) });
             }
             SlotValue::List(items)
         }
@@ -415,9 +363,7 @@ pub(crate) fn declared_only(schema: &InputSchema, slots: &[SlotValue<'_>]) -> Ma
         let v = match value {
             SlotValue::Absent => continue,
             SlotValue::Str(s) => Value::String((*s).to_owned()),
-            SlotValue::Num(n) => {
-                serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number)
-            }
+            SlotValue::Num(n) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
             SlotValue::Bool(b) => Value::Bool(*b),
             SlotValue::List(items) => Value::Array(items.to_vec()),
         };
@@ -439,10 +385,7 @@ mod tests {
         assert!(!names.contains("prompts"));
         assert!(!names.contains("prompt_tokens"));
         assert!(!names.contains(""));
-        assert!(
-            !names.contains(&"x".repeat(100)),
-            "long keys skip the length mask safely"
-        );
+        assert!(!names.contains(&"x".repeat(100)), "long keys skip the length mask safely");
     }
 
     #[test]
@@ -455,12 +398,7 @@ mod tests {
     #[test]
     fn paths_render_keys_with_dots_and_indexes_in_brackets() {
         let frames = [
-            Frame {
-                children: Children::Array([].iter().enumerate()),
-                trie: None,
-                seg: None,
-                depth: 1,
-            },
+            Frame { children: Children::Array([].iter().enumerate()), trie: None, seg: None, depth: 1 },
             Frame {
                 children: Children::Array([].iter().enumerate()),
                 trie: None,
@@ -473,17 +411,9 @@ mod tests {
                 seg: Some(Seg::Key("messages")),
                 depth: 3,
             },
-            Frame {
-                children: Children::Array([].iter().enumerate()),
-                trie: None,
-                seg: Some(Seg::Index(0)),
-                depth: 4,
-            },
+            Frame { children: Children::Array([].iter().enumerate()), trie: None, seg: Some(Seg::Index(0)), depth: 4 },
         ];
-        assert_eq!(
-            render_path(&frames, Seg::Key("content")),
-            "metadata.messages[0].content"
-        );
+        assert_eq!(render_path(&frames, Seg::Key("content")), "metadata.messages[0].content");
         assert_eq!(render_path(&frames[..1], Seg::Key("prompt")), "prompt");
     }
 }

@@ -30,9 +30,7 @@ mod policy;
 mod testing;
 mod version;
 
-pub use decision::{
-    Contribution, Decision, Explanation, REJECTION_CODES, Rejection, RejectionKind, RuleTrace,
-};
+pub use decision::{Contribution, Decision, Explanation, REJECTION_CODES, Rejection, RejectionKind, RuleTrace};
 pub use input::DEFAULT_MAX_DEPTH;
 pub use overrides::{Overrides, PreparedOverrides, RuleOverride};
 pub use policy::Policy;

@@ -91,27 +91,17 @@ mod tests {
 
     #[test]
     fn layering_keeps_lower_values_the_top_leaves_unset() {
-        let global: Overrides =
-            serde_json::from_str(r#"{"rules": {"a": {"enabled": false, "score": 5}}}"#).unwrap();
+        let global: Overrides = serde_json::from_str(r#"{"rules": {"a": {"enabled": false, "score": 5}}}"#).unwrap();
         let customer: Overrides =
-            serde_json::from_str(r#"{"threshold": 80, "rules": {"a": {"enabled": true}}}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"threshold": 80, "rules": {"a": {"enabled": true}}}"#).unwrap();
         let merged = global.layered(&customer);
         assert_eq!(merged.threshold, Some(80));
-        assert_eq!(
-            merged.rules.get("a"),
-            Some(&RuleOverride {
-                enabled: Some(true),
-                score: Some(5)
-            })
-        );
+        assert_eq!(merged.rules.get("a"), Some(&RuleOverride { enabled: Some(true), score: Some(5) }));
     }
 
     #[test]
     fn unknown_keys_are_refused() {
         assert!(serde_json::from_str::<Overrides>(r#"{"treshold": 1}"#).is_err());
-        assert!(
-            serde_json::from_str::<Overrides>(r#"{"rules": {"a": {"enable": true}}}"#).is_err()
-        );
+        assert!(serde_json::from_str::<Overrides>(r#"{"rules": {"a": {"enable": true}}}"#).is_err());
     }
 }

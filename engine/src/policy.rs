@@ -70,9 +70,7 @@ impl Policy {
                     source: set.position(&rule.loc).into(),
                 }),
                 Err(e) => {
-                    let d = Diagnostic::new(DiagnosticKind::Internal {
-                        message: e.to_string(),
-                    });
+                    let d = Diagnostic::new(DiagnosticKind::Internal { message: e.to_string() });
                     errors.push(match set.source(&r.condition.loc) {
                         Some(f) => d.at(f, &r.condition.loc),
                         None => d,
@@ -80,35 +78,18 @@ impl Policy {
                 }
             }
         }
-        let by_name: FxHashMap<String, u32> = rules
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| Some((r.name.to_string(), u32::try_from(i).ok()?)))
-            .collect();
+        let by_name: FxHashMap<String, u32> =
+            rules.iter().enumerate().filter_map(|(i, r)| Some((r.name.to_string(), u32::try_from(i).ok()?))).collect();
         let (always, indexes) = build_indexes(&rules);
         let version = crate::version::of(&set.sources);
-        let policy = Self {
-            set,
-            version,
-            schema,
-            rules,
-            always,
-            indexes,
-            by_name,
-        };
+        let policy = Self { set, version, schema, rules, always, indexes, by_name };
         errors.extend(crate::testing::validate_tests(&policy));
-        if errors.is_empty() {
-            Ok(policy)
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(policy) } else { Err(errors) }
     }
 
     /// Parses, checks and compiles files in one step. On success returns the
     /// policy and any warnings; on failure every error and warning.
-    pub fn from_sources(
-        sources: Vec<warden_dsl::SourceFile>,
-    ) -> Result<(Self, Vec<Diagnostic>), Vec<Diagnostic>> {
+    pub fn from_sources(sources: Vec<warden_dsl::SourceFile>) -> Result<(Self, Vec<Diagnostic>), Vec<Diagnostic>> {
         let checked = warden_dsl::check(sources);
         let Some(set) = checked.set else {
             return Err(checked.diagnostics);
@@ -165,10 +146,7 @@ impl Policy {
     /// The declared fields of a request (and nothing else), as they were
     /// read, for an audit record. Defaults are filled in; absent fields are
     /// left out.
-    pub fn declared_fields(
-        &self,
-        input: &Value,
-    ) -> Result<serde_json::Map<String, Value>, Rejection> {
+    pub fn declared_fields(&self, input: &Value) -> Result<serde_json::Map<String, Value>, Rejection> {
         let mut slots = Slots::new();
         self.schema.extract(input, &mut slots)?;
         Ok(crate::input::declared_only(&self.schema, &slots))
@@ -231,14 +209,8 @@ impl Policy {
         }
     }
 
-    fn evaluate<'p>(
-        &'p self,
-        slots: &[SlotValue<'_>],
-        overrides: Option<&PreparedOverrides>,
-    ) -> Decision<'p> {
-        let threshold = overrides
-            .and_then(|o| o.threshold)
-            .unwrap_or(self.set.threshold);
+    fn evaluate<'p>(&'p self, slots: &[SlotValue<'_>], overrides: Option<&PreparedOverrides>) -> Decision<'p> {
+        let threshold = overrides.and_then(|o| o.threshold).unwrap_or(self.set.threshold);
         let ov_rules: &[(u32, RuleOverride)] = overrides.map_or(&[], |o| &o.rules);
         let mut ov_pos = 0usize;
         let mut total: i64 = 0;
@@ -272,10 +244,7 @@ impl Policy {
                     let score = ov.and_then(|o| o.score).unwrap_or(written);
                     if score != 0 {
                         total = total.saturating_add(score);
-                        contributions.push(Contribution {
-                            rule: &rule.name,
-                            score,
-                        });
+                        contributions.push(Contribution { rule: &rule.name, score });
                         if best.is_none_or(|(s, _)| score > s) {
                             best = Some((score, &rule.reason));
                         }
@@ -294,13 +263,7 @@ impl Policy {
             (None, Some(r)) => (true, r),
             (None, None) => (total < threshold, best.map_or("ok", |(_, r)| r)),
         };
-        Decision {
-            allowed,
-            risk_score: total,
-            reason,
-            contributions,
-            policy_version: &self.version,
-        }
+        Decision { allowed, risk_score: total, reason, contributions, policy_version: &self.version }
     }
 
     /// Decides and reports what every rule did (`eval --explain`).
@@ -341,14 +304,8 @@ impl Policy {
                 }
             })
             .collect();
-        let threshold = overrides
-            .and_then(|o| o.threshold)
-            .unwrap_or(self.set.threshold);
-        Ok(Explanation {
-            decision,
-            threshold,
-            rules,
-        })
+        let threshold = overrides.and_then(|o| o.threshold).unwrap_or(self.set.threshold);
+        Ok(Explanation { decision, threshold, rules })
     }
 }
 
@@ -372,10 +329,7 @@ fn build_indexes(rules: &[CompiledRule]) -> (Box<[u32]>, Box<[FieldIndex]>) {
         .into_iter()
         .map(|(slot, map)| FieldIndex {
             slot,
-            rules: map
-                .into_iter()
-                .map(|(k, v)| (k, v.into_boxed_slice()))
-                .collect(),
+            rules: map.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(),
         })
         .collect();
     indexes.sort_unstable_by_key(|i| i.slot);

@@ -70,7 +70,9 @@ pub(crate) fn validate_tests(policy: &Policy) -> Vec<Diagnostic> {
         match parse_overrides(test) {
             Err(e) => problems.push((
                 e,
-                Some("write {\"threshold\": 80, \"rules\": {\"rule_name\": {\"enabled\": false, \"score\": 10}}}".into()),
+                Some(
+                    "write {\"threshold\": 80, \"rules\": {\"rule_name\": {\"enabled\": false, \"score\": 10}}}".into(),
+                ),
                 ov_loc,
             )),
             Ok(Some(o)) => {
@@ -96,10 +98,7 @@ pub(crate) fn validate_tests(policy: &Policy) -> Vec<Diagnostic> {
             if !REJECTION_CODES.contains(&code.as_str()) {
                 problems.push((
                     format!("`{code}` is not a rejection code"),
-                    Some(format!(
-                        "rejection codes are {}",
-                        REJECTION_CODES.join(", ")
-                    )),
+                    Some(format!("rejection codes are {}", REJECTION_CODES.join(", "))),
                     &test.loc,
                 ));
             }
@@ -128,32 +127,13 @@ pub fn run_tests(policy: &Policy) -> TestReport {
             Err(e) => Some(e),
             Ok(ov) => run_one(policy, test, ov.as_ref(), &mut fired),
         };
-        outcomes.push(TestOutcome {
-            name: test.name.clone(),
-            position: set.position(&test.loc),
-            failure,
-        });
+        outcomes.push(TestOutcome { name: test.name.clone(), position: set.position(&test.loc), failure });
     }
-    let uncovered = policy
-        .rules
-        .iter()
-        .zip(&fired)
-        .filter(|(_, f)| !**f)
-        .map(|(r, _)| r.name.to_string())
-        .collect();
-    TestReport {
-        outcomes,
-        uncovered,
-        rule_count: policy.rules.len(),
-    }
+    let uncovered = policy.rules.iter().zip(&fired).filter(|(_, f)| !**f).map(|(r, _)| r.name.to_string()).collect();
+    TestReport { outcomes, uncovered, rule_count: policy.rules.len() }
 }
 
-fn run_one(
-    policy: &Policy,
-    test: &TestDef,
-    ov: Option<&Overrides>,
-    fired: &mut [bool],
-) -> Option<String> {
+fn run_one(policy: &Policy, test: &TestDef, ov: Option<&Overrides>, fired: &mut [bool]) -> Option<String> {
     let result = policy.explain(&test.input, ov);
     if let Ok(ex) = &result {
         for (flag, trace) in fired.iter_mut().zip(&ex.rules) {
@@ -161,27 +141,14 @@ fn run_one(
         }
     }
     match (&test.expect, result) {
-        (Expectation::Decision { .. }, Err(rej)) => Some(format!(
-            "expected a decision, but the request was rejected: {} ({})",
-            rej.code(),
-            rej.message()
-        )),
-        (
-            Expectation::Decision {
-                allowed,
-                score,
-                reason,
-            },
-            Ok(ex),
-        ) => {
+        (Expectation::Decision { .. }, Err(rej)) => {
+            Some(format!("expected a decision, but the request was rejected: {} ({})", rej.code(), rej.message()))
+        }
+        (Expectation::Decision { allowed, score, reason }, Ok(ex)) => {
             let d = &ex.decision;
             let mut wrong = Vec::new();
             if d.allowed != *allowed {
-                wrong.push(format!(
-                    "expected {}, got {}",
-                    verdict(*allowed),
-                    verdict(d.allowed)
-                ));
+                wrong.push(format!("expected {}, got {}", verdict(*allowed), verdict(d.allowed)));
             }
             if let Some(s) = score {
                 if d.risk_score != *s {
@@ -204,11 +171,7 @@ fn run_one(
         (Expectation::Rejected { code, path }, Err(rej)) => {
             let mut wrong = Vec::new();
             if rej.code() != code {
-                wrong.push(format!(
-                    "expected rejection `{code}`, got `{}` ({})",
-                    rej.code(),
-                    rej.message()
-                ));
+                wrong.push(format!("expected rejection `{code}`, got `{}` ({})", rej.code(), rej.message()));
             }
             if let Some(p) = path {
                 if &rej.path != p {

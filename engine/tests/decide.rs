@@ -1,11 +1,6 @@
 //! Deciding requests: the default policies' required behaviour, how input is
 //! read, rule indexing, overrides and `--explain`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // tests fail loudly
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // tests fail loudly
 
 use serde_json::{Value, json};
 use warden_dsl::SourceFile;
@@ -17,10 +12,7 @@ fn default_policy() -> Policy {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        sources.push(SourceFile::new(
-            name,
-            std::fs::read_to_string(&path).unwrap(),
-        ));
+        sources.push(SourceFile::new(name, std::fs::read_to_string(&path).unwrap()));
     }
     compile(sources)
 }
@@ -28,10 +20,7 @@ fn default_policy() -> Policy {
 fn compile(sources: Vec<SourceFile>) -> Policy {
     match Policy::from_sources(sources) {
         Ok((p, _)) => p,
-        Err(e) => panic!(
-            "{:?}",
-            e.iter().map(ToString::to_string).collect::<Vec<_>>()
-        ),
+        Err(e) => panic!("{:?}", e.iter().map(ToString::to_string).collect::<Vec<_>>()),
     }
 }
 
@@ -58,36 +47,21 @@ fn the_default_policies_reproduce_the_original_behaviour() {
     assert_eq!(outcome(&p, &meta(base.clone())), Ok((true, 0, "ok".into())));
     let mut pii = base.clone();
     pii["contains_personal_data"] = json!(true);
-    assert_eq!(
-        outcome(&p, &meta(pii)),
-        Ok((false, 70, "contains_personal_data".into()))
-    );
+    assert_eq!(outcome(&p, &meta(pii)), Ok((false, 70, "contains_personal_data".into())));
     let mut ext = base.clone();
     ext["is_external_model"] = json!(true);
-    assert_eq!(
-        outcome(&p, &meta(ext)),
-        Ok((false, 50, "external_model".into()))
-    );
+    assert_eq!(outcome(&p, &meta(ext)), Ok((false, 50, "external_model".into())));
     let both = json!({"intent": "spam_detection", "contains_personal_data": true, "is_external_model": true});
-    assert_eq!(
-        outcome(&p, &meta(both.clone())),
-        Ok((false, 120, "contains_personal_data".into()))
-    );
+    assert_eq!(outcome(&p, &meta(both.clone())), Ok((false, 120, "contains_personal_data".into())));
     assert_eq!(outcome(&p, &meta(json!({}))), Ok((true, 0, "ok".into())));
-    assert_eq!(
-        outcome(&p, &meta(json!({"prompt": "..."}))),
-        Err(("forbidden_field".into(), "metadata.prompt".into()))
-    );
+    assert_eq!(outcome(&p, &meta(json!({"prompt": "..."}))), Err(("forbidden_field".into(), "metadata.prompt".into())));
     assert_eq!(
         outcome(&p, &meta(json!({"a": {"b": [{"content": "x"}]}}))),
         Err(("forbidden_field".into(), "metadata.a.b[0].content".into()))
     );
     let d = p.decide(&meta(both)).unwrap();
     let contributions: Vec<_> = d.contributions.iter().map(|c| (c.rule, c.score)).collect();
-    assert_eq!(
-        contributions,
-        vec![("contains_personal_data", 70), ("external_model", 50)]
-    );
+    assert_eq!(contributions, vec![("contains_personal_data", 70), ("external_model", 50)]);
     assert_eq!(d.policy_version, p.version());
 }
 
@@ -95,38 +69,20 @@ fn the_default_policies_reproduce_the_original_behaviour() {
 fn forbidden_fields_are_found_anywhere_in_any_case_and_never_echoed() {
     let p = default_policy();
     for (input, path) in [
-        (
-            json!({"model": "m", "operation": "o", "prompt": "secret text"}),
-            "prompt",
-        ),
-        (
-            json!({"model": "m", "operation": "o", "metadata": {"Messages": []}}),
-            "metadata.Messages",
-        ),
-        (
-            json!({"model": "m", "operation": "o", "metadata": {"x": [[1, {"INPUT": 1}]]}}),
-            "metadata.x[0][1].INPUT",
-        ),
-        (
-            json!({"model": "m", "operation": "o", "extra": {"deep": {"text": null}}}),
-            "extra.deep.text",
-        ),
+        (json!({"model": "m", "operation": "o", "prompt": "secret text"}), "prompt"),
+        (json!({"model": "m", "operation": "o", "metadata": {"Messages": []}}), "metadata.Messages"),
+        (json!({"model": "m", "operation": "o", "metadata": {"x": [[1, {"INPUT": 1}]]}}), "metadata.x[0][1].INPUT"),
+        (json!({"model": "m", "operation": "o", "extra": {"deep": {"text": null}}}), "extra.deep.text"),
     ] {
         let err = p.decide(&input).unwrap_err();
         assert_eq!((err.code(), err.path.as_str()), ("forbidden_field", path));
-        assert!(
-            !err.message().contains("secret"),
-            "the value is never echoed"
-        );
+        assert!(!err.message().contains("secret"), "the value is never echoed");
     }
     // A forbidden field wins over a type error earlier in the request.
     let both = json!({"model": 5, "operation": "o", "metadata": {"messages": "x"}});
     assert_eq!(p.decide(&both).unwrap_err().code(), "forbidden_field");
     // A field whose name merely contains a forbidden word is fine.
-    assert!(
-        p.decide(&meta(json!({"prompt_tokens": 5, "context": "x"})))
-            .is_ok()
-    );
+    assert!(p.decide(&meta(json!({"prompt_tokens": 5, "context": "x"}))).is_ok());
 }
 
 #[test]
@@ -137,36 +93,18 @@ fn wrong_types_missing_fields_and_bad_shapes_are_rejected_with_a_path() {
         (r.code().to_owned(), r.path.clone(), r.message())
     };
     let (code, path, message) = reject(meta(json!({"contains_personal_data": "yes"})));
-    assert_eq!(
-        (code.as_str(), path.as_str()),
-        ("type_mismatch", "metadata.contains_personal_data")
-    );
-    assert_eq!(
-        message,
-        "field `metadata.contains_personal_data` must be a boolean"
-    );
-    assert_eq!(
-        reject(json!({"model": "m", "operation": "o", "metadata": "x"})).1,
-        "metadata"
-    );
+    assert_eq!((code.as_str(), path.as_str()), ("type_mismatch", "metadata.contains_personal_data"));
+    assert_eq!(message, "field `metadata.contains_personal_data` must be a boolean");
+    assert_eq!(reject(json!({"model": "m", "operation": "o", "metadata": "x"})).1, "metadata");
     let (code, path, _) = reject(json!({"operation": "o"}));
     assert_eq!((code.as_str(), path.as_str()), ("missing_field", "model"));
-    assert_eq!(
-        reject(json!({"model": null, "operation": "o"})).0,
-        "missing_field"
-    );
+    assert_eq!(reject(json!({"model": null, "operation": "o"})).0, "missing_field");
     assert_eq!(reject(json!([1, 2])).0, "not_an_object");
     assert_eq!(reject(json!("text")).0, "not_an_object");
     // null means absent: a default applies.
-    assert_eq!(
-        outcome(&p, &meta(json!({"contains_personal_data": null}))),
-        Ok((true, 0, "ok".into()))
-    );
+    assert_eq!(outcome(&p, &meta(json!({"contains_personal_data": null}))), Ok((true, 0, "ok".into())));
     // Without metadata at all, defaults apply too.
-    assert_eq!(
-        outcome(&p, &json!({"model": "m", "operation": "o"})),
-        Ok((true, 0, "ok".into()))
-    );
+    assert_eq!(outcome(&p, &json!({"model": "m", "operation": "o"})), Ok((true, 0, "ok".into())));
 }
 
 #[test]
@@ -187,8 +125,7 @@ fn nesting_past_the_limit_is_rejected_without_recursion() {
     assert_eq!(err.code(), "too_deep");
     assert!(err.path.starts_with("extra.a.a"));
     // Huge flat arrays are walked iteratively.
-    let wide =
-        json!({"model": "m", "operation": "o", "extra": vec![json!({"k": [1, 2, 3]}); 100_000]});
+    let wide = json!({"model": "m", "operation": "o", "extra": vec![json!({"k": [1, 2, 3]}); 100_000]});
     assert!(p.decide(&wide).is_ok());
 }
 
@@ -198,19 +135,9 @@ fn undeclared_fields_are_ignored_and_never_copied() {
     let input = meta(json!({"contains_personal_data": true, "user_email": "a@b.c"}));
     let fields = p.declared_fields(&input).unwrap();
     assert!(!fields.contains_key("metadata.user_email"));
-    assert_eq!(
-        fields.get("metadata.contains_personal_data"),
-        Some(&json!(true))
-    );
-    assert_eq!(
-        fields.get("metadata.is_external_model"),
-        Some(&json!(false)),
-        "defaults are filled in"
-    );
-    assert!(
-        !fields.contains_key("metadata.intent"),
-        "absent optional fields are left out"
-    );
+    assert_eq!(fields.get("metadata.contains_personal_data"), Some(&json!(true)));
+    assert_eq!(fields.get("metadata.is_external_model"), Some(&json!(false)), "defaults are filled in");
+    assert!(!fields.contains_key("metadata.intent"), "absent optional fields are left out");
 }
 
 const INDEXED: &str = r#"
@@ -235,15 +162,9 @@ fn indexed_and_unindexed_rules_fire_in_source_order() {
     assert_eq!(d.reason, "b");
     let other = json!({"model": "claude", "operation": "classify", "metadata": {"tokens": 500}});
     let d = p.decide(&other).unwrap();
-    assert_eq!(
-        d.contributions.iter().map(|c| c.rule).collect::<Vec<_>>(),
-        vec!["b", "c"]
-    );
+    assert_eq!(d.contributions.iter().map(|c| c.rule).collect::<Vec<_>>(), vec!["b", "c"]);
     assert!(d.allowed, "80 is under the threshold of 100");
-    assert_eq!(
-        d.reason, "b",
-        "an allowed decision still names its top contributor"
-    );
+    assert_eq!(d.reason, "b", "an allowed decision still names its top contributor");
 }
 
 #[test]
@@ -259,14 +180,8 @@ rule ban { description "d" when metadata.ban deny reason banned }
         outcome(&p, &json!({"model": "eval", "metadata": {"pii": true}})),
         Ok((true, 70, "internal_eval".into()))
     );
-    assert_eq!(
-        outcome(&p, &json!({"model": "eval", "metadata": {"ban": true}})),
-        Ok((false, 0, "banned".into()))
-    );
-    assert_eq!(
-        outcome(&p, &json!({"model": "x", "metadata": {"pii": true}})),
-        Ok((false, 70, "pii".into()))
-    );
+    assert_eq!(outcome(&p, &json!({"model": "eval", "metadata": {"ban": true}})), Ok((false, 0, "banned".into())));
+    assert_eq!(outcome(&p, &json!({"model": "x", "metadata": {"pii": true}})), Ok((false, 70, "pii".into())));
 }
 
 #[test]
@@ -279,14 +194,8 @@ rule neg { description "d" when not (metadata.tier == "free") score +20 reason n
 rule ex { description "d" when not exists(metadata.tier) score +40 reason ex }
 "#;
     let p = policy(text);
-    assert_eq!(
-        outcome(&p, &json!({"model": "m"})),
-        Ok((true, 60, "ex".into()))
-    );
-    assert_eq!(
-        outcome(&p, &json!({"model": "m", "metadata": {"tier": "pro"}})),
-        Ok((true, 30, "neg".into()))
-    );
+    assert_eq!(outcome(&p, &json!({"model": "m"})), Ok((true, 60, "ex".into())));
+    assert_eq!(outcome(&p, &json!({"model": "m", "metadata": {"tier": "pro"}})), Ok((true, 30, "neg".into())));
 }
 
 #[test]
@@ -300,44 +209,27 @@ fn overrides_disable_enable_rescore_and_change_the_threshold() {
         (d.allowed, d.risk_score, d.reason.to_owned())
     };
     assert_eq!(with(json!({})), (false, 50, "external_model".into()));
-    assert_eq!(
-        with(json!({"rules": {"external_model": {"enabled": false}}})),
-        (true, 0, "ok".into())
-    );
-    assert_eq!(
-        with(json!({"rules": {"external_model": {"score": 20}}})),
-        (true, 20, "external_model".into())
-    );
-    assert_eq!(
-        with(json!({"threshold": 60})),
-        (true, 50, "external_model".into())
-    );
+    assert_eq!(with(json!({"rules": {"external_model": {"enabled": false}}})), (true, 0, "ok".into()));
+    assert_eq!(with(json!({"rules": {"external_model": {"score": 20}}})), (true, 20, "external_model".into()));
+    assert_eq!(with(json!({"threshold": 60})), (true, 50, "external_model".into()));
     let unapproved = json!({"model": "new-model", "operation": "o"});
-    let on: Overrides =
-        serde_json::from_value(json!({"rules": {"approved_models": {"enabled": true}}})).unwrap();
+    let on: Overrides = serde_json::from_value(json!({"rules": {"approved_models": {"enabled": true}}})).unwrap();
     let d = p.decide_with(&unapproved, &p.prepare(&on)).unwrap();
     assert_eq!((d.allowed, d.reason), (false, "unapproved_model"));
     // Unknown rule names are reported and ignored.
-    let odd: Overrides =
-        serde_json::from_value(json!({"rules": {"gone": {"enabled": false}}})).unwrap();
+    let odd: Overrides = serde_json::from_value(json!({"rules": {"gone": {"enabled": false}}})).unwrap();
     assert_eq!(p.prepare(&odd).unknown_rules(), ["gone".to_owned()]);
 }
 
 #[test]
 fn overrides_prepared_for_another_version_are_resolved_again() {
     let old = policy(INDEXED);
-    let new = policy(&format!(
-        "rule z {{ description \"d\" when model == \"zz\" score +1 reason z }}\n{INDEXED}"
-    ));
+    let new = policy(&format!("rule z {{ description \"d\" when model == \"zz\" score +1 reason z }}\n{INDEXED}"));
     let o: Overrides = serde_json::from_value(json!({"rules": {"b": {"enabled": false}}})).unwrap();
     let stale = old.prepare(&o);
     let input = json!({"model": "claude", "operation": "x", "metadata": {"tokens": 500}});
     let d = new.decide_with(&input, &stale).unwrap();
-    assert_eq!(
-        d.contributions.iter().map(|c| c.rule).collect::<Vec<_>>(),
-        vec!["c"],
-        "rule b stays disabled"
-    );
+    assert_eq!(d.contributions.iter().map(|c| c.rule).collect::<Vec<_>>(), vec!["c"], "rule b stays disabled");
 }
 
 #[test]
@@ -346,11 +238,7 @@ fn explain_lists_every_rule_and_agrees_with_decide() {
     let input = meta(json!({"contains_personal_data": true}));
     let ex = p.explain(&input, None).unwrap();
     assert_eq!(ex.decision, p.decide(&input).unwrap());
-    let rows: Vec<_> = ex
-        .rules
-        .iter()
-        .map(|r| (r.rule, r.enabled, r.condition_held, r.contributed))
-        .collect();
+    let rows: Vec<_> = ex.rules.iter().map(|r| (r.rule, r.enabled, r.condition_held, r.contributed)).collect();
     assert_eq!(
         rows,
         vec![
@@ -372,9 +260,7 @@ fn decisions_are_deterministic_and_shareable_across_threads() {
         .map(|_| {
             let (p, input) = (p.clone(), input.clone());
             std::thread::spawn(move || {
-                (0..1000)
-                    .map(|_| serde_json::to_string(&p.decide(&input).unwrap()).unwrap())
-                    .collect::<Vec<_>>()
+                (0..1000).map(|_| serde_json::to_string(&p.decide(&input).unwrap()).unwrap()).collect::<Vec<_>>()
             })
         })
         .collect();
@@ -402,17 +288,8 @@ test "wrong kind" { input {"model": "m", "prompt": "x"} expect allowed }
 "#;
     let report = warden_engine::run_tests(&policy(text));
     assert_eq!(report.failed(), 2);
-    assert_eq!(
-        report.outcomes[0].failure.as_deref(),
-        Some("expected score 60, got 70")
-    );
-    assert!(
-        report.outcomes[1]
-            .failure
-            .as_deref()
-            .unwrap()
-            .contains("forbidden_field")
-    );
+    assert_eq!(report.outcomes[0].failure.as_deref(), Some("expected score 60, got 70"));
+    assert!(report.outcomes[1].failure.as_deref().unwrap().contains("forbidden_field"));
     assert_eq!(report.uncovered, vec!["never".to_owned()]);
 }
 
@@ -427,10 +304,7 @@ test "v" { input {"model": "x"} overrides {"treshold": 5} expect blocked }
 test "w" { input {"model": "x"} expect rejected nonsense }
 "#;
     let errs = Policy::from_sources(vec![SourceFile::new("p.warden", text)]).unwrap_err();
-    assert_eq!(
-        errs.iter().map(|d| d.code()).collect::<Vec<_>>(),
-        vec!["invalid_test"; 4]
-    );
+    assert_eq!(errs.iter().map(|d| d.code()).collect::<Vec<_>>(), vec!["invalid_test"; 4]);
 }
 
 #[test]
@@ -442,8 +316,5 @@ fn a_content_field_wins_over_nesting_that_comes_first() {
     }
     let input = json!({"model": "m", "operation": "o", "aaa": deep, "zzz": {"prompt": "x"}});
     let err = p.decide(&input).unwrap_err();
-    assert_eq!(
-        (err.code(), err.path.as_str()),
-        ("forbidden_field", "zzz.prompt")
-    );
+    assert_eq!((err.code(), err.path.as_str()), ("forbidden_field", "zzz.prompt"));
 }

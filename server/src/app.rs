@@ -76,6 +76,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(http::check::evaluate))
         .routes(routes!(http::health::metrics))
         .routes(routes!(http::health::openapi_json))
+        .routes(routes!(http::admin::status))
 }
 
 /// The application's router.
@@ -83,10 +84,7 @@ pub fn router(state: AppState) -> Router {
     let (api_router, api) = api_routes().split_for_parts();
     let max_body = state.max_body_bytes;
     api_router
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            http::track_requests,
-        ))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), http::track_requests))
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(axum::Extension(Arc::new(api)))

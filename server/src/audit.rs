@@ -81,28 +81,12 @@ pub struct AuditWriter {
 }
 
 /// A queue and its writer.
-pub fn channel(
-    store: Store,
-    metrics: Arc<Metrics>,
-    capacity: usize,
-    on_full: OnFull,
-) -> (AuditQueue, AuditWriter) {
+pub fn channel(store: Store, metrics: Arc<Metrics>, capacity: usize, on_full: OnFull) -> (AuditQueue, AuditWriter) {
     let capacity = capacity.max(1);
     let (tx, rx) = mpsc::channel(capacity);
     let healthy = Arc::new(AtomicBool::new(true));
-    let queue = AuditQueue {
-        tx,
-        capacity,
-        on_full,
-        healthy: healthy.clone(),
-    };
-    let writer = AuditWriter {
-        rx,
-        store,
-        metrics,
-        healthy,
-        batch: crate::store::audit_batch_size(),
-    };
+    let queue = AuditQueue { tx, capacity, on_full, healthy: healthy.clone() };
+    let writer = AuditWriter { rx, store, metrics, healthy, batch: crate::store::audit_batch_size() };
     (queue, writer)
 }
 

@@ -38,11 +38,7 @@ pub struct NewToken {
 pub fn generate() -> NewToken {
     let id = Uuid::new_v4();
     // `ThreadRng` is a CSPRNG seeded from the operating system.
-    let secret: String = rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(SECRET_LEN)
-        .map(char::from)
-        .collect();
+    let secret: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(SECRET_LEN).map(char::from).collect();
     let token = format!("{PREFIX}{}_{secret}", id.simple());
     NewToken { id, secret, token }
 }
@@ -164,8 +160,7 @@ impl Authenticator {
         }
         let outcome = self.verify(id, secret, sha).await;
         drop(_turn);
-        self.inflight
-            .remove_if(&id, |_, l| Arc::strong_count(l) <= 2);
+        self.inflight.remove_if(&id, |_, l| Arc::strong_count(l) <= 2);
         outcome
     }
 
@@ -191,9 +186,7 @@ impl Authenticator {
         self.bcrypt_verifications.fetch_add(1, Ordering::Relaxed);
         // bcrypt is deliberately slow; keep it off the async workers.
         let ok =
-            tokio::task::spawn_blocking(move || bcrypt::verify(secret, &hash).unwrap_or(false))
-                .await
-                .unwrap_or(false);
+            tokio::task::spawn_blocking(move || bcrypt::verify(secret, &hash).unwrap_or(false)).await.unwrap_or(false);
         if !ok {
             if self.failed.len() >= self.capacity {
                 self.failed.retain(|_, at| at.elapsed() < FAILED_TTL);
@@ -204,11 +197,7 @@ impl Authenticator {
             self.failed.insert(sha, std::time::Instant::now());
             return Err(AuthError::Unknown);
         }
-        let principal = Principal {
-            key_id: record.id,
-            customer_id: record.customer_id,
-            role: record.role,
-        };
+        let principal = Principal { key_id: record.id, customer_id: record.customer_id, role: record.role };
         if self.cache.len() >= self.capacity {
             // Bounded: drop an arbitrary entry; it costs one bcrypt later.
             let victim = self.cache.iter().next().map(|e| *e.key());
@@ -216,14 +205,7 @@ impl Authenticator {
                 self.cache.remove(&v);
             }
         }
-        self.cache.insert(
-            id,
-            Verified {
-                token_sha: sha,
-                secret_hash: record.secret_hash.into(),
-                principal,
-            },
-        );
+        self.cache.insert(id, Verified { token_sha: sha, secret_hash: record.secret_hash.into(), principal });
         Ok(principal)
     }
 

@@ -31,16 +31,9 @@ fn expand_config_file(args: &mut Vec<String>) -> anyhow::Result<()> {
     let Some(serve_at) = args.iter().position(|a| a == "serve") else {
         return Ok(());
     };
-    let from_flag = args
-        .iter()
-        .position(|a| a == "--config")
-        .and_then(|i| args.get(i + 1).cloned());
-    let from_inline = args
-        .iter()
-        .find_map(|a| a.strip_prefix("--config=").map(str::to_owned));
-    let path = from_flag
-        .or(from_inline)
-        .or_else(|| std::env::var("WARDEN_CONFIG").ok());
+    let from_flag = args.iter().position(|a| a == "--config").and_then(|i| args.get(i + 1).cloned());
+    let from_inline = args.iter().find_map(|a| a.strip_prefix("--config=").map(str::to_owned));
+    let path = from_flag.or(from_inline).or_else(|| std::env::var("WARDEN_CONFIG").ok());
     if let Some(path) = path {
         let extra = crate::config::config_file_args(std::path::Path::new(&path))?;
         let tail = args.split_off(serve_at + 1);

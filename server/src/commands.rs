@@ -19,12 +19,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { dir, format } => check::run(&dir, format),
         Command::Fmt { check, paths } => fmt::run(&paths, check),
         Command::Test { dir } => test::run(&dir),
-        Command::Eval {
-            policies,
-            input,
-            overrides,
-            explain,
-        } => eval::run(&policies, &input, overrides.as_deref(), explain),
+        Command::Eval { policies, input, overrides, explain } => {
+            eval::run(&policies, &input, overrides.as_deref(), explain)
+        }
         Command::Serve(config) => serve::serve(config),
         Command::Migrate(db) => serve::migrate(&db),
         Command::Keys { command } => serve::keys(command),
@@ -54,19 +51,14 @@ pub fn print_diagnostics(diagnostics: &[Diagnostic], format: DiagnosticFormat) {
 
 /// Loads and compiles a policy directory, printing diagnostics. `None` when
 /// the set has errors.
-pub fn load_policy(
-    dir: &std::path::Path,
-) -> anyhow::Result<Option<(warden_engine::Policy, Vec<Diagnostic>)>> {
+pub fn load_policy(dir: &std::path::Path) -> anyhow::Result<Option<(warden_engine::Policy, Vec<Diagnostic>)>> {
     let sources = crate::policy_files::load_dir(dir)?;
     match warden_engine::Policy::from_sources(sources) {
         Ok(ok) => Ok(Some(ok)),
         Err(diags) => {
             print_diagnostics(&diags, DiagnosticFormat::Human);
             let errors = diags.iter().filter(|d| d.is_error()).count();
-            eprintln!(
-                "{}: {errors} error(s); the policy set was not compiled",
-                dir.display()
-            );
+            eprintln!("{}: {errors} error(s); the policy set was not compiled", dir.display());
             Ok(None)
         }
     }

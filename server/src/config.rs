@@ -21,11 +21,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseArgs {
     /// Database URL: `sqlite://PATH` (created on first start) or `postgres://…`.
-    #[arg(
-        long,
-        env = "WARDEN_DATABASE_URL",
-        default_value = "sqlite://warden.db"
-    )]
+    #[arg(long, env = "WARDEN_DATABASE_URL", default_value = "sqlite://warden.db")]
     pub database_url: String,
 }
 
@@ -68,8 +64,7 @@ pub struct ServeConfig {
 }
 
 fn parse_window(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s)
-        .map_err(|e| format!("{e}; write a duration such as `60s` or `1m`"))?;
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e}; write a duration such as `60s` or `1m`"))?;
     if d.as_secs() == 0 {
         return Err("the window must be at least one second".to_owned());
     }
@@ -80,10 +75,9 @@ fn parse_window(s: &str) -> Result<Duration, String> {
 /// placed before the command line's own so that flags win.
 pub fn config_file_args(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
     use anyhow::Context as _;
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading config file `{}`", path.display()))?;
-    let table: toml::Table = toml::from_str(&text)
-        .with_context(|| format!("config file `{}` is not valid TOML", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading config file `{}`", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("config file `{}` is not valid TOML", path.display()))?;
     let mut args = Vec::new();
     for (key, value) in table {
         let value = match value {
@@ -100,4 +94,23 @@ pub fn config_file_args(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
         args.push(value);
     }
     Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests fail loudly
+
+    use super::config_file_args;
+
+    #[test]
+    fn a_config_file_becomes_flags() {
+        let path = std::env::temp_dir().join(format!("warden-config-{}.toml", std::process::id()));
+        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nrate_limit_requests = 500\naudit_on_full = \"reject\"\n")
+            .unwrap();
+        let args = config_file_args(&path).unwrap();
+        assert_eq!(args, ["--audit-on-full", "reject", "--listen", "0.0.0.0:9000", "--rate-limit-requests", "500"]);
+        std::fs::write(&path, "listen = [1]\n").unwrap();
+        assert!(config_file_args(&path).unwrap_err().to_string().contains("`listen` must be a string"));
+        std::fs::remove_file(&path).unwrap();
+    }
 }

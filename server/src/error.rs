@@ -82,9 +82,7 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthorized(AuthError::Store(_)) | Self::Unavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Unauthorized(AuthError::Store(_)) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -103,9 +101,7 @@ impl ApiError {
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         match e {
-            crate::store::StoreError::Conflict(what) => {
-                Self::Conflict(format!("{what} already exists"))
-            }
+            crate::store::StoreError::Conflict(what) => Self::Conflict(format!("{what} already exists")),
             other => {
                 tracing::error!(error = %other, "database error");
                 Self::Unavailable("the database is unavailable; try again".to_owned())
@@ -117,11 +113,7 @@ impl From<crate::store::StoreError> for ApiError {
 /// `RateLimit-Policy` and `RateLimit` headers (IETF draft), on every answer
 /// that went through the limiter.
 pub fn rate_limit_headers(v: &Verdict, headers: &mut axum::http::HeaderMap) {
-    let policy = format!(
-        "\"default\";q={};w={}",
-        v.quota.requests,
-        v.quota.window.as_secs().max(1)
-    );
+    let policy = format!("\"default\";q={};w={}", v.quota.requests, v.quota.window.as_secs().max(1));
     let state = format!("\"default\";r={};t={}", v.remaining, v.reset_secs);
     if let Ok(h) = HeaderValue::from_str(&policy) {
         headers.insert("ratelimit-policy", h);
@@ -143,10 +135,7 @@ impl IntoResponse for ApiError {
             }
             Self::Unauthorized(AuthError::Store(e)) => {
                 tracing::error!(error = %e, "database error during authentication");
-                body.insert(
-                    "message".into(),
-                    json!("the key store is unavailable; try again"),
-                );
+                body.insert("message".into(), json!("the key store is unavailable; try again"));
             }
             Self::Rejected(r, decision_id) => {
                 body.insert("path".into(), json!(r.path));

@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource, plus the shared pieces: the
 //! OpenAPI document, the caller extractor, fallbacks and request metrics.
 
+pub mod admin;
 pub mod check;
 pub mod health;
 
@@ -32,16 +33,11 @@ impl utoipa::Modify for Security {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("wdn_<key id>_<secret>")
-                    .build(),
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("wdn_<key id>_<secret>").build(),
             ),
         );
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
-        );
+        components
+            .add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))));
     }
 }
 
@@ -53,16 +49,11 @@ pub struct Caller(pub Principal);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let token = match (header("authorization"), header("x-api-key")) {
             (Some(auth), _) => {
-                let (scheme, token) = auth
-                    .split_once(' ')
-                    .ok_or(ApiError::Unauthorized(AuthError::Malformed))?;
+                let (scheme, token) = auth.split_once(' ').ok_or(ApiError::Unauthorized(AuthError::Malformed))?;
                 if !scheme.eq_ignore_ascii_case("bearer") {
                     return Err(ApiError::Unauthorized(AuthError::Malformed));
                 }
@@ -71,47 +62,25 @@ impl FromRequestParts<AppState> for Caller {
             (None, Some(key)) => key.trim(),
             (None, None) => return Err(ApiError::Unauthorized(AuthError::Missing)),
         };
-        state
-            .auth
-            .authenticate(token)
-            .await
-            .map(Caller)
-            .map_err(ApiError::Unauthorized)
+        state.auth.authenticate(token).await.map(Caller).map_err(ApiError::Unauthorized)
     }
 }
 
 /// The request's id, as set or propagated by the request-id layer.
 pub fn request_id(headers: &axum::http::HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
+    headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
 /// The route template a request matched, as a `'static` label. Routes are a
 /// fixed set, so metrics can't grow with client-chosen paths.
 fn route_label(req: &Request) -> &'static str {
-    let matched = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(MatchedPath::as_str);
-    ROUTES
-        .iter()
-        .copied()
-        .find(|r| Some(*r) == matched)
-        .unwrap_or("unmatched")
+    let matched = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    ROUTES.iter().copied().find(|r| Some(*r) == matched).unwrap_or("unmatched")
 }
 
 /// Every route the router serves.
-pub const ROUTES: [&str; 6] = [
-    "/health",
-    "/ready",
-    "/v1/check",
-    "/api/evaluate",
-    "/metrics",
-    "/openapi.json",
-];
+pub const ROUTES: [&str; 7] =
+    ["/health", "/ready", "/v1/check", "/api/evaluate", "/metrics", "/openapi.json", "/api/admin/status"];
 
 /// A tracing span per request: method, route and request id, never headers
 /// or bodies (they may carry keys or content). Field values are only
@@ -129,24 +98,34 @@ pub fn request_span(req: &Request) -> tracing::Span {
 pub async fn track_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = route_label(&req);
     let response = next.run(req).await;
-    state
-        .metrics
-        .http_response(route, response.status().as_u16());
+    state.metrics.http_response(route, response.status().as_u16());
     response
 }
 
 /// 404 for unknown paths, as JSON.
 pub async fn not_found(State(state): State<AppState>, req: Request) -> Response {
     state.metrics.http_response("unmatched", 404);
-    ApiError::NotFound(format!(
-        "no endpoint at `{}`; see /openapi.json",
-        req.uri().path()
-    ))
-    .into_response()
+    ApiError::NotFound(format!("no endpoint at `{}`; see /openapi.json", req.uri().path())).into_response()
 }
 
 /// 405 for known paths with the wrong method, as JSON.
 pub async fn method_not_allowed(State(state): State<AppState>) -> Response {
     state.metrics.http_response("unmatched", 405);
     ApiError::MethodNotAllowed.into_response()
+}
+
+/// The caller, who must hold an admin key; an app key gets 403.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin(pub Principal);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Caller(principal) = Caller::from_request_parts(parts, state).await?;
+        if principal.role != crate::store::Role::Admin {
+            return Err(ApiError::Forbidden);
+        }
+        Ok(Admin(principal))
+    }
 }

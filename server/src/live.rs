@@ -51,31 +51,13 @@ impl Snapshot {
                 None => tables.global.clone(),
             };
             let rate_limit = tables.settings.get(id).and_then(|s| {
-                let requests = u32::try_from(s.rate_limit_requests?)
-                    .ok()
-                    .filter(|r| *r > 0)?;
-                let secs = u64::try_from(s.rate_limit_window_seconds?)
-                    .ok()
-                    .filter(|w| *w > 0)?;
-                Some(Quota {
-                    requests,
-                    window: Duration::from_secs(secs),
-                })
+                let requests = u32::try_from(s.rate_limit_requests?).ok().filter(|r| *r > 0)?;
+                let secs = u64::try_from(s.rate_limit_window_seconds?).ok().filter(|w| *w > 0)?;
+                Some(Quota { requests, window: Duration::from_secs(secs) })
             });
-            customers.insert(
-                *id,
-                CustomerView {
-                    overrides: policy.prepare(&layered),
-                    rate_limit,
-                },
-            );
+            customers.insert(*id, CustomerView { overrides: policy.prepare(&layered), rate_limit });
         }
-        Self {
-            policy,
-            global,
-            customers,
-            tables,
-        }
+        Self { policy, global, customers, tables }
     }
 
     /// The overrides and rate limit for a customer.
@@ -97,10 +79,7 @@ pub struct Live {
 impl Live {
     /// Starts from `snapshot`.
     pub fn new(snapshot: Snapshot) -> Self {
-        Self {
-            current: ArcSwap::from_pointee(snapshot),
-            fingerprint: tokio::sync::Mutex::new(String::new()),
-        }
+        Self { current: ArcSwap::from_pointee(snapshot), fingerprint: tokio::sync::Mutex::new(String::new()) }
     }
 
     /// The current snapshot (one atomic load).

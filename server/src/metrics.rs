@@ -51,42 +51,18 @@ impl Metrics {
     pub fn new() -> Self {
         let mut r = Registry::default();
         let http = Family::<HttpLabels, Counter>::default();
-        r.register(
-            "warden_http_requests",
-            "HTTP requests by route and status",
-            http.clone(),
-        );
+        r.register("warden_http_requests", "HTTP requests by route and status", http.clone());
         let decisions = Family::<DecisionLabels, Counter>::default();
-        r.register(
-            "warden_decisions",
-            "Decisions by outcome and reason",
-            decisions.clone(),
-        );
+        r.register("warden_decisions", "Decisions by outcome and reason", decisions.clone());
         // 1 µs to ~0.5 s.
         let latency = Histogram::new(exponential_buckets(1e-6, 2.0, 20));
-        r.register(
-            "warden_decision_latency_seconds",
-            "Time to decide one /v1/check request",
-            latency.clone(),
-        );
+        r.register("warden_decision_latency_seconds", "Time to decide one /v1/check request", latency.clone());
         let rate_limited = Counter::default();
-        r.register(
-            "warden_rate_limited",
-            "Requests refused by the rate limiter",
-            rate_limited.clone(),
-        );
+        r.register("warden_rate_limited", "Requests refused by the rate limiter", rate_limited.clone());
         let audit_depth = Gauge::default();
-        r.register(
-            "warden_audit_queue_depth",
-            "Audit rows waiting to be written",
-            audit_depth.clone(),
-        );
+        r.register("warden_audit_queue_depth", "Audit rows waiting to be written", audit_depth.clone());
         let audit_written = Counter::default();
-        r.register(
-            "warden_audit_rows_written",
-            "Audit rows written to the database",
-            audit_written.clone(),
-        );
+        r.register("warden_audit_rows_written", "Audit rows written to the database", audit_written.clone());
         let audit_failures = Counter::default();
         r.register(
             "warden_audit_write_failures",
@@ -94,11 +70,7 @@ impl Metrics {
             audit_failures.clone(),
         );
         let policy = Family::<PolicyLabels, Gauge>::default();
-        r.register(
-            "warden_policy",
-            "The policy version being served (value 1)",
-            policy.clone(),
-        );
+        r.register("warden_policy", "The policy version being served (value 1)", policy.clone());
         Self {
             registry: Mutex::new(r),
             http,
@@ -146,17 +118,12 @@ impl Metrics {
     /// Sets the policy version being served.
     pub fn set_policy_version(&self, version: &str) {
         self.policy.clear();
-        self.policy
-            .get_or_create(&PolicyLabels {
-                version: version.to_owned(),
-            })
-            .set(1);
+        self.policy.get_or_create(&PolicyLabels { version: version.to_owned() }).set(1);
     }
 
     /// The metrics in Prometheus text format, with the queue depth as of now.
     pub fn render(&self, audit_depth: usize) -> String {
-        self.audit_depth
-            .set(i64::try_from(audit_depth).unwrap_or(i64::MAX));
+        self.audit_depth.set(i64::try_from(audit_depth).unwrap_or(i64::MAX));
         let mut out = String::new();
         let registry = match self.registry.lock() {
             Ok(r) => r,

@@ -13,21 +13,13 @@ pub const EXTENSION: &str = "warden";
 /// where the directory lives.
 pub fn load_dir(dir: &Path) -> anyhow::Result<Vec<SourceFile>> {
     if !dir.is_dir() {
-        bail!(
-            "policy directory `{}` does not exist or is not a directory",
-            dir.display()
-        );
+        bail!("policy directory `{}` does not exist or is not a directory", dir.display());
     }
     let mut out = Vec::new();
     for path in find_files(dir)? {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading `{}`", path.display()))?;
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading `{}`", path.display()))?;
         let rel = path.strip_prefix(dir).unwrap_or(&path);
-        let name = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
+        let name = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
         out.push(SourceFile::new(name, text));
     }
     Ok(out)
@@ -39,14 +31,11 @@ pub fn find_files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
-        let entries =
-            std::fs::read_dir(&dir).with_context(|| format!("listing `{}`", dir.display()))?;
+        let entries = std::fs::read_dir(&dir).with_context(|| format!("listing `{}`", dir.display()))?;
         for entry in entries {
             let entry = entry.with_context(|| format!("listing `{}`", dir.display()))?;
             let path = entry.path();
-            let kind = entry
-                .file_type()
-                .with_context(|| format!("reading `{}`", path.display()))?;
+            let kind = entry.file_type().with_context(|| format!("reading `{}`", path.display()))?;
             if kind.is_dir() {
                 if !is_hidden(&path) {
                     pending.push(path);
@@ -64,7 +53,5 @@ pub fn find_files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// next to the real one, and `.git` holds old copies; hidden files and
 /// folders are not part of the set.
 fn is_hidden(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with('.'))
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
 }

@@ -68,10 +68,7 @@ fn ceil_secs(nanos: u64) -> u64 {
 impl RateLimiter {
     /// An empty limiter.
     pub fn new() -> Self {
-        Self {
-            start: Instant::now(),
-            tat: DashMap::new(),
-        }
+        Self { start: Instant::now(), tat: DashMap::new() }
     }
 
     fn now(&self) -> u64 {
@@ -104,17 +101,9 @@ impl RateLimiter {
         let new_tat = tat.saturating_add(t);
         *entry = new_tat;
         let used = new_tat - now;
-        let remaining = window
-            .saturating_sub(used)
-            .checked_div(t)
-            .map_or(quota.requests, |r| u32::try_from(r).unwrap_or(u32::MAX));
-        Verdict {
-            allowed: true,
-            quota,
-            remaining,
-            reset_secs: ceil_secs(used),
-            retry_after_secs: 0,
-        }
+        let remaining =
+            window.saturating_sub(used).checked_div(t).map_or(quota.requests, |r| u32::try_from(r).unwrap_or(u32::MAX));
+        Verdict { allowed: true, quota, remaining, reset_secs: ceil_secs(used), retry_after_secs: 0 }
     }
 
     /// Forgets keys whose bucket is full again. Returns how many remain.
@@ -137,10 +126,7 @@ mod tests {
     const SEC: u64 = 1_000_000_000;
 
     fn quota(requests: u32, secs: u64) -> Quota {
-        Quota {
-            requests,
-            window: Duration::from_secs(secs),
-        }
+        Quota { requests, window: Duration::from_secs(secs) }
     }
 
     #[test]
@@ -187,5 +173,18 @@ mod tests {
         std::thread::sleep(Duration::from_millis(150));
         assert_eq!(l.sweep(), 0);
         let _ = SEC;
+    }
+
+    #[test]
+    fn a_million_idle_keys_are_all_evicted() {
+        let l = RateLimiter::new();
+        let q = quota(100, 1);
+        for _ in 0..1_000_000 {
+            l.check(Uuid::new_v4(), q);
+        }
+        assert_eq!(l.tracked_keys(), 1_000_000);
+        // Each used one cell (10 ms at 100 per second).
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(l.sweep(), 0);
     }
 }

@@ -35,10 +35,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            default_quota: Quota {
-                requests: 100,
-                window: Duration::from_secs(60),
-            },
+            default_quota: Quota { requests: 100, window: Duration::from_secs(60) },
             audit_queue_capacity: 10_000,
             audit_on_full: OnFull::Block,
             key_cache_capacity: 10_000,
@@ -50,10 +47,7 @@ impl Default for Options {
 impl From<&ServeConfig> for Options {
     fn from(c: &ServeConfig) -> Self {
         Self {
-            default_quota: Quota {
-                requests: c.rate_limit_requests,
-                window: c.rate_limit_window,
-            },
+            default_quota: Quota { requests: c.rate_limit_requests, window: c.rate_limit_window },
             audit_queue_capacity: c.audit_queue_capacity,
             audit_on_full: c.audit_on_full,
             key_cache_capacity: c.key_cache_capacity,
@@ -64,27 +58,16 @@ impl From<&ServeConfig> for Options {
 
 /// Builds the shared state over a migrated store and a compiled policy,
 /// loading the override tables once. Returns the audit writer to run.
-pub async fn build_state(
-    store: Store,
-    policy: Policy,
-    options: &Options,
-) -> anyhow::Result<(AppState, AuditWriter)> {
+pub async fn build_state(store: Store, policy: Policy, options: &Options) -> anyhow::Result<(AppState, AuditWriter)> {
     let metrics = Arc::new(Metrics::new());
     metrics.set_policy_version(policy.version());
     let tables = store.load_overrides().await.context("loading overrides")?;
     let live = Arc::new(Live::new(Snapshot::build(Arc::new(policy), tables)));
-    let (queue, writer) = audit::channel(
-        store.clone(),
-        metrics.clone(),
-        options.audit_queue_capacity,
-        options.audit_on_full,
-    );
+    let (queue, writer) =
+        audit::channel(store.clone(), metrics.clone(), options.audit_queue_capacity, options.audit_on_full);
     let state = AppState::new(Services {
         live,
-        auth: Arc::new(Authenticator::new(
-            store.clone(),
-            options.key_cache_capacity,
-        )),
+        auth: Arc::new(Authenticator::new(store.clone(), options.key_cache_capacity)),
         store,
         limiter: Arc::new(RateLimiter::new()),
         default_quota: options.default_quota,
@@ -156,27 +139,18 @@ async fn shutdown_signal() {
 /// Runs the service until SIGINT/SIGTERM, then stops accepting, finishes
 /// in-flight requests, drains the audit queue and returns.
 pub async fn serve(config: ServeConfig, policy: Policy) -> anyhow::Result<()> {
-    let store = Store::connect(&config.database.database_url)
-        .await
-        .context("connecting to the database")?;
+    let store = Store::connect(&config.database.database_url).await.context("connecting to the database")?;
     store.migrate().await.context("running migrations")?;
     let (state, writer) = build_state(store.clone(), policy, &Options::from(&config)).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let writer = tokio::spawn(writer.run(stop_rx.clone()));
     spawn_background(&state, stop_rx);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr().unwrap_or(config.listen);
     tracing::info!(%addr, backend = store.backend(), version = state.live.load().policy.version(), "warden listening");
-    axum::serve(listener, router(state.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
-    tracing::info!(
-        queued = state.audit.depth(),
-        "no longer accepting; writing queued audit rows"
-    );
+    axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+    tracing::info!(queued = state.audit.depth(), "no longer accepting; writing queued audit rows");
     let _ = stop_tx.send(true);
     let written = writer.await.context("audit writer")?;
     tracing::info!(written, "audit log complete; exiting");

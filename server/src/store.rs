@@ -14,9 +14,7 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use audit::{AuditRecord, AuditRow, MAX_BATCH, Outcome, audit_batch_size};
 pub use customers::Customer;
@@ -91,14 +89,9 @@ impl Store {
     /// readers don't block the audit writer.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = PgPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect(url)
-                .await?;
-            return Ok(Self {
-                pool: Pool::Postgres(pool),
-            });
+            let pool =
+                PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(5)).connect(url).await?;
+            return Ok(Self { pool: Pool::Postgres(pool) });
         }
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
@@ -119,9 +112,7 @@ impl Store {
                     .await;
                 match connected {
                     Ok(pool) => {
-                        return Ok(Self {
-                            pool: Pool::Sqlite(pool),
-                        });
+                        return Ok(Self { pool: Pool::Sqlite(pool) });
                     }
                     Err(e) if attempt < 50 && is_locked(&e) => {
                         attempt += 1;

@@ -1,12 +1,7 @@
 //! End to end: the real binary on a free port, keys made with the CLI, every
 //! endpoint called over TCP, then SIGTERM, then every decision found in the
 //! audit table. On SQLite and on Postgres.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // tests fail loudly
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // tests fail loudly
 
 mod support;
 
@@ -22,20 +17,10 @@ use warden_server::store::Store;
 const BIN: &str = env!("CARGO_BIN_EXE_warden");
 
 /// One HTTP/1.1 request over a fresh connection.
-fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    key: Option<&str>,
-    body: &str,
-) -> (u16, String, Value) {
+fn http(port: u16, method: &str, path: &str, key: Option<&str>, body: &str) -> (u16, String, Value) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let auth = key
-        .map(|k| format!("Authorization: Bearer {k}\r\n"))
-        .unwrap_or_default();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -51,49 +36,25 @@ fn http(
         let end = text.rfind(['}', ']']).map_or(text.len(), |e| e + 1);
         serde_json::from_str(&text[..end]).ok()
     });
-    (
-        status,
-        head.to_owned(),
-        json.unwrap_or(Value::String(rest.to_owned())),
-    )
+    (status, head.to_owned(), json.unwrap_or(Value::String(rest.to_owned())))
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn create_key(url: &str, email: &str, admin: bool) -> String {
     let mut cmd = Command::new(BIN);
-    cmd.args([
-        "keys",
-        "create",
-        "--customer",
-        email,
-        "--name",
-        "e2e",
-        "--database-url",
-        url,
-    ])
-    .env("WARDEN_BCRYPT_COST", "4");
+    cmd.args(["keys", "create", "--customer", email, "--name", "e2e", "--database-url", url])
+        .env("WARDEN_BCRYPT_COST", "4");
     if admin {
         cmd.arg("--admin");
     }
     let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let key = stdout.lines().last().unwrap().to_owned();
-    assert!(
-        key.starts_with("wdn_"),
-        "the key is alone on the last line: {stdout}"
-    );
+    assert!(key.starts_with("wdn_"), "the key is alone on the last line: {stdout}");
     key
 }
 
@@ -108,34 +69,17 @@ async fn run(backend: Backend) {
     let (url, _cleanup) = support::fresh_url(backend).await;
     let app_key = create_key(&url, "e2e@example.com", false);
     let admin_key = create_key(&url, "ops@example.com", true);
-    let listed = Command::new(BIN)
-        .args(["keys", "list", "--database-url", &url])
-        .output()
-        .unwrap();
+    let listed = Command::new(BIN).args(["keys", "list", "--database-url", &url]).output().unwrap();
     let listing = String::from_utf8(listed.stdout).unwrap();
     assert!(listing.contains("e2e@example.com") && listing.contains("admin"));
-    assert!(
-        !listing.contains(&app_key[37..]),
-        "keys list never shows secrets"
-    );
+    assert!(!listing.contains(&app_key[37..]), "keys list never shows secrets");
 
     let port = free_port();
     let log_path = std::env::temp_dir().join(format!("warden-e2e-{port}.log"));
     let log = std::fs::File::create(&log_path).unwrap();
     let mut server = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--database-url",
-            &url,
-            "--log-format",
-            "json",
-        ])
-        .args([
-            "--policies",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../policies"),
-        ])
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &url, "--log-format", "json"])
+        .args(["--policies", concat!(env!("CARGO_MANIFEST_DIR"), "/../policies")])
         .env("RUST_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(log)
@@ -143,37 +87,19 @@ async fn run(backend: Backend) {
         .unwrap();
     let started = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the server did not start"
-        );
+        assert!(started.elapsed() < Duration::from_secs(20), "the server did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    assert_eq!(
-        http(port, "GET", "/health", None, "").2,
-        json!({"status": "ok"})
-    );
+    assert_eq!(http(port, "GET", "/health", None, "").2, json!({"status": "ok"}));
     let (status, _, ready) = http(port, "GET", "/ready", None, "");
     assert_eq!(status, 200, "{ready}");
     let mut decisions = Vec::new();
     for (body, expected) in [
-        (
-            r#"{"model":"gpt-4","operation":"classify","metadata":{"contains_personal_data":false}}"#,
-            200,
-        ),
-        (
-            r#"{"model":"gpt-4","operation":"classify","metadata":{"contains_personal_data":true}}"#,
-            200,
-        ),
-        (
-            r#"{"model":"gpt-4","operation":"classify","metadata":{"prompt":"my secret prompt"}}"#,
-            422,
-        ),
-        (
-            r#"{"model":"gpt-4","operation":"classify","metadata":{"is_external_model":"yes"}}"#,
-            422,
-        ),
+        (r#"{"model":"gpt-4","operation":"classify","metadata":{"contains_personal_data":false}}"#, 200),
+        (r#"{"model":"gpt-4","operation":"classify","metadata":{"contains_personal_data":true}}"#, 200),
+        (r#"{"model":"gpt-4","operation":"classify","metadata":{"prompt":"my secret prompt"}}"#, 422),
+        (r#"{"model":"gpt-4","operation":"classify","metadata":{"is_external_model":"yes"}}"#, 422),
         ("{oops", 400),
     ] {
         let (status, head, answer) = http(port, "POST", "/v1/check", Some(&app_key), body);
@@ -183,11 +109,7 @@ async fn run(backend: Backend) {
             decisions.push(id.to_owned());
         }
     }
-    assert_eq!(
-        decisions.len(),
-        4,
-        "every 200 and 422 carries a decision id"
-    );
+    assert_eq!(decisions.len(), 4, "every 200 and 422 carries a decision id");
     assert_eq!(http(port, "POST", "/v1/check", None, "{}").0, 401);
     let (status, _, answer) = http(port, "POST", "/api/evaluate", Some(&admin_key), "");
     assert_eq!((status, answer["status"].as_str()), (200, Some("ok")));
@@ -195,54 +117,39 @@ async fn run(backend: Backend) {
     assert_eq!(status, 200);
     assert!(metrics.as_str().unwrap().contains("warden_decisions_total"));
     let (status, _, doc) = http(port, "GET", "/openapi.json", None, "");
-    assert_eq!(
-        (status, doc["paths"].as_object().map(|p| p.len())),
-        (200, Some(6))
-    );
+    assert_eq!((status, doc["paths"].as_object().map(|p| p.len())), (200, Some(7)));
 
     // SIGTERM: finish, drain the audit queue, exit cleanly.
-    let kill = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
+    let kill = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
     assert!(kill.success());
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(s) = server.try_wait().unwrap() {
             break s;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the server did not exit after SIGTERM"
-        );
+        assert!(Instant::now() < deadline, "the server did not exit after SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status}");
 
+    let prune =
+        Command::new(BIN).args(["logs", "prune", "--older-than", "90d", "--database-url", &url]).output().unwrap();
+    assert!(prune.status.success());
+    assert!(String::from_utf8_lossy(&prune.stdout).starts_with("deleted 0 audit row(s)"));
     let store = Store::connect(&url).await.unwrap();
     let rows = store.recent_audit(100).await.unwrap();
     let stored: Vec<String> = rows.iter().map(|r| r.decision_id.to_string()).collect();
     for id in &decisions {
-        assert!(
-            stored.contains(id),
-            "decision {id} is not in the audit table"
-        );
+        assert!(stored.contains(id), "decision {id} is not in the audit table");
     }
     assert_eq!(rows.len(), decisions.len());
     store.close().await;
 
     let log = std::fs::read_to_string(&log_path).unwrap();
-    assert!(
-        log.contains("warden listening") && log.contains("audit log complete"),
-        "{log}"
-    );
+    assert!(log.contains("warden listening") && log.contains("audit log complete"), "{log}");
     for secret in [&app_key[37..], &admin_key[37..], "my secret prompt"] {
         assert!(!log.contains(secret), "`{secret}` leaked into the log");
     }
-    eprintln!(
-        "{backend:?}: {} decisions audited, {} log lines",
-        decisions.len(),
-        log.lines().count()
-    );
+    eprintln!("{backend:?}: {} decisions audited, {} log lines", decisions.len(), log.lines().count());
     let _ = std::fs::remove_file(&log_path);
 }

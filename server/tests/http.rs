@@ -1,11 +1,6 @@
 //! Every endpoint and every error path, through the router without a port,
 //! on SQLite and on Postgres.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // tests fail loudly
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // tests fail loudly
 
 mod support;
 
@@ -28,54 +23,29 @@ fn with_meta(meta: Value) -> String {
 
 each_backend!(health_needs_nothing, |backend| {
     let app = TestApp::new(backend).await;
-    let (status, _, body) = app
-        .send(Request::get("/health").body(Body::empty()).unwrap())
-        .await;
+    let (status, _, body) = app.send(Request::get("/health").body(Body::empty()).unwrap()).await;
     assert_eq!((status, body), (200, json!({"status": "ok"})));
 });
 
-each_backend!(
-    ready_reports_each_part_and_503_names_the_failure,
-    |backend| {
-        let app = TestApp::new(backend).await;
-        let (status, _, body) = app
-            .send(Request::get("/ready").body(Body::empty()).unwrap())
-            .await;
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(
-            body["checks"]["policies"]["version"],
-            json!(app.state.live.load().policy.version())
-        );
-        assert_eq!(body["checks"]["database"]["ok"], json!(true));
-        app.store.close().await;
-        let (status, _, body) = app
-            .send(Request::get("/ready").body(Body::empty()).unwrap())
-            .await;
-        assert_eq!(status, 503);
-        assert_eq!(body["error"], json!("not_ready"));
-        assert!(
-            body["message"].as_str().unwrap().starts_with("database:"),
-            "{body}"
-        );
-    }
-);
+each_backend!(ready_reports_each_part_and_503_names_the_failure, |backend| {
+    let app = TestApp::new(backend).await;
+    let (status, _, body) = app.send(Request::get("/ready").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["policies"]["version"], json!(app.state.live.load().policy.version()));
+    assert_eq!(body["checks"]["database"]["ok"], json!(true));
+    app.store.close().await;
+    let (status, _, body) = app.send(Request::get("/ready").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["error"], json!("not_ready"));
+    assert!(body["message"].as_str().unwrap().starts_with("database:"), "{body}");
+});
 
 each_backend!(check_decides_the_required_examples, |backend| {
     let app = TestApp::new(backend).await;
     let cases = [
         (PLAIN.to_owned(), true, 0, "ok"),
-        (
-            with_meta(json!({"contains_personal_data": true})),
-            false,
-            70,
-            "contains_personal_data",
-        ),
-        (
-            with_meta(json!({"is_external_model": true})),
-            false,
-            50,
-            "external_model",
-        ),
+        (with_meta(json!({"contains_personal_data": true})), false, 70, "contains_personal_data"),
+        (with_meta(json!({"is_external_model": true})), false, 50, "external_model"),
         (
             with_meta(json!({"contains_personal_data": true, "is_external_model": true})),
             false,
@@ -88,33 +58,17 @@ each_backend!(check_decides_the_required_examples, |backend| {
         let (status, headers, b) = app.check(&app.app_key, &body).await;
         assert_eq!(status, 200, "{b}");
         assert_eq!(
-            (
-                b["allowed"].as_bool(),
-                b["risk_score"].as_i64(),
-                b["reason"].as_str()
-            ),
+            (b["allowed"].as_bool(), b["risk_score"].as_i64(), b["reason"].as_str()),
             (Some(allowed), Some(score), Some(reason))
         );
-        assert_eq!(
-            b["policy_version"],
-            json!(app.state.live.load().policy.version())
-        );
+        assert_eq!(b["policy_version"], json!(app.state.live.load().policy.version()));
         assert!(b["decision_id"].as_str().is_some_and(|s| s.len() == 36));
         assert!(headers.get("x-request-id").is_some());
         assert_eq!(headers["ratelimit-policy"], "\"default\";q=100;w=60");
-        assert!(
-            headers["ratelimit"]
-                .to_str()
-                .unwrap()
-                .starts_with("\"default\";r=")
-        );
+        assert!(headers["ratelimit"].to_str().unwrap().starts_with("\"default\";r="));
     }
-    let (_, _, b) = app
-        .check(
-            &app.app_key,
-            &with_meta(json!({"contains_personal_data": true, "is_external_model": true})),
-        )
-        .await;
+    let (_, _, b) =
+        app.check(&app.app_key, &with_meta(json!({"contains_personal_data": true, "is_external_model": true}))).await;
     assert_eq!(
         b["contributions"],
         json!([{"rule": "contains_personal_data", "score": 70}, {"rule": "external_model", "score": 50}])
@@ -135,10 +89,7 @@ each_backend!(request_ids_are_propagated_and_stored, |backend| {
     let rows = app.store.recent_audit(10).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].request_id, "req-123");
-    assert_eq!(
-        rows[0].decision_id.to_string(),
-        body["decision_id"].as_str().unwrap()
-    );
+    assert_eq!(rows[0].decision_id.to_string(), body["decision_id"].as_str().unwrap());
 });
 
 each_backend!(keys_are_required_and_checked, |backend| {
@@ -149,16 +100,8 @@ each_backend!(keys_are_required_and_checked, |backend| {
         (None, "", "missing API key"),
         (Some("authorization"), "Basic abc", "malformed API key"),
         (Some("authorization"), "Bearer nope", "malformed API key"),
-        (
-            Some("authorization"),
-            &format!("Bearer {unknown}"),
-            "unknown API key",
-        ),
-        (
-            Some("authorization"),
-            &format!("Bearer {wrong_secret}"),
-            "unknown API key",
-        ),
+        (Some("authorization"), &format!("Bearer {unknown}"), "unknown API key"),
+        (Some("authorization"), &format!("Bearer {wrong_secret}"), "unknown API key"),
     ] {
         let mut req = Request::post("/v1/check");
         if let Some(h) = header {
@@ -167,23 +110,11 @@ each_backend!(keys_are_required_and_checked, |backend| {
         let (status, _, body) = app.send(req.body(Body::from(PLAIN)).unwrap()).await;
         assert_eq!(status, 401, "{value}");
         assert_eq!(body["error"], json!("unauthorized"));
-        assert!(
-            body["message"]
-                .as_str()
-                .unwrap()
-                .starts_with(expected_message),
-            "{body}"
-        );
-        assert!(
-            !body.to_string().contains(&app.app_key[4..]),
-            "the key is never echoed"
-        );
+        assert!(body["message"].as_str().unwrap().starts_with(expected_message), "{body}");
+        assert!(!body.to_string().contains(&app.app_key[4..]), "the key is never echoed");
     }
     // x-api-key works too.
-    let req = Request::post("/v1/check")
-        .header("x-api-key", &app.app_key)
-        .body(Body::from(PLAIN))
-        .unwrap();
+    let req = Request::post("/v1/check").header("x-api-key", &app.app_key).body(Body::from(PLAIN)).unwrap();
     assert_eq!(app.send(req).await.0, 200);
     // A deactivated key fails, once the cache notices (here: at once).
     assert!(app.store.deactivate_key(app.app_key_id).await.unwrap());
@@ -201,170 +132,80 @@ each_backend!(verified_keys_are_cached, |backend| {
     assert_eq!(app.state.auth.bcrypt_verifications(), 1);
 });
 
-each_backend!(
-    content_fields_are_refused_with_their_path_and_audited,
-    |backend| {
-        let mut app = TestApp::new(backend).await;
-        let (status, _, body) = app
-            .check(
-                &app.app_key,
-                &with_meta(json!({"prompt": "my secret text"})),
-            )
-            .await;
-        assert_eq!(status, 422);
-        assert_eq!(
-            (body["error"].as_str(), body["path"].as_str()),
-            (Some("forbidden_field"), Some("metadata.prompt"))
-        );
-        assert!(!body.to_string().contains("my secret text"));
-        let (status, _, body) = app
-            .check(
-                &app.app_key,
-                &with_meta(json!({"a": {"b": [{"content": "x"}]}})),
-            )
-            .await;
-        assert_eq!(
-            (status, body["path"].as_str()),
-            (422, Some("metadata.a.b[0].content"))
-        );
-        app.drain_audit().await;
-        let rows = app.store.recent_audit(10).await.unwrap();
-        assert_eq!(rows.len(), 2);
-        for row in &rows {
-            assert_eq!(
-                (row.status.as_str(), row.reason.as_str(), row.allowed),
-                ("rejected", "forbidden_field", false)
-            );
-            assert_eq!(row.meta.0, json!({}));
-        }
-        let all = serde_json::to_string(&rows).unwrap();
-        assert!(
-            !all.contains("my secret text"),
-            "content never reaches the database"
-        );
+each_backend!(content_fields_are_refused_with_their_path_and_audited, |backend| {
+    let mut app = TestApp::new(backend).await;
+    let (status, _, body) = app.check(&app.app_key, &with_meta(json!({"prompt": "my secret text"}))).await;
+    assert_eq!(status, 422);
+    assert_eq!((body["error"].as_str(), body["path"].as_str()), (Some("forbidden_field"), Some("metadata.prompt")));
+    assert!(!body.to_string().contains("my secret text"));
+    let (status, _, body) = app.check(&app.app_key, &with_meta(json!({"a": {"b": [{"content": "x"}]}}))).await;
+    assert_eq!((status, body["path"].as_str()), (422, Some("metadata.a.b[0].content")));
+    app.drain_audit().await;
+    let rows = app.store.recent_audit(10).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!((row.status.as_str(), row.reason.as_str(), row.allowed), ("rejected", "forbidden_field", false));
+        assert_eq!(row.meta.0, json!({}));
     }
-);
+    let all = serde_json::to_string(&rows).unwrap();
+    assert!(!all.contains("my secret text"), "content never reaches the database");
+});
 
 each_backend!(bad_bodies_get_clear_errors_never_500, |backend| {
     let app = TestApp::new(backend).await;
-    let (status, _, body) = app
-        .check(
-            &app.app_key,
-            &with_meta(json!({"contains_personal_data": "yes"})),
-        )
-        .await;
+    let (status, _, body) = app.check(&app.app_key, &with_meta(json!({"contains_personal_data": "yes"}))).await;
     assert_eq!(
         (status, body["error"].as_str(), body["path"].as_str()),
-        (
-            422,
-            Some("type_mismatch"),
-            Some("metadata.contains_personal_data")
-        )
+        (422, Some("type_mismatch"), Some("metadata.contains_personal_data"))
     );
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("must be a boolean")
-    );
+    assert!(body["message"].as_str().unwrap().contains("must be a boolean"));
     let (status, _, body) = app.check(&app.app_key, r#"{"operation":"x"}"#).await;
-    assert_eq!(
-        (status, body["error"].as_str(), body["path"].as_str()),
-        (422, Some("missing_field"), Some("model"))
-    );
+    assert_eq!((status, body["error"].as_str(), body["path"].as_str()), (422, Some("missing_field"), Some("model")));
     let (status, _, body) = app.check(&app.app_key, "{not json").await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_json"))
-    );
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_json")));
     let (status, _, body) = app.check(&app.app_key, "").await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_json"))
-    );
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_json")));
     let big = with_meta(json!({"padding": "x".repeat(70 * 1024)}));
     let (status, _, body) = app.check(&app.app_key, &big).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (413, Some("payload_too_large"))
-    );
+    assert_eq!((status, body["error"].as_str()), (413, Some("payload_too_large")));
     // Past serde_json's own limit (128) and past the engine's (32).
     for depth in [200, 40] {
         let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
         let body_text = format!(r#"{{"model":"m","operation":"o","x":{deep}}}"#);
         let (status, _, body) = app.check(&app.app_key, &body_text).await;
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (422, Some("too_deep")),
-            "depth {depth}"
-        );
+        assert_eq!((status, body["error"].as_str()), (422, Some("too_deep")), "depth {depth}");
     }
     let (status, _, body) = app.check(&app.app_key, "[1,2]").await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (422, Some("not_an_object"))
-    );
+    assert_eq!((status, body["error"].as_str()), (422, Some("not_an_object")));
 });
 
-each_backend!(
-    global_toggles_customer_overrides_and_thresholds_apply,
-    |backend| {
-        let app = TestApp::new(backend).await;
-        let ext = with_meta(json!({"is_external_model": true}));
-        assert_eq!(
-            app.check(&app.app_key, &ext).await.2["allowed"],
-            json!(false)
-        );
-        app.store
-            .set_customer_rule(
-                app.customer_id,
-                "external_model",
-                RuleOverride {
-                    enabled: Some(false),
-                    score: None,
-                },
-            )
-            .await
-            .unwrap();
-        assert!(app.state.live.refresh_overrides(&app.store).await.unwrap());
-        assert_eq!(
-            app.check(&app.app_key, &ext).await.2["allowed"],
-            json!(true)
-        );
-        // The admin's customer has no override: still blocked.
-        assert_eq!(
-            app.check(&app.admin_key, &ext).await.2["allowed"],
-            json!(false)
-        );
-        // A global toggle turns the approved-models rule on for everyone.
-        app.store
-            .set_global_toggle("approved_models", "", Some(true))
-            .await
-            .unwrap();
-        app.state.live.refresh_overrides(&app.store).await.unwrap();
-        let other = json!({"model": "other", "operation": "x"}).to_string();
-        assert_eq!(
-            app.check(&app.admin_key, &other).await.2["reason"],
-            json!("unapproved_model")
-        );
-        // A per-customer threshold.
-        let settings = CustomerSettings {
-            customer_id: app.customer_id,
-            threshold: Some(100),
-            ..Default::default()
-        };
-        app.store.set_customer_settings(&settings).await.unwrap();
-        app.state.live.refresh_overrides(&app.store).await.unwrap();
-        let pii = with_meta(json!({"contains_personal_data": true}));
-        let (_, _, b) = app.check(&app.app_key, &pii).await;
-        assert_eq!(
-            (b["allowed"].as_bool(), b["risk_score"].as_i64()),
-            (Some(true), Some(70))
-        );
-        // Unchanged tables don't rebuild the snapshot.
-        assert!(!app.state.live.refresh_overrides(&app.store).await.unwrap());
-    }
-);
+each_backend!(global_toggles_customer_overrides_and_thresholds_apply, |backend| {
+    let app = TestApp::new(backend).await;
+    let ext = with_meta(json!({"is_external_model": true}));
+    assert_eq!(app.check(&app.app_key, &ext).await.2["allowed"], json!(false));
+    app.store
+        .set_customer_rule(app.customer_id, "external_model", RuleOverride { enabled: Some(false), score: None })
+        .await
+        .unwrap();
+    assert!(app.state.live.refresh_overrides(&app.store).await.unwrap());
+    assert_eq!(app.check(&app.app_key, &ext).await.2["allowed"], json!(true));
+    // The admin's customer has no override: still blocked.
+    assert_eq!(app.check(&app.admin_key, &ext).await.2["allowed"], json!(false));
+    // A global toggle turns the approved-models rule on for everyone.
+    app.store.set_global_toggle("approved_models", "", Some(true)).await.unwrap();
+    app.state.live.refresh_overrides(&app.store).await.unwrap();
+    let other = json!({"model": "other", "operation": "x"}).to_string();
+    assert_eq!(app.check(&app.admin_key, &other).await.2["reason"], json!("unapproved_model"));
+    // A per-customer threshold.
+    let settings = CustomerSettings { customer_id: app.customer_id, threshold: Some(100), ..Default::default() };
+    app.store.set_customer_settings(&settings).await.unwrap();
+    app.state.live.refresh_overrides(&app.store).await.unwrap();
+    let pii = with_meta(json!({"contains_personal_data": true}));
+    let (_, _, b) = app.check(&app.app_key, &pii).await;
+    assert_eq!((b["allowed"].as_bool(), b["risk_score"].as_i64()), (Some(true), Some(70)));
+    // Unchanged tables don't rebuild the snapshot.
+    assert!(!app.state.live.refresh_overrides(&app.store).await.unwrap());
+});
 
 each_backend!(rate_limits_answer_429_with_headers, |backend| {
     let app = TestApp::new(backend).await;
@@ -393,16 +234,8 @@ each_backend!(rate_limits_answer_429_with_headers, |backend| {
     assert_eq!(app.send(req).await.0, 429);
     // Another key is unaffected.
     assert_eq!(app.check(&app.admin_key, PLAIN).await.0, 200);
-    let (_, _, metrics) = app
-        .send(Request::get("/metrics").body(Body::empty()).unwrap())
-        .await;
-    assert!(
-        metrics
-            .as_str()
-            .unwrap()
-            .contains("warden_rate_limited_total 2"),
-        "{metrics}"
-    );
+    let (_, _, metrics) = app.send(Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert!(metrics.as_str().unwrap().contains("warden_rate_limited_total 2"), "{metrics}");
 });
 
 each_backend!(evaluate_verifies_a_key, |backend| {
@@ -418,114 +251,78 @@ each_backend!(evaluate_verifies_a_key, |backend| {
         json!({"status": "ok", "customer_id": app.customer_id, "message": "API key verified successfully"})
     );
     assert!(headers.contains_key("ratelimit"));
-    let (status, _, _) = app
-        .send(Request::post("/api/evaluate").body(Body::empty()).unwrap())
-        .await;
+    let (status, _, _) = app.send(Request::post("/api/evaluate").body(Body::empty()).unwrap()).await;
     assert_eq!(status, 401);
 });
 
-each_backend!(
-    metrics_cover_requests_decisions_latency_and_audit,
-    |backend| {
-        let mut app = TestApp::new(backend).await;
-        app.check(&app.app_key, PLAIN).await;
-        app.check(
-            &app.app_key,
-            &with_meta(json!({"contains_personal_data": true})),
-        )
-        .await;
-        app.check(&app.app_key, &with_meta(json!({"prompt": "x"})))
-            .await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let (status, headers, body) = app
-            .send(Request::get("/metrics").body(Body::empty()).unwrap())
-            .await;
-        assert_eq!(status, 200);
-        assert!(
-            headers["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/plain")
-        );
-        let text = body.as_str().unwrap();
-        for needle in [
-            "warden_http_requests_total{route=\"/v1/check\",status=\"200\"} 2",
-            "warden_http_requests_total{route=\"/v1/check\",status=\"422\"} 1",
-            "warden_decisions_total{allowed=\"true\",reason=\"ok\"} 1",
-            "warden_decisions_total{allowed=\"false\",reason=\"contains_personal_data\"} 1",
-            "warden_decisions_total{allowed=\"false\",reason=\"forbidden_field\"} 1",
-            "warden_decision_latency_seconds_count 3",
-            "warden_audit_queue_depth",
-            "warden_audit_rows_written_total 3",
-            "warden_audit_write_failures_total 0",
-            "warden_rate_limited_total 0",
-        ] {
-            assert!(text.contains(needle), "missing `{needle}` in\n{text}");
-        }
-        let version = app.state.live.load().policy.version().to_owned();
-        assert!(text.contains(&format!("warden_policy{{version=\"{version}\"}} 1")));
-        app.drain_audit().await;
+each_backend!(metrics_cover_requests_decisions_latency_and_audit, |backend| {
+    let mut app = TestApp::new(backend).await;
+    app.check(&app.app_key, PLAIN).await;
+    app.check(&app.app_key, &with_meta(json!({"contains_personal_data": true}))).await;
+    app.check(&app.app_key, &with_meta(json!({"prompt": "x"}))).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, headers, body) = app.send(Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = body.as_str().unwrap();
+    for needle in [
+        "warden_http_requests_total{route=\"/v1/check\",status=\"200\"} 2",
+        "warden_http_requests_total{route=\"/v1/check\",status=\"422\"} 1",
+        "warden_decisions_total{allowed=\"true\",reason=\"ok\"} 1",
+        "warden_decisions_total{allowed=\"false\",reason=\"contains_personal_data\"} 1",
+        "warden_decisions_total{allowed=\"false\",reason=\"forbidden_field\"} 1",
+        "warden_decision_latency_seconds_count 3",
+        "warden_audit_queue_depth",
+        "warden_audit_rows_written_total 3",
+        "warden_audit_write_failures_total 0",
+        "warden_rate_limited_total 0",
+    ] {
+        assert!(text.contains(needle), "missing `{needle}` in\n{text}");
     }
-);
+    let version = app.state.live.load().policy.version().to_owned();
+    assert!(text.contains(&format!("warden_policy{{version=\"{version}\"}} 1")));
+    app.drain_audit().await;
+});
 
-each_backend!(
-    every_check_outcome_is_audited_with_declared_fields_only,
-    |backend| {
-        let mut app = TestApp::new(backend).await;
-        let mut audited = 0;
-        for body in [
-            PLAIN.to_owned(),
-            with_meta(
-                json!({"contains_personal_data": true, "user_email": "a@b.c", "notes": {"x": 1}}),
-            ),
-            with_meta(json!({"messages": [{"content": "hello"}]})),
-            "{bad json".to_owned(),
-        ] {
-            let (status, _, _) = app.check(&app.app_key, &body).await;
-            if status == 200 || status == 422 {
-                audited += 1;
-            }
+each_backend!(every_check_outcome_is_audited_with_declared_fields_only, |backend| {
+    let mut app = TestApp::new(backend).await;
+    let mut audited = 0;
+    for body in [
+        PLAIN.to_owned(),
+        with_meta(json!({"contains_personal_data": true, "user_email": "a@b.c", "notes": {"x": 1}})),
+        with_meta(json!({"messages": [{"content": "hello"}]})),
+        "{bad json".to_owned(),
+    ] {
+        let (status, _, _) = app.check(&app.app_key, &body).await;
+        if status == 200 || status == 422 {
+            audited += 1;
         }
-        assert_eq!(app.drain_audit().await, audited);
-        assert_eq!(app.store.count_audit().await.unwrap(), audited as i64);
-        let rows = app.store.recent_audit(10).await.unwrap();
-        let blocked = rows.iter().find(|r| r.status == "blocked").unwrap();
-        assert_eq!(blocked.reason, "contains_personal_data");
-        assert_eq!(blocked.risk_score, 70);
-        assert_eq!(
-            blocked.meta.0,
-            json!({"model": "gpt-4", "operation": "classify", "metadata.contains_personal_data": true, "metadata.is_external_model": false})
-        );
-        let text = serde_json::to_string(&rows).unwrap();
-        for secret in ["a@b.c", "hello", "notes"] {
-            assert!(
-                !text.contains(secret),
-                "undeclared or content field `{secret}` reached the audit log"
-            );
-        }
-        assert!(rows.iter().all(|r| r.api_key_id == app.app_key_id
-            && r.customer_id == app.customer_id
-            && r.latency_us >= 0));
-        // Key usage is counted by the writer.
-        let key = app
-            .store
-            .list_keys(Some(app.customer_id))
-            .await
-            .unwrap()
-            .into_iter()
-            .next()
-            .unwrap();
-        assert_eq!(key.request_count, audited as i64);
-        assert!(key.last_used_at.is_some());
     }
-);
+    assert_eq!(app.drain_audit().await, audited);
+    assert_eq!(app.store.count_audit().await.unwrap(), audited as i64);
+    let rows = app.store.recent_audit(10).await.unwrap();
+    let blocked = rows.iter().find(|r| r.status == "blocked").unwrap();
+    assert_eq!(blocked.reason, "contains_personal_data");
+    assert_eq!(blocked.risk_score, 70);
+    assert_eq!(
+        blocked.meta.0,
+        json!({"model": "gpt-4", "operation": "classify", "metadata.contains_personal_data": true, "metadata.is_external_model": false})
+    );
+    let text = serde_json::to_string(&rows).unwrap();
+    for secret in ["a@b.c", "hello", "notes"] {
+        assert!(!text.contains(secret), "undeclared or content field `{secret}` reached the audit log");
+    }
+    assert!(
+        rows.iter().all(|r| r.api_key_id == app.app_key_id && r.customer_id == app.customer_id && r.latency_us >= 0)
+    );
+    // Key usage is counted by the writer.
+    let key = app.store.list_keys(Some(app.customer_id)).await.unwrap().into_iter().next().unwrap();
+    assert_eq!(key.request_count, audited as i64);
+    assert!(key.last_used_at.is_some());
+});
 
 each_backend!(a_full_queue_with_reject_answers_503, |backend| {
-    let options = Options {
-        audit_queue_capacity: 1,
-        audit_on_full: OnFull::Reject,
-        ..Options::default()
-    };
+    let options = Options { audit_queue_capacity: 1, audit_on_full: OnFull::Reject, ..Options::default() };
     let mut app = TestApp::with_options(backend, options).await;
     // Stop the writer so nothing drains the queue.
     app.drain_audit().await;
@@ -540,24 +337,15 @@ each_backend!(a_full_queue_with_reject_answers_503, |backend| {
 
 each_backend!(unknown_routes_and_methods_answer_json, |backend| {
     let app = TestApp::new(backend).await;
-    let (status, _, body) = app
-        .send(Request::get("/nope").body(Body::empty()).unwrap())
-        .await;
+    let (status, _, body) = app.send(Request::get("/nope").body(Body::empty()).unwrap()).await;
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
-    let (status, _, body) = app
-        .send(Request::get("/v1/check").body(Body::empty()).unwrap())
-        .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (405, Some("method_not_allowed"))
-    );
+    let (status, _, body) = app.send(Request::get("/v1/check").body(Body::empty()).unwrap()).await;
+    assert_eq!((status, body["error"].as_str()), (405, Some("method_not_allowed")));
 });
 
 each_backend!(the_openapi_document_matches_the_router, |backend| {
     let app = TestApp::new(backend).await;
-    let (status, _, doc) = app
-        .send(Request::get("/openapi.json").body(Body::empty()).unwrap())
-        .await;
+    let (status, _, doc) = app.send(Request::get("/openapi.json").body(Body::empty()).unwrap()).await;
     assert_eq!(status, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     let mut documented = Vec::new();
@@ -568,6 +356,7 @@ each_backend!(the_openapi_document_matches_the_router, |backend| {
     }
     documented.sort();
     let expected = [
+        "GET /api/admin/status",
         "GET /health",
         "GET /metrics",
         "GET /openapi.json",
@@ -580,53 +369,51 @@ each_backend!(the_openapi_document_matches_the_router, |backend| {
     // one is not.
     for route in &documented {
         let (method, path) = route.split_once(' ').unwrap();
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .body(Body::empty())
-            .unwrap();
+        let req = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
         let (status, _, _) = app.send(req).await;
         assert!(status != 404 && status != 405, "{route} answered {status}");
     }
     // The metrics' route labels cover exactly the served routes.
     let mut labels: Vec<&str> = warden_server::http::ROUTES.to_vec();
-    let mut paths: Vec<&str> = documented
-        .iter()
-        .map(|r| r.split_once(' ').unwrap().1)
-        .collect();
+    let mut paths: Vec<&str> = documented.iter().map(|r| r.split_once(' ').unwrap().1).collect();
     labels.sort_unstable();
     paths.sort_unstable();
     assert_eq!(labels, paths);
     let _ = Role::Admin;
 });
 
-each_backend!(
-    concurrent_first_requests_run_bcrypt_once_and_wrong_keys_are_remembered,
-    |backend| {
-        let app = std::sync::Arc::new(TestApp::new(backend).await);
-        let mut tasks = Vec::new();
-        for _ in 0..16 {
-            let app = app.clone();
-            tasks.push(tokio::spawn(async move {
-                app.check(&app.app_key, PLAIN).await.0
-            }));
-        }
-        for t in tasks {
-            assert_eq!(t.await.unwrap(), 200);
-        }
-        assert_eq!(
-            app.state.auth.bcrypt_verifications(),
-            1,
-            "one verification for 16 concurrent first uses"
-        );
-        let wrong = format!("{}{}", &app.app_key[..app.app_key.len() - 4], "ZZZZ");
-        for _ in 0..5 {
-            assert_eq!(app.check(&wrong, PLAIN).await.0, 401);
-        }
-        assert_eq!(
-            app.state.auth.bcrypt_verifications(),
-            2,
-            "a repeated wrong key is refused without bcrypt"
-        );
+each_backend!(concurrent_first_requests_run_bcrypt_once_and_wrong_keys_are_remembered, |backend| {
+    let app = std::sync::Arc::new(TestApp::new(backend).await);
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move { app.check(&app.app_key, PLAIN).await.0 }));
     }
-);
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    assert_eq!(app.state.auth.bcrypt_verifications(), 1, "one verification for 16 concurrent first uses");
+    let wrong = format!("{}{}", &app.app_key[..app.app_key.len() - 4], "ZZZZ");
+    for _ in 0..5 {
+        assert_eq!(app.check(&wrong, PLAIN).await.0, 401);
+    }
+    assert_eq!(app.state.auth.bcrypt_verifications(), 2, "a repeated wrong key is refused without bcrypt");
+});
+
+each_backend!(admin_endpoints_need_an_admin_key, |backend| {
+    let app = TestApp::new(backend).await;
+    let get = |key: Option<&str>| {
+        let mut req = Request::get("/api/admin/status");
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        req.body(Body::empty()).unwrap()
+    };
+    let (status, _, body) = app.send(get(Some(&app.app_key))).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
+    assert_eq!(app.send(get(None)).await.0, 401);
+    let (status, _, body) = app.send(get(Some(&app.admin_key))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["policy_version"], json!(app.state.live.load().policy.version()));
+    assert_eq!(body["files"], json!(["base.warden", "models.warden", "risk.warden"]));
+});

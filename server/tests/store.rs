@@ -1,11 +1,6 @@
 //! The storage layer on both backends: concurrent start-up, the audit
 //! writer surviving a database failure without losing rows, retention.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)] // tests fail loudly
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // tests fail loudly
 
 mod support;
 
@@ -37,70 +32,47 @@ fn record(created_at: chrono::DateTime<chrono::Utc>) -> AuditRecord {
     }
 }
 
-each_backend!(
-    two_processes_starting_at_once_on_a_new_database_is_safe,
-    |backend| {
-        let (url, _cleanup) = support::fresh_url(backend).await;
-        let bin = env!("CARGO_BIN_EXE_warden");
-        let spawn = || {
-            std::process::Command::new(bin)
-                .args(["migrate", "--database-url", &url])
-                .output()
-        };
-        let (a, b) = std::thread::scope(|s| {
-            let a = s.spawn(spawn);
-            let b = s.spawn(spawn);
-            (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
-        });
-        assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
-        assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
-        let store = Store::connect(&url).await.unwrap();
-        assert_eq!(store.count_audit().await.unwrap(), 0);
-        store.close().await;
-    }
-);
+each_backend!(two_processes_starting_at_once_on_a_new_database_is_safe, |backend| {
+    let (url, _cleanup) = support::fresh_url(backend).await;
+    let bin = env!("CARGO_BIN_EXE_warden");
+    let spawn = || std::process::Command::new(bin).args(["migrate", "--database-url", &url]).output();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(spawn);
+        let b = s.spawn(spawn);
+        (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
+    });
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(store.count_audit().await.unwrap(), 0);
+    store.close().await;
+});
 
-each_backend!(
-    the_writer_keeps_rows_while_the_database_fails_and_writes_them_after,
-    |backend| {
-        let (store, _cleanup) = support::fresh_store(backend).await;
-        let metrics = Arc::new(Metrics::new());
-        let (queue, writer) = audit::channel(store.clone(), metrics.clone(), 100, OnFull::Block);
-        // Make every insert fail: the table is not where the writer expects it.
-        store_exec(&store, "ALTER TABLE usage_log RENAME TO usage_log_away").await;
-        let (stop, rx) = watch::channel(false);
-        let handle = tokio::spawn(writer.run(rx));
-        for _ in 0..5 {
-            queue
-                .push(record(warden_server::store::now()))
-                .await
-                .unwrap();
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while queue.writer_healthy() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the writer never noticed the failure"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(
-            metrics
-                .render(0)
-                .contains("warden_audit_write_failures_total")
-        );
-        // The database recovers; stop, and the writer still delivers everything.
-        store_exec(&store, "ALTER TABLE usage_log_away RENAME TO usage_log").await;
-        let _ = stop.send(true);
-        let written = tokio::time::timeout(Duration::from_secs(20), handle)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(written, 5);
-        assert!(queue.writer_healthy());
-        assert_eq!(store.count_audit().await.unwrap(), 5);
+each_backend!(the_writer_keeps_rows_while_the_database_fails_and_writes_them_after, |backend| {
+    let (store, _cleanup) = support::fresh_store(backend).await;
+    let metrics = Arc::new(Metrics::new());
+    let (queue, writer) = audit::channel(store.clone(), metrics.clone(), 100, OnFull::Block);
+    // Make every insert fail: the table is not where the writer expects it.
+    store_exec(&store, "ALTER TABLE usage_log RENAME TO usage_log_away").await;
+    let (stop, rx) = watch::channel(false);
+    let handle = tokio::spawn(writer.run(rx));
+    for _ in 0..5 {
+        queue.push(record(warden_server::store::now())).await.unwrap();
     }
-);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while queue.writer_healthy() {
+        assert!(tokio::time::Instant::now() < deadline, "the writer never noticed the failure");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(metrics.render(0).contains("warden_audit_write_failures_total"));
+    // The database recovers; stop, and the writer still delivers everything.
+    store_exec(&store, "ALTER TABLE usage_log_away RENAME TO usage_log").await;
+    let _ = stop.send(true);
+    let written = tokio::time::timeout(Duration::from_secs(20), handle).await.unwrap().unwrap();
+    assert_eq!(written, 5);
+    assert!(queue.writer_healthy());
+    assert_eq!(store.count_audit().await.unwrap(), 5);
+});
 
 async fn store_exec(store: &Store, sql: &str) {
     let result: Result<(), StoreError> = store.execute_raw(sql).await;
@@ -111,14 +83,8 @@ each_backend!(prune_deletes_only_old_rows, |backend| {
     let (store, _cleanup) = support::fresh_store(backend).await;
     let now = warden_server::store::now();
     let old = now - chrono::Duration::days(100);
-    store
-        .insert_audit(&[record(old), record(old), record(now)])
-        .await
-        .unwrap();
-    let deleted = store
-        .prune_audit(now - chrono::Duration::days(90))
-        .await
-        .unwrap();
+    store.insert_audit(&[record(old), record(old), record(now)]).await.unwrap();
+    let deleted = store.prune_audit(now - chrono::Duration::days(90)).await.unwrap();
     assert_eq!(deleted, 2);
     assert_eq!(store.count_audit().await.unwrap(), 1);
 });
@@ -134,13 +100,7 @@ each_backend!(large_batches_are_split_to_fit_bind_limits, |backend| {
 each_backend!(duplicate_emails_are_conflicts, |backend| {
     let (store, _cleanup) = support::fresh_store(backend).await;
     store.create_customer("a", "a@example.com").await.unwrap();
-    assert!(matches!(
-        store.create_customer("b", "a@example.com").await,
-        Err(StoreError::Conflict(_))
-    ));
-    let same = store
-        .customer_for_email("a@example.com", "ignored")
-        .await
-        .unwrap();
+    assert!(matches!(store.create_customer("b", "a@example.com").await, Err(StoreError::Conflict(_))));
+    let same = store.customer_for_email("a@example.com", "ignored").await.unwrap();
     assert_eq!(same.name, "a");
 });

@@ -29,13 +29,7 @@ struct Operand<'e> {
 }
 
 impl CondChecker<'_, '_, '_> {
-    fn error(
-        &mut self,
-        kind: DiagnosticKind,
-        loc: &Loc,
-        label: impl Into<String>,
-        help: Option<String>,
-    ) {
+    fn error(&mut self, kind: DiagnosticKind, loc: &Loc, label: impl Into<String>, help: Option<String>) {
         let mut d = self.ck.at(kind, loc).with_label(label);
         if let Some(h) = help {
             d = d.with_help(h);
@@ -43,23 +37,12 @@ impl CondChecker<'_, '_, '_> {
         self.ck.push(d);
     }
 
-    fn mismatch(
-        &mut self,
-        message: String,
-        loc: &Loc,
-        label: impl Into<String>,
-        help: Option<String>,
-    ) {
+    fn mismatch(&mut self, message: String, loc: &Loc, label: impl Into<String>, help: Option<String>) {
         self.error(DiagnosticKind::TypeMismatch { message }, loc, label, help);
     }
 
     fn constant(&mut self, value: bool, loc: &Loc, help: String) -> Option<bool> {
-        self.error(
-            DiagnosticKind::ConstantCondition { value },
-            loc,
-            format!("always {value}"),
-            Some(help),
-        );
+        self.error(DiagnosticKind::ConstantCondition { value }, loc, format!("always {value}"), Some(help));
         Some(value)
     }
 
@@ -73,23 +56,16 @@ impl CondChecker<'_, '_, '_> {
             Some(s) => format!("did you mean `{s}`?"),
             None => format!("declare it in an `input` block, e.g. `{name}: bool = false`"),
         };
-        self.error(
-            DiagnosticKind::UnknownField { path: name },
-            loc,
-            "not declared in any `input` block",
-            Some(help),
-        );
+        self.error(DiagnosticKind::UnknownField { path: name }, loc, "not declared in any `input` block", Some(help));
         None
     }
 
     /// Checks a boolean condition. Returns its value when it is constant.
     fn condition(&mut self, e: &Expr) -> Option<bool> {
         match &e.node {
-            ExprKind::Literal(Literal::Bool(b)) => self.constant(
-                *b,
-                &e.loc,
-                "a condition must read at least one request field".into(),
-            ),
+            ExprKind::Literal(Literal::Bool(b)) => {
+                self.constant(*b, &e.loc, "a condition must read at least one request field".into())
+            }
             ExprKind::Literal(other) => {
                 let found = crate::parser::literal_kind_name(other);
                 self.mismatch(
@@ -108,10 +84,7 @@ impl CondChecker<'_, '_, '_> {
                         format!("`{path}` is a `{ty}`, not a condition"),
                         &e.loc,
                         format!("a `{ty}`"),
-                        Some(format!(
-                            "compare it, e.g. `{path} {}`",
-                            example_comparison(ty)
-                        )),
+                        Some(format!("compare it, e.g. `{path} {}`", example_comparison(ty))),
                     );
                 }
                 None
@@ -127,9 +100,7 @@ impl CondChecker<'_, '_, '_> {
             }
             ExprKind::Compare { op, lhs, rhs } => self.compare(*op, lhs, rhs, &e.loc),
             ExprKind::In { lhs, list } => self.in_list(lhs, list, &e.loc),
-            ExprKind::Text { op, lhs, pattern } => {
-                self.text(*op, lhs, &pattern.node, &pattern.loc, &e.loc)
-            }
+            ExprKind::Text { op, lhs, pattern } => self.text(*op, lhs, &pattern.node, &pattern.loc, &e.loc),
             ExprKind::Exists(path) => {
                 let spec = self.field(&path.node, &path.loc)?;
                 if spec.always_present() {
@@ -150,23 +121,12 @@ impl CondChecker<'_, '_, '_> {
 
     fn operand<'e>(&mut self, e: &'e Expr) -> Option<Operand<'e>> {
         match &e.node {
-            ExprKind::Literal(
-                lit @ (Literal::String(_) | Literal::Number(_) | Literal::Bool(_)),
-            ) => Some(Operand {
-                ty: lit.ty()?,
-                literal: Some(lit),
-            }),
-            ExprKind::Field(path) => Some(Operand {
-                ty: self.field(path, &e.loc)?.ty,
-                literal: None,
-            }),
+            ExprKind::Literal(lit @ (Literal::String(_) | Literal::Number(_) | Literal::Bool(_))) => {
+                Some(Operand { ty: lit.ty()?, literal: Some(lit) })
+            }
+            ExprKind::Field(path) => Some(Operand { ty: self.field(path, &e.loc)?.ty, literal: None }),
             _ => {
-                self.mismatch(
-                    "expected a field or a value here".into(),
-                    &e.loc,
-                    "not a value",
-                    None,
-                );
+                self.mismatch("expected a field or a value here".into(), &e.loc, "not a value", None);
                 None
             }
         }
@@ -186,23 +146,13 @@ impl CondChecker<'_, '_, '_> {
             return None;
         }
         if l.ty != r.ty {
-            let help =
-                [(&l, lhs), (&r, rhs)]
-                    .iter()
-                    .find_map(|(o, e)| match (&e.node, o.literal) {
-                        (ExprKind::Field(p), None) => Some(format!(
-                            "`{p}` is a `{}`; compare it with {}",
-                            o.ty,
-                            example_value(o.ty)
-                        )),
-                        _ => None,
-                    });
-            self.mismatch(
-                format!("cannot compare `{}` with `{}`", l.ty, r.ty),
-                loc,
-                "these types differ",
-                help,
-            );
+            let help = [(&l, lhs), (&r, rhs)].iter().find_map(|(o, e)| match (&e.node, o.literal) {
+                (ExprKind::Field(p), None) => {
+                    Some(format!("`{p}` is a `{}`; compare it with {}", o.ty, example_value(o.ty)))
+                }
+                _ => None,
+            });
+            self.mismatch(format!("cannot compare `{}` with `{}`", l.ty, r.ty), loc, "these types differ", help);
             return None;
         }
         if op.is_ordering() && l.ty != Type::Number {
@@ -218,19 +168,10 @@ impl CondChecker<'_, '_, '_> {
             return None;
         };
         let value = compare_literals(op, a, b)?;
-        self.constant(
-            value,
-            loc,
-            "both sides are literals; compare a request field instead".into(),
-        )
+        self.constant(value, loc, "both sides are literals; compare a request field instead".into())
     }
 
-    fn in_list(
-        &mut self,
-        lhs: &Expr,
-        list: &[crate::source::Node<Literal>],
-        loc: &Loc,
-    ) -> Option<bool> {
+    fn in_list(&mut self, lhs: &Expr, list: &[crate::source::Node<Literal>], loc: &Loc) -> Option<bool> {
         let l = self.operand(lhs)?;
         if !matches!(l.ty, Type::String | Type::Number) {
             let help = if l.ty == Type::StringList {
@@ -252,10 +193,7 @@ impl CondChecker<'_, '_, '_> {
                 ok = false;
                 let found = crate::parser::literal_kind_name(&item.node);
                 self.mismatch(
-                    format!(
-                        "the list holds {found}, but the value looked up is a `{}`",
-                        l.ty
-                    ),
+                    format!("the list holds {found}, but the value looked up is a `{}`", l.ty),
                     &item.loc,
                     format!("expected a `{}`", l.ty),
                     None,
@@ -270,29 +208,14 @@ impl CondChecker<'_, '_, '_> {
         }
         let lit = l.literal?;
         let value = list.iter().any(|i| i.node == *lit);
-        self.constant(
-            value,
-            loc,
-            "the value looked up is a literal; look up a request field instead".into(),
-        )
+        self.constant(value, loc, "the value looked up is a literal; look up a request field instead".into())
     }
 
-    fn text(
-        &mut self,
-        op: TextOp,
-        lhs: &Expr,
-        pattern: &str,
-        pattern_loc: &Loc,
-        loc: &Loc,
-    ) -> Option<bool> {
+    fn text(&mut self, op: TextOp, lhs: &Expr, pattern: &str, pattern_loc: &Loc, loc: &Loc) -> Option<bool> {
         let l = self.operand(lhs)?;
         let fits = l.ty == Type::String || (op == TextOp::Contains && l.ty == Type::StringList);
         if !fits {
-            let expected = if op == TextOp::Contains {
-                "a string or a list of strings"
-            } else {
-                "a string"
-            };
+            let expected = if op == TextOp::Contains { "a string or a list of strings" } else { "a string" };
             self.mismatch(
                 format!("`{}` needs {expected}, found `{}`", op.keyword(), l.ty),
                 &lhs.loc,
@@ -326,11 +249,7 @@ impl CondChecker<'_, '_, '_> {
             TextOp::Contains => s.contains(pattern),
             TextOp::Matches => regex.is_some_and(|r| r.is_match(s)),
         };
-        self.constant(
-            value,
-            loc,
-            "the left side is a literal; test a request field instead".into(),
-        )
+        self.constant(value, loc, "the left side is a literal; test a request field instead".into())
     }
 }
 

@@ -2,10 +2,7 @@
 
 /// The candidate closest to `word`, when it is close enough to be a likely
 /// typo (Jaro-Winkler similarity of at least 0.8).
-pub(crate) fn closest<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub(crate) fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))
@@ -20,15 +17,8 @@ mod tests {
 
     #[test]
     fn suggests_the_closest_declared_name() {
-        let fields = [
-            "metadata.contains_personal_data",
-            "metadata.is_external_model",
-            "model",
-        ];
-        assert_eq!(
-            closest("metadata.contains_pii", fields),
-            Some("metadata.contains_personal_data")
-        );
+        let fields = ["metadata.contains_personal_data", "metadata.is_external_model", "model"];
+        assert_eq!(closest("metadata.contains_pii", fields), Some("metadata.contains_personal_data"));
         assert_eq!(closest("modle", fields), Some("model"));
         assert_eq!(closest("zzz", fields), None);
     }

@@ -8,8 +8,7 @@ use pest::iterators::Pair;
 use super::Rule as R;
 use super::literal;
 use crate::ast::{
-    Effect, Expectation, FieldDecl, FieldPath, InputBlock, Item, Literal, PolicyFile, Presence,
-    Rule, TestCase, Type,
+    Effect, Expectation, FieldDecl, FieldPath, InputBlock, Item, Literal, PolicyFile, Presence, Rule, TestCase, Type,
 };
 use crate::err::{Diagnostic, DiagnosticKind};
 use crate::source::{FileId, Loc, Node, SourceFile};
@@ -54,11 +53,7 @@ pub(crate) fn parts(pair: Pair<'_, R>) -> impl Iterator<Item = Pair<'_, R>> {
 
 impl<'a> Builder<'a> {
     pub(crate) fn new(file: &'a SourceFile, id: FileId) -> Self {
-        Self {
-            file,
-            id,
-            errors: Vec::new(),
-        }
+        Self { file, id, errors: Vec::new() }
     }
 
     /// The location of a pair, without the whitespace and comments pest
@@ -76,12 +71,7 @@ impl<'a> Builder<'a> {
     /// An `internal` diagnostic: the concrete tree had a shape the grammar
     /// should not produce.
     pub(crate) fn internal(&self, what: &str, loc: &Loc) -> Diagnostic {
-        self.diag(
-            DiagnosticKind::Internal {
-                message: format!("unexpected parse tree: {what}"),
-            },
-            loc,
-        )
+        self.diag(DiagnosticKind::Internal { message: format!("unexpected parse tree: {what}") }, loc)
     }
 
     /// The next child, or an internal error naming what was expected.
@@ -91,8 +81,7 @@ impl<'a> Builder<'a> {
         what: &str,
         parent: &Loc,
     ) -> Built<Pair<'i, R>> {
-        it.next()
-            .ok_or_else(|| self.internal(&format!("missing {what}"), parent))
+        it.next().ok_or_else(|| self.internal(&format!("missing {what}"), parent))
     }
 
     pub(crate) fn file(&mut self, pair: Pair<'_, R>) -> PolicyFile {
@@ -155,23 +144,14 @@ impl<'a> Builder<'a> {
             if presence != Presence::Required {
                 return Err(self
                     .diag(
-                        DiagnosticKind::Syntax {
-                            expected: "either `?` or a default value, not both".into(),
-                        },
+                        DiagnosticKind::Syntax { expected: "either `?` or a default value, not both".into() },
                         &extra_loc,
                     )
                     .with_help("a field with a default is already optional; remove the `?`"));
             }
             presence = next;
         }
-        Ok(Node::new(
-            FieldDecl {
-                path,
-                ty: Node::new(ty, ty_loc),
-                presence,
-            },
-            loc,
-        ))
+        Ok(Node::new(FieldDecl { path, ty: Node::new(ty, ty_loc), presence }, loc))
     }
 
     fn threshold(&self, pair: Pair<'_, R>) -> Built<Node<i64>> {
@@ -235,13 +215,7 @@ impl<'a> Builder<'a> {
                 }
                 R::effect => {
                     let e = self.effect(inner, &part_loc)?;
-                    self.set_once(
-                        &mut effect,
-                        Node::new(e, part_loc.clone()),
-                        &owner,
-                        "score/deny/allow",
-                        &part_loc,
-                    )?;
+                    self.set_once(&mut effect, Node::new(e, part_loc.clone()), &owner, "score/deny/allow", &part_loc)?;
                 }
                 R::reason => {
                     let r = self.ident(self.next(&mut inner, "reason code", &part_loc)?);
@@ -251,39 +225,20 @@ impl<'a> Builder<'a> {
             }
         }
         let missing = |part: &'static str, help: &str| {
-            self.diag(
-                DiagnosticKind::MissingPart {
-                    owner: owner.clone(),
-                    part,
-                },
-                &name.loc,
-            )
-            .with_label("in this rule")
-            .with_help(help.to_owned())
+            self.diag(DiagnosticKind::MissingPart { owner: owner.clone(), part }, &name.loc)
+                .with_label("in this rule")
+                .with_help(help.to_owned())
         };
         let rule = Rule {
-            description: description.ok_or_else(|| {
-                missing("description", "add `description \"what this rule is for\"`")
-            })?,
+            description: description
+                .ok_or_else(|| missing("description", "add `description \"what this rule is for\"`"))?,
             enabled: enabled.unwrap_or(true),
             condition: condition.ok_or_else(|| {
-                missing(
-                    "when",
-                    "add `when <condition>`, e.g. `when metadata.contains_personal_data`",
-                )
+                missing("when", "add `when <condition>`, e.g. `when metadata.contains_personal_data`")
             })?,
-            effect: effect.ok_or_else(|| {
-                missing(
-                    "score/deny/allow",
-                    "add an effect: `score +50`, `deny` or `allow`",
-                )
-            })?,
-            reason: reason.ok_or_else(|| {
-                missing(
-                    "reason",
-                    "add `reason <code>`, e.g. `reason external_model`",
-                )
-            })?,
+            effect: effect
+                .ok_or_else(|| missing("score/deny/allow", "add an effect: `score +50`, `deny` or `allow`"))?,
+            reason: reason.ok_or_else(|| missing("reason", "add `reason <code>`, e.g. `reason external_model`"))?,
             name,
         };
         Ok(Node::new(rule, loc))
@@ -299,23 +254,10 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn set_once<T>(
-        &self,
-        slot: &mut Option<T>,
-        value: T,
-        owner: &str,
-        part: &'static str,
-        loc: &Loc,
-    ) -> Built<()> {
+    fn set_once<T>(&self, slot: &mut Option<T>, value: T, owner: &str, part: &'static str, loc: &Loc) -> Built<()> {
         if slot.is_some() {
             return Err(self
-                .diag(
-                    DiagnosticKind::DuplicatePart {
-                        owner: owner.to_owned(),
-                        part,
-                    },
-                    loc,
-                )
+                .diag(DiagnosticKind::DuplicatePart { owner: owner.to_owned(), part }, loc)
                 .with_label("stated again here")
                 .with_help(format!("keep one `{part}`")));
         }
@@ -355,29 +297,16 @@ impl<'a> Builder<'a> {
             }
         }
         let missing = |part: &'static str, help: &str| {
-            self.diag(
-                DiagnosticKind::MissingPart {
-                    owner: owner.clone(),
-                    part,
-                },
-                &name.loc,
-            )
-            .with_label("in this test")
-            .with_help(help.to_owned())
+            self.diag(DiagnosticKind::MissingPart { owner: owner.clone(), part }, &name.loc)
+                .with_label("in this test")
+                .with_help(help.to_owned())
         };
         let test = TestCase {
             input: input.ok_or_else(|| {
-                missing(
-                    "input",
-                    "add `input { \"model\": \"...\", \"operation\": \"...\", \"metadata\": {} }`",
-                )
+                missing("input", "add `input { \"model\": \"...\", \"operation\": \"...\", \"metadata\": {} }`")
             })?,
-            expect: expect.ok_or_else(|| {
-                missing(
-                    "expect",
-                    "add `expect allowed` or `expect blocked score 70 reason <code>`",
-                )
-            })?,
+            expect: expect
+                .ok_or_else(|| missing("expect", "add `expect allowed` or `expect blocked score 70 reason <code>`"))?,
             overrides,
             name,
         };
@@ -401,17 +330,10 @@ impl<'a> Builder<'a> {
                         _ => return Err(self.internal("expectation part", &loc)),
                     }
                 }
-                Ok(Expectation::Decision {
-                    allowed,
-                    score,
-                    reason,
-                })
+                Ok(Expectation::Decision { allowed, score, reason })
             }
             R::expect_rejected => {
-                let code = self
-                    .next(&mut it, "rejection code", &loc)?
-                    .as_str()
-                    .to_owned();
+                let code = self.next(&mut it, "rejection code", &loc)?.as_str().to_owned();
                 let path = match it.next() {
                     Some(p) => Some(self.string(p)?.node),
                     None => None,
@@ -442,7 +364,9 @@ impl<'a> Builder<'a> {
                 Err(self
                     .diag(DiagnosticKind::InvalidEscape { escape: bad.escape }, &esc_loc)
                     .with_label("not a known escape")
-                    .with_help("known escapes are \\\" \\\\ \\/ \\b \\f \\n \\r \\t and \\uXXXX; write \\\\ for a backslash"))
+                    .with_help(
+                        "known escapes are \\\" \\\\ \\/ \\b \\f \\n \\r \\t and \\uXXXX; write \\\\ for a backslash",
+                    ))
             }
         }
     }
@@ -517,19 +441,13 @@ impl<'a> Builder<'a> {
                 for member in pair.into_inner() {
                     let member_loc = self.loc(&member);
                     let mut kv = member.into_inner();
-                    let key = self
-                        .string(self.next(&mut kv, "member name", &member_loc)?)?
-                        .node;
+                    let key = self.string(self.next(&mut kv, "member name", &member_loc)?)?.node;
                     let value = self.json(self.next(&mut kv, "member value", &member_loc)?)?;
                     map.insert(key, value);
                 }
                 Value::Object(map)
             }
-            R::json_array => Value::Array(
-                pair.into_inner()
-                    .map(|p| self.json(p))
-                    .collect::<Built<_>>()?,
-            ),
+            R::json_array => Value::Array(pair.into_inner().map(|p| self.json(p)).collect::<Built<_>>()?),
             R::string => Value::String(self.string(pair)?.node),
             R::boolean => Value::Bool(self.boolean(pair)?),
             R::k_null => Value::Null,
@@ -571,11 +489,7 @@ pub(crate) fn trim_end(text: &str, start: usize, mut end: usize) -> usize {
             return end;
         };
         let trimmed = start + slice.trim_end().len();
-        let line_start = text
-            .get(..trimmed)
-            .and_then(|t| t.rfind('\n'))
-            .map_or(0, |i| i + 1)
-            .max(start);
+        let line_start = text.get(..trimmed).and_then(|t| t.rfind('\n')).map_or(0, |i| i + 1).max(start);
         let Some(line) = text.get(line_start..trimmed) else {
             return trimmed;
         };

@@ -34,10 +34,7 @@ struct Partial {
 }
 
 fn cover(a: &Loc, b: &Loc) -> Loc {
-    Loc::new(
-        a.file,
-        a.span.start.min(b.span.start)..a.span.end.max(b.span.end),
-    )
+    Loc::new(a.file, a.span.start.min(b.span.start)..a.span.end.max(b.span.end))
 }
 
 impl Builder<'_> {
@@ -48,38 +45,23 @@ impl Builder<'_> {
             .map_prefix(|op, rhs| {
                 let rhs = rhs?;
                 let loc = cover(&self.loc(&op), &rhs.expr.loc);
-                Ok(Partial {
-                    expr: Node::new(ExprKind::Not(Box::new(rhs.expr)), loc),
-                    chain: false,
-                })
+                Ok(Partial { expr: Node::new(ExprKind::Not(Box::new(rhs.expr)), loc), chain: false })
             })
             .map_infix(|lhs, op, rhs| {
                 let (lhs, rhs) = (lhs?, rhs?);
                 let is_and = op.as_rule() == R::op_and;
                 let loc = cover(&lhs.expr.loc, &rhs.expr.loc);
                 let kind = match (lhs.chain, lhs.expr.node, is_and) {
-                    (true, ExprKind::And(mut items), true)
-                    | (true, ExprKind::Or(mut items), false) => {
+                    (true, ExprKind::And(mut items), true) | (true, ExprKind::Or(mut items), false) => {
                         items.push(rhs.expr);
-                        if is_and {
-                            ExprKind::And(items)
-                        } else {
-                            ExprKind::Or(items)
-                        }
+                        if is_and { ExprKind::And(items) } else { ExprKind::Or(items) }
                     }
                     (_, other, _) => {
                         let items = vec![Node::new(other, lhs.expr.loc), rhs.expr];
-                        if is_and {
-                            ExprKind::And(items)
-                        } else {
-                            ExprKind::Or(items)
-                        }
+                        if is_and { ExprKind::And(items) } else { ExprKind::Or(items) }
                     }
                 };
-                Ok(Partial {
-                    expr: Node::new(kind, loc),
-                    chain: true,
-                })
+                Ok(Partial { expr: Node::new(kind, loc), chain: true })
             })
             .parse(pair.into_inner())?;
         Ok(parsed.expr)
@@ -93,10 +75,7 @@ impl Builder<'_> {
                 if run > MAX_NOT_RUN {
                     return Err(self
                         .diag(
-                            DiagnosticKind::NestingTooDeep {
-                                limit: MAX_NOT_RUN,
-                                what: "`not` in a row",
-                            },
+                            DiagnosticKind::NestingTooDeep { limit: MAX_NOT_RUN, what: "`not` in a row" },
                             &self.loc(&p),
                         )
                         .with_label("too many `not` in a row")
@@ -155,18 +134,11 @@ impl Builder<'_> {
                     _ => return Err(self.internal("comparison operator", &tail_loc)),
                 };
                 let rhs = self.operand(self.next(&mut inner, "right operand", &tail_loc)?)?;
-                ExprKind::Compare {
-                    op,
-                    lhs: Box::new(lhs),
-                    rhs: Box::new(rhs),
-                }
+                ExprKind::Compare { op, lhs: Box::new(lhs), rhs: Box::new(rhs) }
             }
             R::in_tail => {
                 let list = self.list(self.next(&mut inner, "list", &tail_loc)?)?;
-                ExprKind::In {
-                    lhs: Box::new(lhs),
-                    list,
-                }
+                ExprKind::In { lhs: Box::new(lhs), list }
             }
             R::text_tail => {
                 let text_op = match op.as_rule() {
@@ -177,11 +149,7 @@ impl Builder<'_> {
                     _ => return Err(self.internal("text operator", &tail_loc)),
                 };
                 let pattern = self.string(self.next(&mut inner, "pattern", &tail_loc)?)?;
-                ExprKind::Text {
-                    op: text_op,
-                    lhs: Box::new(lhs),
-                    pattern,
-                }
+                ExprKind::Text { op: text_op, lhs: Box::new(lhs), pattern }
             }
             _ => return Err(self.internal("predicate", &tail_loc)),
         };

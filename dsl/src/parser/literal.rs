@@ -12,10 +12,7 @@ pub struct BadEscape {
 /// Decodes a quoted string token (quotes included) with JSON escapes:
 /// `\" \\ \/ \b \f \n \r \t \uXXXX`.
 pub fn unescape(token: &str) -> Result<String, BadEscape> {
-    let inner = token
-        .strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .unwrap_or(token);
+    let inner = token.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(token);
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.char_indices();
     while let Some((i, c)) = chars.next() {
@@ -23,10 +20,7 @@ pub fn unescape(token: &str) -> Result<String, BadEscape> {
             out.push(c);
             continue;
         }
-        let bad = |escape: String| BadEscape {
-            escape,
-            offset: i + 1,
-        };
+        let bad = |escape: String| BadEscape { escape, offset: i + 1 };
         match chars.next() {
             Some((_, '"')) => out.push('"'),
             Some((_, '\\')) => out.push('\\'),
@@ -38,10 +32,8 @@ pub fn unescape(token: &str) -> Result<String, BadEscape> {
             Some((_, 't')) => out.push('\t'),
             Some((_, 'u')) => {
                 let hex: String = chars.by_ref().take(4).map(|(_, c)| c).collect();
-                let decoded = (hex.len() == 4)
-                    .then(|| u32::from_str_radix(&hex, 16).ok())
-                    .flatten()
-                    .and_then(char::from_u32);
+                let decoded =
+                    (hex.len() == 4).then(|| u32::from_str_radix(&hex, 16).ok()).flatten().and_then(char::from_u32);
                 match decoded {
                     Some(c) => out.push(c),
                     None => return Err(bad(format!("\\u{hex}"))),
@@ -91,38 +83,20 @@ mod tests {
 
     #[test]
     fn decodes_json_escapes() {
-        assert_eq!(
-            unescape(r#""a\"b\\c\n\u00e9""#),
-            Ok("a\"b\\c\né".to_owned())
-        );
+        assert_eq!(unescape(r#""a\"b\\c\n\u00e9""#), Ok("a\"b\\c\né".to_owned()));
     }
 
     #[test]
     fn rejects_unknown_escapes_with_position() {
         let err = unescape(r#""ab\qc""#).err();
-        assert_eq!(
-            err,
-            Some(BadEscape {
-                escape: "\\q".into(),
-                offset: 3
-            })
-        );
+        assert_eq!(err, Some(BadEscape { escape: "\\q".into(), offset: 3 }));
         assert!(unescape(r#""\u12""#).is_err());
-        assert!(
-            unescape(r#""\ud800""#).is_err(),
-            "lone surrogates are not characters"
-        );
+        assert!(unescape(r#""\ud800""#).is_err(), "lone surrogates are not characters");
     }
 
     #[test]
     fn quote_round_trips() {
-        for s in [
-            "",
-            "plain",
-            "quote \" back \\ slash",
-            "tab\tnl\n\u{1}",
-            "é🙂",
-        ] {
+        for s in ["", "plain", "quote \" back \\ slash", "tab\tnl\n\u{1}", "é🙂"] {
             assert_eq!(unescape(&quote(s)).as_deref(), Ok(s));
         }
     }

@@ -59,10 +59,7 @@ pub fn scan(text: &str) -> Scan {
                     chars.next();
                 }
                 let end = trim_cr(text, i, end);
-                out.comments.push(Comment {
-                    span: i..end,
-                    trailing: code_on_line,
-                });
+                out.comments.push(Comment { span: i..end, trailing: code_on_line });
             }
             c if c.is_whitespace() => {}
             c => {
@@ -99,11 +96,8 @@ mod tests {
     fn finds_comments_outside_strings_only() {
         let text = "# head\nrule x { # tail\n description \"a # b\"\n}\n";
         let s = scan(text);
-        let found: Vec<_> = s
-            .comments
-            .iter()
-            .map(|c| (text.get(c.span.clone()).unwrap_or_default(), c.trailing))
-            .collect();
+        let found: Vec<_> =
+            s.comments.iter().map(|c| (text.get(c.span.clone()).unwrap_or_default(), c.trailing)).collect();
         assert_eq!(found, vec![("# head", false), ("# tail", true)]);
     }
 

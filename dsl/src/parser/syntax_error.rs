@@ -70,9 +70,7 @@ fn describe(rule: R) -> &'static str {
         R::json_array | R::json_number => "a JSON value",
         R::item => "an item (`input`, `threshold`, `forbidden_fields`, `rule`, `test`)",
         R::scalar => "a value (a string, a number, `true` or `false`)",
-        R::rule_item => {
-            "a rule part (`description`, `enabled`, `when`, `score`, `deny`, `allow`, `reason`)"
-        }
+        R::rule_item => "a rule part (`description`, `enabled`, `when`, `score`, `deny`, `allow`, `reason`)",
         R::primary => "a condition",
         R::test_item => "a test part (`input`, `overrides`, `expect`)",
         R::json_value => "a JSON value",
@@ -88,13 +86,7 @@ fn is_noise(token: &str) -> bool {
 pub(crate) fn to_diagnostic(err: &Error<R>, file: &SourceFile, id: FileId) -> Diagnostic {
     let mut expected: BTreeSet<String> = BTreeSet::new();
     if let ErrorVariant::ParsingError { positives, .. } = &err.variant {
-        expected.extend(
-            positives
-                .iter()
-                .map(|r| describe(*r))
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned),
-        );
+        expected.extend(positives.iter().map(|r| describe(*r)).filter(|s| !s.is_empty()).map(str::to_owned));
     }
     if let Some(attempts) = err.parse_attempts() {
         for token in attempts.expected_tokens() {
@@ -118,31 +110,16 @@ pub(crate) fn to_diagnostic(err: &Error<R>, file: &SourceFile, id: FileId) -> Di
     // reached is where the author's mistake is.
     let at = err.parse_attempts().map_or(at, |a| a.max_position.max(at));
     let found = file.text.get(at..).unwrap_or_default();
-    let found_token: String = found
-        .chars()
-        .take_while(|c| !c.is_whitespace())
-        .take(20)
-        .collect();
-    let end = at
-        + found
-            .chars()
-            .next()
-            .map_or(0, char::len_utf8)
-            .max(found_token.len().min(20));
+    let found_token: String = found.chars().take_while(|c| !c.is_whitespace()).take(20).collect();
+    let end = at + found.chars().next().map_or(0, char::len_utf8).max(found_token.len().min(20));
     let expected_text = match expected.len() {
         0 => "something else".to_owned(),
         _ => join_or(&expected.into_iter().collect::<Vec<_>>()),
     };
-    let label = if found_token.is_empty() {
-        "the file ends here".to_owned()
-    } else {
-        format!("found `{found_token}`")
-    };
-    let diag = Diagnostic::new(DiagnosticKind::Syntax {
-        expected: expected_text,
-    })
-    .at(file, &Loc::new(id, at..end))
-    .with_label(label);
+    let label = if found_token.is_empty() { "the file ends here".to_owned() } else { format!("found `{found_token}`") };
+    let diag = Diagnostic::new(DiagnosticKind::Syntax { expected: expected_text })
+        .at(file, &Loc::new(id, at..end))
+        .with_label(label);
     match guess_help(found) {
         Some(help) => diag.with_help(help),
         None => diag,

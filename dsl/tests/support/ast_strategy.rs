@@ -4,34 +4,19 @@
 use proptest::prelude::*;
 use warden_dsl::Node;
 use warden_dsl::ast::{
-    CompareOp, Effect, Expectation, Expr, ExprKind, FieldDecl, FieldPath, InputBlock, Item,
-    Literal, PolicyFile, Presence, Rule, TestCase, TextOp, Type,
+    CompareOp, Effect, Expectation, Expr, ExprKind, FieldDecl, FieldPath, InputBlock, Item, Literal, PolicyFile,
+    Presence, Rule, TestCase, TextOp, Type,
 };
 
-const RESERVED: [&str; 12] = [
-    "and",
-    "or",
-    "not",
-    "in",
-    "true",
-    "false",
-    "null",
-    "exists",
-    "starts_with",
-    "ends_with",
-    "contains",
-    "matches",
-];
+const RESERVED: [&str; 12] =
+    ["and", "or", "not", "in", "true", "false", "null", "exists", "starts_with", "ends_with", "contains", "matches"];
 
 fn ident() -> impl Strategy<Value = String> {
     "[a-zA-Z_][a-zA-Z0-9_]{0,8}"
 }
 
 fn path() -> impl Strategy<Value = FieldPath> {
-    (
-        ident().prop_filter("not a keyword", |s| !RESERVED.contains(&s.as_str())),
-        prop::collection::vec(ident(), 0..3),
-    )
+    (ident().prop_filter("not a keyword", |s| !RESERVED.contains(&s.as_str())), prop::collection::vec(ident(), 0..3))
         .prop_map(|(first, rest)| FieldPath(std::iter::once(first).chain(rest).collect()))
 }
 
@@ -39,11 +24,7 @@ fn number() -> impl Strategy<Value = f64> {
     prop_oneof![-1000i32..1000i32, any::<i32>()]
         .prop_map(f64::from)
         .boxed()
-        .prop_union(
-            prop::num::f64::NORMAL
-                .prop_filter("finite", |f| f.is_finite())
-                .boxed(),
-        )
+        .prop_union(prop::num::f64::NORMAL.prop_filter("finite", |f| f.is_finite()).boxed())
 }
 
 fn scalar() -> impl Strategy<Value = Literal> {
@@ -59,11 +40,7 @@ fn magnitude() -> impl Strategy<Value = i64> {
 }
 
 fn operand() -> impl Strategy<Value = Expr> {
-    prop_oneof![
-        path().prop_map(ExprKind::Field),
-        scalar().prop_map(ExprKind::Literal)
-    ]
-    .prop_map(Node::bare)
+    prop_oneof![path().prop_map(ExprKind::Field), scalar().prop_map(ExprKind::Literal)].prop_map(Node::bare)
 }
 
 fn compare_op() -> impl Strategy<Value = CompareOp> {
@@ -78,12 +55,7 @@ fn compare_op() -> impl Strategy<Value = CompareOp> {
 }
 
 fn text_op() -> impl Strategy<Value = TextOp> {
-    prop_oneof![
-        Just(TextOp::StartsWith),
-        Just(TextOp::EndsWith),
-        Just(TextOp::Contains),
-        Just(TextOp::Matches)
-    ]
+    prop_oneof![Just(TextOp::StartsWith), Just(TextOp::EndsWith), Just(TextOp::Contains), Just(TextOp::Matches)]
 }
 
 fn leaf() -> impl Strategy<Value = Expr> {
@@ -94,14 +66,8 @@ fn leaf() -> impl Strategy<Value = Expr> {
             lhs: Box::new(l),
             rhs: Box::new(r)
         })),
-        (
-            operand(),
-            prop::collection::vec(scalar().prop_map(Node::bare), 0..4)
-        )
-            .prop_map(|(l, list)| Node::bare(ExprKind::In {
-                lhs: Box::new(l),
-                list
-            })),
+        (operand(), prop::collection::vec(scalar().prop_map(Node::bare), 0..4))
+            .prop_map(|(l, list)| Node::bare(ExprKind::In { lhs: Box::new(l), list })),
         (text_op(), operand(), any::<String>()).prop_map(|(op, l, p)| Node::bare(ExprKind::Text {
             op,
             lhs: Box::new(l),
@@ -114,9 +80,7 @@ fn leaf() -> impl Strategy<Value = Expr> {
 pub fn expr() -> impl Strategy<Value = Expr> {
     leaf().prop_recursive(4, 32, 4, |inner| {
         prop_oneof![
-            inner
-                .clone()
-                .prop_map(|e| Node::bare(ExprKind::Not(Box::new(e)))),
+            inner.clone().prop_map(|e| Node::bare(ExprKind::Not(Box::new(e)))),
             prop::collection::vec(inner.clone(), 2..4).prop_map(|v| Node::bare(ExprKind::And(v))),
             prop::collection::vec(inner, 2..4).prop_map(|v| Node::bare(ExprKind::Or(v))),
         ]
@@ -147,12 +111,7 @@ fn json_object() -> impl Strategy<Value = serde_json::Value> {
 }
 
 fn field_decl() -> impl Strategy<Value = Node<FieldDecl>> {
-    let ty = prop_oneof![
-        Just(Type::String),
-        Just(Type::Bool),
-        Just(Type::Number),
-        Just(Type::StringList)
-    ];
+    let ty = prop_oneof![Just(Type::String), Just(Type::Bool), Just(Type::Number), Just(Type::StringList)];
     let presence = prop_oneof![
         Just(Presence::Required),
         Just(Presence::Optional),
@@ -160,30 +119,14 @@ fn field_decl() -> impl Strategy<Value = Node<FieldDecl>> {
         prop::collection::vec(scalar().prop_map(Node::bare), 0..3)
             .prop_map(|l| Presence::Default(Node::bare(Literal::List(l)))),
     ];
-    (path(), ty, presence).prop_map(|(p, t, presence)| {
-        Node::bare(FieldDecl {
-            path: Node::bare(p),
-            ty: Node::bare(t),
-            presence,
-        })
-    })
+    (path(), ty, presence)
+        .prop_map(|(p, t, presence)| Node::bare(FieldDecl { path: Node::bare(p), ty: Node::bare(t), presence }))
 }
 
 fn rule() -> impl Strategy<Value = Node<Rule>> {
-    let effect = prop_oneof![
-        magnitude().prop_map(Effect::Score),
-        Just(Effect::Deny),
-        Just(Effect::Allow)
-    ];
-    (
-        ident(),
-        any::<String>(),
-        any::<bool>(),
-        expr(),
-        effect,
-        ident(),
-    )
-        .prop_map(|(name, description, enabled, condition, effect, reason)| {
+    let effect = prop_oneof![magnitude().prop_map(Effect::Score), Just(Effect::Deny), Just(Effect::Allow)];
+    (ident(), any::<String>(), any::<bool>(), expr(), effect, ident()).prop_map(
+        |(name, description, enabled, condition, effect, reason)| {
             Node::bare(Rule {
                 name: Node::bare(name),
                 description: Node::bare(description),
@@ -192,44 +135,31 @@ fn rule() -> impl Strategy<Value = Node<Rule>> {
                 effect: Node::bare(effect),
                 reason: Node::bare(reason),
             })
-        })
+        },
+    )
 }
 
 fn test_case() -> impl Strategy<Value = Node<TestCase>> {
     let expect = prop_oneof![
-        (
-            any::<bool>(),
-            prop::option::of(magnitude()),
-            prop::option::of(ident())
-        )
-            .prop_map(|(allowed, score, reason)| Expectation::Decision {
-                allowed,
-                score,
-                reason
-            }),
-        (ident(), prop::option::of(any::<String>()))
-            .prop_map(|(code, path)| Expectation::Rejected { code, path }),
+        (any::<bool>(), prop::option::of(magnitude()), prop::option::of(ident()))
+            .prop_map(|(allowed, score, reason)| Expectation::Decision { allowed, score, reason }),
+        (ident(), prop::option::of(any::<String>())).prop_map(|(code, path)| Expectation::Rejected { code, path }),
     ];
-    (
-        any::<String>(),
-        json_object(),
-        prop::option::of(json_object()),
-        expect,
-    )
-        .prop_map(|(name, input, overrides, expect)| {
+    (any::<String>(), json_object(), prop::option::of(json_object()), expect).prop_map(
+        |(name, input, overrides, expect)| {
             Node::bare(TestCase {
                 name: Node::bare(name),
                 input: Node::bare(input),
                 overrides: overrides.map(Node::bare),
                 expect: Node::bare(expect),
             })
-        })
+        },
+    )
 }
 
 fn item() -> impl Strategy<Value = Item> {
     prop_oneof![
-        prop::collection::vec(field_decl(), 0..4)
-            .prop_map(|fields| Item::Input(Node::bare(InputBlock { fields }))),
+        prop::collection::vec(field_decl(), 0..4).prop_map(|fields| Item::Input(Node::bare(InputBlock { fields }))),
         magnitude().prop_map(|t| Item::Threshold(Node::bare(t))),
         prop::collection::vec(any::<String>().prop_map(Node::bare), 0..4)
             .prop_map(|l| Item::ForbiddenFields(Node::bare(l))),

@@ -26,9 +26,6 @@ pub fn run(dir: &Path, format: DiagnosticFormat) -> anyhow::Result<ExitCode> {
     super::print_diagnostics(&diagnostics, format);
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let warnings = diagnostics.len() - errors;
-    eprintln!(
-        "{}: {errors} error(s), {warnings} warning(s)",
-        dir.display()
-    );
+    eprintln!("{}: {errors} error(s), {warnings} warning(s)", dir.display());
     Ok(ExitCode::FAILURE)
 }

@@ -46,8 +46,7 @@ enum Outcome {
 }
 
 fn format_one(path: &Path, check: bool) -> anyhow::Result<Outcome> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading `{}`", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading `{}`", path.display()))?;
     let file = SourceFile::new(path.display().to_string(), text.as_str());
     let formatted = match warden_dsl::fmt::format_source(&file) {
         Ok(f) => f,

@@ -9,10 +9,7 @@ use crate::config::{DatabaseArgs, ServeConfig};
 use crate::store::{NewKey, Role, Store};
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
 
 async fn open(db: &DatabaseArgs) -> anyhow::Result<Store> {
@@ -26,11 +23,9 @@ async fn open(db: &DatabaseArgs) -> anyhow::Result<Store> {
 /// The URL without its password, for messages.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!(
-            "{}://…@{}",
-            url.get(..s).unwrap_or_default(),
-            url.get(at + 1..).unwrap_or_default()
-        ),
+        (Some(s), Some(at)) if at > s => {
+            format!("{}://…@{}", url.get(..s).unwrap_or_default(), url.get(at + 1..).unwrap_or_default())
+        }
         _ => url.to_owned(),
     }
 }
@@ -57,34 +52,18 @@ pub fn migrate(db: &DatabaseArgs) -> anyhow::Result<ExitCode> {
 pub fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         match command {
-            KeysCommand::Create {
-                customer,
-                name,
-                admin,
-                bcrypt_cost,
-                database,
-            } => {
+            KeysCommand::Create { customer, name, admin, bcrypt_cost, database } => {
                 let store = open(&database).await?;
                 let customer_name = customer.split('@').next().unwrap_or(&customer).to_owned();
                 let c = store.customer_for_email(&customer, &customer_name).await?;
                 let token = crate::auth::generate();
                 let secret = token.secret.clone();
-                let hash = tokio::task::spawn_blocking(move || {
-                    crate::auth::hash_secret(&secret, bcrypt_cost)
-                })
-                .await
-                .context("hashing the key")?
-                .context("hashing the key")?;
+                let hash = tokio::task::spawn_blocking(move || crate::auth::hash_secret(&secret, bcrypt_cost))
+                    .await
+                    .context("hashing the key")?
+                    .context("hashing the key")?;
                 let role = if admin { Role::Admin } else { Role::App };
-                store
-                    .insert_key(&NewKey {
-                        id: token.id,
-                        customer_id: c.id,
-                        name,
-                        role,
-                        secret_hash: hash,
-                    })
-                    .await?;
+                store.insert_key(&NewKey { id: token.id, customer_id: c.id, name, role, secret_hash: hash }).await?;
                 println!("customer: {} ({})", c.email, c.id);
                 println!("key id: {}", token.id);
                 println!("role: {}", role.as_str());
@@ -99,10 +78,9 @@ pub fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
                     "id", "role", "active", "requests", "customer", "last used"
                 );
                 for k in store.list_keys(None).await? {
-                    let last = k.last_used_at.map_or_else(
-                        || "never".to_owned(),
-                        |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-                    );
+                    let last = k
+                        .last_used_at
+                        .map_or_else(|| "never".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string());
                     println!(
                         "{:<36}  {:<6}  {:<6}  {:>9}  {:<20}  {:<25}  {}",
                         k.id,
@@ -124,18 +102,12 @@ pub fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
 pub fn logs(command: LogsCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         match command {
-            LogsCommand::Prune {
-                older_than,
-                database,
-            } => {
+            LogsCommand::Prune { older_than, database } => {
                 let store = open(&database).await?;
                 let age = chrono::Duration::from_std(older_than).context("the age is too large")?;
                 let cutoff = chrono::Utc::now() - age;
                 let deleted = store.prune_audit(cutoff).await?;
-                println!(
-                    "deleted {deleted} audit row(s) created before {}",
-                    cutoff.format("%Y-%m-%dT%H:%M:%SZ")
-                );
+                println!("deleted {deleted} audit row(s) created before {}", cutoff.format("%Y-%m-%dT%H:%M:%SZ"));
                 store.close().await;
             }
         }
@@ -149,10 +121,7 @@ mod tests {
 
     #[test]
     fn passwords_are_not_shown() {
-        assert_eq!(
-            redact("postgres://u:secret@db:5432/x"),
-            "postgres://…@db:5432/x"
-        );
+        assert_eq!(redact("postgres://u:secret@db:5432/x"), "postgres://…@db:5432/x");
         assert_eq!(redact("sqlite://warden.db"), "sqlite://warden.db");
     }
 }

@@ -18,21 +18,10 @@ pub fn run(dir: &Path) -> anyhow::Result<ExitCode> {
     let total = report.outcomes.len();
     let covered = report.rule_count - report.uncovered.len();
     println!();
-    println!(
-        "{} passed, {} failed, {total} total",
-        total - report.failed(),
-        report.failed()
-    );
-    println!(
-        "rule coverage: {covered}/{} rules fired in at least one test",
-        report.rule_count
-    );
+    println!("{} passed, {} failed, {total} total", total - report.failed(), report.failed());
+    println!("rule coverage: {covered}/{} rules fired in at least one test", report.rule_count);
     if !report.uncovered.is_empty() {
         println!("not exercised by any test: {}", report.uncovered.join(", "));
     }
-    Ok(if report.all_passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if report.all_passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -86,9 +86,7 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
         if e.to_string().starts_with("recursion limit exceeded") {
             ApiError::Rejected(
                 Rejection {
-                    kind: RejectionKind::TooDeep {
-                        limit: warden_engine::DEFAULT_MAX_DEPTH,
-                    },
+                    kind: RejectionKind::TooDeep { limit: warden_engine::DEFAULT_MAX_DEPTH },
                     path: String::new(),
                 },
                 None,
@@ -101,19 +99,11 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
 
 fn string_field(v: &Value, key: &str) -> Option<String> {
     // Bounded: these columns hold identifiers, not text.
-    v.get(key)
-        .and_then(Value::as_str)
-        .map(|s| s.chars().take(200).collect())
+    v.get(key).and_then(Value::as_str).map(|s| s.chars().take(200).collect())
 }
 
-fn rate_limit(
-    state: &AppState,
-    caller: &Caller,
-    quota: Option<crate::rate_limit::Quota>,
-) -> Result<Verdict, ApiError> {
-    let verdict = state
-        .limiter
-        .check(caller.0.key_id, quota.unwrap_or(state.default_quota));
+fn rate_limit(state: &AppState, caller: &Caller, quota: Option<crate::rate_limit::Quota>) -> Result<Verdict, ApiError> {
+    let verdict = state.limiter.check(caller.0.key_id, quota.unwrap_or(state.default_quota));
     if !verdict.allowed {
         state.metrics.rate_limited();
         return Err(ApiError::RateLimited(verdict));
@@ -175,11 +165,7 @@ pub async fn check(
             record.meta = Value::Object(policy.declared_fields(&request).unwrap_or_default());
             record.risk_score = d.risk_score;
             record.allowed = d.allowed;
-            record.outcome = if d.allowed {
-                Outcome::Allowed
-            } else {
-                Outcome::Blocked
-            };
+            record.outcome = if d.allowed { Outcome::Allowed } else { Outcome::Blocked };
             record.reason = d.reason.to_owned();
             Ok(response_body(d, decision_id))
         }
@@ -188,12 +174,12 @@ pub async fn check(
             Err(rejection.clone())
         }
     };
+    state.metrics.decision(record.allowed, &record.reason, latency.as_secs_f64());
     state
-        .metrics
-        .decision(record.allowed, &record.reason, latency.as_secs_f64());
-    state.audit.push(record).await.map_err(|_| {
-        ApiError::Unavailable("the audit log is falling behind; try again shortly".to_owned())
-    })?;
+        .audit
+        .push(record)
+        .await
+        .map_err(|_| ApiError::Unavailable("the audit log is falling behind; try again shortly".to_owned()))?;
     let mut response = match answer {
         Ok(body) => Json(body).into_response(),
         Err(rejection) => ApiError::Rejected(rejection, Some(decision_id)).into_response(),
@@ -210,10 +196,7 @@ fn response_body(d: &Decision<'_>, decision_id: Uuid) -> CheckResponse {
         contributions: d
             .contributions
             .iter()
-            .map(|c| ContributionBody {
-                rule: c.rule.to_owned(),
-                score: c.score,
-            })
+            .map(|c| ContributionBody { rule: c.rule.to_owned(), score: c.score })
             .collect(),
         policy_version: d.policy_version.to_owned(),
         decision_id,
@@ -241,10 +224,7 @@ pub struct EvaluateResponse {
         (status = 429, description = "Rate limited", body = ErrorBody),
     )
 )]
-pub async fn evaluate(
-    State(state): State<AppState>,
-    caller: Result<Caller, ApiError>,
-) -> Result<Response, ApiError> {
+pub async fn evaluate(State(state): State<AppState>, caller: Result<Caller, ApiError>) -> Result<Response, ApiError> {
     let caller = caller?;
     let (_, quota) = state.live.load().for_customer(&caller.0.customer_id);
     let verdict = rate_limit(&state, &caller, quota)?;

@@ -38,17 +38,11 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     });
     let failure = match (&database, audit_ok) {
         (Err(e), _) => Some(format!("database: {e}")),
-        (Ok(()), false) => Some(
-            "audit: the writer cannot reach the database; rows are queued and retried".to_owned(),
-        ),
+        (Ok(()), false) => Some("audit: the writer cannot reach the database; rows are queued and retried".to_owned()),
         _ => None,
     };
     match failure {
-        None => (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "checks": checks })),
-        )
-            .into_response(),
+        None => (StatusCode::OK, Json(json!({ "status": "ready", "checks": checks }))).into_response(),
         Some(message) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "error": "not_ready", "message": message, "checks": checks })),
@@ -61,20 +55,11 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let body = state.metrics.render(state.audit.depth());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
-pub async fn openapi_json(
-    Extension(api): Extension<Arc<utoipa::openapi::OpenApi>>,
-) -> Json<utoipa::openapi::OpenApi> {
+pub async fn openapi_json(Extension(api): Extension<Arc<utoipa::openapi::OpenApi>>) -> Json<utoipa::openapi::OpenApi> {
     Json((*api).clone())
 }

@@ -113,8 +113,7 @@ impl Store {
     /// Writes rows with multi-row INSERTs and adds them to their keys'
     /// usage counters, all in one transaction.
     pub async fn insert_audit(&self, rows: &[AuditRecord]) -> Result<(), StoreError> {
-        let mut usage: std::collections::HashMap<Uuid, (i64, DateTime<Utc>)> =
-            std::collections::HashMap::new();
+        let mut usage: std::collections::HashMap<Uuid, (i64, DateTime<Utc>)> = std::collections::HashMap::new();
         for r in rows {
             let e = usage.entry(r.api_key_id).or_insert((0, r.created_at));
             e.0 += 1;
@@ -154,9 +153,7 @@ impl Store {
 
     /// How many audit rows there are.
     pub async fn count_audit(&self) -> Result<i64, StoreError> {
-        Ok(
-            on_pool!(self, p => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM usage_log").fetch_one(p).await)?,
-        )
+        Ok(on_pool!(self, p => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM usage_log").fetch_one(p).await)?)
     }
 
     /// The newest `limit` rows, newest first.
@@ -169,9 +166,7 @@ impl Store {
     /// Deletes rows created before `before`; returns how many.
     pub async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let sql = "DELETE FROM usage_log WHERE created_at < $1";
-        Ok(
-            on_pool!(self, p => sqlx::query(sql).bind(before).execute(p).await.map(|r| r.rows_affected()))?,
-        )
+        Ok(on_pool!(self, p => sqlx::query(sql).bind(before).execute(p).await.map(|r| r.rows_affected()))?)
     }
 }
 

@@ -22,12 +22,8 @@ pub struct Customer {
 impl Store {
     /// Creates a customer. A duplicate email is [`StoreError::Conflict`].
     pub async fn create_customer(&self, name: &str, email: &str) -> Result<Customer, StoreError> {
-        let customer = Customer {
-            id: Uuid::now_v7(),
-            name: name.to_owned(),
-            email: email.to_owned(),
-            created_at: now(),
-        };
+        let customer =
+            Customer { id: Uuid::now_v7(), name: name.to_owned(), email: email.to_owned(), created_at: now() };
         let sql = "INSERT INTO customer (id, name, email, created_at) VALUES ($1, $2, $3, $4)";
         on_pool!(self, p => sqlx::query(sql)
             .bind(customer.id)
@@ -43,35 +39,26 @@ impl Store {
     /// The customer with this email, if any.
     pub async fn customer_by_email(&self, email: &str) -> Result<Option<Customer>, StoreError> {
         let sql = "SELECT id, name, email, created_at FROM customer WHERE email = $1";
-        Ok(
-            on_pool!(self, p => sqlx::query_as::<_, Customer>(sql).bind(email).fetch_optional(p).await)?,
-        )
+        Ok(on_pool!(self, p => sqlx::query_as::<_, Customer>(sql).bind(email).fetch_optional(p).await)?)
     }
 
     /// The customer with this id, if any.
     pub async fn customer(&self, id: Uuid) -> Result<Option<Customer>, StoreError> {
         let sql = "SELECT id, name, email, created_at FROM customer WHERE id = $1";
-        Ok(
-            on_pool!(self, p => sqlx::query_as::<_, Customer>(sql).bind(id).fetch_optional(p).await)?,
-        )
+        Ok(on_pool!(self, p => sqlx::query_as::<_, Customer>(sql).bind(id).fetch_optional(p).await)?)
     }
 
     /// The customer with this email, created (named `name`) if missing.
-    pub async fn customer_for_email(
-        &self,
-        email: &str,
-        name: &str,
-    ) -> Result<Customer, StoreError> {
+    pub async fn customer_for_email(&self, email: &str, name: &str) -> Result<Customer, StoreError> {
         if let Some(c) = self.customer_by_email(email).await? {
             return Ok(c);
         }
         match self.create_customer(name, email).await {
             Ok(c) => Ok(c),
             // Another process created it in between.
-            Err(StoreError::Conflict(_)) => self
-                .customer_by_email(email)
-                .await?
-                .ok_or(StoreError::Conflict("a customer")),
+            Err(StoreError::Conflict(_)) => {
+                self.customer_by_email(email).await?.ok_or(StoreError::Conflict("a customer"))
+            }
             Err(e) => Err(e),
         }
     }

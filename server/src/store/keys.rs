@@ -133,8 +133,7 @@ impl Store {
     /// The key with this id, for authentication.
     pub async fn key(&self, id: Uuid) -> Result<Option<KeyRecord>, StoreError> {
         let sql = "SELECT id, customer_id, role, secret_hash, active FROM api_key WHERE id = $1";
-        let row =
-            on_pool!(self, p => sqlx::query_as::<_, KeyRow>(sql).bind(id).fetch_optional(p).await)?;
+        let row = on_pool!(self, p => sqlx::query_as::<_, KeyRow>(sql).bind(id).fetch_optional(p).await)?;
         Ok(row.map(|r| KeyRecord {
             id: r.id,
             customer_id: r.customer_id,
@@ -145,10 +144,7 @@ impl Store {
     }
 
     /// Every key, newest first, optionally of one customer.
-    pub async fn list_keys(
-        &self,
-        customer_id: Option<Uuid>,
-    ) -> Result<Vec<KeySummary>, StoreError> {
+    pub async fn list_keys(&self, customer_id: Option<Uuid>) -> Result<Vec<KeySummary>, StoreError> {
         let sql = "SELECT k.id, k.name, k.customer_id, c.email AS customer_email, k.role, k.active, k.created_at, \
                    k.last_used_at, k.request_count FROM api_key k JOIN customer c ON c.id = k.customer_id \
                    WHERE ($1 IS NULL OR k.customer_id = $1) ORDER BY k.created_at DESC, k.id";
@@ -177,10 +173,7 @@ impl Store {
     }
 
     /// Adds usage counts to keys: `(key id, requests, last used)`.
-    pub async fn record_key_usage(
-        &self,
-        usage: &[(Uuid, i64, DateTime<Utc>)],
-    ) -> Result<(), StoreError> {
+    pub async fn record_key_usage(&self, usage: &[(Uuid, i64, DateTime<Utc>)]) -> Result<(), StoreError> {
         let sql = RECORD_USAGE;
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
@@ -210,10 +203,7 @@ impl Store {
                 q.push(")");
                 q.build_query_as().fetch_all(p).await
             })?;
-            out.extend(
-                rows.into_iter()
-                    .map(|(id, hash, active)| (id, (hash, active))),
-            );
+            out.extend(rows.into_iter().map(|(id, hash, active)| (id, (hash, active))));
         }
         Ok(out)
     }

@@ -57,13 +57,7 @@ impl Store {
         let mut out = OverrideTables::default();
         for t in toggles {
             if t.enabled.is_some() {
-                out.global.rules.insert(
-                    t.rule_key,
-                    RuleOverride {
-                        enabled: t.enabled,
-                        score: None,
-                    },
-                );
+                out.global.rules.insert(t.rule_key, RuleOverride { enabled: t.enabled, score: None });
             }
         }
         for r in rules {
@@ -71,13 +65,7 @@ impl Store {
                 .entry(r.customer_id)
                 .or_default()
                 .rules
-                .insert(
-                    r.rule_key,
-                    RuleOverride {
-                        enabled: r.enabled,
-                        score: r.score,
-                    },
-                );
+                .insert(r.rule_key, RuleOverride { enabled: r.enabled, score: r.score });
         }
         for s in settings {
             if s.threshold.is_some() {
@@ -95,14 +83,7 @@ impl Store {
             (SELECT COUNT(*) FROM policy) AS a, (SELECT MAX(updated_at) FROM policy) AS b, \
             (SELECT COUNT(*) FROM customer_policy) AS c, (SELECT MAX(updated_at) FROM customer_policy) AS d, \
             (SELECT COUNT(*) FROM customer_settings) AS e, (SELECT MAX(updated_at) FROM customer_settings) AS f";
-        let row: (
-            i64,
-            Option<String>,
-            i64,
-            Option<String>,
-            i64,
-            Option<String>,
-        ) = on_pool!(self, p => {
+        let row: (i64, Option<String>, i64, Option<String>, i64, Option<String>) = on_pool!(self, p => {
             // Timestamps are read as text on both backends so one row type fits.
             let sql = sql.replace("MAX(updated_at)", "CAST(MAX(updated_at) AS TEXT)");
             sqlx::query_as(&sql).fetch_one(p).await

@@ -29,9 +29,7 @@ pub enum Backend {
 /// The Postgres URL for tests. CI sets it (and fails if Postgres is down);
 /// elsewhere, without it, Postgres variants are skipped with a note.
 pub fn postgres_url() -> Option<String> {
-    std::env::var("WARDEN_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
+    std::env::var("WARDEN_TEST_POSTGRES_URL").ok().filter(|s| !s.is_empty())
 }
 
 /// The backends available here.
@@ -52,24 +50,15 @@ pub async fn fresh_url(backend: Backend) -> (String, Cleanup) {
         Backend::Sqlite => {
             let dir = std::env::temp_dir().join(format!("warden-test-{}", Uuid::new_v4().simple()));
             std::fs::create_dir_all(&dir).unwrap();
-            (
-                format!("sqlite://{}", dir.join("warden.db").display()),
-                Cleanup::Dir(dir),
-            )
+            (format!("sqlite://{}", dir.join("warden.db").display()), Cleanup::Dir(dir))
         }
         Backend::Postgres => {
             let base = postgres_url().unwrap();
             let schema = format!("t_{}", Uuid::new_v4().simple());
             let admin = sqlx::PgPool::connect(&base).await.unwrap();
-            sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                .execute(&admin)
-                .await
-                .unwrap();
+            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.unwrap();
             let sep = if base.contains('?') { '&' } else { '?' };
-            (
-                format!("{base}{sep}options=-c%20search_path%3D{schema}"),
-                Cleanup::Schema(admin, schema),
-            )
+            (format!("{base}{sep}options=-c%20search_path%3D{schema}"), Cleanup::Schema(admin, schema))
         }
     }
 }
@@ -99,14 +88,9 @@ impl Drop for Cleanup {
                 // Drop runs inside the test's runtime; clean up on a thread
                 // with its own.
                 let _ = std::thread::spawn(move || {
-                    if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
+                    if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
                         rt.block_on(async {
-                            let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-                                .execute(&pool)
-                                .await;
+                            let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&pool).await;
                         });
                     }
                 })
@@ -137,13 +121,7 @@ pub async fn create_key(store: &Store, email: &str, role: Role) -> (String, Uuid
     let token = auth::generate();
     let hash = auth::hash_secret(&token.secret, 4).unwrap();
     store
-        .insert_key(&NewKey {
-            id: token.id,
-            customer_id: customer.id,
-            name: "test".into(),
-            role,
-            secret_hash: hash,
-        })
+        .insert_key(&NewKey { id: token.id, customer_id: customer.id, name: "test".into(), role, secret_hash: hash })
         .await
         .unwrap();
     (token.token, token.id, customer.id)
@@ -170,12 +148,9 @@ impl TestApp {
 
     pub async fn with_options(backend: Backend, options: Options) -> Self {
         let (store, cleanup) = fresh_store(backend).await;
-        let (app_key, app_key_id, customer_id) =
-            create_key(&store, "app@example.com", Role::App).await;
+        let (app_key, app_key_id, customer_id) = create_key(&store, "app@example.com", Role::App).await;
         let (admin_key, _, _) = create_key(&store, "admin@example.com", Role::Admin).await;
-        let (state, writer) = build_state(store.clone(), default_policy(), &options)
-            .await
-            .unwrap();
+        let (state, writer) = build_state(store.clone(), default_policy(), &options).await.unwrap();
         let (stop, rx) = watch::channel(false);
         let writer = tokio::spawn(writer.run(rx));
         Self {
@@ -193,26 +168,18 @@ impl TestApp {
     }
 
     /// Sends a request through the router (no port).
-    pub async fn send(
-        &self,
-        req: Request<Body>,
-    ) -> (u16, axum::http::HeaderMap, serde_json::Value) {
+    pub async fn send(&self, req: Request<Body>) -> (u16, axum::http::HeaderMap, serde_json::Value) {
         let response: Response<Body> = self.router.clone().oneshot(req).await.unwrap();
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
-        });
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         (status, headers, body)
     }
 
     /// POSTs JSON text to `/v1/check` with `key`.
-    pub async fn check(
-        &self,
-        key: &str,
-        body: &str,
-    ) -> (u16, axum::http::HeaderMap, serde_json::Value) {
+    pub async fn check(&self, key: &str, body: &str) -> (u16, axum::http::HeaderMap, serde_json::Value) {
         let req = Request::post("/v1/check")
             .header("authorization", format!("Bearer {key}"))
             .header("content-type", "application/json")
