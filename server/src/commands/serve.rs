@@ -31,7 +31,8 @@ fn redact(url: &str) -> String {
 }
 
 pub fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
-    crate::telemetry::init(config.log_format, std::io::stderr);
+    use std::io::IsTerminal as _;
+    crate::telemetry::init(config.log_format, std::io::stderr().is_terminal(), std::io::stderr);
     let Some((policy, warnings)) = super::load_policy(&config.policies)? else {
         return Ok(ExitCode::FAILURE);
     };
