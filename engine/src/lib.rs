@@ -33,5 +33,5 @@ mod version;
 pub use decision::{Contribution, Decision, Explanation, REJECTION_CODES, Rejection, RejectionKind, RuleTrace};
 pub use input::DEFAULT_MAX_DEPTH;
 pub use overrides::{Overrides, PreparedOverrides, RuleOverride};
-pub use policy::Policy;
+pub use policy::{Policy, RuleInfo};
 pub use testing::{TestOutcome, TestReport, run_tests};

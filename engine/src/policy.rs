@@ -26,6 +26,23 @@ pub struct Policy {
     by_name: FxHashMap<String, u32>,
 }
 
+/// A rule as written in the policy files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleInfo<'p> {
+    /// The rule's key.
+    pub name: &'p str,
+    /// Its description.
+    pub description: &'p str,
+    /// `score`, `deny` or `allow`, with the written score.
+    pub effect: Effect,
+    /// Whether it is enabled in the files.
+    pub enabled: bool,
+    /// Its reason code.
+    pub reason: &'p str,
+    /// `file:line`.
+    pub source: &'p str,
+}
+
 #[derive(Debug)]
 pub(crate) struct CompiledRule {
     pub(crate) name: Box<str>,
@@ -171,6 +188,18 @@ impl Policy {
             source: overrides.clone(),
             unknown,
         }
+    }
+
+    /// Every rule as written, in source order.
+    pub fn rules(&self) -> impl Iterator<Item = RuleInfo<'_>> {
+        self.rules.iter().zip(&self.set.rules).map(|(compiled, def)| RuleInfo {
+            name: &compiled.name,
+            description: &def.node.description.node,
+            effect: compiled.effect,
+            enabled: compiled.enabled,
+            reason: &compiled.reason,
+            source: &compiled.source,
+        })
     }
 
     /// Rule names in source order.

@@ -318,3 +318,18 @@ fn a_content_field_wins_over_nesting_that_comes_first() {
     let err = p.decide(&input).unwrap_err();
     assert_eq!((err.code(), err.path.as_str()), ("forbidden_field", "zzz.prompt"));
 }
+
+#[test]
+fn rules_are_listed_as_written() {
+    let p = default_policy();
+    let rules: Vec<_> = p.rules().map(|r| (r.name, r.enabled, r.reason, r.source)).collect();
+    assert_eq!(
+        rules,
+        vec![
+            ("approved_models", false, "unapproved_model", "models.warden:4"),
+            ("contains_personal_data", true, "contains_personal_data", "risk.warden:3"),
+            ("external_model", true, "external_model", "risk.warden:10"),
+        ]
+    );
+    assert_eq!(p.rules().nth(1).map(|r| r.effect), Some(warden_dsl::ast::Effect::Score(70)));
+}

@@ -62,6 +62,11 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// Largest accepted body.
     pub max_body_bytes: usize,
+    /// Reloads the policy files (absent when the service was built without
+    /// a policy directory, as in some tests).
+    pub reloader: Option<Arc<crate::reload::PolicyReloader>>,
+    /// bcrypt cost for keys made through the admin API.
+    pub bcrypt_cost: u32,
     /// When the process started.
     pub started: Instant,
 }
@@ -77,6 +82,23 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(http::health::metrics))
         .routes(routes!(http::health::openapi_json))
         .routes(routes!(http::admin::status))
+        .routes(routes!(http::admin::customers::create_customer, http::admin::customers::list_customers))
+        .routes(routes!(http::admin::customers::get_customer))
+        .routes(routes!(http::admin::keys::list_keys, http::admin::keys::create_key))
+        .routes(routes!(http::admin::keys::rotate_key))
+        .routes(routes!(http::admin::keys::delete_key))
+        .routes(routes!(http::admin::policies::list_policies))
+        .routes(routes!(http::admin::policies::patch_policy))
+        .routes(routes!(
+            http::admin::policies::get_override,
+            http::admin::policies::put_override,
+            http::admin::policies::delete_override
+        ))
+        .routes(routes!(http::admin::policies::put_settings))
+        .routes(routes!(http::admin::policies::effective_policy))
+        .routes(routes!(http::admin::logs::list_logs))
+        .routes(routes!(http::admin::logs::stats))
+        .routes(routes!(http::admin::logs::admin_audit))
 }
 
 /// The application's router.

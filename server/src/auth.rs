@@ -95,6 +95,9 @@ struct Verified {
     token_sha: [u8; 32],
     /// The bcrypt hash it was verified against; a rotation changes it.
     secret_hash: Arc<str>,
+    /// Set when it matched the previous secret during a rotation's grace
+    /// period: the entry stops answering then.
+    valid_until: Option<chrono::DateTime<chrono::Utc>>,
     principal: Principal,
 }
 
@@ -166,7 +169,8 @@ impl Authenticator {
 
     fn cached(&self, id: &Uuid, sha: &[u8; 32]) -> Option<Principal> {
         let hit = self.cache.get(id)?;
-        bool::from(hit.token_sha.ct_eq(sha)).then_some(hit.principal)
+        let current = hit.valid_until.is_none_or(|until| chrono::Utc::now() < until);
+        (current && bool::from(hit.token_sha.ct_eq(sha))).then_some(hit.principal)
     }
 
     fn recently_failed(&self, sha: &[u8; 32]) -> bool {
@@ -181,13 +185,24 @@ impl Authenticator {
         if !record.active {
             return Err(AuthError::Inactive);
         }
-        let hash = record.secret_hash.clone();
+        // The current secret, or during a rotation's grace period the old one.
+        let now = chrono::Utc::now();
+        let mut candidates = vec![(record.secret_hash.clone(), None)];
+        if let (Some(prev), Some(until)) = (&record.previous_secret_hash, record.previous_valid_until) {
+            if now < until {
+                candidates.push((prev.clone(), Some(until)));
+            }
+        }
         let secret = secret.to_owned();
         self.bcrypt_verifications.fetch_add(1, Ordering::Relaxed);
         // bcrypt is deliberately slow; keep it off the async workers.
-        let ok =
-            tokio::task::spawn_blocking(move || bcrypt::verify(secret, &hash).unwrap_or(false)).await.unwrap_or(false);
-        if !ok {
+        let matched = tokio::task::spawn_blocking(move || {
+            candidates.into_iter().find(|(hash, _)| bcrypt::verify(&secret, hash).unwrap_or(false))
+        })
+        .await
+        .ok()
+        .flatten();
+        let Some((matched_hash, valid_until)) = matched else {
             if self.failed.len() >= self.capacity {
                 self.failed.retain(|_, at| at.elapsed() < FAILED_TTL);
                 if self.failed.len() >= self.capacity {
@@ -196,7 +211,7 @@ impl Authenticator {
             }
             self.failed.insert(sha, std::time::Instant::now());
             return Err(AuthError::Unknown);
-        }
+        };
         let principal = Principal { key_id: record.id, customer_id: record.customer_id, role: record.role };
         if self.cache.len() >= self.capacity {
             // Bounded: drop an arbitrary entry; it costs one bcrypt later.
@@ -205,7 +220,7 @@ impl Authenticator {
                 self.cache.remove(&v);
             }
         }
-        self.cache.insert(id, Verified { token_sha: sha, secret_hash: record.secret_hash.into(), principal });
+        self.cache.insert(id, Verified { token_sha: sha, secret_hash: matched_hash.into(), valid_until, principal });
         Ok(principal)
     }
 
@@ -224,8 +239,9 @@ impl Authenticator {
         let current = self.store.key_states(&ids).await?;
         let mut dropped = 0;
         for id in ids {
+            let now = chrono::Utc::now();
             let keep = match (current.get(&id), self.cache.get(&id)) {
-                (Some((hash, true)), Some(cached)) => **hash == *cached.secret_hash,
+                (Some(record), Some(cached)) => record.accepts_hash(&cached.secret_hash, now),
                 _ => false,
             };
             if !keep {

@@ -58,6 +58,12 @@ pub struct ServeConfig {
     /// Log format.
     #[arg(long, env = "WARDEN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
+    /// Don't watch the policy directory (SIGHUP still reloads).
+    #[arg(long, env = "WARDEN_NO_WATCH")]
+    pub no_watch: bool,
+    /// bcrypt cost for keys created through the admin API (4–31).
+    #[arg(long, env = "WARDEN_BCRYPT_COST", default_value_t = bcrypt::DEFAULT_COST, value_parser = clap::value_parser!(u32).range(4..=31))]
+    pub bcrypt_cost: u32,
     /// Read settings from this TOML file (same names as the flags, with `_`).
     #[arg(long, env = "WARDEN_CONFIG")]
     pub config: Option<PathBuf>,

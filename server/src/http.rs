@@ -79,8 +79,28 @@ fn route_label(req: &Request) -> &'static str {
 }
 
 /// Every route the router serves.
-pub const ROUTES: [&str; 7] =
-    ["/health", "/ready", "/v1/check", "/api/evaluate", "/metrics", "/openapi.json", "/api/admin/status"];
+pub const ROUTES: [&str; 20] = [
+    "/health",
+    "/ready",
+    "/v1/check",
+    "/api/evaluate",
+    "/metrics",
+    "/openapi.json",
+    "/api/admin/status",
+    "/api/admin/customers",
+    "/api/admin/customers/{id}",
+    "/api/admin/keys",
+    "/api/admin/keys/{id}",
+    "/api/admin/keys/{id}/rotate",
+    "/api/admin/policies",
+    "/api/admin/policies/{key}",
+    "/api/admin/customers/{id}/policies/{key}",
+    "/api/admin/customers/{id}/settings",
+    "/api/admin/customers/{id}/effective-policy",
+    "/api/admin/logs",
+    "/api/admin/stats",
+    "/api/admin/audit",
+];
 
 /// A tracing span per request: method, route and request id, never headers
 /// or bodies (they may carry keys or content). Field values are only

@@ -13,6 +13,7 @@ pub mod live;
 pub mod metrics;
 pub mod policy_files;
 pub mod rate_limit;
+pub mod reload;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -73,13 +73,21 @@ impl Snapshot {
 #[derive(Debug)]
 pub struct Live {
     current: ArcSwap<Snapshot>,
-    fingerprint: tokio::sync::Mutex<String>,
+    /// The database change counter last loaded.
+    seen_version: tokio::sync::Mutex<Option<i64>>,
+    /// Serialises building-and-swapping, so a policy reload and an override
+    /// reload can't each start from the other's old half.
+    swap: tokio::sync::Mutex<()>,
 }
 
 impl Live {
     /// Starts from `snapshot`.
     pub fn new(snapshot: Snapshot) -> Self {
-        Self { current: ArcSwap::from_pointee(snapshot), fingerprint: tokio::sync::Mutex::new(String::new()) }
+        Self {
+            current: ArcSwap::from_pointee(snapshot),
+            seen_version: tokio::sync::Mutex::new(None),
+            swap: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// The current snapshot (one atomic load).
@@ -92,18 +100,32 @@ impl Live {
         self.current.store(Arc::new(snapshot));
     }
 
-    /// Reloads the override tables if they changed since the last call.
-    /// Returns whether a new snapshot was swapped in.
+    /// Reloads the override tables if the database's change counter moved
+    /// since the last call. Returns whether a new snapshot was swapped in.
     pub async fn refresh_overrides(&self, store: &Store) -> Result<bool, StoreError> {
-        let mut last = self.fingerprint.lock().await;
-        let now = store.overrides_fingerprint().await?;
-        if *last == now {
+        let mut last = self.seen_version.lock().await;
+        let now = store.config_version().await?;
+        if *last == Some(now) {
             return Ok(false);
         }
+        self.reload_overrides(store).await?;
+        *last = Some(now);
+        Ok(true)
+    }
+
+    /// Reloads the override tables now and swaps in a new snapshot.
+    pub async fn reload_overrides(&self, store: &Store) -> Result<(), StoreError> {
         let tables = store.load_overrides().await?;
+        let _swap = self.swap.lock().await;
         let policy = self.load().policy.clone();
         self.store(Snapshot::build(policy, tables));
-        *last = now;
-        Ok(true)
+        Ok(())
+    }
+
+    /// Swaps in a new policy, keeping the current override tables.
+    pub async fn replace_policy(&self, policy: Arc<Policy>) {
+        let _swap = self.swap.lock().await;
+        let tables = self.load().tables.clone();
+        self.store(Snapshot::build(policy, tables));
     }
 }

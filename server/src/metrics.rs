@@ -22,6 +22,11 @@ struct DecisionLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PolicyLabels {
     version: String,
 }
@@ -38,6 +43,7 @@ pub struct Metrics {
     audit_written: Counter,
     audit_failures: Counter,
     policy: Family<PolicyLabels, Gauge>,
+    reloads: Family<ReloadLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -71,6 +77,8 @@ impl Metrics {
         );
         let policy = Family::<PolicyLabels, Gauge>::default();
         r.register("warden_policy", "The policy version being served (value 1)", policy.clone());
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        r.register("warden_policy_reload", "Policy file reloads by result (ok, error)", reloads.clone());
         Self {
             registry: Mutex::new(r),
             http,
@@ -81,6 +89,7 @@ impl Metrics {
             audit_written,
             audit_failures,
             policy,
+            reloads,
         }
     }
 
@@ -113,6 +122,11 @@ impl Metrics {
     /// Counts a failed audit write.
     pub fn audit_failure(&self) {
         self.audit_failures.inc();
+    }
+
+    /// Counts a policy reload: `ok` or `error`.
+    pub fn policy_reload(&self, result: &'static str) {
+        self.reloads.get_or_create(&ReloadLabels { result }).inc();
     }
 
     /// Sets the policy version being served.

@@ -30,6 +30,10 @@ pub struct Options {
     pub key_cache_capacity: usize,
     /// Largest body.
     pub max_body_bytes: usize,
+    /// The policy directory, for reloads.
+    pub policy_dir: Option<std::path::PathBuf>,
+    /// bcrypt cost for keys made through the admin API.
+    pub bcrypt_cost: u32,
 }
 
 impl Default for Options {
@@ -40,6 +44,8 @@ impl Default for Options {
             audit_on_full: OnFull::Block,
             key_cache_capacity: 10_000,
             max_body_bytes: 64 * 1024,
+            policy_dir: None,
+            bcrypt_cost: bcrypt::DEFAULT_COST,
         }
     }
 }
@@ -52,6 +58,8 @@ impl From<&ServeConfig> for Options {
             audit_on_full: c.audit_on_full,
             key_cache_capacity: c.key_cache_capacity,
             max_body_bytes: c.max_body_bytes,
+            policy_dir: Some(c.policies.clone()),
+            bcrypt_cost: c.bcrypt_cost,
         }
     }
 }
@@ -74,28 +82,64 @@ pub async fn build_state(store: Store, policy: Policy, options: &Options) -> any
         audit: queue,
         metrics,
         max_body_bytes: options.max_body_bytes,
+        reloader: options.policy_dir.clone().map(|d| Arc::new(crate::reload::PolicyReloader::new(d))),
+        bcrypt_cost: options.bcrypt_cost,
         started: Instant::now(),
     });
     Ok((state, writer))
 }
 
-/// Spawns the periodic tasks: override refresh and key revalidation every
-/// second, rate-limiter eviction every minute. They stop when `stop` fires.
+/// How often SQLite instances check the change counter; Postgres instances
+/// are told at once by NOTIFY and check every second besides.
+const SQLITE_POLL: Duration = Duration::from_millis(250);
+const POSTGRES_POLL: Duration = Duration::from_secs(1);
+
+/// Spawns the background tasks: change propagation (another instance's or
+/// process's changes to overrides and keys reach this one within a second)
+/// and rate-limiter eviction every minute. They stop when `stop` fires.
 pub fn spawn_background(state: &AppState, stop: watch::Receiver<bool>) {
     let s = state.clone();
     let mut rx = stop.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut listener = match s.store.pg_pool() {
+            Some(pool) => match sqlx::postgres::PgListener::connect_with(pool).await {
+                Ok(mut l) => match l.listen("warden_config").await {
+                    Ok(()) => Some(l),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN failed; polling for changes instead");
+                        None
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not open a LISTEN connection; polling for changes instead");
+                    None
+                }
+            },
+            None => None,
+        };
+        let poll = if s.store.pg_pool().is_some() { POSTGRES_POLL } else { SQLITE_POLL };
         loop {
+            let notified = async {
+                match listener.as_mut() {
+                    Some(l) => {
+                        let _ = l.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
             tokio::select! {
-                _ = tick.tick() => {}
+                () = tokio::time::sleep(poll) => {}
+                () = notified => {}
                 _ = rx.wait_for(|v| *v) => break,
             }
-            if let Err(e) = s.live.refresh_overrides(&s.store).await {
-                tracing::warn!(error = %e, "could not refresh overrides; serving the previous ones");
-            }
-            if let Err(e) = s.auth.revalidate().await {
-                tracing::warn!(error = %e, "could not revalidate cached keys");
+            match s.live.refresh_overrides(&s.store).await {
+                Ok(true) => {
+                    if let Err(e) = s.auth.revalidate().await {
+                        tracing::warn!(error = %e, "could not revalidate cached keys");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "could not check for changes; serving the previous state"),
             }
         }
     });
@@ -144,7 +188,15 @@ pub async fn serve(config: ServeConfig, policy: Policy) -> anyhow::Result<()> {
     let (state, writer) = build_state(store.clone(), policy, &Options::from(&config)).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let writer = tokio::spawn(writer.run(stop_rx.clone()));
-    spawn_background(&state, stop_rx);
+    spawn_background(&state, stop_rx.clone());
+    if let Some(reloader) = state.reloader.clone() {
+        crate::reload::spawn_sighup(state.clone(), reloader.clone(), stop_rx.clone());
+        if config.no_watch {
+            tracing::info!("not watching the policy directory (--no-watch); SIGHUP reloads");
+        } else {
+            crate::reload::spawn_watcher(state.clone(), reloader, stop_rx).context("watching the policy directory")?;
+        }
+    }
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr().unwrap_or(config.listen);

@@ -5,6 +5,7 @@
 //! [`on_pool!`] macro. Nothing here is checked against a live database at
 //! compile time, so the build needs none.
 
+pub(crate) mod admin;
 mod audit;
 mod customers;
 mod keys;
@@ -16,7 +17,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-pub use audit::{AuditRecord, AuditRow, MAX_BATCH, Outcome, audit_batch_size};
+pub use admin::{AdminChange, AdminEntry, Page};
+pub use audit::{AuditRecord, AuditRow, LogFilter, MAX_BATCH, Outcome, Stats, audit_batch_size};
 pub use customers::Customer;
 pub use customers::now;
 pub use keys::{KeyRecord, KeySummary, NewKey, Role};
@@ -33,6 +35,36 @@ macro_rules! on_pool {
     };
 }
 pub(crate) use on_pool;
+
+/// Runs `$body` in a transaction on the configured pool, then records
+/// `$change` in `admin_audit` and bumps `config_version` in the same
+/// transaction; on Postgres it also notifies `warden_config` after commit so
+/// other instances reload at once. `$body` may use `?` and evaluates to the
+/// method's result value.
+macro_rules! admin_tx {
+    ($store:expr, $change:expr, $tx:ident => $body:block) => {{
+        let change: &$crate::store::AdminChange = $change;
+        let out = $crate::store::on_pool!($store, p => {
+            let mut $tx = p.begin().await?;
+            let out = $body;
+            sqlx::query($crate::store::admin::INSERT_ADMIN_AUDIT)
+                .bind(change.actor)
+                .bind(change.action)
+                .bind(&change.target)
+                .bind(change.before.as_ref().map(sqlx::types::Json))
+                .bind(change.after.as_ref().map(sqlx::types::Json))
+                .bind($crate::store::now())
+                .execute(&mut *$tx)
+                .await?;
+            sqlx::query("UPDATE config_version SET version = version + 1 WHERE id = 1").execute(&mut *$tx).await?;
+            $tx.commit().await?;
+            out
+        });
+        $store.notify_change().await;
+        out
+    }};
+}
+pub(crate) use admin_tx;
 
 /// What went wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +187,14 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// The Postgres pool, when that is the backend.
+    pub fn pg_pool(&self) -> Option<&PgPool> {
+        match &self.pool {
+            Pool::Postgres(p) => Some(p),
+            Pool::Sqlite(_) => None,
+        }
     }
 
     /// Checks that the database answers.

@@ -99,8 +99,8 @@ each_backend!(large_batches_are_split_to_fit_bind_limits, |backend| {
 
 each_backend!(duplicate_emails_are_conflicts, |backend| {
     let (store, _cleanup) = support::fresh_store(backend).await;
-    store.create_customer("a", "a@example.com").await.unwrap();
-    assert!(matches!(store.create_customer("b", "a@example.com").await, Err(StoreError::Conflict(_))));
+    store.create_customer("a", "a@example.com", None).await.unwrap();
+    assert!(matches!(store.create_customer("b", "a@example.com", None).await, Err(StoreError::Conflict(_))));
     let same = store.customer_for_email("a@example.com", "ignored").await.unwrap();
     assert_eq!(same.name, "a");
 });

@@ -64,7 +64,9 @@ pub fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
                     .context("hashing the key")?
                     .context("hashing the key")?;
                 let role = if admin { Role::Admin } else { Role::App };
-                store.insert_key(&NewKey { id: token.id, customer_id: c.id, name, role, secret_hash: hash }).await?;
+                store
+                    .insert_key(&NewKey { id: token.id, customer_id: c.id, name, role, secret_hash: hash }, None)
+                    .await?;
                 println!("customer: {} ({})", c.email, c.id);
                 println!("key id: {}", token.id);
                 println!("role: {}", role.as_str());
@@ -78,19 +80,22 @@ pub fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
                     "{:<36}  {:<6}  {:<6}  {:>9}  {:<20}  {:<25}  name",
                     "id", "role", "active", "requests", "customer", "last used"
                 );
-                for k in store.list_keys(None).await? {
+                let mut keys = Vec::new();
+                for page in 1.. {
+                    let listed = store.list_keys(None, page, 500).await?;
+                    let done = listed.items.len() < 500;
+                    keys.extend(listed.items);
+                    if done {
+                        break;
+                    }
+                }
+                for k in keys {
                     let last = k
                         .last_used_at
                         .map_or_else(|| "never".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string());
                     println!(
                         "{:<36}  {:<6}  {:<6}  {:>9}  {:<20}  {:<25}  {}",
-                        k.id,
-                        k.role.as_str(),
-                        k.active,
-                        k.request_count,
-                        k.customer_email,
-                        last,
-                        k.name
+                        k.id, k.role, k.active, k.request_count, k.customer_email, last, k.name
                     );
                 }
                 store.close().await;

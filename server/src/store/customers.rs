@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Store, StoreError, on_pool};
+use super::{AdminChange, Page, Store, StoreError, admin_tx, on_pool};
 
 /// A customer: the owner of API keys and overrides.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -21,18 +21,21 @@ pub struct Customer {
 
 impl Store {
     /// Creates a customer. A duplicate email is [`StoreError::Conflict`].
-    pub async fn create_customer(&self, name: &str, email: &str) -> Result<Customer, StoreError> {
+    pub async fn create_customer(&self, name: &str, email: &str, actor: Option<Uuid>) -> Result<Customer, StoreError> {
         let customer =
             Customer { id: Uuid::now_v7(), name: name.to_owned(), email: email.to_owned(), created_at: now() };
+        let change = AdminChange::new(actor, "customer.create", customer.id.to_string()).after(&customer);
         let sql = "INSERT INTO customer (id, name, email, created_at) VALUES ($1, $2, $3, $4)";
-        on_pool!(self, p => sqlx::query(sql)
-            .bind(customer.id)
-            .bind(&customer.name)
-            .bind(&customer.email)
-            .bind(customer.created_at)
-            .execute(p)
-            .await.map(|r| r.rows_affected()))
-        .map_err(|e| StoreError::unique(e, "a customer with this email"))?;
+        admin_tx!(self, &change, tx => {
+            sqlx::query(sql)
+                .bind(customer.id)
+                .bind(&customer.name)
+                .bind(&customer.email)
+                .bind(customer.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::unique(e, "a customer with this email"))?;
+        });
         Ok(customer)
     }
 
@@ -48,12 +51,22 @@ impl Store {
         Ok(on_pool!(self, p => sqlx::query_as::<_, Customer>(sql).bind(id).fetch_optional(p).await)?)
     }
 
+    /// Customers, oldest first.
+    pub async fn list_customers(&self, page: u32, page_size: u32) -> Result<Page<Customer>, StoreError> {
+        let offset = i64::from(page.saturating_sub(1)) * i64::from(page_size);
+        let sql = "SELECT id, name, email, created_at FROM customer ORDER BY created_at, id LIMIT $1 OFFSET $2";
+        let items = on_pool!(self, p => sqlx::query_as::<_, Customer>(sql).bind(i64::from(page_size)).bind(offset).fetch_all(p).await)?;
+        let total =
+            on_pool!(self, p => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM customer").fetch_one(p).await)?;
+        Ok(Page { items, page, page_size, total })
+    }
+
     /// The customer with this email, created (named `name`) if missing.
     pub async fn customer_for_email(&self, email: &str, name: &str) -> Result<Customer, StoreError> {
         if let Some(c) = self.customer_by_email(email).await? {
             return Ok(c);
         }
-        match self.create_customer(name, email).await {
+        match self.create_customer(name, email, None).await {
             Ok(c) => Ok(c),
             // Another process created it in between.
             Err(StoreError::Conflict(_)) => {

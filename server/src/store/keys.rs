@@ -1,11 +1,13 @@
-//! API keys. Only a bcrypt hash of each secret is stored.
+//! API keys. Only bcrypt hashes of secrets are stored.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::customers::now;
-use super::{Store, StoreError, on_pool};
+use super::{AdminChange, Page, Store, StoreError, admin_tx, on_pool};
 
 /// Adds `$1` requests to key `$3`, last used at `$2`.
 pub(crate) const RECORD_USAGE: &str = "UPDATE api_key SET request_count = request_count + $1, \
@@ -61,14 +63,28 @@ pub struct KeyRecord {
     pub customer_id: Uuid,
     /// App or admin.
     pub role: Role,
-    /// bcrypt hash of the secret.
+    /// bcrypt hash of the current secret.
     pub secret_hash: String,
+    /// After a rotation with a grace period: the old secret's hash …
+    pub previous_secret_hash: Option<String>,
+    /// … and until when it is still accepted.
+    pub previous_valid_until: Option<DateTime<Utc>>,
     /// Inactive keys are refused.
     pub active: bool,
 }
 
+impl KeyRecord {
+    /// Whether `hash` (one this key was verified against) is still accepted.
+    pub fn accepts_hash(&self, hash: &str, at: DateTime<Utc>) -> bool {
+        self.active
+            && (self.secret_hash == hash
+                || (self.previous_secret_hash.as_deref() == Some(hash)
+                    && self.previous_valid_until.is_some_and(|u| at < u)))
+    }
+}
+
 /// A key as listed: never the secret or its hash.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct KeySummary {
     /// The key id.
     pub id: Uuid,
@@ -78,8 +94,8 @@ pub struct KeySummary {
     pub customer_id: Uuid,
     /// The customer's email.
     pub customer_email: String,
-    /// App or admin.
-    pub role: Role,
+    /// `app` or `admin`.
+    pub role: String,
     /// Whether it is accepted.
     pub active: bool,
     /// When it was created.
@@ -96,106 +112,143 @@ struct KeyRow {
     customer_id: Uuid,
     role: String,
     secret_hash: String,
+    previous_secret_hash: Option<String>,
+    previous_valid_until: Option<DateTime<Utc>>,
     active: bool,
 }
 
-#[derive(sqlx::FromRow)]
-struct SummaryRow {
-    id: Uuid,
-    name: String,
-    customer_id: Uuid,
-    customer_email: String,
-    role: String,
-    active: bool,
-    created_at: DateTime<Utc>,
-    last_used_at: Option<DateTime<Utc>>,
-    request_count: i64,
+impl From<KeyRow> for KeyRecord {
+    fn from(r: KeyRow) -> Self {
+        Self {
+            id: r.id,
+            customer_id: r.customer_id,
+            role: Role::parse(&r.role),
+            secret_hash: r.secret_hash,
+            previous_secret_hash: r.previous_secret_hash,
+            previous_valid_until: r.previous_valid_until,
+            active: r.active,
+        }
+    }
 }
+
+const KEY_COLUMNS: &str = "id, customer_id, role, secret_hash, previous_secret_hash, previous_valid_until, active";
+const SUMMARY: &str = "SELECT k.id, k.name, k.customer_id, c.email AS customer_email, k.role, k.active, k.created_at, \
+    k.last_used_at, k.request_count FROM api_key k JOIN customer c ON c.id = k.customer_id";
 
 impl Store {
     /// Stores a new key.
-    pub async fn insert_key(&self, key: &NewKey) -> Result<(), StoreError> {
+    pub async fn insert_key(&self, key: &NewKey, actor: Option<Uuid>) -> Result<(), StoreError> {
+        let change = AdminChange::new(actor, "key.create", key.id.to_string()).after(serde_json::json!({
+            "customer_id": key.customer_id, "name": key.name, "role": key.role.as_str(),
+        }));
         let sql = "INSERT INTO api_key (id, customer_id, name, role, secret_hash, active, created_at, request_count) \
                    VALUES ($1, $2, $3, $4, $5, TRUE, $6, 0)";
-        on_pool!(self, p => sqlx::query(sql)
-            .bind(key.id)
-            .bind(key.customer_id)
-            .bind(&key.name)
-            .bind(key.role.as_str())
-            .bind(&key.secret_hash)
-            .bind(now())
-            .execute(p)
-            .await.map(|r| r.rows_affected()))
-        .map_err(|e| StoreError::unique(e, "a key with this id"))?;
+        admin_tx!(self, &change, tx => {
+            sqlx::query(sql)
+                .bind(key.id)
+                .bind(key.customer_id)
+                .bind(&key.name)
+                .bind(key.role.as_str())
+                .bind(&key.secret_hash)
+                .bind(now())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::unique(e, "a key with this id"))?;
+        });
         Ok(())
     }
 
     /// The key with this id, for authentication.
     pub async fn key(&self, id: Uuid) -> Result<Option<KeyRecord>, StoreError> {
-        let sql = "SELECT id, customer_id, role, secret_hash, active FROM api_key WHERE id = $1";
-        let row = on_pool!(self, p => sqlx::query_as::<_, KeyRow>(sql).bind(id).fetch_optional(p).await)?;
-        Ok(row.map(|r| KeyRecord {
-            id: r.id,
-            customer_id: r.customer_id,
-            role: Role::parse(&r.role),
-            secret_hash: r.secret_hash,
-            active: r.active,
-        }))
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_key WHERE id = $1");
+        let row = on_pool!(self, p => sqlx::query_as::<_, KeyRow>(&sql).bind(id).fetch_optional(p).await)?;
+        Ok(row.map(KeyRecord::from))
     }
 
-    /// Every key, newest first, optionally of one customer.
-    pub async fn list_keys(&self, customer_id: Option<Uuid>) -> Result<Vec<KeySummary>, StoreError> {
-        let sql = "SELECT k.id, k.name, k.customer_id, c.email AS customer_email, k.role, k.active, k.created_at, \
-                   k.last_used_at, k.request_count FROM api_key k JOIN customer c ON c.id = k.customer_id \
-                   WHERE ($1 IS NULL OR k.customer_id = $1) ORDER BY k.created_at DESC, k.id";
-        let rows = on_pool!(self, p => sqlx::query_as::<_, SummaryRow>(sql).bind(customer_id).fetch_all(p).await)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| KeySummary {
-                id: r.id,
-                name: r.name,
-                customer_id: r.customer_id,
-                customer_email: r.customer_email,
-                role: Role::parse(&r.role),
-                active: r.active,
-                created_at: r.created_at,
-                last_used_at: r.last_used_at,
-                request_count: r.request_count,
-            })
-            .collect())
+    /// One key's listing.
+    pub async fn key_summary(&self, id: Uuid) -> Result<Option<KeySummary>, StoreError> {
+        let sql = format!("{SUMMARY} WHERE k.id = $1");
+        Ok(on_pool!(self, p => sqlx::query_as::<_, KeySummary>(&sql).bind(id).fetch_optional(p).await)?)
+    }
+
+    /// Keys, newest first, optionally of one customer.
+    pub async fn list_keys(
+        &self,
+        customer_id: Option<Uuid>,
+        page: u32,
+        page_size: u32,
+    ) -> Result<Page<KeySummary>, StoreError> {
+        let offset = i64::from(page.saturating_sub(1)) * i64::from(page_size);
+        let sql = format!(
+            "{SUMMARY} WHERE ($1 IS NULL OR k.customer_id = $1) ORDER BY k.created_at DESC, k.id LIMIT $2 OFFSET $3"
+        );
+        let items = on_pool!(self, p => sqlx::query_as::<_, KeySummary>(&sql)
+            .bind(customer_id)
+            .bind(i64::from(page_size))
+            .bind(offset)
+            .fetch_all(p)
+            .await)?;
+        let count = "SELECT COUNT(*) FROM api_key WHERE ($1 IS NULL OR customer_id = $1)";
+        let total = on_pool!(self, p => sqlx::query_scalar::<_, i64>(count).bind(customer_id).fetch_one(p).await)?;
+        Ok(Page { items, page, page_size, total })
+    }
+
+    /// Deletes a key. Returns whether it existed.
+    pub async fn delete_key(&self, id: Uuid, actor: Option<Uuid>) -> Result<bool, StoreError> {
+        let Some(before) = self.key_summary(id).await? else { return Ok(false) };
+        let change = AdminChange::new(actor, "key.delete", id.to_string()).before(&before);
+        admin_tx!(self, &change, tx => {
+            sqlx::query("DELETE FROM api_key WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        });
+        Ok(true)
     }
 
     /// Marks a key inactive. Returns whether it existed.
-    pub async fn deactivate_key(&self, id: Uuid) -> Result<bool, StoreError> {
-        let sql = "UPDATE api_key SET active = FALSE WHERE id = $1";
-        let done = on_pool!(self, p => sqlx::query(sql).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
+    pub async fn deactivate_key(&self, id: Uuid, actor: Option<Uuid>) -> Result<bool, StoreError> {
+        let change = AdminChange::new(actor, "key.deactivate", id.to_string());
+        let done = admin_tx!(self, &change, tx => {
+            sqlx::query("UPDATE api_key SET active = FALSE WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    /// Replaces a key's secret hash. With `grace`, the old secret stays valid
+    /// until then; without, it fails at once. Returns whether the key exists.
+    pub async fn rotate_key(
+        &self,
+        id: Uuid,
+        new_hash: &str,
+        grace_until: Option<DateTime<Utc>>,
+        actor: Option<Uuid>,
+    ) -> Result<bool, StoreError> {
+        let change = AdminChange::new(actor, "key.rotate", id.to_string())
+            .after(serde_json::json!({ "old_secret_valid_until": grace_until }));
+        let sql = "UPDATE api_key SET previous_secret_hash = CASE WHEN $1 IS NULL THEN NULL ELSE secret_hash END, \
+                   previous_valid_until = $1, secret_hash = $2 WHERE id = $3";
+        let done = admin_tx!(self, &change, tx => {
+            sqlx::query(sql).bind(grace_until).bind(new_hash).bind(id).execute(&mut *tx).await?.rows_affected()
+        });
         Ok(done > 0)
     }
 
     /// Adds usage counts to keys: `(key id, requests, last used)`.
     pub async fn record_key_usage(&self, usage: &[(Uuid, i64, DateTime<Utc>)]) -> Result<(), StoreError> {
-        let sql = RECORD_USAGE;
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
             for (id, count, at) in usage {
-                sqlx::query(sql).bind(count).bind(at).bind(id).execute(&mut *tx).await?;
+                sqlx::query(RECORD_USAGE).bind(count).bind(at).bind(id).execute(&mut *tx).await?;
             }
             tx.commit().await
         })?;
         Ok(())
     }
-}
 
-impl Store {
-    /// `(secret hash, active)` of each of `ids` that still exists.
-    pub async fn key_states(
-        &self,
-        ids: &[Uuid],
-    ) -> Result<std::collections::HashMap<Uuid, (String, bool)>, StoreError> {
-        let mut out = std::collections::HashMap::with_capacity(ids.len());
+    /// The current records of each of `ids` that still exists.
+    pub async fn key_states(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, KeyRecord>, StoreError> {
+        let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
-            let rows: Vec<(Uuid, String, bool)> = on_pool!(self, p => {
-                let mut q = sqlx::QueryBuilder::new("SELECT id, secret_hash, active FROM api_key WHERE id IN (");
+            let rows: Vec<KeyRow> = on_pool!(self, p => {
+                let mut q = sqlx::QueryBuilder::new(format!("SELECT {KEY_COLUMNS} FROM api_key WHERE id IN ("));
                 let mut list = q.separated(", ");
                 for id in chunk {
                     list.push_bind(*id);
@@ -203,7 +256,7 @@ impl Store {
                 q.push(")");
                 q.build_query_as().fetch_all(p).await
             })?;
-            out.extend(rows.into_iter().map(|(id, hash, active)| (id, (hash, active))));
+            out.extend(rows.into_iter().map(|r| (r.id, KeyRecord::from(r))));
         }
         Ok(out)
     }

@@ -121,7 +121,10 @@ pub async fn create_key(store: &Store, email: &str, role: Role) -> (String, Uuid
     let token = auth::generate();
     let hash = auth::hash_secret(&token.secret, 4).unwrap();
     store
-        .insert_key(&NewKey { id: token.id, customer_id: customer.id, name: "test".into(), role, secret_hash: hash })
+        .insert_key(
+            &NewKey { id: token.id, customer_id: customer.id, name: "test".into(), role, secret_hash: hash },
+            None,
+        )
         .await
         .unwrap();
     (token.token, token.id, customer.id)

@@ -1,0 +1,118 @@
+//! `/api/admin/logs`, `/api/admin/stats` and `/api/admin/audit`.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{PageParams, invalid};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::http::Admin;
+use crate::store::{AdminEntry, AuditRow, LogFilter, Outcome, Page, Stats};
+
+/// Audit log filters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LogQuery {
+    /// From 1.
+    page: Option<u32>,
+    /// 1 to 500.
+    page_size: Option<u32>,
+    /// Exact model.
+    model: Option<String>,
+    /// Exact operation.
+    operation: Option<String>,
+    /// `allowed`, `blocked` or `rejected`.
+    status: Option<String>,
+    /// One customer.
+    customer_id: Option<Uuid>,
+    /// Exact reason or rejection code.
+    reason: Option<String>,
+    /// RFC 3339, inclusive.
+    from: Option<String>,
+    /// RFC 3339, exclusive.
+    to: Option<String>,
+    /// Keyset paging: rows older than this row id (use the last id of the
+    /// previous page; faster than `page` deep into a large log).
+    before_id: Option<i64>,
+}
+
+fn timestamp(field: &str, raw: Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    raw.map(|s| {
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| invalid(field, format!("`{field}` must be an RFC 3339 time such as 2026-11-26T00:00:00Z")))
+    })
+    .transpose()
+}
+
+/// Decisions, newest first.
+#[utoipa::path(get, path = "/api/admin/logs", tag = "admin", params(LogQuery),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, description = "A page of audit rows", body = Page<AuditRow>), (status = 422, description = "Invalid filter", body = crate::http::check::ErrorBody)))]
+pub async fn list_logs(
+    State(state): State<AppState>,
+    admin: Result<Admin, ApiError>,
+    params: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Page<AuditRow>>, ApiError> {
+    admin?;
+    let q = super::query(params)?;
+    let (page, size) = PageParams { page: q.page, page_size: q.page_size }.resolve()?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some("allowed") => Some(Outcome::Allowed),
+        Some("blocked") => Some(Outcome::Blocked),
+        Some("rejected") => Some(Outcome::Rejected),
+        Some(_) => return Err(invalid("status", "`status` must be `allowed`, `blocked` or `rejected`")),
+    };
+    let filter = LogFilter {
+        model: q.model,
+        operation: q.operation,
+        status,
+        customer_id: q.customer_id,
+        reason: q.reason,
+        from: timestamp("from", q.from)?,
+        to: timestamp("to", q.to)?,
+        before_id: q.before_id,
+    };
+    Ok(Json(state.store.list_audit(&filter, page, size).await?))
+}
+
+/// `?days=`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct StatsQuery {
+    /// 1 to 366 (default 7).
+    days: Option<u32>,
+}
+
+/// Counts by outcome, reason, model and day.
+#[utoipa::path(get, path = "/api/admin/stats", tag = "admin", params(StatsQuery),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, description = "Counts", body = Stats), (status = 422, description = "Invalid `days`", body = crate::http::check::ErrorBody)))]
+pub async fn stats(
+    State(state): State<AppState>,
+    admin: Result<Admin, ApiError>,
+    params: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Stats>, ApiError> {
+    admin?;
+    let days = super::query(params)?.days.unwrap_or(7);
+    if !(1..=366).contains(&days) {
+        return Err(invalid("days", "`days` must be between 1 and 366"));
+    }
+    Ok(Json(state.store.stats(days).await?))
+}
+
+/// Every admin change, newest first.
+#[utoipa::path(get, path = "/api/admin/audit", tag = "admin", params(PageParams),
+    security(("bearer" = []), ("api_key" = [])),
+    responses((status = 200, description = "A page of admin changes", body = Page<AdminEntry>)))]
+pub async fn admin_audit(
+    State(state): State<AppState>,
+    admin: Result<Admin, ApiError>,
+    params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Page<AdminEntry>>, ApiError> {
+    admin?;
+    let (page, size) = super::query(params)?.resolve()?;
+    Ok(Json(state.store.admin_audit(page, size).await?))
+}

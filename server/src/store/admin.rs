@@ -1,0 +1,111 @@
+//! The admin trail, the change counter, and paging.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{Pool, Store, StoreError, on_pool};
+
+pub(crate) const INSERT_ADMIN_AUDIT: &str =
+    "INSERT INTO admin_audit (actor_key_id, action, target, before, after, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// One change, as recorded in `admin_audit`.
+#[derive(Debug, Clone)]
+pub struct AdminChange {
+    /// The admin key that made it; `None` for the CLI.
+    pub actor: Option<Uuid>,
+    /// What was done, e.g. `customer.create`, `policy.toggle`.
+    pub action: &'static str,
+    /// What it was done to, e.g. a customer id or `customer/<id>/policy/<rule>`.
+    pub target: String,
+    /// The value before (absent for creations).
+    pub before: Option<serde_json::Value>,
+    /// The value after (absent for deletions).
+    pub after: Option<serde_json::Value>,
+}
+
+impl AdminChange {
+    /// A change made by `actor` (or the CLI, with `None`).
+    pub fn new(actor: Option<Uuid>, action: &'static str, target: impl Into<String>) -> Self {
+        Self { actor, action, target: target.into(), before: None, after: None }
+    }
+
+    /// With the value before.
+    #[must_use]
+    pub fn before(mut self, v: impl Serialize) -> Self {
+        self.before = serde_json::to_value(v).ok();
+        self
+    }
+
+    /// With the value after.
+    #[must_use]
+    pub fn after(mut self, v: impl Serialize) -> Self {
+        self.after = serde_json::to_value(v).ok();
+        self
+    }
+}
+
+/// A recorded admin change.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct AdminEntry {
+    /// Row id.
+    pub id: i64,
+    /// The admin key that made it (`null`: the CLI).
+    pub actor_key_id: Option<Uuid>,
+    /// What was done.
+    pub action: String,
+    /// To what.
+    pub target: String,
+    /// Before.
+    #[schema(value_type = Option<Object>)]
+    pub before: Option<Json<serde_json::Value>>,
+    /// After.
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<Json<serde_json::Value>>,
+    /// When (UTC).
+    pub created_at: DateTime<Utc>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    /// The items on this page.
+    pub items: Vec<T>,
+    /// The page number, from 1.
+    pub page: u32,
+    /// Items per page.
+    pub page_size: u32,
+    /// Items in all pages.
+    pub total: i64,
+}
+
+impl Store {
+    /// The change counter: it moves whenever keys, toggles, overrides or
+    /// settings change.
+    pub async fn config_version(&self) -> Result<i64, StoreError> {
+        let sql = "SELECT version FROM config_version WHERE id = 1";
+        Ok(on_pool!(self, p => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await)?)
+    }
+
+    /// Tells other instances (Postgres only) that something changed. Best
+    /// effort: they also poll.
+    pub(crate) async fn notify_change(&self) {
+        if let Pool::Postgres(p) = &self.pool {
+            if let Err(e) = sqlx::query("SELECT pg_notify('warden_config', '')").execute(p).await {
+                tracing::warn!(error = %e, "could not notify other instances; they will notice within a second");
+            }
+        }
+    }
+
+    /// The admin trail, newest first.
+    pub async fn admin_audit(&self, page: u32, page_size: u32) -> Result<Page<AdminEntry>, StoreError> {
+        let offset = i64::from(page.saturating_sub(1)) * i64::from(page_size);
+        let sql = "SELECT id, actor_key_id, action, target, before, after, created_at FROM admin_audit \
+                   ORDER BY id DESC LIMIT $1 OFFSET $2";
+        let items = on_pool!(self, p => sqlx::query_as::<_, AdminEntry>(sql).bind(i64::from(page_size)).bind(offset).fetch_all(p).await)?;
+        let total =
+            on_pool!(self, p => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM admin_audit").fetch_one(p).await)?;
+        Ok(Page { items, page, page_size, total })
+    }
+}
