@@ -322,7 +322,7 @@ each_backend!(every_check_outcome_is_audited_with_declared_fields_only, |backend
 });
 
 each_backend!(a_full_queue_with_reject_answers_503, |backend| {
-    let options = Options { audit_queue_capacity: 1, audit_on_full: OnFull::Reject, ..Options::default() };
+    let options = Options { audit_queue_capacity: 1, audit_on_full: OnFull::Reject, ..TestApp::options() };
     let mut app = TestApp::with_options(backend, options).await;
     // Stop the writer so nothing drains the queue.
     app.drain_audit().await;

@@ -68,15 +68,25 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
             }
         })?;
         let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-        serde_json::from_slice(bytes).map(Body).map_err(|e| {
-            if e.is_data() {
-                let message = e.to_string();
-                // serde names the field in backticks: "missing field `email`".
-                let field = message.split('`').nth(1).unwrap_or("body").to_owned();
-                ApiError::Invalid { field, message }
-            } else {
-                ApiError::BadJson(e.to_string())
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(&mut de).map(Body).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if !inner.is_data() {
+                return ApiError::BadJson(inner.to_string());
             }
+            let message = inner.to_string();
+            // A missing field is reported at its parent's path, with the
+            // field named in the message: "missing field `email`".
+            let missing = message.strip_prefix("missing field `").and_then(|m| m.split('`').next());
+            let named = message.split('`').nth(1);
+            let field = match (path.as_str(), missing) {
+                (".", Some(f)) => f.to_owned(),
+                (p, Some(f)) => format!("{p}.{f}"),
+                (".", None) => named.unwrap_or("body").to_owned(),
+                (p, None) => p.to_owned(),
+            };
+            ApiError::Invalid { field, message }
         })
     }
 }
@@ -146,7 +156,12 @@ pub fn query<T>(q: Result<axum::extract::Query<T>, axum::extract::rejection::Que
         Ok(axum::extract::Query(v)) => Ok(v),
         Err(e) => {
             let message = e.body_text();
-            let field = message.split('`').nth(1).unwrap_or("query").to_owned();
+            // "Failed to deserialize query string: page: invalid digit …"
+            let detail = message.split_once("query string: ").map_or(message.as_str(), |(_, d)| d);
+            let field = match detail.split_once(": ") {
+                Some((f, _)) if !f.contains(' ') => f.to_owned(),
+                _ => "query".to_owned(),
+            };
             Err(ApiError::Invalid { field, message })
         }
     }

@@ -146,7 +146,12 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn new(backend: Backend) -> Self {
-        Self::with_options(backend, Options::default()).await
+        Self::with_options(backend, Self::options()).await
+    }
+
+    /// Test options: bcrypt at its minimum cost, so tests stay fast.
+    pub fn options() -> Options {
+        Options { bcrypt_cost: 4, ..Options::default() }
     }
 
     pub async fn with_options(backend: Backend, options: Options) -> Self {
