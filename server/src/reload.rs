@@ -199,22 +199,29 @@ pub fn spawn_watcher(
     Ok(())
 }
 
-/// Reloads on SIGHUP.
-pub fn spawn_sighup(state: AppState, reloader: Arc<PolicyReloader>, mut stop: watch::Receiver<bool>) {
+/// Reloads on SIGHUP. The handler is installed before this returns.
+pub fn spawn_sighup(
+    state: AppState,
+    reloader: Arc<PolicyReloader>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     #[cfg(unix)]
-    tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
-        loop {
-            tokio::select! {
-                _ = hup.recv() => {
-                    tracing::info!("SIGHUP received; reloading policies");
-                    reloader.reload(&state).await;
+    {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = hup.recv() => {
+                        tracing::info!("SIGHUP received; reloading policies");
+                        reloader.reload(&state).await;
+                    }
+                    // The watch guard isn't `Send`; don't let it outlive the wait.
+                    () = async { let _ = stop.wait_for(|v| *v).await; } => break,
                 }
-                // The watch guard isn't `Send`; don't let it outlive the wait.
-                () = async { let _ = stop.wait_for(|v| *v).await; } => break,
             }
-        }
-    });
+        });
+    }
     #[cfg(not(unix))]
     let _ = (state, reloader, stop);
+    Ok(())
 }

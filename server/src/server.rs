@@ -190,7 +190,7 @@ pub async fn serve(config: ServeConfig, policy: Policy) -> anyhow::Result<()> {
     let writer = tokio::spawn(writer.run(stop_rx.clone()));
     spawn_background(&state, stop_rx.clone());
     if let Some(reloader) = state.reloader.clone() {
-        crate::reload::spawn_sighup(state.clone(), reloader.clone(), stop_rx.clone());
+        crate::reload::spawn_sighup(state.clone(), reloader.clone(), stop_rx.clone()).context("handling SIGHUP")?;
         if config.no_watch {
             tracing::info!("not watching the policy directory (--no-watch); SIGHUP reloads");
         } else {

@@ -114,6 +114,27 @@ pub fn default_policy() -> Policy {
     Policy::from_sources(sources).unwrap().0
 }
 
+/// Compiles the policy files in `dir`.
+pub fn policy_from(dir: &std::path::Path) -> Policy {
+    let sources = warden_server::policy_files::load_dir(dir).unwrap();
+    match Policy::from_sources(sources) {
+        Ok((p, _)) => p,
+        Err(e) => panic!("{:?}", e.iter().map(ToString::to_string).collect::<Vec<_>>()),
+    }
+}
+
+/// A temporary copy of the default policy directory.
+pub fn policy_dir_copy() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("warden-policies-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies");
+    for entry in std::fs::read_dir(src).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
 /// Creates a key for a (new or existing) customer; bcrypt at its minimum
 /// cost so tests stay fast.
 pub async fn create_key(store: &Store, email: &str, role: Role) -> (String, Uuid, Uuid) {
@@ -158,7 +179,11 @@ impl TestApp {
         let (store, cleanup) = fresh_store(backend).await;
         let (app_key, app_key_id, customer_id) = create_key(&store, "app@example.com", Role::App).await;
         let (admin_key, _, _) = create_key(&store, "admin@example.com", Role::Admin).await;
-        let (state, writer) = build_state(store.clone(), default_policy(), &options).await.unwrap();
+        let policy = match &options.policy_dir {
+            Some(dir) => policy_from(dir),
+            None => default_policy(),
+        };
+        let (state, writer) = build_state(store.clone(), policy, &options).await.unwrap();
         let (stop, rx) = watch::channel(false);
         let writer = tokio::spawn(writer.run(rx));
         Self {
