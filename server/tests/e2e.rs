@@ -153,3 +153,40 @@ async fn run(backend: Backend) {
     eprintln!("{backend:?}: {} decisions audited, {} log lines", decisions.len(), log.lines().count());
     let _ = std::fs::remove_file(&log_path);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_policies_when_watching_is_off() {
+    let (url, _cleanup) = support::fresh_url(Backend::Sqlite).await;
+    let dir = support::policy_dir_copy();
+    let admin_key = create_key(&url, "ops@example.com", true);
+    let port = free_port();
+    let mut server = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &url, "--no-watch"])
+        .arg("--policies")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let version = |key: &str| {
+        http(port, "GET", "/api/admin/status", Some(key), "").2["policy_version"].as_str().unwrap().to_owned()
+    };
+    let v0 = version(&admin_key);
+    std::fs::write(dir.join("extra.warden"), "# a new file\n").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(version(&admin_key), v0, "--no-watch: a file change alone does nothing");
+    assert!(Command::new("kill").args(["-HUP", &server.id().to_string()]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while version(&admin_key) == v0 {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap().success());
+    assert!(server.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -243,3 +243,37 @@ macro_rules! each_backend {
         }
     };
 }
+
+/// A complete service instance on an existing database, with its audit
+/// writer and background tasks (change propagation) running: what one
+/// `warden serve` process holds.
+pub struct Instance {
+    pub router: Router,
+    pub state: AppState,
+    stop: watch::Sender<bool>,
+}
+
+impl Instance {
+    pub async fn start(url: &str) -> Self {
+        let store = Store::connect(url).await.unwrap();
+        store.migrate().await.unwrap();
+        let (state, writer) = build_state(store, default_policy(), &TestApp::options()).await.unwrap();
+        let (stop, rx) = watch::channel(false);
+        tokio::spawn(writer.run(rx.clone()));
+        warden_server::server::spawn_background(&state, rx);
+        Self { router: router(state.clone()), state, stop }
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> (u16, serde_json::Value) {
+        let response: Response<Body> = self.router.clone().oneshot(req).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
