@@ -103,6 +103,37 @@ SQLITE_DB="$WORK/load.db"
 sqlite_rows() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from usage_log').fetchone()[0])" "$SQLITE_DB"; }
 run_backend sqlite "sqlite://$SQLITE_DB" sqlite_rows
 
+# /v1/check throughput while the policy files change every second, against
+# the same server without reloads (SQLite).
+reload_compare() {
+  local dir="$WORK/policies" url="sqlite://$WORK/reload.db"
+  cp -r policies "$dir"
+  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  WARDEN_KEY=$("$BIN" keys create --customer "reload@example.com" --database-url "$url" | tail -n 1)
+  export WARDEN_KEY
+  RUST_LOG=warn "$BIN" serve --listen "127.0.0.1:$PORT" --database-url "$url" --policies "$dir" \
+    --rate-limit-requests 1000000000 --rate-limit-window 60s >"$WORK/reload.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
+  curl -s -o /dev/null -X POST "http://127.0.0.1:$PORT/api/evaluate" -H "Authorization: Bearer $WARDEN_KEY"
+  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/check.lua" "http://127.0.0.1:$PORT" >"$WORK/steady.txt"
+  ( for i in $(seq "$DURATION"); do
+      printf 'rule reload_probe {\n  description "probe"\n  when metadata.intent == "reload_probe"\n  score +%d\n  reason reload_probe\n}\n' "$i" >"$dir/probe.warden"
+      sleep 1
+    done ) &
+  local editor=$!
+  wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/check.lua" "http://127.0.0.1:$PORT" >"$WORK/reloading.txt"
+  kill "$editor" 2>/dev/null || true
+  local reloads=$(metric 'warden_policy_reload_total{result="ok"}')
+  kill -TERM "$pid"; wait "$pid" || true
+  read -r srps _ sp99 _ < <(summarise "$WORK/steady.txt")
+  read -r rrps _ rp99 _ < <(summarise "$WORK/reloading.txt")
+  local change=$(python3 -c "print(f'{100*($rrps-$srps)/$srps:+.1f}%')")
+  printf 'reloads   /v1/check  %8s req/s (p99 %s ms) steady; %8s req/s (p99 %s ms) with %s reloads in %ss: %s\n' \
+    "$srps" "$sp99" "$rrps" "$rp99" "$reloads" "$DURATION" "$change"
+}
+reload_compare
+
 if pg_isready -h 127.0.0.1 -p 5432 -q; then
   DB="warden_load_$$"
   psql "$PG/postgres" -qc "CREATE DATABASE $DB" >/dev/null

@@ -60,10 +60,13 @@ impl Overrides {
 /// numbers, sorted, so a decision applies them in one merge pass.
 #[derive(Debug, Clone, Default)]
 pub struct PreparedOverrides {
-    pub(crate) policy_version: String,
+    /// Which compiled policy the rule numbers refer to (see
+    /// `Policy::compiled_id`); compared on every decision, so an integer.
+    pub(crate) policy_id: u64,
     pub(crate) threshold: Option<i64>,
-    /// `(rule number, override)`, sorted by rule number.
-    pub(crate) rules: Box<[(u32, RuleOverride)]>,
+    /// `(rule number, override)`, sorted by rule number. Inline for the
+    /// usual handful, so a decision doesn't chase a pointer per customer.
+    pub(crate) rules: smallvec::SmallVec<[(u32, RuleOverride); 4]>,
     /// The overrides as given, to re-resolve if used with another version.
     pub(crate) source: Overrides,
     /// Rule names that no rule in the policy has.

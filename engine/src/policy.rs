@@ -11,12 +11,19 @@ use crate::decision::{Contribution, Decision, Explanation, Rejection, RuleTrace}
 use crate::input::{InputSchema, Slot, SlotValue, Slots};
 use crate::overrides::{Overrides, PreparedOverrides, RuleOverride};
 
+/// Numbers compilations; see `Policy::compiled_id`.
+static NEXT_COMPILATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// An immutable, compiled policy set. `Send + Sync`: compile it once, share it
 /// behind an `Arc`, and decide from any number of threads.
 #[derive(Debug)]
 pub struct Policy {
     pub(crate) set: PolicySet,
     pub(crate) version: String,
+    /// Unique to this compilation (two compilations of the same files get
+    /// different ids), so overrides prepared for one are never applied by
+    /// rule number to another.
+    compiled_id: u64,
     pub(crate) schema: InputSchema,
     pub(crate) rules: Vec<CompiledRule>,
     /// Rules no index covers, in source order. Checked for every request.
@@ -99,7 +106,8 @@ impl Policy {
             rules.iter().enumerate().filter_map(|(i, r)| Some((r.name.to_string(), u32::try_from(i).ok()?))).collect();
         let (always, indexes) = build_indexes(&rules);
         let version = crate::version::of(&set.sources);
-        let policy = Self { set, version, schema, rules, always, indexes, by_name };
+        let compiled_id = NEXT_COMPILATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let policy = Self { set, version, compiled_id, schema, rules, always, indexes, by_name };
         errors.extend(crate::testing::validate_tests(&policy));
         if errors.is_empty() { Ok(policy) } else { Err(errors) }
     }
@@ -150,7 +158,7 @@ impl Policy {
     ) -> Result<Decision<'p>, Rejection> {
         let mut slots = Slots::new();
         self.schema.extract(input, &mut slots)?;
-        if overrides.policy_version == self.version {
+        if overrides.policy_id == self.compiled_id {
             Ok(self.evaluate(&slots, Some(overrides)))
         } else {
             // Prepared for another version of the set: rule numbers may
@@ -182,9 +190,9 @@ impl Policy {
         }
         rules.sort_unstable_by_key(|(id, _)| *id);
         PreparedOverrides {
-            policy_version: self.version.clone(),
+            policy_id: self.compiled_id,
             threshold: overrides.threshold,
-            rules: rules.into_boxed_slice(),
+            rules: rules.into(),
             source: overrides.clone(),
             unknown,
         }

@@ -3,7 +3,6 @@
 //! a single atomic load and keeps it to the end, so it never sees half a
 //! change; a refresh builds a new snapshot off the request path and swaps it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,8 +29,9 @@ pub struct Snapshot {
     pub policy: Arc<Policy>,
     /// Global toggles, for customers without overrides of their own.
     pub global: PreparedOverrides,
-    /// Customers with overrides or settings.
-    pub customers: HashMap<Uuid, CustomerView>,
+    /// Customers with overrides or settings. Fx hashing: customer ids are
+    /// ours, not chosen by clients, and this lookup is on every decision.
+    pub customers: rustc_hash::FxHashMap<Uuid, CustomerView>,
     /// The tables this snapshot was built from.
     pub tables: OverrideTables,
 }
@@ -40,7 +40,7 @@ impl Snapshot {
     /// Resolves every override against `policy`.
     pub fn build(policy: Arc<Policy>, tables: OverrideTables) -> Self {
         let global = policy.prepare(&tables.global);
-        let mut customers = HashMap::new();
+        let mut customers = rustc_hash::FxHashMap::default();
         let ids = tables.customers.keys().chain(tables.settings.keys());
         for id in ids {
             if customers.contains_key(id) {
