@@ -42,8 +42,8 @@ fn bench(c: &mut Criterion) {
         );
         tables.customers.insert(*id, o);
     }
-    let empty = Snapshot::build(policy(), OverrideTables::default());
-    let full = Snapshot::build(policy(), tables.clone());
+    let empty = Snapshot::build(policy(), OverrideTables::default(), 0);
+    let full = Snapshot::build(policy(), tables.clone(), 0);
     let mut g = c.benchmark_group("overrides");
     g.bench_function("no_customer_overrides", |b| {
         let mut i = 0usize;
@@ -62,7 +62,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("build_snapshot_10000_customers", |b| {
-        b.iter(|| black_box(Snapshot::build(policy(), tables.clone()).customers.len()))
+        b.iter(|| black_box(Snapshot::build(policy(), tables.clone(), 0).customers.len()))
     });
     g.finish();
 }

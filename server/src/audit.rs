@@ -21,6 +21,9 @@ use crate::store::{AuditRecord, Store};
 /// acknowledged to clients; this only delays when they reach the table.
 const LINGER: Duration = Duration::from_millis(5);
 
+/// With `on_full = block`, how long a request may wait for queue room.
+const BLOCK_LIMIT: Duration = Duration::from_secs(10);
+
 /// What to do with a request when the audit queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -49,7 +52,12 @@ impl AuditQueue {
     /// Enqueues a record.
     pub async fn push(&self, record: AuditRecord) -> Result<(), QueueFull> {
         match self.on_full {
-            OnFull::Block => self.tx.send(record).await.map_err(|_| QueueFull),
+            // Wait for room, but not forever: a request held longer than
+            // this gets 503 (and no acknowledgement) instead of hanging.
+            OnFull::Block => match tokio::time::timeout(BLOCK_LIMIT, self.tx.send(record)).await {
+                Ok(sent) => sent.map_err(|_| QueueFull),
+                Err(_) => Err(QueueFull),
+            },
             OnFull::Reject => self.tx.try_send(record).map_err(|_| QueueFull),
         }
     }
@@ -138,22 +146,66 @@ impl AuditWriter {
         }
     }
 
-    /// Writes one batch, retrying with backoff until it succeeds.
+    /// Writes one batch. Transient failures (connection, deadlock, a
+    /// missing table during maintenance) are retried with backoff, keeping
+    /// the rows. A row the database refuses outright (a data or constraint
+    /// error) must not wedge the queue behind it: the batch is split until
+    /// the bad row is found, that row is written in a reduced form (no
+    /// `meta`, no model or operation), and only if even that is refused is
+    /// it dropped, counted and logged by decision id.
     async fn write(&self, rows: &[AuditRecord]) {
+        let mut pending: Vec<&[AuditRecord]> = vec![rows];
+        let mut failures = 0u32;
         let mut backoff = Duration::from_millis(50);
-        loop {
-            match self.store.insert_audit(rows).await {
-                Ok(()) => break,
-                Err(e) => {
+        while let Some(chunk) = pending.pop() {
+            match self.store.insert_audit(chunk).await {
+                Ok(()) => {
+                    failures = 0;
+                    backoff = Duration::from_millis(50);
+                    self.healthy.store(true, Ordering::Relaxed);
+                    self.metrics.audit_written(chunk.len() as u64);
+                }
+                Err(e) if e.is_transient() => {
                     self.metrics.audit_failure();
-                    self.healthy.store(false, Ordering::Relaxed);
-                    tracing::warn!(error = %e, rows = rows.len(), retry_in_ms = backoff.as_millis() as u64, "audit write failed; keeping the rows and retrying");
+                    failures += 1;
+                    // One failed batch is a blip (a deadlock retried); three
+                    // in a row mean the database is not taking writes.
+                    if failures >= 3 {
+                        self.healthy.store(false, Ordering::Relaxed);
+                    }
+                    tracing::warn!(error = %e, rows = chunk.len(), retry_in_ms = backoff.as_millis() as u64, "audit write failed; keeping the rows and retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
+                    pending.push(chunk);
+                }
+                Err(e) => {
+                    self.metrics.audit_failure();
+                    if chunk.len() > 1 {
+                        let (a, b) = chunk.split_at(chunk.len() / 2);
+                        pending.push(b);
+                        pending.push(a);
+                    } else {
+                        self.write_reduced(chunk, &e).await;
+                    }
                 }
             }
         }
-        self.healthy.store(true, Ordering::Relaxed);
-        self.metrics.audit_written(rows.len() as u64);
+    }
+
+    async fn write_reduced(&self, row: &[AuditRecord], cause: &crate::store::StoreError) {
+        let reduced: Vec<AuditRecord> = row
+            .iter()
+            .map(|r| AuditRecord { model: None, operation: None, meta: serde_json::json!({}), ..r.clone() })
+            .collect();
+        match self.store.insert_audit(&reduced).await {
+            Ok(()) => {
+                tracing::warn!(error = %cause, decision_id = ?row.first().map(|r| r.decision_id), "audit row refused; written without its metadata");
+                self.metrics.audit_written(reduced.len() as u64);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, decision_id = ?row.first().map(|r| r.decision_id), "audit row refused even without metadata; dropped");
+                self.metrics.audit_dropped(row.len() as u64);
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 
-use crate::store::{KeyRecord, Role, Store, StoreError};
+use crate::store::{Role, Store, StoreError};
 
 /// Every key starts with this.
 pub const PREFIX: &str = "wdn_";
@@ -91,8 +91,10 @@ pub enum AuthError {
 
 #[derive(Debug, Clone)]
 struct Verified {
-    /// SHA-256 of the whole presented key.
+    /// SHA-256 of the whole presented key, compared in constant time.
     token_sha: [u8; 32],
+    /// The key this token belongs to.
+    key_id: Uuid,
     /// The bcrypt hash it was verified against; a rotation changes it.
     secret_hash: Arc<str>,
     /// Set when it matched the previous secret during a rotation's grace
@@ -103,24 +105,41 @@ struct Verified {
 
 /// Verifies keys, remembering the ones it has verified.
 ///
-/// The cache is keyed by key id, so revoking a key drops its entry in O(1);
-/// each entry holds the SHA-256 of the full presented key, compared in
-/// constant time, so a wrong secret for a cached id never matches. Entries
-/// are also re-checked against the database every second
-/// ([`Authenticator::revalidate`]), so a key deactivated or rotated by
-/// another process stops working within a second.
+/// The cache is keyed by the SHA-256 of the whole presented key (its first
+/// eight bytes pick the entry; the full digest is then compared in constant
+/// time), so during a rotation's grace period the old and the new secret
+/// each have an entry. A hit means the client sent exactly a key that bcrypt
+/// accepted; a wrong secret hashes elsewhere and never matches. Revoking a key drops every
+/// entry of its id. Entries are re-checked against the database whenever
+/// keys change anywhere and every few seconds regardless
+/// ([`Authenticator::revalidate`]).
 #[derive(Debug)]
 pub struct Authenticator {
     store: Store,
-    cache: DashMap<Uuid, Verified>,
+    cache: DashMap<u64, Verified>,
     /// SHA-256 of keys that failed verification, so a repeated wrong key
     /// is refused without running bcrypt again.
     failed: DashMap<[u8; 32], std::time::Instant>,
-    /// One lock per key id being verified.
-    inflight: DashMap<Uuid, Arc<tokio::sync::Mutex<()>>>,
+    /// Key ids the database didn't have, refused without asking again for a
+    /// few seconds (cleared whenever keys change).
+    unknown: DashMap<Uuid, std::time::Instant>,
+    /// One lock per presented key being verified.
+    inflight: DashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>,
+    /// Moves on every invalidation and revalidation; a verification that
+    /// started before a revocation must not cache its result.
+    generation: AtomicU64,
     capacity: usize,
     bcrypt_verifications: AtomicU64,
 }
+
+fn bucket(sha: &[u8; 32]) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(sha.get(..8).unwrap_or(&[0; 8]));
+    u64::from_le_bytes(b)
+}
+
+/// How long an unknown key id is refused without a database lookup.
+const UNKNOWN_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Authenticator {
     /// An authenticator remembering at most `capacity` keys.
@@ -129,7 +148,9 @@ impl Authenticator {
             store,
             cache: DashMap::new(),
             failed: DashMap::new(),
+            unknown: DashMap::new(),
             inflight: DashMap::new(),
+            generation: AtomicU64::new(0),
             capacity: capacity.max(1),
             bcrypt_verifications: AtomicU64::new(0),
         }
@@ -144,44 +165,58 @@ impl Authenticator {
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
         let (id, secret) = parse(token).ok_or(AuthError::Malformed)?;
         let sha: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(p) = self.cached(&id, &sha) {
+        if let Some(p) = self.cached(&sha) {
             return Ok(p);
         }
-        if self.recently_failed(&sha) {
+        if self.recently_failed(&sha) || self.unknown.get(&id).is_some_and(|at| at.elapsed() < UNKNOWN_TTL) {
             return Err(AuthError::Unknown);
         }
-        // One verification per key id at a time: when many connections
-        // present a new key at once, one runs bcrypt and the rest reuse its
-        // result, instead of each burning ~0.25 s of CPU.
-        let lock = self.inflight.entry(id).or_default().clone();
-        let _turn = lock.lock().await;
-        if let Some(p) = self.cached(&id, &sha) {
-            return Ok(p);
-        }
-        if self.recently_failed(&sha) {
-            return Err(AuthError::Unknown);
-        }
-        let outcome = self.verify(id, secret, sha).await;
-        drop(_turn);
-        self.inflight.remove_if(&id, |_, l| Arc::strong_count(l) <= 2);
+        // One verification per presented key at a time: when many
+        // connections present a new key at once, one runs bcrypt and the rest
+        // reuse its result. Keyed by the token, so a stranger guessing
+        // secrets for a known id doesn't queue the real holder behind them.
+        let lock = self.inflight.entry(sha).or_default().clone();
+        let turn = lock.lock().await;
+        let outcome = match self.cached(&sha) {
+            Some(p) => Ok(p),
+            None if self.recently_failed(&sha) => Err(AuthError::Unknown),
+            None => self.verify(id, secret, sha).await,
+        };
+        drop(turn);
+        self.inflight.remove_if(&sha, |_, l| Arc::strong_count(l) <= 2);
         outcome
     }
 
-    fn cached(&self, id: &Uuid, sha: &[u8; 32]) -> Option<Principal> {
-        let hit = self.cache.get(id)?;
+    fn cached(&self, sha: &[u8; 32]) -> Option<Principal> {
+        let hit = self.cache.get(&bucket(sha))?;
+        let same = bool::from(hit.token_sha.ct_eq(sha));
         let current = hit.valid_until.is_none_or(|until| chrono::Utc::now() < until);
-        (current && bool::from(hit.token_sha.ct_eq(sha))).then_some(hit.principal)
+        (same && current).then_some(hit.principal)
     }
 
     fn recently_failed(&self, sha: &[u8; 32]) -> bool {
-        match self.failed.get(sha) {
-            Some(at) => at.elapsed() < FAILED_TTL,
-            None => false,
+        self.failed.get(sha).is_some_and(|at| at.elapsed() < FAILED_TTL)
+    }
+
+    fn remember_failure(&self, sha: [u8; 32]) {
+        if self.failed.len() >= self.capacity {
+            self.failed.retain(|_, at| at.elapsed() < FAILED_TTL);
+            if self.failed.len() >= self.capacity {
+                self.failed.clear();
+            }
         }
+        self.failed.insert(sha, std::time::Instant::now());
     }
 
     async fn verify(&self, id: Uuid, secret: &str, sha: [u8; 32]) -> Result<Principal, AuthError> {
-        let record: KeyRecord = self.store.key(id).await?.ok_or(AuthError::Unknown)?;
+        let generation = self.generation.load(Ordering::SeqCst);
+        let Some(record) = self.store.key(id).await? else {
+            if self.unknown.len() >= self.capacity {
+                self.unknown.clear();
+            }
+            self.unknown.insert(id, std::time::Instant::now());
+            return Err(AuthError::Unknown);
+        };
         if !record.active {
             return Err(AuthError::Inactive);
         }
@@ -203,16 +238,15 @@ impl Authenticator {
         .ok()
         .flatten();
         let Some((matched_hash, valid_until)) = matched else {
-            if self.failed.len() >= self.capacity {
-                self.failed.retain(|_, at| at.elapsed() < FAILED_TTL);
-                if self.failed.len() >= self.capacity {
-                    self.failed.clear();
-                }
-            }
-            self.failed.insert(sha, std::time::Instant::now());
+            self.remember_failure(sha);
             return Err(AuthError::Unknown);
         };
         let principal = Principal { key_id: record.id, customer_id: record.customer_id, role: record.role };
+        // A revocation that landed while bcrypt ran wins: answer this one
+        // request, but don't remember the key.
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return Ok(principal);
+        }
         if self.cache.len() >= self.capacity {
             // Bounded: drop an arbitrary entry; it costs one bcrypt later.
             let victim = self.cache.iter().next().map(|e| *e.key());
@@ -220,36 +254,51 @@ impl Authenticator {
                 self.cache.remove(&v);
             }
         }
-        self.cache.insert(id, Verified { token_sha: sha, secret_hash: matched_hash.into(), valid_until, principal });
+        self.cache.insert(
+            bucket(&sha),
+            Verified { token_sha: sha, key_id: id, secret_hash: matched_hash.into(), valid_until, principal },
+        );
         Ok(principal)
     }
 
-    /// Forgets a key at once (on rotation or deletion).
+    /// Forgets a key at once (on rotation or deletion): every cached token
+    /// of it, and any verification of it still running.
     pub fn invalidate(&self, key_id: Uuid) {
-        self.cache.remove(&key_id);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.cache.retain(|_, v| v.key_id != key_id);
+        self.unknown.remove(&key_id);
     }
 
     /// Drops cached keys that were deleted, deactivated or rotated in the
-    /// database since they were verified.
+    /// database since they were verified, and carries a rotation's grace
+    /// deadline onto entries of the old secret. Returns how many it dropped.
     pub async fn revalidate(&self) -> Result<usize, StoreError> {
-        let ids: Vec<Uuid> = self.cache.iter().map(|e| *e.key()).collect();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.unknown.clear();
+        let ids: Vec<Uuid> = {
+            let mut ids: Vec<Uuid> = self.cache.iter().map(|e| e.key_id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
         if ids.is_empty() {
             return Ok(0);
         }
         let current = self.store.key_states(&ids).await?;
-        let mut dropped = 0;
-        for id in ids {
-            let now = chrono::Utc::now();
-            let keep = match (current.get(&id), self.cache.get(&id)) {
-                (Some(record), Some(cached)) => record.accepts_hash(&cached.secret_hash, now),
-                _ => false,
-            };
-            if !keep {
-                self.cache.remove(&id);
-                dropped += 1;
+        let now = chrono::Utc::now();
+        let before = self.cache.len();
+        self.cache.retain(|_, v| match current.get(&v.key_id) {
+            Some(record) if record.active && *v.secret_hash == record.secret_hash => {
+                v.valid_until = None;
+                true
             }
-        }
-        Ok(dropped)
+            Some(record) if record.accepts_hash(&v.secret_hash, now) => {
+                v.valid_until = record.previous_valid_until;
+                true
+            }
+            _ => false,
+        });
+        Ok(before - self.cache.len())
     }
 }
 

@@ -66,6 +66,22 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// Drops a client's `x-request-id` unless it looks like an id (1–128 of
+/// `A-Z a-z 0-9 . _ -`), so the request-id layer generates one instead: the
+/// id is logged and stored, and must not carry arbitrary text.
+pub async fn vet_request_id(mut req: Request) -> Request {
+    let ok = req.headers().get(REQUEST_ID).is_none_or(|v| {
+        let b = v.as_bytes();
+        !b.is_empty()
+            && b.len() <= 128
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+    });
+    if !ok {
+        req.headers_mut().remove(REQUEST_ID);
+    }
+    req
+}
+
 /// The request's id, as set or propagated by the request-id layer.
 pub fn request_id(headers: &axum::http::HeaderMap) -> String {
     headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()

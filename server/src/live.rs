@@ -34,11 +34,14 @@ pub struct Snapshot {
     pub customers: rustc_hash::FxHashMap<Uuid, CustomerView>,
     /// The tables this snapshot was built from.
     pub tables: OverrideTables,
+    /// The database change counter the tables were read at (read before
+    /// them, so the tables are at least this new).
+    pub config_version: i64,
 }
 
 impl Snapshot {
     /// Resolves every override against `policy`.
-    pub fn build(policy: Arc<Policy>, tables: OverrideTables) -> Self {
+    pub fn build(policy: Arc<Policy>, tables: OverrideTables, config_version: i64) -> Self {
         let global = policy.prepare(&tables.global);
         let mut customers = rustc_hash::FxHashMap::default();
         let ids = tables.customers.keys().chain(tables.settings.keys());
@@ -57,7 +60,7 @@ impl Snapshot {
             });
             customers.insert(*id, CustomerView { overrides: policy.prepare(&layered), rate_limit });
         }
-        Self { policy, global, customers, tables }
+        Self { policy, global, customers, tables, config_version }
     }
 
     /// The overrides and rate limit for a customer.
@@ -73,8 +76,6 @@ impl Snapshot {
 #[derive(Debug)]
 pub struct Live {
     current: ArcSwap<Snapshot>,
-    /// The database change counter last loaded.
-    seen_version: tokio::sync::Mutex<Option<i64>>,
     /// Serialises building-and-swapping, so a policy reload and an override
     /// reload can't each start from the other's old half.
     swap: tokio::sync::Mutex<()>,
@@ -83,11 +84,7 @@ pub struct Live {
 impl Live {
     /// Starts from `snapshot`.
     pub fn new(snapshot: Snapshot) -> Self {
-        Self {
-            current: ArcSwap::from_pointee(snapshot),
-            seen_version: tokio::sync::Mutex::new(None),
-            swap: tokio::sync::Mutex::new(()),
-        }
+        Self { current: ArcSwap::from_pointee(snapshot), swap: tokio::sync::Mutex::new(()) }
     }
 
     /// The current snapshot (one atomic load).
@@ -100,32 +97,34 @@ impl Live {
         self.current.store(Arc::new(snapshot));
     }
 
-    /// Reloads the override tables if the database's change counter moved
-    /// since the last call. Returns whether a new snapshot was swapped in.
+    /// Reloads the override tables if the database's change counter is
+    /// ahead of the current snapshot's. Returns whether it reloaded.
     pub async fn refresh_overrides(&self, store: &Store) -> Result<bool, StoreError> {
-        let mut last = self.seen_version.lock().await;
-        let now = store.config_version().await?;
-        if *last == Some(now) {
+        if store.config_version().await? <= self.load().config_version {
             return Ok(false);
         }
         self.reload_overrides(store).await?;
-        *last = Some(now);
         Ok(true)
     }
 
-    /// Reloads the override tables now and swaps in a new snapshot.
+    /// Reloads the override tables now. The new snapshot is installed only
+    /// if it is not older than the one serving: two reloads racing (a poll
+    /// and an admin request) can't put stale tables back.
     pub async fn reload_overrides(&self, store: &Store) -> Result<(), StoreError> {
+        let version = store.config_version().await?;
         let tables = store.load_overrides().await?;
         let _swap = self.swap.lock().await;
-        let policy = self.load().policy.clone();
-        self.store(Snapshot::build(policy, tables));
+        let current = self.load();
+        if version >= current.config_version {
+            self.store(Snapshot::build(current.policy.clone(), tables, version));
+        }
         Ok(())
     }
 
     /// Swaps in a new policy, keeping the current override tables.
     pub async fn replace_policy(&self, policy: Arc<Policy>) {
         let _swap = self.swap.lock().await;
-        let tables = self.load().tables.clone();
-        self.store(Snapshot::build(policy, tables));
+        let current = self.load();
+        self.store(Snapshot::build(policy, current.tables.clone(), current.config_version));
     }
 }

@@ -42,6 +42,7 @@ pub struct Metrics {
     audit_depth: Gauge,
     audit_written: Counter,
     audit_failures: Counter,
+    audit_dropped: Counter,
     policy: Family<PolicyLabels, Gauge>,
     reloads: Family<ReloadLabels, Counter>,
 }
@@ -75,6 +76,12 @@ impl Metrics {
             "Failed audit batch writes (each is retried)",
             audit_failures.clone(),
         );
+        let audit_dropped = Counter::default();
+        r.register(
+            "warden_audit_rows_dropped",
+            "Audit rows the database refused even without metadata",
+            audit_dropped.clone(),
+        );
         let policy = Family::<PolicyLabels, Gauge>::default();
         r.register("warden_policy", "The policy version being served (value 1)", policy.clone());
         let reloads = Family::<ReloadLabels, Counter>::default();
@@ -88,6 +95,7 @@ impl Metrics {
             audit_depth,
             audit_written,
             audit_failures,
+            audit_dropped,
             policy,
             reloads,
         }
@@ -117,6 +125,11 @@ impl Metrics {
     /// Counts written audit rows.
     pub fn audit_written(&self, rows: u64) {
         self.audit_written.inc_by(rows);
+    }
+
+    /// Counts audit rows dropped because the database refused them.
+    pub fn audit_dropped(&self, rows: u64) {
+        self.audit_dropped.inc_by(rows);
     }
 
     /// Counts a failed audit write.

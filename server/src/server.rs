@@ -69,8 +69,9 @@ impl From<&ServeConfig> for Options {
 pub async fn build_state(store: Store, policy: Policy, options: &Options) -> anyhow::Result<(AppState, AuditWriter)> {
     let metrics = Arc::new(Metrics::new());
     metrics.set_policy_version(policy.version());
+    let version = store.config_version().await.context("reading the change counter")?;
     let tables = store.load_overrides().await.context("loading overrides")?;
-    let live = Arc::new(Live::new(Snapshot::build(Arc::new(policy), tables)));
+    let live = Arc::new(Live::new(Snapshot::build(Arc::new(policy), tables, version)));
     let (queue, writer) =
         audit::channel(store.clone(), metrics.clone(), options.audit_queue_capacity, options.audit_on_full);
     let state = AppState::new(Services {
@@ -93,6 +94,8 @@ pub async fn build_state(store: Store, policy: Policy, options: &Options) -> any
 /// are told at once by NOTIFY and check every second besides.
 const SQLITE_POLL: Duration = Duration::from_millis(250);
 const POSTGRES_POLL: Duration = Duration::from_secs(1);
+/// Cached API keys are re-checked at least this often.
+const KEY_RECHECK: Duration = Duration::from_secs(5);
 
 /// Spawns the background tasks: change propagation (another instance's or
 /// process's changes to overrides and keys reach this one within a second)
@@ -118,11 +121,17 @@ pub fn spawn_background(state: &AppState, stop: watch::Receiver<bool>) {
             None => None,
         };
         let poll = if s.store.pg_pool().is_some() { POSTGRES_POLL } else { SQLITE_POLL };
+        let mut keys_checked_at: Option<i64> = None;
+        let mut last_key_check = tokio::time::Instant::now();
         loop {
             let notified = async {
                 match listener.as_mut() {
                     Some(l) => {
-                        let _ = l.recv().await;
+                        // A dropped connection errors at once (and reconnects
+                        // on the next call); don't spin while it is down.
+                        if l.recv().await.is_err() {
+                            tokio::time::sleep(poll).await;
+                        }
                     }
                     None => std::future::pending::<()>().await,
                 }
@@ -132,14 +141,21 @@ pub fn spawn_background(state: &AppState, stop: watch::Receiver<bool>) {
                 () = notified => {}
                 _ = rx.wait_for(|v| *v) => break,
             }
-            match s.live.refresh_overrides(&s.store).await {
-                Ok(true) => {
-                    if let Err(e) = s.auth.revalidate().await {
-                        tracing::warn!(error = %e, "could not revalidate cached keys");
+            if let Err(e) = s.live.refresh_overrides(&s.store).await {
+                tracing::warn!(error = %e, "could not check for changes; serving the previous state");
+            }
+            // Cached keys are re-checked whenever keys may have changed, and
+            // every few seconds regardless (for changes made straight in the
+            // database); a failed check is retried on the next tick.
+            let seen = s.live.load().config_version;
+            if keys_checked_at != Some(seen) || last_key_check.elapsed() >= KEY_RECHECK {
+                match s.auth.revalidate().await {
+                    Ok(_) => {
+                        keys_checked_at = Some(seen);
+                        last_key_check = tokio::time::Instant::now();
                     }
+                    Err(e) => tracing::warn!(error = %e, "could not revalidate cached keys; retrying"),
                 }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "could not check for changes; serving the previous state"),
             }
         }
     });

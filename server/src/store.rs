@@ -73,7 +73,9 @@ pub enum StoreError {
     #[error("{0} already exists")]
     Conflict(&'static str),
     /// The database URL is not one Warden understands.
-    #[error("unsupported database URL `{0}`: expected `sqlite://PATH` or `postgres://…`")]
+    #[error(
+        "unsupported database URL `{0}`: expected `sqlite://PATH` or `postgres://…` (the URL is shown without its password)"
+    )]
     UnsupportedUrl(String),
     /// Any other database error.
     #[error("database error: {0}")]
@@ -84,12 +86,42 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether retrying the same statement may succeed: connection trouble,
+    /// deadlocks, a busy SQLite file, or the schema being changed under us.
+    /// Data and constraint errors (SQLSTATE classes 22 and 23, SQLite
+    /// constraint codes) are not: the same rows will fail again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Database(sqlx::Error::Database(db)) => {
+                let code = db.code().unwrap_or_default();
+                let postgres_data_error = code.len() == 5 && (code.starts_with("22") || code.starts_with("23"));
+                // SQLite primary code 19 is SQLITE_CONSTRAINT; extended
+                // codes carry it in the low byte.
+                let sqlite_constraint = code.parse::<u32>().is_ok_and(|c| c & 0xff == 19);
+                !(postgres_data_error || sqlite_constraint)
+            }
+            Self::Database(sqlx::Error::Encode(_)) | Self::Conflict(_) | Self::UnsupportedUrl(_) => false,
+            _ => true,
+        }
+    }
+
     /// Maps a unique violation to [`StoreError::Conflict`].
     pub(crate) fn unique(e: sqlx::Error, what: &'static str) -> Self {
         match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => Self::Conflict(what),
             _ => Self::Database(e),
         }
+    }
+}
+
+/// `url` without a password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            format!("{}://…@{}", url.get(..s).unwrap_or_default(), url.get(at + 1..).unwrap_or_default())
+        }
+        (None, Some(at)) => format!("…@{}", url.get(at + 1..).unwrap_or_default()),
+        _ => url.to_owned(),
     }
 }
 
@@ -154,7 +186,7 @@ impl Store {
                 }
             }
         }
-        Err(StoreError::UnsupportedUrl(url.to_owned()))
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
     }
 
     /// Which backend this is, for logs and `/ready`.

@@ -70,6 +70,9 @@ each_backend!(customers_are_created_listed_and_fetched, |backend| {
     let (status, body) =
         admin(&app, "POST", "/api/admin/customers", Some(json!({"name": "Other", "email": "ops@acme.test"}))).await;
     assert_eq!((status, body["error"].as_str()), (409, Some("conflict")));
+    let (status, _) =
+        admin(&app, "POST", "/api/admin/customers", Some(json!({"name": "Shout", "email": "OPS@Acme.test"}))).await;
+    assert_eq!(status, 409, "emails are compared without case");
     for (bad, field) in [
         (json!({"name": "x", "email": "not-an-email"}), "email"),
         (json!({"name": "", "email": "a@b.test"}), "name"),
@@ -179,6 +182,14 @@ each_backend!(global_toggles_apply_to_the_next_request, |backend| {
     let (_, _, decision) = app.check(&app.app_key, OTHER_MODEL).await;
     assert_eq!((decision["allowed"].as_bool(), decision["reason"].as_str()), (Some(false), Some("unapproved_model")));
     assert_eq!(admin(&app, "PATCH", "/api/admin/policies/nope", Some(json!({"enabled": true}))).await.0, 404);
+    // `null` returns the rule to its file setting; a missing `enabled` is an error.
+    let (status, body) = admin(&app, "PATCH", "/api/admin/policies/approved_models", Some(json!({}))).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("enabled")));
+    let (status, rule) =
+        admin(&app, "PATCH", "/api/admin/policies/approved_models", Some(json!({"enabled": null}))).await;
+    assert_eq!((status, rule["enabled"].as_bool(), rule["global_toggle"].clone()), (200, Some(false), json!(null)));
+    assert_eq!(app.check(&app.app_key, OTHER_MODEL).await.2["allowed"], json!(true));
+    admin(&app, "PATCH", "/api/admin/policies/approved_models", Some(json!({"enabled": true}))).await;
     let (status, body) =
         admin(&app, "PATCH", "/api/admin/policies/approved_models", Some(json!({"enabled": "yes"}))).await;
     assert_eq!(status, 422, "{body}");

@@ -436,3 +436,32 @@ each_backend!(admin_endpoints_need_an_admin_key, |backend| {
     assert_eq!(body["policy_version"], json!(app.state.live.load().policy.version()));
     assert_eq!(body["files"], json!(["base.warden", "models.warden", "risk.warden"]));
 });
+
+each_backend!(nul_characters_and_long_strings_never_reach_the_audit_log_raw, |backend| {
+    let mut app = TestApp::new(backend).await;
+    let body =
+        json!({"model": "gpt\u{0}-4", "operation": "x".repeat(5000), "metadata": {"intent": "a\u{0}b"}}).to_string();
+    let (status, _, decision) = app.check(&app.app_key, &body).await;
+    assert_eq!(status, 200, "{decision}");
+    assert_eq!(app.drain_audit().await, 1);
+    let rows = app.store.recent_audit(1).await.unwrap();
+    assert_eq!(rows[0].model.as_deref(), Some("gpt-4"));
+    assert_eq!(rows[0].operation.as_ref().map(|o| o.chars().count()), Some(200));
+    assert_eq!(rows[0].meta.0["metadata.intent"], json!("ab"));
+});
+
+each_backend!(client_request_ids_must_look_like_ids, |backend| {
+    let app = TestApp::new(backend).await;
+    for bad in ["has spaces in it", &"x".repeat(200), "quote\"s"] {
+        let req = Request::post("/v1/check")
+            .header("authorization", format!("Bearer {}", app.app_key))
+            .header("x-request-id", bad)
+            .body(Body::from(PLAIN))
+            .unwrap();
+        let (status, headers, _) = app.send(req).await;
+        assert_eq!(status, 200);
+        let id = headers["x-request-id"].to_str().unwrap();
+        assert_ne!(id, bad);
+        assert_eq!(id.len(), 36, "a generated UUID replaces it");
+    }
+});

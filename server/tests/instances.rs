@@ -67,3 +67,27 @@ each_backend!(instances_see_each_others_overrides_and_revocations_within_a_secon
     assert!(took < Duration::from_secs(1), "{backend:?}: B still accepted the deleted key after {took:?}");
     eprintln!("{backend:?}: revocation visible on the other instance after {took:?}");
 });
+
+each_backend!(a_rotation_grace_period_ends_on_every_instance, |backend| {
+    let (url, _cleanup) = support::fresh_url(backend).await;
+    let a = Instance::start(&url).await;
+    let b = Instance::start(&url).await;
+    let (old_key, key_id, _) = support::create_key(&a.state.store, "app@example.com", Role::App).await;
+    let (admin_key, _, _) = support::create_key(&a.state.store, "admin@example.com", Role::Admin).await;
+    assert_eq!(b.send(check(&old_key)).await.0, 200, "B caches the old secret");
+    let req = Request::post(format!("/api/admin/keys/{key_id}/rotate"))
+        .header("authorization", format!("Bearer {admin_key}"))
+        .body(Body::from(json!({"grace_seconds": 2}).to_string()))
+        .unwrap();
+    let (status, rotated) = a.send(req).await;
+    assert_eq!(status, 200);
+    let new_key = rotated["key"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(b.send(check(&old_key)).await.0, 200, "the old secret works during the grace period");
+    assert_eq!(b.send(check(&new_key)).await.0, 200);
+    let grace_end = Instant::now() + Duration::from_millis(1600);
+    tokio::time::sleep_until(grace_end.into()).await;
+    let took = within(Duration::from_secs(1), || async { b.send(check(&old_key)).await.0 == 401 }).await;
+    assert!(took < Duration::from_secs(1), "{backend:?}: B accepted the old secret {took:?} after the grace period");
+    assert_eq!(b.send(check(&new_key)).await.0, 200);
+});

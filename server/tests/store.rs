@@ -104,3 +104,34 @@ each_backend!(duplicate_emails_are_conflicts, |backend| {
     let same = store.customer_for_email("a@example.com", "ignored").await.unwrap();
     assert_eq!(same.name, "a");
 });
+
+each_backend!(a_row_the_database_refuses_does_not_block_the_others, |backend| {
+    let (store, _cleanup) = support::fresh_store(backend).await;
+    let metrics = Arc::new(Metrics::new());
+    let (queue, writer) = audit::channel(store.clone(), metrics.clone(), 100, OnFull::Block);
+    let (stop, rx) = watch::channel(false);
+    let handle = tokio::spawn(writer.run(rx));
+    let now = warden_server::store::now();
+    // Postgres refuses NUL in text and JSON (SQLite stores it): the writer
+    // must find the bad row, write it without metadata, and go on.
+    let mut bad = record(now);
+    bad.model = Some("nul\u{0}model".into());
+    bad.meta = serde_json::json!({"metadata.intent": "a\u{0}b"});
+    let bad_id = bad.decision_id;
+    for r in [record(now), bad, record(now)] {
+        queue.push(r).await.unwrap();
+    }
+    let _ = stop.send(true);
+    assert_eq!(tokio::time::timeout(Duration::from_secs(20), handle).await.unwrap().unwrap(), 3);
+    assert_eq!(store.count_audit().await.unwrap(), 3);
+    assert!(!metrics.render(0).contains("warden_audit_rows_dropped_total 1"));
+    let rows = store.recent_audit(10).await.unwrap();
+    let stored = rows.iter().find(|r| r.decision_id == bad_id).unwrap();
+    if backend == support::Backend::Postgres {
+        assert_eq!(
+            (stored.model.clone(), stored.meta.0.clone()),
+            (None, serde_json::json!({})),
+            "written without its metadata"
+        );
+    }
+});

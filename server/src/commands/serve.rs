@@ -15,19 +15,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 async fn open(db: &DatabaseArgs) -> anyhow::Result<Store> {
     let store = Store::connect(&db.database_url)
         .await
-        .with_context(|| format!("connecting to `{}`", redact(&db.database_url)))?;
+        .with_context(|| format!("connecting to `{}`", crate::store::redact_url(&db.database_url)))?;
     store.migrate().await.context("running migrations")?;
     Ok(store)
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            format!("{}://…@{}", url.get(..s).unwrap_or_default(), url.get(at + 1..).unwrap_or_default())
-        }
-        _ => url.to_owned(),
-    }
 }
 
 pub fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
@@ -123,7 +113,7 @@ pub fn logs(command: LogsCommand) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use crate::store::redact_url as redact;
 
     #[test]
     fn passwords_are_not_shown() {

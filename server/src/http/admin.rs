@@ -144,9 +144,14 @@ pub async fn status(State(state): State<AppState>, admin: Result<Admin, ApiError
     }))
 }
 
-/// After a change: this instance sees it on its very next request.
+/// After a committed change: this instance sees it on its very next
+/// request. If reloading fails here the change still stands (it is
+/// committed), so the answer is still success; the background poll applies
+/// it within a second.
 pub async fn apply_now(state: &AppState) -> Result<(), ApiError> {
-    state.live.reload_overrides(&state.store).await?;
+    if let Err(e) = state.live.reload_overrides(&state.store).await {
+        tracing::warn!(error = %e, "change committed; applying it at the next poll");
+    }
     Ok(())
 }
 

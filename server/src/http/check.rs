@@ -97,9 +97,34 @@ fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     })
 }
 
-fn string_field(v: &Value, key: &str) -> Option<String> {
-    // Bounded: these columns hold identifiers, not text.
-    v.get(key).and_then(Value::as_str).map(|s| s.chars().take(200).collect())
+/// Longest string kept in an audit row; declared fields hold identifiers
+/// and codes, not text.
+const MAX_AUDIT_STRING: usize = 200;
+
+/// A string fit for the audit log: no NUL (Postgres refuses it in text and
+/// JSON), at most [`MAX_AUDIT_STRING`] characters.
+fn audit_string(s: &str) -> String {
+    s.chars().filter(|c| *c != '\0').take(MAX_AUDIT_STRING).collect()
+}
+
+fn sanitize(v: &mut Value) {
+    match v {
+        Value::String(s) => *s = audit_string(s),
+        Value::Array(items) => items.iter_mut().for_each(sanitize),
+        Value::Object(map) => map.values_mut().for_each(sanitize),
+        _ => {}
+    }
+}
+
+/// A top-level string field, but only if the policy declares it: nothing
+/// undeclared is ever copied into the audit log.
+fn declared_string(policy: &warden_engine::Policy, request: &Value, key: &str) -> Option<String> {
+    let declared =
+        policy.set().fields.iter().any(|f| f.path.segments() == [key] && f.ty == warden_dsl::ast::Type::String);
+    if !declared {
+        return None;
+    }
+    request.get(key).and_then(Value::as_str).map(audit_string)
 }
 
 fn rate_limit(state: &AppState, caller: &Caller, quota: Option<crate::rate_limit::Quota>) -> Result<Verdict, ApiError> {
@@ -149,8 +174,8 @@ pub async fn check(
         request_id: request_id(&headers),
         customer_id: caller.0.customer_id,
         api_key_id: caller.0.key_id,
-        model: string_field(&request, "model"),
-        operation: string_field(&request, "operation"),
+        model: declared_string(policy, &request, "model"),
+        operation: declared_string(policy, &request, "operation"),
         meta: Value::Object(serde_json::Map::new()),
         risk_score: 0,
         allowed: false,
@@ -162,7 +187,9 @@ pub async fn check(
     };
     let answer = match &result {
         Ok(d) => {
-            record.meta = Value::Object(policy.declared_fields(&request).unwrap_or_default());
+            let mut meta = Value::Object(policy.declared_fields(&request).unwrap_or_default());
+            sanitize(&mut meta);
+            record.meta = meta;
             record.risk_score = d.risk_score;
             record.allowed = d.allowed;
             record.outcome = if d.allowed { Outcome::Allowed } else { Outcome::Blocked };

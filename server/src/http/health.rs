@@ -27,7 +27,12 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     let snapshot = state.live.load();
     let database = match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) => {
+            // The details (host, user, driver message) go to the log, not to
+            // an unauthenticated caller.
+            tracing::warn!(error = %e, "readiness: the database did not answer");
+            Err("the database did not answer".to_owned())
+        }
         Err(_) => Err("no answer within 2 s".to_owned()),
     };
     let audit_ok = state.audit.writer_healthy();

@@ -143,7 +143,11 @@ impl Store {
                 });
                 q.build().execute(&mut *tx).await?;
             }
-            for (id, (count, at)) in &usage {
+            // In key order, so two instances' batches lock rows in the same
+            // order and can't deadlock.
+            let mut usage: Vec<_> = usage.iter().collect();
+            usage.sort_unstable_by_key(|(id, _)| **id);
+            for (id, (count, at)) in usage {
                 sqlx::query(super::keys::RECORD_USAGE).bind(count).bind(at).bind(id).execute(&mut *tx).await?;
             }
             tx.commit().await

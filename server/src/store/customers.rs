@@ -21,9 +21,11 @@ pub struct Customer {
 
 impl Store {
     /// Creates a customer. A duplicate email is [`StoreError::Conflict`].
+    /// Emails are stored lower-cased, so `Ops@x.com` and `ops@x.com` are one
+    /// customer.
     pub async fn create_customer(&self, name: &str, email: &str, actor: Option<Uuid>) -> Result<Customer, StoreError> {
-        let customer =
-            Customer { id: Uuid::now_v7(), name: name.to_owned(), email: email.to_owned(), created_at: now() };
+        let email = email.trim().to_lowercase();
+        let customer = Customer { id: Uuid::now_v7(), name: name.to_owned(), email, created_at: now() };
         let change = AdminChange::new(actor, "customer.create", customer.id.to_string()).after(&customer);
         let sql = "INSERT INTO customer (id, name, email, created_at) VALUES ($1, $2, $3, $4)";
         admin_tx!(self, &change, tx => {
@@ -42,7 +44,8 @@ impl Store {
     /// The customer with this email, if any.
     pub async fn customer_by_email(&self, email: &str) -> Result<Option<Customer>, StoreError> {
         let sql = "SELECT id, name, email, created_at FROM customer WHERE email = $1";
-        Ok(on_pool!(self, p => sqlx::query_as::<_, Customer>(sql).bind(email).fetch_optional(p).await)?)
+        let email = email.trim().to_lowercase();
+        Ok(on_pool!(self, p => sqlx::query_as::<_, Customer>(sql).bind(&email).fetch_optional(p).await)?)
     }
 
     /// The customer with this id, if any.

@@ -198,7 +198,9 @@ impl Store {
         let Some(before) = self.key_summary(id).await? else { return Ok(false) };
         let change = AdminChange::new(actor, "key.delete", id.to_string()).before(&before);
         admin_tx!(self, &change, tx => {
-            sqlx::query("DELETE FROM api_key WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            if sqlx::query("DELETE FROM api_key WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected() == 0 {
+                return Ok(false);
+            }
         });
         Ok(true)
     }
@@ -206,10 +208,14 @@ impl Store {
     /// Marks a key inactive. Returns whether it existed.
     pub async fn deactivate_key(&self, id: Uuid, actor: Option<Uuid>) -> Result<bool, StoreError> {
         let change = AdminChange::new(actor, "key.deactivate", id.to_string());
-        let done = admin_tx!(self, &change, tx => {
-            sqlx::query("UPDATE api_key SET active = FALSE WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected()
+        admin_tx!(self, &change, tx => {
+            let done = sqlx::query("UPDATE api_key SET active = FALSE WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+            if done == 0 {
+                // Nothing changed: roll back, no audit row, no version bump.
+                return Ok(false);
+            }
         });
-        Ok(done > 0)
+        Ok(true)
     }
 
     /// Replaces a key's secret hash. With `grace`, the old secret stays valid
@@ -225,10 +231,13 @@ impl Store {
             .after(serde_json::json!({ "old_secret_valid_until": grace_until }));
         let sql = "UPDATE api_key SET previous_secret_hash = CASE WHEN $1 IS NULL THEN NULL ELSE secret_hash END, \
                    previous_valid_until = $1, secret_hash = $2 WHERE id = $3";
-        let done = admin_tx!(self, &change, tx => {
-            sqlx::query(sql).bind(grace_until).bind(new_hash).bind(id).execute(&mut *tx).await?.rows_affected()
+        admin_tx!(self, &change, tx => {
+            let done = sqlx::query(sql).bind(grace_until).bind(new_hash).bind(id).execute(&mut *tx).await?.rows_affected();
+            if done == 0 {
+                return Ok(false);
+            }
         });
-        Ok(done > 0)
+        Ok(true)
     }
 
     /// Adds usage counts to keys: `(key id, requests, last used)`.

@@ -146,11 +146,15 @@ impl Store {
         // The change counter must move on deletion too, or pollers would
         // keep the override; `updated_at` can't record a removed row.
         admin_tx!(self, &change, tx => {
-            sqlx::query("DELETE FROM customer_policy WHERE customer_id = $1 AND rule_key = $2")
+            let done = sqlx::query("DELETE FROM customer_policy WHERE customer_id = $1 AND rule_key = $2")
                 .bind(customer_id)
                 .bind(rule_key)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+            if done == 0 {
+                return Ok(false);
+            }
         });
         Ok(true)
     }

@@ -151,7 +151,9 @@ pub async fn rotate_key(
     let token = format!("{}{}_{}", crate::auth::PREFIX, id.simple(), fresh.secret);
     let secret_hash = hash(&state, fresh.secret).await?;
     let grace_until = (grace > 0).then(|| crate::store::now() + chrono::Duration::seconds(grace as i64));
-    state.store.rotate_key(id, &secret_hash, grace_until, Some(actor.key_id)).await?;
+    if !state.store.rotate_key(id, &secret_hash, grace_until, Some(actor.key_id)).await? {
+        return Err(ApiError::NotFound(format!("no key with id `{id}`")));
+    }
     // Cached verifications of the old secret end here; during a grace
     // period the old secret is verified again, against its kept hash.
     state.auth.invalidate(id);

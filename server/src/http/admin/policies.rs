@@ -101,8 +101,16 @@ pub async fn list_policies(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Toggle {
-    /// On or off for every customer without an override.
-    enabled: bool,
+    /// On or off for every customer without an override; `null` returns the
+    /// rule to what the policy files say.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<bool>)]
+    enabled: Option<Option<bool>>,
+}
+
+/// Tells `"enabled": null` (clear) from a missing `enabled` (an error).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<bool>>, D::Error> {
+    Option::<bool>::deserialize(d).map(Some)
 }
 
 fn rule<'s>(snapshot: &'s crate::live::Snapshot, key: &str) -> Result<RuleInfo<'s>, ApiError> {
@@ -132,7 +140,10 @@ pub async fn patch_policy(
     let snapshot = state.live.load();
     let description = rule(&snapshot, &key)?.description.to_owned();
     let Body(t) = body?;
-    state.store.set_global_toggle(&key, &description, Some(t.enabled), Some(actor.key_id)).await?;
+    let Some(enabled) = t.enabled else {
+        return Err(invalid("enabled", "`enabled` is required: `true`, `false`, or `null` to follow the policy files"));
+    };
+    state.store.set_global_toggle(&key, &description, enabled, Some(actor.key_id)).await?;
     apply_now(&state).await?;
     let snapshot = state.live.load();
     let r = rule(&snapshot, &key)?;
