@@ -64,6 +64,9 @@ print(next((l.split()[-1] for l in sys.stdin if l.startswith(want + ' ')), '0'))
 
 run_backend() {
   local name="$1" url="$2" count_rows="$3"
+  # Let the previous run's writes reach the disk first, so the kernel's
+  # write-back doesn't stall this run's database commits.
+  sync
   PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   "$BIN" migrate --database-url "$url" >/dev/null 2>&1
   WARDEN_KEY=$("$BIN" keys create --customer "load@example.com" --name load --database-url "$url" | tail -n 1)
@@ -107,6 +110,7 @@ run_backend sqlite "sqlite://$SQLITE_DB" sqlite_rows
 # the same server without reloads (SQLite).
 reload_compare() {
   local dir="$WORK/policies" url="sqlite://$WORK/reload.db"
+  sync
   cp -r policies "$dir"
   PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   WARDEN_KEY=$("$BIN" keys create --customer "reload@example.com" --database-url "$url" | tail -n 1)
