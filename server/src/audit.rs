@@ -86,6 +86,19 @@ pub struct AuditWriter {
     metrics: Arc<Metrics>,
     healthy: Arc<AtomicBool>,
     batch: usize,
+    spill: Option<Spill>,
+    /// When shutdown began, once it has.
+    closing_since: Option<tokio::time::Instant>,
+}
+
+/// Where rows go if the database is still unreachable this long after
+/// shutdown began: a file that the next start writes to the database.
+#[derive(Debug, Clone)]
+pub struct Spill {
+    /// The directory for spill files.
+    pub dir: std::path::PathBuf,
+    /// How long shutdown waits for the database before spilling.
+    pub drain_timeout: Duration,
 }
 
 /// A queue and its writer.
@@ -94,13 +107,30 @@ pub fn channel(store: Store, metrics: Arc<Metrics>, capacity: usize, on_full: On
     let (tx, rx) = mpsc::channel(capacity);
     let healthy = Arc::new(AtomicBool::new(true));
     let queue = AuditQueue { tx, capacity, on_full, healthy: healthy.clone() };
-    let writer = AuditWriter { rx, store, metrics, healthy, batch: crate::store::audit_batch_size() };
+    let writer = AuditWriter {
+        rx,
+        store,
+        metrics,
+        healthy,
+        batch: crate::store::audit_batch_size(),
+        spill: None,
+        closing_since: None,
+    };
     (queue, writer)
 }
 
 impl AuditWriter {
+    /// Spill to a file instead of waiting forever at shutdown.
+    #[must_use]
+    pub fn with_spill(mut self, spill: Spill) -> Self {
+        self.spill = Some(spill);
+        self
+    }
+
     /// Writes batches until `shutdown` turns true, then drains what is
-    /// queued and returns the number of rows written in all.
+    /// queued and returns the number of rows written in all. If the
+    /// database stays unreachable past the drain timeout after shutdown, the
+    /// rows not yet written go to a spill file instead (see [`Spill`]).
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> u64 {
         let mut written = 0u64;
         let mut buf = Vec::with_capacity(self.batch);
@@ -126,11 +156,33 @@ impl AuditWriter {
             if !closing {
                 self.linger(&mut buf).await;
             }
-            self.write(&buf).await;
-            written += buf.len() as u64;
+            match self.write(&buf, &shutdown).await {
+                Ok(()) => written += buf.len() as u64,
+                Err(mut unwritten) => {
+                    written += (buf.len() - unwritten.len()) as u64;
+                    self.rx.close();
+                    while let Ok(r) = self.rx.try_recv() {
+                        unwritten.push(r);
+                    }
+                    self.spill_rows(&unwritten);
+                    return written;
+                }
+            }
             buf.clear();
         }
         written
+    }
+
+    fn spill_rows(&self, rows: &[AuditRecord]) {
+        let Some(spill) = &self.spill else { return };
+        match write_spill(&spill.dir, rows) {
+            Ok(path) => {
+                tracing::error!(rows = rows.len(), file = %path.display(), "database unreachable at shutdown; audit rows spilled to a file, written at the next start")
+            }
+            Err(e) => {
+                tracing::error!(rows = rows.len(), error = %e, "database unreachable at shutdown and the spill file could not be written; these audit rows are lost")
+            }
+        }
     }
 
     /// Waits a moment for a partial batch to fill: one transaction of many
@@ -153,7 +205,7 @@ impl AuditWriter {
     /// the bad row is found, that row is written in a reduced form (no
     /// `meta`, no model or operation), and only if even that is refused is
     /// it dropped, counted and logged by decision id.
-    async fn write(&self, rows: &[AuditRecord]) {
+    async fn write(&mut self, rows: &[AuditRecord], shutdown: &watch::Receiver<bool>) -> Result<(), Vec<AuditRecord>> {
         let mut pending: Vec<&[AuditRecord]> = vec![rows];
         let mut failures = 0u32;
         let mut backoff = Duration::from_millis(50);
@@ -174,9 +226,17 @@ impl AuditWriter {
                         self.healthy.store(false, Ordering::Relaxed);
                     }
                     tracing::warn!(error = %e, rows = chunk.len(), retry_in_ms = backoff.as_millis() as u64, "audit write failed; keeping the rows and retrying");
+                    pending.push(chunk);
+                    if *shutdown.borrow() {
+                        let since = *self.closing_since.get_or_insert_with(tokio::time::Instant::now);
+                        if let Some(spill) = &self.spill {
+                            if since.elapsed() >= spill.drain_timeout {
+                                return Err(pending.iter().flat_map(|c| c.iter().cloned()).collect());
+                            }
+                        }
+                    }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
-                    pending.push(chunk);
                 }
                 Err(e) => {
                     self.metrics.audit_failure();
@@ -190,6 +250,7 @@ impl AuditWriter {
                 }
             }
         }
+        Ok(())
     }
 
     async fn write_reduced(&self, row: &[AuditRecord], cause: &crate::store::StoreError) {
@@ -208,4 +269,62 @@ impl AuditWriter {
             }
         }
     }
+}
+
+/// Spill files are named `audit-spill-<id>.jsonl`: one JSON record a line.
+const SPILL_PREFIX: &str = "audit-spill-";
+
+fn write_spill(dir: &std::path::Path, rows: &[AuditRecord]) -> std::io::Result<std::path::PathBuf> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{SPILL_PREFIX}{}.jsonl", uuid::Uuid::now_v7()));
+    let tmp = path.with_extension("partial");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+    for r in rows {
+        serde_json::to_writer(&mut file, r)?;
+        file.write_all(b"\n")?;
+    }
+    file.into_inner().map_err(std::io::IntoInnerError::into_error)?.sync_all()?;
+    // Complete files only: a crash mid-write leaves a `.partial`, not a
+    // truncated file the next start would half-replay.
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+/// Writes spill files left by an earlier shutdown to the database, then
+/// deletes them. Returns how many rows it wrote. A file with an unreadable
+/// line is kept, renamed `.bad`, for an operator to look at.
+pub async fn replay_spill(store: &Store, dir: &std::path::Path) -> anyhow::Result<u64> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(0) };
+    let mut files: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(SPILL_PREFIX) && n.ends_with(".jsonl"))
+        })
+        .collect();
+    files.sort();
+    let mut total = 0u64;
+    for path in files {
+        let text = std::fs::read_to_string(&path)?;
+        let mut rows = Vec::new();
+        let mut bad = 0usize;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str::<AuditRecord>(line) {
+                Ok(r) => rows.push(r),
+                Err(_) => bad += 1,
+            }
+        }
+        for chunk in rows.chunks(crate::store::MAX_BATCH) {
+            store.insert_audit(chunk).await?;
+        }
+        total += rows.len() as u64;
+        if bad == 0 {
+            std::fs::remove_file(&path)?;
+        } else {
+            tracing::error!(file = %path.display(), bad, "spill file had unreadable lines; kept as .bad");
+            std::fs::rename(&path, path.with_extension("jsonl.bad"))?;
+        }
+    }
+    Ok(total)
 }

@@ -52,6 +52,13 @@ pub struct ServeConfig {
     /// When the audit queue is full: `block` (requests wait) or `reject` (503).
     #[arg(long = "audit-on-full", env = "WARDEN_AUDIT_ON_FULL", value_enum, default_value_t = OnFull::Block)]
     pub audit_on_full: OnFull,
+    /// Where audit rows go if the database is still down `--drain-timeout`
+    /// after shutdown began; the next start writes them to the database.
+    #[arg(long, env = "WARDEN_AUDIT_SPILL_DIR", default_value = "warden-audit-spill")]
+    pub audit_spill_dir: PathBuf,
+    /// How long shutdown waits for an unreachable database before spilling.
+    #[arg(long, env = "WARDEN_DRAIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
     /// Verified API keys remembered in memory.
     #[arg(long, env = "WARDEN_KEY_CACHE_CAPACITY", default_value_t = 10_000)]
     pub key_cache_capacity: usize,

@@ -34,6 +34,8 @@ pub struct Options {
     pub policy_dir: Option<std::path::PathBuf>,
     /// bcrypt cost for keys made through the admin API.
     pub bcrypt_cost: u32,
+    /// Spill unwritten audit rows at shutdown (absent: wait for the database).
+    pub spill: Option<crate::audit::Spill>,
 }
 
 impl Default for Options {
@@ -46,6 +48,7 @@ impl Default for Options {
             max_body_bytes: 64 * 1024,
             policy_dir: None,
             bcrypt_cost: bcrypt::DEFAULT_COST,
+            spill: None,
         }
     }
 }
@@ -60,6 +63,7 @@ impl From<&ServeConfig> for Options {
             max_body_bytes: c.max_body_bytes,
             policy_dir: Some(c.policies.clone()),
             bcrypt_cost: c.bcrypt_cost,
+            spill: Some(crate::audit::Spill { dir: c.audit_spill_dir.clone(), drain_timeout: c.drain_timeout }),
         }
     }
 }
@@ -74,6 +78,10 @@ pub async fn build_state(store: Store, policy: Policy, options: &Options) -> any
     let live = Arc::new(Live::new(Snapshot::build(Arc::new(policy), tables, version)));
     let (queue, writer) =
         audit::channel(store.clone(), metrics.clone(), options.audit_queue_capacity, options.audit_on_full);
+    let writer = match &options.spill {
+        Some(spill) => writer.with_spill(spill.clone()),
+        None => writer,
+    };
     let state = AppState::new(Services {
         live,
         auth: Arc::new(Authenticator::new(store.clone(), options.key_cache_capacity)),
@@ -201,6 +209,10 @@ async fn shutdown_signal() {
 pub async fn serve(config: ServeConfig, policy: Policy) -> anyhow::Result<()> {
     let store = Store::connect(&config.database.database_url).await.context("connecting to the database")?;
     store.migrate().await.context("running migrations")?;
+    let replayed = audit::replay_spill(&store, &config.audit_spill_dir).await.context("writing spilled audit rows")?;
+    if replayed > 0 {
+        tracing::info!(rows = replayed, "wrote audit rows spilled at the last shutdown");
+    }
     let (state, writer) = build_state(store.clone(), policy, &Options::from(&config)).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let writer = tokio::spawn(writer.run(stop_rx.clone()));

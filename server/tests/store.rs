@@ -135,3 +135,31 @@ each_backend!(a_row_the_database_refuses_does_not_block_the_others, |backend| {
         );
     }
 });
+
+each_backend!(rows_spill_to_a_file_when_the_database_stays_down_at_shutdown, |backend| {
+    let (store, _cleanup) = support::fresh_store(backend).await;
+    let dir = std::env::temp_dir().join(format!("warden-spill-{}", Uuid::new_v4().simple()));
+    let spill = audit::Spill { dir: dir.clone(), drain_timeout: Duration::from_millis(300) };
+    let (queue, writer) = audit::channel(store.clone(), Arc::new(Metrics::new()), 100, OnFull::Block);
+    let writer = writer.with_spill(spill);
+    store.execute_raw("ALTER TABLE usage_log RENAME TO usage_log_away").await.unwrap();
+    let (stop, rx) = watch::channel(false);
+    let handle = tokio::spawn(writer.run(rx));
+    for _ in 0..7 {
+        queue.push(record(warden_server::store::now())).await.unwrap();
+    }
+    let _ = stop.send(true);
+    // Shutdown doesn't hang: past the drain timeout the rows go to a file.
+    let written = tokio::time::timeout(Duration::from_secs(20), handle).await.unwrap().unwrap();
+    assert_eq!(written, 0);
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1);
+    assert_eq!(std::fs::read_to_string(&files[0]).unwrap().lines().count(), 7);
+    // The next start writes them and removes the file.
+    store.execute_raw("ALTER TABLE usage_log_away RENAME TO usage_log").await.unwrap();
+    assert_eq!(audit::replay_spill(&store, &dir).await.unwrap(), 7);
+    assert_eq!(store.count_audit().await.unwrap(), 7);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    assert_eq!(audit::replay_spill(&store, &dir).await.unwrap(), 0, "replaying twice writes nothing twice");
+    let _ = std::fs::remove_dir_all(dir);
+});

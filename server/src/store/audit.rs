@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{Store, StoreError, on_pool};
 
 /// How a check ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// Decided and allowed.
@@ -32,7 +32,7 @@ impl Outcome {
 
 /// One row to write. It never holds request content: `meta` is built from
 /// the policy's declared fields only.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct AuditRecord {
     /// The decision's id, as returned to the client.
     pub decision_id: Uuid,
