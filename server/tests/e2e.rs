@@ -39,6 +39,15 @@ fn http(port: u16, method: &str, path: &str, key: Option<&str>, body: &str) -> (
     (status, head.to_owned(), json.unwrap_or(Value::String(rest.to_owned())))
 }
 
+/// Waits (at most 20 s) for the server to accept connections on `port`.
+fn wait_until_listening(port: u16) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -85,11 +94,7 @@ async fn run(backend: Backend) {
         .stderr(log)
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_listening(port);
 
     assert_eq!(http(port, "GET", "/health", None, "").2, json!({"status": "ok"}));
     let (status, _, ready) = http(port, "GET", "/ready", None, "");
@@ -168,11 +173,7 @@ async fn sighup_reloads_the_policies_when_watching_is_off() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_listening(port);
     let version = |key: &str| {
         http(port, "GET", "/api/admin/status", Some(key), "").2["policy_version"].as_str().unwrap().to_owned()
     };
