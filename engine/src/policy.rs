@@ -151,20 +151,32 @@ impl Policy {
     }
 
     /// Decides a request with a customer's overrides.
-    pub fn decide_with<'p>(
-        &'p self,
-        input: &'p Value,
-        overrides: &PreparedOverrides,
-    ) -> Result<Decision<'p>, Rejection> {
+    pub fn decide_with<'p>(&'p self, input: &Value, overrides: &PreparedOverrides) -> Result<Decision<'p>, Rejection> {
         let mut slots = Slots::new();
         self.schema.extract(input, &mut slots)?;
+        Ok(self.evaluate_with(&slots, overrides))
+    }
+
+    /// [`Policy::decide_with`], plus the request's declared fields (and
+    /// nothing else) for an audit record, from one walk over the request.
+    pub fn decide_recorded<'p>(
+        &'p self,
+        input: &Value,
+        overrides: &PreparedOverrides,
+    ) -> Result<(Decision<'p>, serde_json::Map<String, Value>), Rejection> {
+        let mut slots = Slots::new();
+        self.schema.extract(input, &mut slots)?;
+        Ok((self.evaluate_with(&slots, overrides), crate::input::declared_only(&self.schema, &slots)))
+    }
+
+    fn evaluate_with<'p>(&'p self, slots: &[SlotValue<'_>], overrides: &PreparedOverrides) -> Decision<'p> {
         if overrides.policy_id == self.compiled_id {
-            Ok(self.evaluate(&slots, Some(overrides)))
+            self.evaluate(slots, Some(overrides))
         } else {
             // Prepared for another version of the set: rule numbers may
             // differ, so resolve the names again rather than misapply them.
             let fresh = self.prepare(overrides.overrides());
-            Ok(self.evaluate(&slots, Some(&fresh)))
+            self.evaluate(slots, Some(&fresh))
         }
     }
 

@@ -167,7 +167,9 @@ pub async fn check(
     let request = parse_json(&body)?;
     let decision_id = Uuid::now_v7();
     let policy = &snapshot.policy;
-    let result = policy.decide_with(&request, overrides);
+    // One walk over the request gives both the decision and the audit
+    // row's declared fields.
+    let result = policy.decide_recorded(&request, overrides);
     let latency = started.elapsed();
     let mut record = AuditRecord {
         decision_id,
@@ -185,20 +187,20 @@ pub async fn check(
         latency_us: i64::try_from(latency.as_micros()).unwrap_or(i64::MAX),
         created_at: crate::store::now(),
     };
-    let answer = match &result {
-        Ok(d) => {
-            let mut meta = Value::Object(policy.declared_fields(&request).unwrap_or_default());
+    let answer = match result {
+        Ok((d, fields)) => {
+            let mut meta = Value::Object(fields);
             sanitize(&mut meta);
             record.meta = meta;
             record.risk_score = d.risk_score;
             record.allowed = d.allowed;
             record.outcome = if d.allowed { Outcome::Allowed } else { Outcome::Blocked };
             record.reason = d.reason.to_owned();
-            Ok(response_body(d, decision_id))
+            Ok(response_body(&d, decision_id))
         }
         Err(rejection) => {
             record.reason = rejection.code().to_owned();
-            Err(rejection.clone())
+            Err(rejection)
         }
     };
     state.metrics.decision(record.allowed, &record.reason, latency.as_secs_f64());
