@@ -1,7 +1,7 @@
 //! Test support: a fresh, migrated database per test (a temporary SQLite
 //! file, or a Postgres schema of its own), an app built on it without a
 //! port, and keys to call it with.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support: fail loudly
+#![allow(dead_code)] // each test module uses a different part
 
 use std::path::PathBuf;
 
@@ -232,12 +232,12 @@ impl TestApp {
 }
 
 /// Runs `body` once per available backend.
-#[macro_export]
+
 macro_rules! each_backend {
     ($name:ident, |$backend:ident| $body:block) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
-            for $backend in support::backends() {
+            for $backend in crate::support::backends() {
                 $body
             }
         }

@@ -1,8 +1,5 @@
 //! The storage layer on both backends: concurrent start-up, the audit
 //! writer surviving a database failure without losing rows, retention.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // tests fail loudly
-
-mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +30,7 @@ fn record(created_at: chrono::DateTime<chrono::Utc>) -> AuditRecord {
 }
 
 each_backend!(two_processes_starting_at_once_on_a_new_database_is_safe, |backend| {
-    let (url, _cleanup) = support::fresh_url(backend).await;
+    let (url, _cleanup) = crate::support::fresh_url(backend).await;
     let bin = env!("CARGO_BIN_EXE_warden");
     let spawn = || std::process::Command::new(bin).args(["migrate", "--database-url", &url]).output();
     let (a, b) = std::thread::scope(|s| {
@@ -49,7 +46,7 @@ each_backend!(two_processes_starting_at_once_on_a_new_database_is_safe, |backend
 });
 
 each_backend!(the_writer_keeps_rows_while_the_database_fails_and_writes_them_after, |backend| {
-    let (store, _cleanup) = support::fresh_store(backend).await;
+    let (store, _cleanup) = crate::support::fresh_store(backend).await;
     let metrics = Arc::new(Metrics::new());
     let (queue, writer) = audit::channel(store.clone(), metrics.clone(), 100, OnFull::Block);
     // Make every insert fail: the table is not where the writer expects it.
@@ -80,7 +77,7 @@ async fn store_exec(store: &Store, sql: &str) {
 }
 
 each_backend!(prune_deletes_only_old_rows, |backend| {
-    let (store, _cleanup) = support::fresh_store(backend).await;
+    let (store, _cleanup) = crate::support::fresh_store(backend).await;
     let now = warden_server::store::now();
     let old = now - chrono::Duration::days(100);
     store.insert_audit(&[record(old), record(old), record(now)]).await.unwrap();
@@ -90,7 +87,7 @@ each_backend!(prune_deletes_only_old_rows, |backend| {
 });
 
 each_backend!(large_batches_are_split_to_fit_bind_limits, |backend| {
-    let (store, _cleanup) = support::fresh_store(backend).await;
+    let (store, _cleanup) = crate::support::fresh_store(backend).await;
     let now = warden_server::store::now();
     let rows: Vec<_> = (0..1234).map(|_| record(now)).collect();
     store.insert_audit(&rows).await.unwrap();
@@ -98,7 +95,7 @@ each_backend!(large_batches_are_split_to_fit_bind_limits, |backend| {
 });
 
 each_backend!(duplicate_emails_are_conflicts, |backend| {
-    let (store, _cleanup) = support::fresh_store(backend).await;
+    let (store, _cleanup) = crate::support::fresh_store(backend).await;
     store.create_customer("a", "a@example.com", None).await.unwrap();
     assert!(matches!(store.create_customer("b", "a@example.com", None).await, Err(StoreError::Conflict(_))));
     let same = store.customer_for_email("a@example.com", "ignored").await.unwrap();
@@ -106,7 +103,7 @@ each_backend!(duplicate_emails_are_conflicts, |backend| {
 });
 
 each_backend!(a_row_the_database_refuses_does_not_block_the_others, |backend| {
-    let (store, _cleanup) = support::fresh_store(backend).await;
+    let (store, _cleanup) = crate::support::fresh_store(backend).await;
     let metrics = Arc::new(Metrics::new());
     let (queue, writer) = audit::channel(store.clone(), metrics.clone(), 100, OnFull::Block);
     let (stop, rx) = watch::channel(false);
@@ -127,7 +124,7 @@ each_backend!(a_row_the_database_refuses_does_not_block_the_others, |backend| {
     assert!(!metrics.render(0).contains("warden_audit_rows_dropped_total 1"));
     let rows = store.recent_audit(10).await.unwrap();
     let stored = rows.iter().find(|r| r.decision_id == bad_id).unwrap();
-    if backend == support::Backend::Postgres {
+    if backend == crate::support::Backend::Postgres {
         assert_eq!(
             (stored.model.clone(), stored.meta.0.clone()),
             (None, serde_json::json!({})),
@@ -137,7 +134,7 @@ each_backend!(a_row_the_database_refuses_does_not_block_the_others, |backend| {
 });
 
 each_backend!(rows_spill_to_a_file_when_the_database_stays_down_at_shutdown, |backend| {
-    let (store, _cleanup) = support::fresh_store(backend).await;
+    let (store, _cleanup) = crate::support::fresh_store(backend).await;
     let dir = std::env::temp_dir().join(format!("warden-spill-{}", Uuid::new_v4().simple()));
     let spill = audit::Spill { dir: dir.clone(), drain_timeout: Duration::from_millis(300) };
     let (queue, writer) = audit::channel(store.clone(), Arc::new(Metrics::new()), 100, OnFull::Block);

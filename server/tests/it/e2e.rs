@@ -1,9 +1,6 @@
 //! End to end: the real binary on a free port, keys made with the CLI, every
 //! endpoint called over TCP, then SIGTERM, then every decision found in the
 //! audit table. On SQLite and on Postgres.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // tests fail loudly
-
-mod support;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -11,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::Backend;
+use crate::support::Backend;
 use warden_server::store::Store;
 
 const BIN: &str = env!("CARGO_BIN_EXE_warden");
@@ -69,13 +66,13 @@ fn create_key(url: &str, email: &str, admin: bool) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_serves_every_endpoint_and_audits_every_decision_before_exiting() {
-    for backend in support::backends() {
+    for backend in crate::support::backends() {
         run(backend).await;
     }
 }
 
 async fn run(backend: Backend) {
-    let (url, _cleanup) = support::fresh_url(backend).await;
+    let (url, _cleanup) = crate::support::fresh_url(backend).await;
     let app_key = create_key(&url, "e2e@example.com", false);
     let admin_key = create_key(&url, "ops@example.com", true);
     let listed = Command::new(BIN).args(["keys", "list", "--database-url", &url]).output().unwrap();
@@ -161,8 +158,8 @@ async fn run(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_policies_when_watching_is_off() {
-    let (url, _cleanup) = support::fresh_url(Backend::Sqlite).await;
-    let dir = support::policy_dir_copy();
+    let (url, _cleanup) = crate::support::fresh_url(Backend::Sqlite).await;
+    let dir = crate::support::policy_dir_copy();
     let admin_key = create_key(&url, "ops@example.com", true);
     let port = free_port();
     let mut server = Command::new(BIN)

@@ -1,16 +1,13 @@
 //! Two instances on one database see each other's changes within a second:
 //! overrides through Postgres LISTEN/NOTIFY (or SQLite's change-counter
 //! poll), and key revocations including cached verifications.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // tests fail loudly
-
-mod support;
 
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::Request;
 use serde_json::json;
-use support::Instance;
+use crate::support::Instance;
 use warden_server::store::Role;
 
 const EXT: &str = r#"{"model":"gpt-4","operation":"classify","metadata":{"is_external_model":true}}"#;
@@ -36,11 +33,11 @@ where
 }
 
 each_backend!(instances_see_each_others_overrides_and_revocations_within_a_second, |backend| {
-    let (url, _cleanup) = support::fresh_url(backend).await;
+    let (url, _cleanup) = crate::support::fresh_url(backend).await;
     let a = Instance::start(&url).await;
     let b = Instance::start(&url).await;
-    let (key, key_id, customer) = support::create_key(&a.state.store, "app@example.com", Role::App).await;
-    let (admin_key, _, _) = support::create_key(&a.state.store, "admin@example.com", Role::Admin).await;
+    let (key, key_id, customer) = crate::support::create_key(&a.state.store, "app@example.com", Role::App).await;
+    let (admin_key, _, _) = crate::support::create_key(&a.state.store, "admin@example.com", Role::Admin).await;
     // B verifies (and caches) the key, and blocks external models.
     let (status, decision) = b.send(check(&key)).await;
     assert_eq!((status, decision["allowed"].as_bool()), (200, Some(false)));
@@ -69,11 +66,11 @@ each_backend!(instances_see_each_others_overrides_and_revocations_within_a_secon
 });
 
 each_backend!(a_rotation_grace_period_ends_on_every_instance, |backend| {
-    let (url, _cleanup) = support::fresh_url(backend).await;
+    let (url, _cleanup) = crate::support::fresh_url(backend).await;
     let a = Instance::start(&url).await;
     let b = Instance::start(&url).await;
-    let (old_key, key_id, _) = support::create_key(&a.state.store, "app@example.com", Role::App).await;
-    let (admin_key, _, _) = support::create_key(&a.state.store, "admin@example.com", Role::Admin).await;
+    let (old_key, key_id, _) = crate::support::create_key(&a.state.store, "app@example.com", Role::App).await;
+    let (admin_key, _, _) = crate::support::create_key(&a.state.store, "admin@example.com", Role::Admin).await;
     assert_eq!(b.send(check(&old_key)).await.0, 200, "B caches the old secret");
     let req = Request::post(format!("/api/admin/keys/{key_id}/rotate"))
         .header("authorization", format!("Bearer {admin_key}"))

@@ -1,8 +1,5 @@
 //! Live policy reloads: under concurrent load, with broken edits, with
 //! renames, deletions, new subfolders and atomic saves, and on SIGHUP.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // tests fail loudly
-
-mod support;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::Request;
 use serde_json::{Value, json};
-use support::{Backend, TestApp};
+use crate::support::{Backend, TestApp};
 use tokio::sync::watch;
 use warden_server::rate_limit::Quota;
 use warden_server::reload::{Reloaded, spawn_watcher};
@@ -38,7 +35,7 @@ fn atomic_write(path: &Path, text: &str) {
 }
 
 async fn watched_app(backend: Backend) -> (TestApp, std::path::PathBuf, watch::Sender<bool>) {
-    let dir = support::policy_dir_copy();
+    let dir = crate::support::policy_dir_copy();
     // A quota no test here reaches: these tests are about reloads.
     let default_quota = Quota { requests: 1_000_000_000, window: Duration::from_secs(60) };
     let options = Options { policy_dir: Some(dir.clone()), default_quota, ..TestApp::options() };
@@ -78,9 +75,9 @@ async fn decisions_stay_consistent_while_the_files_change_100_times() {
     // What each version must answer, computed independently of the server.
     let mut expected: HashMap<String, (bool, i64)> = HashMap::new();
     for text in &variants {
-        let scratch = support::policy_dir_copy();
+        let scratch = crate::support::policy_dir_copy();
         std::fs::write(scratch.join("probe.warden"), text).unwrap();
-        let policy = support::policy_from(&scratch);
+        let policy = crate::support::policy_from(&scratch);
         let d = policy.decide(&serde_json::from_str(PROBE).unwrap()).unwrap();
         expected.insert(policy.version().to_owned(), (d.allowed, d.risk_score));
         let _ = std::fs::remove_dir_all(scratch);
@@ -136,7 +133,7 @@ async fn decisions_stay_consistent_while_the_files_change_100_times() {
     assert!(total > 100, "only {total} decisions");
     assert_eq!(versions.len(), 2, "both versions served");
     // The final file content is what is served.
-    let last = support::policy_from(&dir);
+    let last = crate::support::policy_from(&dir);
     assert_eq!(app.state.live.load().policy.version(), last.version());
     let reloads = status(&app).await["reload"]["reloads_ok"].as_u64().unwrap();
     assert!(reloads >= 2, "{reloads} reloads");

@@ -1,15 +1,12 @@
 //! Every endpoint and every error path, through the router without a port,
 //! on SQLite and on Postgres.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // tests fail loudly
-
-mod support;
 
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
 use serde_json::{Value, json};
-use support::TestApp;
+use crate::support::TestApp;
 use warden_engine::RuleOverride;
 use warden_server::audit::OnFull;
 use warden_server::server::Options;

@@ -1,13 +1,10 @@
 //! The admin API: every endpoint and its error paths, on SQLite and
 //! Postgres. Changes must apply to the very next request.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // tests fail loudly
-
-mod support;
 
 use axum::body::Body;
 use axum::http::Request;
 use serde_json::{Value, json};
-use support::TestApp;
+use crate::support::TestApp;
 
 const PII: &str = r#"{"model":"gpt-4","operation":"classify","metadata":{"contains_personal_data":true}}"#;
 const EXT: &str = r#"{"model":"gpt-4","operation":"classify","metadata":{"is_external_model":true}}"#;

@@ -1,0 +1,13 @@
+//! The server's integration tests, as one test binary: the shared support
+//! module is compiled once, not once per file.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // tests fail loudly
+
+#[macro_use]
+mod support;
+
+mod admin;
+mod e2e;
+mod http;
+mod instances;
+mod reload;
+mod store;
