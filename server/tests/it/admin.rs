@@ -1,10 +1,10 @@
 //! The admin API: every endpoint and its error paths, on SQLite and
 //! Postgres. Changes must apply to the very next request.
 
+use crate::support::TestApp;
 use axum::body::Body;
 use axum::http::Request;
 use serde_json::{Value, json};
-use crate::support::TestApp;
 
 const PII: &str = r#"{"model":"gpt-4","operation":"classify","metadata":{"contains_personal_data":true}}"#;
 const EXT: &str = r#"{"model":"gpt-4","operation":"classify","metadata":{"is_external_model":true}}"#;

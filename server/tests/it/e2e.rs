@@ -7,8 +7,8 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
 use crate::support::Backend;
+use serde_json::{Value, json};
 use warden_server::store::Store;
 
 const BIN: &str = env!("CARGO_BIN_EXE_warden");

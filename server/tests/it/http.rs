@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use crate::support::TestApp;
 use axum::body::Body;
 use axum::http::Request;
 use serde_json::{Value, json};
-use crate::support::TestApp;
 use warden_engine::RuleOverride;
 use warden_server::audit::OnFull;
 use warden_server::server::Options;

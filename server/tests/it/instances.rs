@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::Instance;
 use axum::body::Body;
 use axum::http::Request;
 use serde_json::json;
-use crate::support::Instance;
 use warden_server::store::Role;
 
 const EXT: &str = r#"{"model":"gpt-4","operation":"classify","metadata":{"is_external_model":true}}"#;

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::{Backend, TestApp};
 use axum::body::Body;
 use axum::http::Request;
 use serde_json::{Value, json};
-use crate::support::{Backend, TestApp};
 use tokio::sync::watch;
 use warden_server::rate_limit::Quota;
 use warden_server::reload::{Reloaded, spawn_watcher};
