@@ -5,16 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::{DatabaseArgs, ServeConfig};
+use crate::config::{DatabaseArgs, ServeArgs};
 
-/// Parses the command line (with `--config` files expanded) and runs it.
+/// Parses the command line and runs it.
 pub fn run() -> ExitCode {
-    let mut args: Vec<String> = std::env::args().collect();
-    if let Err(e) = expand_config_file(&mut args) {
-        eprintln!("error: {e:#}");
-        return ExitCode::FAILURE;
-    }
-    let cli = Cli::parse_from(args);
+    let cli = Cli::parse();
     match crate::commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -22,25 +17,6 @@ pub fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// For `serve --config FILE` (or `WARDEN_CONFIG`), inserts the file's
-/// settings as flags right after `serve`, so flags given on the command line
-/// (which come later, and override) still win.
-fn expand_config_file(args: &mut Vec<String>) -> anyhow::Result<()> {
-    let Some(serve_at) = args.iter().position(|a| a == "serve") else {
-        return Ok(());
-    };
-    let from_flag = args.iter().position(|a| a == "--config").and_then(|i| args.get(i + 1).cloned());
-    let from_inline = args.iter().find_map(|a| a.strip_prefix("--config=").map(str::to_owned));
-    let path = from_flag.or(from_inline).or_else(|| std::env::var("WARDEN_CONFIG").ok());
-    if let Some(path) = path {
-        let extra = crate::config::config_file_args(std::path::Path::new(&path))?;
-        let tail = args.split_off(serve_at + 1);
-        args.extend(extra);
-        args.extend(tail);
-    }
-    Ok(())
 }
 
 /// Warden: a declarative policy engine for AI governance.
@@ -104,7 +80,7 @@ pub enum Command {
         explain: bool,
     },
     /// Run the decision service.
-    Serve(ServeConfig),
+    Serve(ServeArgs),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
     /// Manage API keys.

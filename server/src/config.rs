@@ -1,15 +1,24 @@
-//! `warden serve` configuration: one clap struct. Every field reads a flag,
-//! then an environment variable, then its default; `--config FILE` (a TOML
-//! file of the same names) fills in anything not given as a flag.
+//! `warden serve` configuration: one layered loader, built on figment.
+//!
+//! Each setting is resolved from, in rising precedence: its default, the
+//! TOML file named by `--config` (or `WARDEN_CONFIG`), the environment
+//! (`WARDEN_<NAME>`), and the command line (`--<name>`). The result is
+//! validated once, at start-up; a bad value is an error naming the setting
+//! and where it came from, never a panic at the first request.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format as _, Serialized, Toml};
+use serde::{Deserialize, Serialize};
 
 use crate::audit::OnFull;
 
 /// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
     Human,
@@ -17,113 +26,342 @@ pub enum LogFormat {
     Json,
 }
 
-/// Database connection, shared by every command that needs one.
+/// Database connection, for the commands other than `serve` (`migrate`,
+/// `keys`, `logs`), which take it from a flag or the environment.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseArgs {
     /// Database URL: `sqlite://PATH` (created on first start) or `postgres://…`.
-    #[arg(long, env = "WARDEN_DATABASE_URL", default_value = "sqlite://warden.db")]
+    #[arg(long, env = "WARDEN_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
 }
 
-/// `warden serve`.
-#[derive(Debug, Clone, clap::Args)]
+const DEFAULT_DATABASE_URL: &str = "sqlite://warden.db";
+
+/// The resolved settings of `warden serve`. Field names are the setting
+/// names: `rate_limit_requests` is `--rate-limit-requests`,
+/// `WARDEN_RATE_LIMIT_REQUESTS` and `rate_limit_requests = …` in the file.
+/// Durations are written as humantime strings (`60s`, `1m`, `500ms`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServeConfig {
     /// Address to listen on.
-    #[arg(long, env = "WARDEN_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Database connection.
-    #[command(flatten)]
-    pub database: DatabaseArgs,
+    /// Database URL: `sqlite://PATH` or `postgres://…`.
+    pub database_url: String,
     /// Policy directory.
-    #[arg(long, env = "WARDEN_POLICIES", default_value = "policies")]
     pub policies: PathBuf,
-    /// Largest accepted request body, in bytes.
-    #[arg(long, env = "WARDEN_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    /// Largest accepted request body, in bytes (larger bodies get 413).
     pub max_body_bytes: usize,
-    /// Default rate limit: requests per window, per API key.
-    #[arg(long, env = "WARDEN_RATE_LIMIT_REQUESTS", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Default rate limit: requests per window, per API key (at least 1).
     pub rate_limit_requests: u32,
-    /// Default rate limit window (e.g. `60s`, `1m`).
-    #[arg(long, env = "WARDEN_RATE_LIMIT_WINDOW", default_value = "60s", value_parser = parse_window)]
+    /// Default rate limit window (at least one second).
+    #[serde(with = "humantime_serde")]
     pub rate_limit_window: Duration,
-    /// Audit rows that may wait for the writer.
-    #[arg(long, env = "WARDEN_AUDIT_QUEUE_CAPACITY", default_value_t = 10_000)]
+    /// Audit rows that may wait for the writer (at least 1).
     pub audit_queue_capacity: usize,
     /// When the audit queue is full: `block` (requests wait) or `reject` (503).
-    #[arg(long = "audit-on-full", env = "WARDEN_AUDIT_ON_FULL", value_enum, default_value_t = OnFull::Block)]
     pub audit_on_full: OnFull,
-    /// Where audit rows go if the database is still down `--drain-timeout`
-    /// after shutdown began; the next start writes them to the database.
-    #[arg(long, env = "WARDEN_AUDIT_SPILL_DIR", default_value = "warden-audit-spill")]
+    /// Where audit rows go when the database can't take them; the next
+    /// start (or the database's return) writes them to the database.
     pub audit_spill_dir: PathBuf,
     /// How long shutdown waits for an unreachable database before spilling.
-    #[arg(long, env = "WARDEN_DRAIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
     pub drain_timeout: Duration,
-    /// Verified API keys remembered in memory.
-    #[arg(long, env = "WARDEN_KEY_CACHE_CAPACITY", default_value_t = 10_000)]
+    /// Verified API keys remembered in memory (at least 1).
     pub key_cache_capacity: usize,
-    /// Log format.
-    #[arg(long, env = "WARDEN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    /// Log format: `human` or `json`.
     pub log_format: LogFormat,
     /// Don't watch the policy directory (SIGHUP still reloads).
-    #[arg(long, env = "WARDEN_NO_WATCH")]
     pub no_watch: bool,
     /// bcrypt cost for keys created through the admin API (4–31).
-    #[arg(long, env = "WARDEN_BCRYPT_COST", default_value_t = bcrypt::DEFAULT_COST, value_parser = clap::value_parser!(u32).range(4..=31))]
     pub bcrypt_cost: u32,
-    /// Read settings from this TOML file (same names as the flags, with `_`).
-    #[arg(long, env = "WARDEN_CONFIG")]
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            policies: PathBuf::from("policies"),
+            max_body_bytes: 64 * 1024,
+            rate_limit_requests: 100,
+            rate_limit_window: Duration::from_secs(60),
+            audit_queue_capacity: 10_000,
+            audit_on_full: OnFull::Block,
+            audit_spill_dir: PathBuf::from("warden-audit-spill"),
+            drain_timeout: Duration::from_secs(30),
+            key_cache_capacity: 10_000,
+            log_format: LogFormat::Human,
+            no_watch: false,
+            bcrypt_cost: bcrypt::DEFAULT_COST,
+        }
+    }
+}
+
+/// The setting names, as read from `WARDEN_<NAME>` environment variables.
+/// Only these are read, so unrelated `WARDEN_*` variables (`WARDEN_CONFIG`,
+/// test settings) are not mistaken for unknown settings. A unit test checks
+/// the list against [`ServeConfig`]'s fields.
+const SETTINGS: [&str; 14] = [
+    "listen",
+    "database_url",
+    "policies",
+    "max_body_bytes",
+    "rate_limit_requests",
+    "rate_limit_window",
+    "audit_queue_capacity",
+    "audit_on_full",
+    "audit_spill_dir",
+    "drain_timeout",
+    "key_cache_capacity",
+    "log_format",
+    "no_watch",
+    "bcrypt_cost",
+];
+
+/// The environment variable naming the configuration file.
+pub const CONFIG_ENV: &str = "WARDEN_CONFIG";
+
+/// `warden serve`'s command line: every setting as an optional flag. Only
+/// the flags given take part in the layering; the rest come from the
+/// environment, the file or the defaults.
+#[derive(Debug, Clone, Default, clap::Args, Serialize)]
+pub struct ServeArgs {
+    /// Read settings from this TOML file (names as below, with `_`:
+    /// `rate_limit_requests = 500`). Env: `WARDEN_CONFIG`.
+    #[arg(long)]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// Database URL: `sqlite://PATH` or `postgres://…` [default: sqlite://warden.db].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Policy directory [default: policies].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policies: Option<PathBuf>,
+    /// Largest accepted request body, in bytes [default: 65536].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<usize>,
+    /// Default rate limit: requests per window, per API key [default: 100].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_requests: Option<u32>,
+    /// Default rate limit window, e.g. `60s`, `1m` [default: 60s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
+    pub rate_limit_window: Option<Duration>,
+    /// Audit rows that may wait for the writer [default: 10000].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_queue_capacity: Option<usize>,
+    /// When the audit queue is full: `block` or `reject` [default: block].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_on_full: Option<OnFull>,
+    /// Directory for audit rows the database can't take yet [default: warden-audit-spill].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_spill_dir: Option<PathBuf>,
+    /// How long shutdown waits for an unreachable database before spilling [default: 30s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
+    pub drain_timeout: Option<Duration>,
+    /// Verified API keys remembered in memory [default: 10000].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_cache_capacity: Option<usize>,
+    /// Log format [default: human].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    /// Don't watch the policy directory (SIGHUP still reloads).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_watch: bool,
+    /// bcrypt cost for keys created through the admin API, 4–31 [default: 12].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bcrypt_cost: Option<u32>,
 }
 
-fn parse_window(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{e}; write a duration such as `60s` or `1m`"))?;
-    if d.as_secs() == 0 {
-        return Err("the window must be at least one second".to_owned());
-    }
-    Ok(d)
+/// A configuration that can't be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named by `--config` or `WARDEN_CONFIG` is missing.
+    #[error("config file `{0}` does not exist")]
+    MissingFile(PathBuf),
+    /// A value could not be read (wrong type, unknown setting, bad syntax);
+    /// the message names the setting and its source.
+    #[error(transparent)]
+    Read(#[from] Box<figment::Error>),
+    /// Values were read but are out of range.
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Invalid(Vec<String>),
 }
 
-/// The arguments a `--config` file adds: `--name value` for each key in it,
-/// placed before the command line's own so that flags win.
-pub fn config_file_args(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
-    use anyhow::Context as _;
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading config file `{}`", path.display()))?;
-    let table: toml::Table =
-        toml::from_str(&text).with_context(|| format!("config file `{}` is not valid TOML", path.display()))?;
-    let mut args = Vec::new();
-    for (key, value) in table {
-        let value = match value {
-            toml::Value::String(s) => s,
-            toml::Value::Integer(i) => i.to_string(),
-            toml::Value::Boolean(b) => b.to_string(),
-            other => anyhow::bail!(
-                "config file `{}`: `{key}` must be a string, integer or boolean, found {}",
-                path.display(),
-                other.type_str()
-            ),
-        };
-        args.push(format!("--{}", key.replace('_', "-")));
-        args.push(value);
+impl ServeConfig {
+    /// Resolves the settings: defaults < `--config` file < `WARDEN_*`
+    /// environment < flags, then validates them.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming each bad setting and where it came from.
+    pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let file = args.config.clone().or_else(|| std::env::var_os(CONFIG_ENV).map(PathBuf::from));
+        Self::figment(file.as_deref(), args)?.extract::<Self>().map_err(|e| ConfigError::Read(Box::new(e)))?.validated()
     }
-    Ok(args)
+
+    fn figment(file: Option<&Path>, args: &ServeArgs) -> Result<Figment, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Self::default()));
+        if let Some(path) = file {
+            // figment treats a missing file as empty; a named file must exist.
+            if !path.is_file() {
+                return Err(ConfigError::MissingFile(path.to_path_buf()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        Ok(figment.merge(Env::prefixed("WARDEN_").only(&SETTINGS)).merge(Serialized::defaults(args)))
+    }
+
+    /// Checks ranges the types can't express.
+    fn validated(self) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        if self.rate_limit_requests == 0 {
+            problems.push("`rate_limit_requests` must be at least 1".to_owned());
+        }
+        if self.rate_limit_window < Duration::from_secs(1) {
+            problems.push(format!(
+                "`rate_limit_window` must be at least one second, got {}",
+                humantime::format_duration(self.rate_limit_window)
+            ));
+        }
+        if self.audit_queue_capacity == 0 {
+            problems.push("`audit_queue_capacity` must be at least 1".to_owned());
+        }
+        if self.key_cache_capacity == 0 {
+            problems.push("`key_cache_capacity` must be at least 1".to_owned());
+        }
+        if self.max_body_bytes < 64 {
+            problems.push(format!("`max_body_bytes` must be at least 64, got {}", self.max_body_bytes));
+        }
+        if !(4..=31).contains(&self.bcrypt_cost) {
+            problems.push(format!("`bcrypt_cost` must be between 4 and 31, got {}", self.bcrypt_cost));
+        }
+        if problems.is_empty() { Ok(self) } else { Err(ConfigError::Invalid(problems)) }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)] // tests fail loudly
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::result_large_err)] // tests fail loudly
 
-    use super::config_file_args;
+    use figment::Jail;
+
+    use super::*;
+
+    fn load_in(jail: &Jail, file: Option<&str>, args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
+        let path = file.map(|text| {
+            jail.create_file("warden.toml", text).unwrap();
+            jail.directory().join("warden.toml")
+        });
+        let args = ServeArgs { config: path, ..args.clone() };
+        ServeConfig::load(&args)
+    }
 
     #[test]
-    fn a_config_file_becomes_flags() {
-        let path = std::env::temp_dir().join(format!("warden-config-{}.toml", std::process::id()));
-        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nrate_limit_requests = 500\naudit_on_full = \"reject\"\n")
-            .unwrap();
-        let args = config_file_args(&path).unwrap();
-        assert_eq!(args, ["--audit-on-full", "reject", "--listen", "0.0.0.0:9000", "--rate-limit-requests", "500"]);
-        std::fs::write(&path, "listen = [1]\n").unwrap();
-        assert!(config_file_args(&path).unwrap_err().to_string().contains("`listen` must be a string"));
-        std::fs::remove_file(&path).unwrap();
+    fn the_env_list_names_every_setting_and_nothing_else() {
+        let value = serde_json::to_value(ServeConfig::default()).unwrap();
+        let mut fields: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        fields.sort_unstable();
+        let mut listed = SETTINGS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(fields, listed);
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_given() {
+        Jail::expect_with(|jail| {
+            let c = load_in(jail, None, &ServeArgs::default()).unwrap();
+            assert_eq!(c, ServeConfig::default());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn precedence_is_defaults_then_file_then_environment_then_flags() {
+        Jail::expect_with(|jail| {
+            let file = "rate_limit_requests = 200\nkey_cache_capacity = 7\nbcrypt_cost = 5\n";
+            let c = load_in(jail, Some(file), &ServeArgs::default()).unwrap();
+            assert_eq!((c.rate_limit_requests, c.key_cache_capacity, c.bcrypt_cost), (200, 7, 5));
+
+            jail.set_env("WARDEN_RATE_LIMIT_REQUESTS", "300");
+            jail.set_env("WARDEN_KEY_CACHE_CAPACITY", "8");
+            let c = load_in(jail, Some(file), &ServeArgs::default()).unwrap();
+            assert_eq!((c.rate_limit_requests, c.key_cache_capacity, c.bcrypt_cost), (300, 8, 5), "env beats file");
+
+            let flags = ServeArgs { rate_limit_requests: Some(400), ..ServeArgs::default() };
+            let c = load_in(jail, Some(file), &flags).unwrap();
+            assert_eq!((c.rate_limit_requests, c.key_cache_capacity), (400, 8), "flags beat env");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn booleans_come_from_the_file_the_environment_or_a_flag() {
+        Jail::expect_with(|jail| {
+            assert!(load_in(jail, Some("no_watch = true\n"), &ServeArgs::default()).unwrap().no_watch);
+            assert!(!load_in(jail, Some("no_watch = false\n"), &ServeArgs::default()).unwrap().no_watch);
+            jail.set_env("WARDEN_NO_WATCH", "true");
+            assert!(load_in(jail, Some("no_watch = false\n"), &ServeArgs::default()).unwrap().no_watch);
+            jail.set_env("WARDEN_NO_WATCH", "false");
+            let flag = ServeArgs { no_watch: true, ..ServeArgs::default() };
+            assert!(load_in(jail, None, &flag).unwrap().no_watch);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn durations_are_humantime_strings_in_every_layer() {
+        Jail::expect_with(|jail| {
+            let c = load_in(jail, Some("rate_limit_window = \"90s\"\ndrain_timeout = \"2m\"\n"), &ServeArgs::default())
+                .unwrap();
+            assert_eq!((c.rate_limit_window, c.drain_timeout), (Duration::from_secs(90), Duration::from_secs(120)));
+            jail.set_env("WARDEN_DRAIN_TIMEOUT", "500ms");
+            let c = load_in(jail, None, &ServeArgs::default()).unwrap();
+            assert_eq!(c.drain_timeout, Duration::from_millis(500));
+            let flags = ServeArgs { drain_timeout: Some(Duration::from_secs(3)), ..ServeArgs::default() };
+            assert_eq!(load_in(jail, None, &flags).unwrap().drain_timeout, Duration::from_secs(3));
+            let err = load_in(jail, Some("rate_limit_window = \"soon\"\n"), &ServeArgs::default()).unwrap_err();
+            assert!(err.to_string().contains("rate_limit_window"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_files_and_values_are_refused_naming_the_setting() {
+        Jail::expect_with(|jail| {
+            let err = load_in(jail, Some("rate_limt_requests = 5\n"), &ServeArgs::default()).unwrap_err();
+            assert!(err.to_string().contains("rate_limt_requests"), "unknown settings are named: {err}");
+            let err = load_in(jail, Some("listen = [1]\n"), &ServeArgs::default()).unwrap_err();
+            assert!(err.to_string().contains("listen"), "{err}");
+            let err = load_in(jail, Some("rate_limit_requests = 0\nbcrypt_cost = 40\n"), &ServeArgs::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("rate_limit_requests") && err.contains("bcrypt_cost"), "every problem: {err}");
+            jail.set_env("WARDEN_MAX_BODY_BYTES", "lots");
+            let err = load_in(jail, None, &ServeArgs::default()).unwrap_err().to_string();
+            assert!(
+                err.to_lowercase().contains("max_body_bytes") && err.contains("WARDEN_"),
+                "names the source: {err}"
+            );
+            let missing = ServeArgs { config: Some(PathBuf::from("/nonexistent/warden.toml")), ..ServeArgs::default() };
+            assert!(matches!(ServeConfig::load(&missing), Err(ConfigError::MissingFile(_))));
+            Ok(())
+        });
     }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use crate::cli::{KeysCommand, LogsCommand};
-use crate::config::{DatabaseArgs, ServeConfig};
+use crate::config::{DatabaseArgs, ServeArgs, ServeConfig};
 use crate::store::{NewKey, Role, Store};
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -20,8 +20,9 @@ async fn open(db: &DatabaseArgs) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-pub fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
+pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal as _;
+    let config = ServeConfig::load(&args)?;
     crate::telemetry::init(config.log_format, std::io::stderr().is_terminal(), std::io::stderr);
     let Some((policy, warnings)) = super::load_policy(&config.policies)? else {
         return Ok(ExitCode::FAILURE);
