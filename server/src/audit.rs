@@ -25,7 +25,7 @@ const LINGER: Duration = Duration::from_millis(5);
 const BLOCK_LIMIT: Duration = Duration::from_secs(10);
 
 /// What to do with a request when the audit queue is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnFull {
     /// Wait for room (the request is slower, never unaudited).

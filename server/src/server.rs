@@ -207,7 +207,7 @@ async fn shutdown_signal() {
 /// Runs the service until SIGINT/SIGTERM, then stops accepting, finishes
 /// in-flight requests, drains the audit queue and returns.
 pub async fn serve(config: ServeConfig, policy: Policy) -> anyhow::Result<()> {
-    let store = Store::connect(&config.database.database_url).await.context("connecting to the database")?;
+    let store = Store::connect(&config.database_url).await.context("connecting to the database")?;
     store.migrate().await.context("running migrations")?;
     let replayed = audit::replay_spill(&store, &config.audit_spill_dir).await.context("writing spilled audit rows")?;
     if replayed > 0 {
