@@ -9,5 +9,6 @@ mod admin;
 mod e2e;
 mod http;
 mod instances;
+mod rate_limit;
 mod reload;
 mod store;
