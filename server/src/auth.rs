@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use dashmap::DashMap;
+use quick_cache::sync::Cache;
 use rand::Rng as _;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
@@ -109,26 +109,28 @@ struct Verified {
 /// eight bytes pick the entry; the full digest is then compared in constant
 /// time), so during a rotation's grace period the old and the new secret
 /// each have an entry. A hit means the client sent exactly a key that bcrypt
-/// accepted; a wrong secret hashes elsewhere and never matches. Revoking a key drops every
-/// entry of its id. Entries are re-checked against the database whenever
-/// keys change anywhere and every few seconds regardless
+/// accepted; a wrong secret hashes elsewhere and never matches. Revoking a
+/// key drops every entry of its id. Entries are re-checked against the
+/// database whenever keys change anywhere and every few seconds regardless
 /// ([`Authenticator::revalidate`]).
+///
+/// All three memories are bounded `quick_cache` caches (S3-FIFO eviction);
+/// the verified-key cache's placeholder guards also make verification
+/// single-flight: when many connections present a new key at once, one runs
+/// bcrypt and the rest wait for its result.
 #[derive(Debug)]
 pub struct Authenticator {
     store: Store,
-    cache: DashMap<u64, Verified>,
+    cache: Cache<u64, Verified>,
     /// SHA-256 of keys that failed verification, so a repeated wrong key
     /// is refused without running bcrypt again.
-    failed: DashMap<[u8; 32], std::time::Instant>,
+    failed: Cache<[u8; 32], std::time::Instant>,
     /// Key ids the database didn't have, refused without asking again for a
     /// few seconds (cleared whenever keys change).
-    unknown: DashMap<Uuid, std::time::Instant>,
-    /// One lock per presented key being verified.
-    inflight: DashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>,
+    unknown: Cache<Uuid, std::time::Instant>,
     /// Moves on every invalidation and revalidation; a verification that
     /// started before a revocation must not cache its result.
     generation: AtomicU64,
-    capacity: usize,
     bcrypt_verifications: AtomicU64,
 }
 
@@ -141,17 +143,24 @@ fn bucket(sha: &[u8; 32]) -> u64 {
 /// How long an unknown key id is refused without a database lookup.
 const UNKNOWN_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
+impl Verified {
+    /// Whether this entry answers for the key whose digest is `sha`, now.
+    fn answers(&self, sha: &[u8; 32]) -> bool {
+        bool::from(self.token_sha.ct_eq(sha)) && self.valid_until.is_none_or(|until| chrono::Utc::now() < until)
+    }
+}
+
 impl Authenticator {
-    /// An authenticator remembering at most `capacity` keys.
+    /// An authenticator remembering at most about `capacity` verified keys
+    /// (and as many failed keys and unknown key ids).
     pub fn new(store: Store, capacity: usize) -> Self {
+        let capacity = capacity.max(1);
         Self {
             store,
-            cache: DashMap::new(),
-            failed: DashMap::new(),
-            unknown: DashMap::new(),
-            inflight: DashMap::new(),
+            cache: Cache::new(capacity),
+            failed: Cache::new(capacity),
+            unknown: Cache::new(capacity),
             generation: AtomicU64::new(0),
-            capacity: capacity.max(1),
             bcrypt_verifications: AtomicU64::new(0),
         }
     }
@@ -162,58 +171,56 @@ impl Authenticator {
     }
 
     /// Verifies a presented key.
+    ///
+    /// # Errors
+    /// [`AuthError`]: malformed, unknown (or wrong secret), inactive, or the
+    /// database could not be asked.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
         let (id, secret) = parse(token).ok_or(AuthError::Malformed)?;
         let sha: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(p) = self.cached(&sha) {
-            return Ok(p);
+        let slot = bucket(&sha);
+        if let Some(hit) = self.cache.get(&slot).filter(|v| v.answers(&sha)) {
+            return Ok(hit.principal);
         }
         if self.recently_failed(&sha) || self.unknown.get(&id).is_some_and(|at| at.elapsed() < UNKNOWN_TTL) {
             return Err(AuthError::Unknown);
         }
-        // One verification per presented key at a time: when many
-        // connections present a new key at once, one runs bcrypt and the rest
-        // reuse its result. Keyed by the token, so a stranger guessing
-        // secrets for a known id doesn't queue the real holder behind them.
-        let lock = self.inflight.entry(sha).or_default().clone();
-        let turn = lock.lock().await;
-        let outcome = match self.cached(&sha) {
-            Some(p) => Ok(p),
-            None if self.recently_failed(&sha) => Err(AuthError::Unknown),
-            None => self.verify(id, secret, sha).await,
+        // One verification per presented key at a time: the first caller
+        // gets the placeholder guard and runs bcrypt; the others wait for the
+        // value it inserts. Keyed by the token's digest, so a stranger
+        // guessing secrets for a known id doesn't queue the real holder.
+        let guard = match self.cache.get_value_or_guard_async(&slot).await {
+            Ok(hit) if hit.answers(&sha) => return Ok(hit.principal),
+            // An expired grace-period entry, or (vanishingly rare) another
+            // key in the same bucket: verify without the single-flight guard.
+            Ok(_) => None,
+            Err(guard) => Some(guard),
         };
-        drop(turn);
-        self.inflight.remove_if(&sha, |_, l| Arc::strong_count(l) <= 2);
-        outcome
-    }
-
-    fn cached(&self, sha: &[u8; 32]) -> Option<Principal> {
-        let hit = self.cache.get(&bucket(sha))?;
-        let same = bool::from(hit.token_sha.ct_eq(sha));
-        let current = hit.valid_until.is_none_or(|until| chrono::Utc::now() < until);
-        (same && current).then_some(hit.principal)
+        if self.recently_failed(&sha) {
+            return Err(AuthError::Unknown);
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let verified = self.verify(id, secret, sha).await?;
+        let principal = verified.principal;
+        // A revocation that landed while bcrypt ran wins: answer this one
+        // request, but don't remember the key.
+        if self.generation.load(Ordering::SeqCst) == generation {
+            match guard {
+                Some(guard) => {
+                    let _ = guard.insert(verified);
+                }
+                None => self.cache.insert(slot, verified),
+            }
+        }
+        Ok(principal)
     }
 
     fn recently_failed(&self, sha: &[u8; 32]) -> bool {
         self.failed.get(sha).is_some_and(|at| at.elapsed() < FAILED_TTL)
     }
 
-    fn remember_failure(&self, sha: [u8; 32]) {
-        if self.failed.len() >= self.capacity {
-            self.failed.retain(|_, at| at.elapsed() < FAILED_TTL);
-            if self.failed.len() >= self.capacity {
-                self.failed.clear();
-            }
-        }
-        self.failed.insert(sha, std::time::Instant::now());
-    }
-
-    async fn verify(&self, id: Uuid, secret: &str, sha: [u8; 32]) -> Result<Principal, AuthError> {
-        let generation = self.generation.load(Ordering::SeqCst);
+    async fn verify(&self, id: Uuid, secret: &str, sha: [u8; 32]) -> Result<Verified, AuthError> {
         let Some(record) = self.store.key(id).await? else {
-            if self.unknown.len() >= self.capacity {
-                self.unknown.clear();
-            }
             self.unknown.insert(id, std::time::Instant::now());
             return Err(AuthError::Unknown);
         };
@@ -238,27 +245,11 @@ impl Authenticator {
         .ok()
         .flatten();
         let Some((matched_hash, valid_until)) = matched else {
-            self.remember_failure(sha);
+            self.failed.insert(sha, std::time::Instant::now());
             return Err(AuthError::Unknown);
         };
         let principal = Principal { key_id: record.id, customer_id: record.customer_id, role: record.role };
-        // A revocation that landed while bcrypt ran wins: answer this one
-        // request, but don't remember the key.
-        if self.generation.load(Ordering::SeqCst) != generation {
-            return Ok(principal);
-        }
-        if self.cache.len() >= self.capacity {
-            // Bounded: drop an arbitrary entry; it costs one bcrypt later.
-            let victim = self.cache.iter().next().map(|e| *e.key());
-            if let Some(v) = victim {
-                self.cache.remove(&v);
-            }
-        }
-        self.cache.insert(
-            bucket(&sha),
-            Verified { token_sha: sha, key_id: id, secret_hash: matched_hash.into(), valid_until, principal },
-        );
-        Ok(principal)
+        Ok(Verified { token_sha: sha, key_id: id, secret_hash: matched_hash.into(), valid_until, principal })
     }
 
     /// Forgets a key at once (on rotation or deletion): every cached token
@@ -272,33 +263,40 @@ impl Authenticator {
     /// Drops cached keys that were deleted, deactivated or rotated in the
     /// database since they were verified, and carries a rotation's grace
     /// deadline onto entries of the old secret. Returns how many it dropped.
+    ///
+    /// # Errors
+    /// The database could not be asked; the cache is left as it was.
     pub async fn revalidate(&self) -> Result<usize, StoreError> {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.unknown.clear();
-        let ids: Vec<Uuid> = {
-            let mut ids: Vec<Uuid> = self.cache.iter().map(|e| e.key_id).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            ids
-        };
+        let entries: Vec<(u64, Verified)> = self.cache.iter().collect();
+        let mut ids: Vec<Uuid> = entries.iter().map(|(_, v)| v.key_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
         if ids.is_empty() {
             return Ok(0);
         }
         let current = self.store.key_states(&ids).await?;
         let now = chrono::Utc::now();
-        let before = self.cache.len();
-        self.cache.retain(|_, v| match current.get(&v.key_id) {
-            Some(record) if record.active && *v.secret_hash == record.secret_hash => {
-                v.valid_until = None;
-                true
+        let mut dropped = 0;
+        for (slot, mut v) in entries {
+            let valid_until = match current.get(&v.key_id) {
+                Some(record) if record.active && *v.secret_hash == record.secret_hash => None,
+                Some(record) if record.accepts_hash(&v.secret_hash, now) => record.previous_valid_until,
+                _ => {
+                    // Only the entry that was checked: a verification that
+                    // began after this pass may have cached a current one.
+                    self.cache.remove_if(&slot, |cur| cur.secret_hash == v.secret_hash);
+                    dropped += 1;
+                    continue;
+                }
+            };
+            if v.valid_until != valid_until {
+                v.valid_until = valid_until;
+                self.cache.insert(slot, v);
             }
-            Some(record) if record.accepts_hash(&v.secret_hash, now) => {
-                v.valid_until = record.previous_valid_until;
-                true
-            }
-            _ => false,
-        });
-        Ok(before - self.cache.len())
+        }
+        Ok(dropped)
     }
 }
 

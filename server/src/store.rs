@@ -12,6 +12,8 @@ mod keys;
 mod overrides;
 
 use std::str::FromStr as _;
+
+use backon::Retryable as _;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -130,6 +132,36 @@ fn is_locked(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")))
 }
 
+/// Whether a SQLite migration failed because another process was applying
+/// the same migrations at that moment: the database was locked, or the
+/// other process's table or migration record appeared first. Any other
+/// failure (a bad migration, a full disk) is not retried.
+fn migration_raced(e: &sqlx::migrate::MigrateError) -> bool {
+    use sqlx::migrate::MigrateError;
+    let (MigrateError::Execute(inner) | MigrateError::ExecuteMigration(inner, _)) = e else {
+        return false;
+    };
+    match inner {
+        sqlx::Error::Database(db) => {
+            // 5/6: busy/locked; 1555/2067: the migration record's primary
+            // key or unique constraint; "already exists": a table or index
+            // another process just created.
+            matches!(db.code().as_deref(), Some("5" | "6" | "1555" | "2067")) || db.message().contains("already exists")
+        }
+        _ => false,
+    }
+}
+
+/// Retries for start-up races between processes sharing one SQLite file:
+/// 20 ms doubling to 200 ms, with jitter, at most 50 tries (a few seconds).
+fn start_up_backoff() -> backon::ExponentialBuilder {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(20))
+        .with_max_delay(Duration::from_millis(200))
+        .with_max_times(50)
+        .with_jitter()
+}
+
 /// The connection pool of one backend.
 #[derive(Debug, Clone)]
 pub enum Pool {
@@ -167,24 +199,16 @@ impl Store {
             // Two processes creating the file at once race to switch it to
             // WAL, and the loser gets "database is locked" before any busy
             // timeout applies; it waits and tries again.
-            let mut attempt = 0u64;
-            loop {
-                let connected = SqlitePoolOptions::new()
+            let pool = (|| {
+                SqlitePoolOptions::new()
                     .max_connections(4)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options.clone())
-                    .await;
-                match connected {
-                    Ok(pool) => {
-                        return Ok(Self { pool: Pool::Sqlite(pool) });
-                    }
-                    Err(e) if attempt < 50 && is_locked(&e) => {
-                        attempt += 1;
-                        tokio::time::sleep(Duration::from_millis(20 * attempt.min(10))).await;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
+            })
+            .retry(start_up_backoff())
+            .when(is_locked)
+            .await?;
+            return Ok(Self { pool: Pool::Sqlite(pool) });
         }
         Err(StoreError::UnsupportedUrl(redact_url(url)))
     }
@@ -204,18 +228,11 @@ impl Store {
         match &self.pool {
             Pool::Postgres(p) => PG_MIGRATOR.run(p).await?,
             Pool::Sqlite(p) => {
-                let mut attempt = 0;
-                loop {
-                    match SQLITE_MIGRATOR.run(p).await {
-                        Ok(()) => break,
-                        Err(e) if attempt < 5 => {
-                            attempt += 1;
-                            tracing::debug!(error = %e, attempt, "sqlite migration raced another process; retrying");
-                            tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
+                (|| SQLITE_MIGRATOR.run(p))
+                    .retry(start_up_backoff())
+                    .when(migration_raced)
+                    .notify(|e, wait| tracing::debug!(error = %e, ?wait, "sqlite migration raced another process; retrying"))
+                    .await?;
             }
         }
         Ok(())
