@@ -160,10 +160,15 @@ async fn sighup_reloads_the_policies_when_watching_is_off() {
     let dir = crate::support::policy_dir_copy();
     let admin_key = create_key(&url, "ops@example.com", true);
     let port = free_port();
+    // Settings from all three layers: the file turns watching off (a
+    // boolean in the file), the environment names the database, a flag the
+    // address.
+    let config = dir.with_extension("toml");
+    std::fs::write(&config, format!("no_watch = true\npolicies = {:?}\nlisten = \"127.0.0.1:1\"\n", dir)).unwrap();
     let mut server = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &url, "--no-watch"])
-        .arg("--policies")
-        .arg(&dir)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+        .arg(&config)
+        .env("WARDEN_DATABASE_URL", &url)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -185,4 +190,22 @@ async fn sighup_reloads_the_policies_when_watching_is_off() {
     assert!(Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap().success());
     assert!(server.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_file(config);
+}
+
+#[test]
+fn a_bad_configuration_stops_start_up_naming_the_setting() {
+    let config = std::env::temp_dir().join(format!("warden-bad-config-{}.toml", std::process::id()));
+    for (text, named) in [
+        ("rate_limit_requests = 0\n", "rate_limit_requests"),
+        ("no_wach = true\n", "no_wach"),
+        ("drain_timeout = \"a while\"\n", "drain_timeout"),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let out = Command::new(BIN).args(["serve", "--config"]).arg(&config).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text}: started anyway");
+        assert!(stderr.contains(named), "{text}: {stderr}");
+    }
+    let _ = std::fs::remove_file(config);
 }
