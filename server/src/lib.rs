@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod listener;
 pub mod live;
 pub mod metrics;
 pub mod policy_files;

@@ -45,6 +45,10 @@ pub struct Metrics {
     audit_dropped: Counter,
     policy: Family<PolicyLabels, Gauge>,
     reloads: Family<ReloadLabels, Counter>,
+    connections: Gauge,
+    watch_up: Gauge,
+    watch_losses: Counter,
+    audit_spilled: Counter,
 }
 
 impl Default for Metrics {
@@ -86,6 +90,22 @@ impl Metrics {
         r.register("warden_policy", "The policy version being served (value 1)", policy.clone());
         let reloads = Family::<ReloadLabels, Counter>::default();
         r.register("warden_policy_reload", "Policy file reloads by result (ok, error)", reloads.clone());
+        let connections = Gauge::default();
+        r.register("warden_http_connections", "Open client connections", connections.clone());
+        let watch_up = Gauge::default();
+        r.register(
+            "warden_policy_watch_up",
+            "1 while the policy directory is watched, 0 while the watch is lost",
+            watch_up.clone(),
+        );
+        let watch_losses = Counter::default();
+        r.register("warden_policy_watch_losses", "Times the policy directory watch was lost", watch_losses.clone());
+        let audit_spilled = Counter::default();
+        r.register(
+            "warden_audit_rows_spilled",
+            "Audit rows written to the local spill while the database was unreachable",
+            audit_spilled.clone(),
+        );
         Self {
             registry: Mutex::new(r),
             http,
@@ -98,7 +118,30 @@ impl Metrics {
             audit_dropped,
             policy,
             reloads,
+            connections,
+            watch_up,
+            watch_losses,
+            audit_spilled,
         }
+    }
+
+    /// Adds `delta` to the open connection count.
+    pub fn connections(&self, delta: i64) {
+        self.connections.inc_by(delta);
+    }
+
+    /// Records whether the policy directory is watched; a change from up
+    /// to down counts one watch loss.
+    pub fn policy_watch(&self, up: bool) {
+        let was = self.watch_up.set(i64::from(up));
+        if was == 1 && !up {
+            self.watch_losses.inc();
+        }
+    }
+
+    /// Counts audit rows written to the local spill.
+    pub fn audit_spilled(&self, rows: u64) {
+        self.audit_spilled.inc_by(rows);
     }
 
     /// Counts one HTTP response. `route` is a route template (bounded set).

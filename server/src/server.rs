@@ -36,6 +36,18 @@ pub struct Options {
     pub bcrypt_cost: u32,
     /// Spill unwritten audit rows at shutdown (absent: wait for the database).
     pub spill: Option<crate::audit::Spill>,
+    /// Time a client has to send a request's head (also how long an idle
+    /// kept-alive connection stays open). Default 10 s.
+    pub header_read_timeout: Duration,
+    /// Time from a request's head to its answer, the body included; past
+    /// it the client gets 408. Default 30 s.
+    pub request_timeout: Duration,
+    /// Client connections open at once; more wait in the kernel's accept
+    /// backlog. Default 1,024.
+    pub max_connections: usize,
+    /// On SIGTERM/SIGINT, how long in-flight requests get before their
+    /// connections are closed and the audit queue is drained. Default 10 s.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Options {
@@ -49,6 +61,22 @@ impl Default for Options {
             policy_dir: None,
             bcrypt_cost: bcrypt::DEFAULT_COST,
             spill: None,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Options {
+    /// The listener's limits.
+    pub fn limits(&self) -> crate::listener::Limits {
+        crate::listener::Limits {
+            header_read_timeout: self.header_read_timeout,
+            request_timeout: self.request_timeout,
+            max_connections: self.max_connections,
+            shutdown_grace: self.shutdown_grace,
         }
     }
 }
@@ -64,6 +92,7 @@ impl From<&ServeConfig> for Options {
             policy_dir: Some(c.policies.clone()),
             bcrypt_cost: c.bcrypt_cost,
             spill: Some(crate::audit::Spill { dir: c.audit_spill_dir.clone(), drain_timeout: c.drain_timeout }),
+            ..Self::default()
         }
     }
 }
@@ -213,7 +242,8 @@ pub async fn serve(config: ServeConfig, policy: Policy) -> anyhow::Result<()> {
     if replayed > 0 {
         tracing::info!(rows = replayed, "wrote audit rows spilled at the last shutdown");
     }
-    let (state, writer) = build_state(store.clone(), policy, &Options::from(&config)).await?;
+    let options = Options::from(&config);
+    let (state, writer) = build_state(store.clone(), policy, &options).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let writer = tokio::spawn(writer.run(stop_rx.clone()));
     spawn_background(&state, stop_rx.clone());
@@ -229,7 +259,8 @@ pub async fn serve(config: ServeConfig, policy: Policy) -> anyhow::Result<()> {
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr().unwrap_or(config.listen);
     tracing::info!(%addr, backend = store.backend(), version = state.live.load().policy.version(), "warden listening");
-    axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+    crate::listener::serve(listener, router(state.clone()), options.limits(), state.metrics.clone(), shutdown_signal())
+        .await;
     tracing::info!(queued = state.audit.depth(), "no longer accepting; writing queued audit rows");
     let _ = stop_tx.send(true);
     let written = writer.await.context("audit writer")?;

@@ -209,3 +209,45 @@ fn a_bad_configuration_stops_start_up_naming_the_setting() {
     }
     let _ = std::fs::remove_file(config);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_completes_while_a_client_holds_half_a_request_head() {
+    use std::io::Write as _;
+    let (url, _cleanup) = crate::support::fresh_url(Backend::Sqlite).await;
+    let port = free_port();
+    let spill = std::env::temp_dir().join(format!("warden-e2e-spill-{port}"));
+    let mut server = Command::new(BIN)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &url])
+        .args(["--policies", concat!(env!("CARGO_MANIFEST_DIR"), "/../policies")])
+        .env("WARDEN_AUDIT_SPILL_DIR", &spill)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_listening(port);
+    // Half a head, then nothing: the client neither finishes nor leaves.
+    let mut stalled = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stalled.write_all(b"POST /v1/check HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n").unwrap();
+    let mut body_stalled = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    body_stalled.write_all(b"POST /v1/check HTTP/1.1\r\nHost: localhost\r\nContent-Length: 50\r\n\r\n{").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap().success());
+    // Bounded by the header timeout and the shutdown grace (10 s each by
+    // default), not by the client.
+    let deadline = started + Duration::from_secs(25);
+    let status = loop {
+        if let Some(s) = server.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = server.kill();
+            panic!("the server did not exit within 25 s of SIGTERM while a client stalled");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+    eprintln!("SIGTERM to exit with stalled clients: {:?}", started.elapsed());
+    drop((stalled, body_stalled));
+    let _ = std::fs::remove_dir_all(spill);
+}

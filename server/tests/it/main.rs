@@ -11,4 +11,5 @@ mod http;
 mod instances;
 mod rate_limit;
 mod reload;
+mod slow_clients;
 mod store;

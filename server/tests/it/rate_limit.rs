@@ -27,7 +27,10 @@ fn rate_headers(headers: &HeaderMap) -> ((u64, u64), (u64, u64)) {
         let part = value.split(';').find_map(|p| p.strip_prefix(&format!("{key}="))).unwrap();
         part.parse().unwrap()
     };
-    ((field("ratelimit-policy", "q"), field("ratelimit-policy", "w")), (field("ratelimit", "r"), field("ratelimit", "t")))
+    (
+        (field("ratelimit-policy", "q"), field("ratelimit-policy", "w")),
+        (field("ratelimit", "r"), field("ratelimit", "t")),
+    )
 }
 
 fn assert_consistent(headers: &HeaderMap) {
