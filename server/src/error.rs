@@ -1,10 +1,11 @@
-//! The API's one error type. Every error is JSON:
-//! `{"error": "<code>", "message": "<what was wrong and what was expected>"}`.
+//! The API's one error type, and the one body every error answer has
+//! ([`ErrorBody`]): `{"error": "<code>", "message": "<what was wrong and what
+//! was expected>"}`, plus `field`, `path` or `decision_id` where they apply.
 //! Internal errors are logged and never sent to the client.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 use uuid::Uuid;
 use warden_engine::Rejection;
 
@@ -123,32 +124,67 @@ pub fn rate_limit_headers(v: &Verdict, headers: &mut axum::http::HeaderMap) {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let mut body = serde_json::Map::new();
-        body.insert("error".into(), json!(self.code()));
-        body.insert("message".into(), json!(self.to_string()));
-        match &self {
-            Self::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
-            }
-            Self::Unauthorized(AuthError::Store(e)) => {
-                tracing::error!(error = %e, "database error during authentication");
-                body.insert("message".into(), json!("the key store is unavailable; try again"));
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A stable code: `unauthorized`, `forbidden`, `not_found`,
+    /// `method_not_allowed`, `invalid_json`, `payload_too_large`,
+    /// `unsupported_media_type`, `invalid_field`, `conflict`, `rate_limited`,
+    /// `unavailable`, `internal`, or one of the engine's rejection codes on
+    /// `/v1/check` (`forbidden_field`, `type_mismatch`, `missing_field`,
+    /// `too_deep`, …).
+    #[schema(example = "invalid_field")]
+    pub error: String,
+    /// What was wrong and what was expected, in words.
+    pub message: String,
+    /// With `invalid_field`: the invalid field's path in the body or the
+    /// query parameter's name, e.g. `rate_limit.requests` or `page`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// With a rejection on `/v1/check`: where in the request, e.g.
+    /// `metadata.messages` (empty for the whole request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// With a rejection on `/v1/check`: the id of the rejection's audit row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_id: Option<Uuid>,
+}
+
+impl ApiError {
+    /// The body this error is answered with.
+    pub fn body(&self) -> ErrorBody {
+        let mut body = ErrorBody {
+            error: self.code().to_owned(),
+            message: self.to_string(),
+            field: None,
+            path: None,
+            decision_id: None,
+        };
+        match self {
+            Self::Unauthorized(AuthError::Store(_)) => {
+                "the key store is unavailable; try again".clone_into(&mut body.message);
             }
             Self::Rejected(r, decision_id) => {
-                body.insert("path".into(), json!(r.path));
-                if let Some(id) = decision_id {
-                    body.insert("decision_id".into(), json!(id));
-                }
+                body.path = Some(r.path.clone());
+                body.decision_id = *decision_id;
             }
-            Self::Invalid { field, .. } => {
-                body.insert("field".into(), json!(field));
+            Self::Invalid { field, .. } => body.field = Some(field.clone()),
+            _ => {}
+        }
+        body
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(detail) => tracing::error!(%detail, "internal error"),
+            Self::Unauthorized(AuthError::Store(e)) => {
+                tracing::error!(error = %e, "database error during authentication");
             }
             _ => {}
         }
-        let mut response = (status, axum::Json(serde_json::Value::Object(body))).into_response();
+        let mut response = (self.status(), axum::Json(self.body())).into_response();
         if let Self::RateLimited(v) = &self {
             let headers = response.headers_mut();
             rate_limit_headers(v, headers);

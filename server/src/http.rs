@@ -1,50 +1,75 @@
-//! HTTP handlers, one module per resource, plus the shared pieces: the
-//! OpenAPI document, the caller extractor, fallbacks and request metrics.
+//! The HTTP layer. Each resource module has its own router; [`routes`]
+//! merges them into the one route table that the router, the OpenAPI
+//! document and the metrics' route labels are all derived from. The shared
+//! pieces live here too: the caller extractors, fallbacks, the request span
+//! and request metrics.
 
-pub mod admin;
-pub mod check;
-pub mod health;
+pub(crate) mod admin;
+pub(crate) mod check;
+pub(crate) mod health;
+mod openapi;
+
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::{AppState, REQUEST_ID};
 use crate::auth::{AuthError, Principal};
 use crate::error::ApiError;
 
-/// The OpenAPI document's fixed parts.
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    info(title = "Warden", description = "Decides whether an AI operation is allowed, with a risk score and a reason."),
-    modifiers(&Security),
-    tags((name = "decisions", description = "Ask for a decision"), (name = "operations", description = "Health, readiness, metrics"))
-)]
-#[derive(Debug)]
-pub struct ApiDoc;
+/// Every route, merged from the resource modules, and the OpenAPI document
+/// describing exactly those routes.
+pub(crate) fn routes() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut api) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(operations())
+        .merge(check::router())
+        .merge(admin::router())
+        .split_for_parts();
+    openapi::document_common_responses(&mut api);
+    (router, api)
+}
 
-struct Security;
+/// `/health`, `/ready`, `/metrics` and `/openapi.json` (handlers in
+/// [`health`]).
+fn operations() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .routes(routes!(health::metrics))
+        .routes(routes!(health::openapi_json))
+}
 
-impl utoipa::Modify for Security {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("wdn_<key id>_<secret>").build(),
-            ),
-        );
-        components
-            .add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))));
+/// The route templates, as metric labels: read from the OpenAPI document
+/// when the router is built, so they are exactly the routes served. A
+/// request's label is its matched template, or `unmatched`, so metrics and
+/// logs can't grow with client-chosen paths.
+#[derive(Debug, Clone)]
+pub(crate) struct RouteLabels(Arc<HashSet<Arc<str>>>);
+
+impl RouteLabels {
+    /// Every path in `api`.
+    pub(crate) fn from_openapi(api: &utoipa::openapi::OpenApi) -> Self {
+        Self(Arc::new(api.paths.paths.keys().map(|p| Arc::from(p.as_str())).collect()))
+    }
+
+    /// The template `req` matched, if it is one of ours.
+    fn label(&self, req: &Request) -> Option<Arc<str>> {
+        let matched = req.extensions().get::<MatchedPath>()?;
+        self.0.get(matched.as_str()).cloned()
     }
 }
 
 /// The caller, authenticated by API key (`Authorization: Bearer …` or
 /// `x-api-key: …`). Any role.
 #[derive(Debug, Clone, Copy)]
-pub struct Caller(pub Principal);
+pub(crate) struct Caller(pub Principal);
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
@@ -66,10 +91,26 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The caller, who must hold an admin key; an app key gets 403.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Admin(pub Principal);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Caller(principal) = Caller::from_request_parts(parts, state).await?;
+        if principal.role != crate::store::Role::Admin {
+            return Err(ApiError::Forbidden);
+        }
+        Ok(Admin(principal))
+    }
+}
+
 /// Drops a client's `x-request-id` unless it looks like an id (1–128 of
 /// `A-Z a-z 0-9 . _ -`), so the request-id layer generates one instead: the
 /// id is logged and stored, and must not carry arbitrary text.
-pub async fn vet_request_id(mut req: Request) -> Request {
+pub(crate) async fn vet_request_id(mut req: Request) -> Request {
     let ok = req.headers().get(REQUEST_ID).is_none_or(|v| {
         let b = v.as_bytes();
         !b.is_empty()
@@ -83,85 +124,53 @@ pub async fn vet_request_id(mut req: Request) -> Request {
 }
 
 /// The request's id, as set or propagated by the request-id layer.
-pub fn request_id(headers: &axum::http::HeaderMap) -> String {
+pub(crate) fn request_id(headers: &axum::http::HeaderMap) -> String {
     headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
-/// The route template a request matched, as a `'static` label. Routes are a
-/// fixed set, so metrics can't grow with client-chosen paths.
-fn route_label(req: &Request) -> &'static str {
-    let matched = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
-    ROUTES.iter().copied().find(|r| Some(*r) == matched).unwrap_or("unmatched")
-}
-
-/// Every route the router serves.
-pub const ROUTES: [&str; 20] = [
-    "/health",
-    "/ready",
-    "/v1/check",
-    "/api/evaluate",
-    "/metrics",
-    "/openapi.json",
-    "/api/admin/status",
-    "/api/admin/customers",
-    "/api/admin/customers/{id}",
-    "/api/admin/keys",
-    "/api/admin/keys/{id}",
-    "/api/admin/keys/{id}/rotate",
-    "/api/admin/policies",
-    "/api/admin/policies/{key}",
-    "/api/admin/customers/{id}/policies/{key}",
-    "/api/admin/customers/{id}/settings",
-    "/api/admin/customers/{id}/effective-policy",
-    "/api/admin/logs",
-    "/api/admin/stats",
-    "/api/admin/audit",
-];
-
-/// A tracing span per request: method, route and request id, never headers
-/// or bodies (they may carry keys or content). Field values are only
-/// computed when the span is enabled.
-pub fn request_span(req: &Request) -> tracing::Span {
+/// A tracing span per request: method, route template and request id. Never
+/// the path or query as sent (a key pasted into a URL would land in the
+/// log), headers or bodies. The route is recorded once routing has matched
+/// it (or `unmatched`, by the fallbacks); field values are only computed
+/// when the span is enabled.
+pub(crate) fn request_span(req: &Request) -> tracing::Span {
     tracing::info_span!(
         "request",
         method = %req.method(),
-        path = %req.uri().path(),
+        route = tracing::field::Empty,
         request_id = %req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default(),
     )
 }
 
-/// Counts responses by route and status.
-pub async fn track_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = route_label(&req);
+/// Records the matched route on the request span and counts responses by
+/// route and status.
+pub(crate) async fn track_requests(
+    State((state, routes)): State<(AppState, RouteLabels)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route = routes.label(&req);
+    tracing::Span::current().record("route", route.as_deref().unwrap_or("unmatched"));
     let response = next.run(req).await;
-    state.metrics.http_response(route, response.status().as_u16());
+    let status = response.status().as_u16();
+    match route {
+        Some(route) => state.metrics.http_response(route, status),
+        None => state.metrics.http_unmatched(status),
+    }
     response
 }
 
-/// 404 for unknown paths, as JSON.
-pub async fn not_found(State(state): State<AppState>, req: Request) -> Response {
-    state.metrics.http_response("unmatched", 404);
-    ApiError::NotFound(format!("no endpoint at `{}`; see /openapi.json", req.uri().path())).into_response()
+/// 404 for unknown paths, as JSON. The path is not repeated: it may hold
+/// anything the client typed, a key included.
+pub(crate) async fn not_found(State(state): State<AppState>) -> Response {
+    tracing::Span::current().record("route", "unmatched");
+    state.metrics.http_unmatched(404);
+    ApiError::NotFound("no endpoint at this path; see /openapi.json".to_owned()).into_response()
 }
 
 /// 405 for known paths with the wrong method, as JSON.
-pub async fn method_not_allowed(State(state): State<AppState>) -> Response {
-    state.metrics.http_response("unmatched", 405);
+pub(crate) async fn method_not_allowed(State(state): State<AppState>) -> Response {
+    tracing::Span::current().record("route", "unmatched");
+    state.metrics.http_unmatched(405);
     ApiError::MethodNotAllowed.into_response()
-}
-
-/// The caller, who must hold an admin key; an app key gets 403.
-#[derive(Debug, Clone, Copy)]
-pub struct Admin(pub Principal);
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Caller(principal) = Caller::from_request_parts(parts, state).await?;
-        if principal.role != crate::store::Role::Admin {
-            return Err(ApiError::Forbidden);
-        }
-        Ok(Admin(principal))
-    }
 }

@@ -16,5 +16,6 @@ pub mod policy_files;
 pub mod rate_limit;
 pub mod reload;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod telemetry;

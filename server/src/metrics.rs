@@ -1,6 +1,6 @@
 //! Prometheus metrics, one registry per running app (so tests don't share).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -11,8 +11,19 @@ use prometheus_client::registry::Registry;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
-    route: &'static str,
+    route: RouteLabel,
     status: u16,
+}
+
+/// A route template as a label value. prometheus-client encodes `Arc<T>`
+/// only for sized `T`, so `Arc<str>` gets this wrapper.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+struct RouteLabel(Arc<str>);
+
+impl prometheus_client::encoding::EncodeLabelValue for RouteLabel {
+    fn encode(&self, encoder: &mut prometheus_client::encoding::LabelValueEncoder<'_>) -> std::fmt::Result {
+        prometheus_client::encoding::EncodeLabelValue::encode(&&*self.0, encoder)
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -45,6 +56,8 @@ pub struct Metrics {
     audit_dropped: Counter,
     policy: Family<PolicyLabels, Gauge>,
     reloads: Family<ReloadLabels, Counter>,
+    /// The label of requests that matched no route.
+    unmatched: Arc<str>,
     connections: Gauge,
     watch_up: Gauge,
     watch_losses: Counter,
@@ -118,6 +131,7 @@ impl Metrics {
             audit_dropped,
             policy,
             reloads,
+            unmatched: Arc::from("unmatched"),
             connections,
             watch_up,
             watch_losses,
@@ -144,9 +158,16 @@ impl Metrics {
         self.audit_spilled.inc_by(rows);
     }
 
-    /// Counts one HTTP response. `route` is a route template (bounded set).
-    pub fn http_response(&self, route: &'static str, status: u16) {
-        self.http.get_or_create(&HttpLabels { route, status }).inc();
+    /// Counts one HTTP response. `route` is a route template, one of the
+    /// router's own (a bounded set), shared rather than copied per request.
+    pub fn http_response(&self, route: Arc<str>, status: u16) {
+        self.http.get_or_create(&HttpLabels { route: RouteLabel(route), status }).inc();
+    }
+
+    /// Counts one HTTP response to a request that matched no route, under
+    /// the route label `unmatched`.
+    pub fn http_unmatched(&self, status: u16) {
+        self.http_response(self.unmatched.clone(), status);
     }
 
     /// Counts one decision (or rejection, with its code as the reason).

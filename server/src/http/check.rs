@@ -15,7 +15,7 @@ use warden_engine::{Decision, Rejection, RejectionKind};
 
 use super::{Caller, request_id};
 use crate::app::AppState;
-use crate::error::{ApiError, rate_limit_headers};
+use crate::error::{ApiError, ErrorBody, rate_limit_headers};
 use crate::rate_limit::Verdict;
 use crate::store::{AuditRecord, Outcome};
 
@@ -59,16 +59,9 @@ pub struct CheckResponse {
     decision_id: Uuid,
 }
 
-/// An error body.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// A stable code, e.g. `forbidden_field`.
-    error: String,
-    /// What was wrong and what was expected.
-    message: String,
-    /// For rejections: where in the request.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    path: Option<String>,
+/// `/v1/check` and `/api/evaluate`.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(check)).routes(utoipa_axum::routes!(evaluate))
 }
 
 fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {

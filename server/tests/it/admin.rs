@@ -234,13 +234,13 @@ each_backend!(per_customer_overrides_and_settings_apply_to_the_next_request, |ba
         &app,
         "PUT",
         &format!("{base}/settings"),
-        Some(json!({"threshold": 100, "rate_limit": {"requests": 3, "window_seconds": 60}})),
+        Some(json!({"threshold": 100, "rate_limit": {"requests": 30, "window_seconds": 60}})),
     )
     .await;
     assert_eq!(status, 200);
     let (status, headers, decision) = app.check(&app.app_key, PII).await;
     assert_eq!((status, decision["allowed"].as_bool()), (200, Some(true)));
-    assert_eq!(headers["ratelimit-policy"], "\"default\";q=3;w=60");
+    assert_eq!(headers["ratelimit-policy"], "\"default\";q=30;w=60");
     let (status, body) = admin(
         &app,
         "PUT",
@@ -258,7 +258,7 @@ each_backend!(per_customer_overrides_and_settings_apply_to_the_next_request, |ba
     let (status, eff) = admin(&app, "GET", &format!("{base}/effective-policy"), None).await;
     assert_eq!(status, 200, "{eff}");
     assert_eq!(eff["threshold"], json!({"value": 100, "source": "override"}));
-    assert_eq!(eff["rate_limit"], json!({"value": {"requests": 3, "window_seconds": 60}, "source": "override"}));
+    assert_eq!(eff["rate_limit"], json!({"value": {"requests": 30, "window_seconds": 60}, "source": "override"}));
     assert_eq!(eff["rules"][0]["enabled"], json!({"value": true, "source": "global"}));
     assert_eq!(eff["rules"][1]["score"], json!({"value": 40, "source": "override"}));
     assert_eq!(eff["rules"][2]["enabled"], json!({"value": true, "source": "file"}));

@@ -1,24 +1,33 @@
 //! `/api/admin/customers`.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{Body, PageParams, invalid};
+use super::input::{Body, Params, PathParams};
+use super::{PageParams, invalid};
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
-use crate::http::check::ErrorBody;
 use crate::store::{Customer, Page};
+
+/// `/api/admin/customers` and `/api/admin/customers/{id}`.
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create_customer, list_customers)).routes(routes!(get_customer))
+}
 
 /// A new customer.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewCustomer {
-    /// Display name (1–200 characters).
+struct NewCustomer {
+    /// Display name (1–200 characters, not counting surrounding whitespace).
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
     /// Unique email.
+    #[schema(min_length = 3, max_length = 254)]
     email: String,
 }
 
@@ -37,19 +46,15 @@ fn validate(c: &NewCustomer) -> Result<(), ApiError> {
 
 /// Create a customer.
 #[utoipa::path(post, path = "/api/admin/customers", tag = "admin", request_body = NewCustomer,
-    security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 201, description = "Created", body = Customer),
         (status = 409, description = "The email is taken", body = ErrorBody),
-        (status = 422, description = "Invalid body; `field` names the field", body = ErrorBody),
     ))]
-pub async fn create_customer(
+async fn create_customer(
     State(state): State<AppState>,
-    admin: Result<Admin, ApiError>,
-    body: Result<Body<NewCustomer>, ApiError>,
+    Admin(actor): Admin,
+    Body(c): Body<NewCustomer>,
 ) -> Result<(StatusCode, Json<Customer>), ApiError> {
-    let Admin(actor) = admin?;
-    let Body(c) = body?;
     validate(&c)?;
     let customer = state.store.create_customer(c.name.trim(), c.email.trim(), Some(actor.key_id)).await?;
     Ok((StatusCode::CREATED, Json(customer)))
@@ -57,28 +62,24 @@ pub async fn create_customer(
 
 /// List customers, oldest first.
 #[utoipa::path(get, path = "/api/admin/customers", tag = "admin", params(PageParams),
-    security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, description = "A page of customers", body = Page<Customer>)))]
-pub async fn list_customers(
+async fn list_customers(
     State(state): State<AppState>,
-    admin: Result<Admin, ApiError>,
-    params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
+    _: Admin,
+    Params(params): Params<PageParams>,
 ) -> Result<Json<Page<Customer>>, ApiError> {
-    admin?;
-    let (page, size) = super::query(params)?.resolve()?;
+    let (page, size) = params.resolve()?;
     Ok(Json(state.store.list_customers(page, size).await?))
 }
 
 /// One customer.
 #[utoipa::path(get, path = "/api/admin/customers/{id}", tag = "admin",
-    params(("id" = String, Path, description = "Customer id")),
-    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = uuid::Uuid, Path, description = "Customer id")),
     responses((status = 200, description = "The customer", body = Customer), (status = 404, description = "Unknown id", body = ErrorBody)))]
-pub async fn get_customer(
+async fn get_customer(
     State(state): State<AppState>,
-    admin: Result<Admin, ApiError>,
-    Path(id): Path<String>,
+    _: Admin,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<Customer>, ApiError> {
-    admin?;
     Ok(Json(super::customer(&state, &id).await?))
 }

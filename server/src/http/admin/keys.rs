@@ -3,35 +3,46 @@
 //! rotation.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{Body, PageParams, invalid, parse_id};
+use super::input::{Body, Params, PathParams};
+use super::{PageParams, invalid, parse_id};
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
-use crate::http::check::ErrorBody;
 use crate::store::{KeySummary, NewKey, Page, Role};
+
+/// `/api/admin/keys`, `/api/admin/keys/{id}` and `/api/admin/keys/{id}/rotate`.
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_keys, create_key)).routes(routes!(rotate_key)).routes(routes!(delete_key))
+}
 
 /// `?customer_id=&page=&page_size=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct KeyQuery {
+#[into_params(parameter_in = Query)]
+struct KeyQuery {
     /// Only this customer's keys.
     customer_id: Option<Uuid>,
-    /// From 1.
+    /// From 1 (default 1).
+    #[param(minimum = 1)]
     page: Option<u32>,
-    /// 1 to 500.
+    /// 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     page_size: Option<u32>,
 }
 
 /// A new key.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewKeyBody {
-    /// A label (1–200 characters).
+struct NewKeyBody {
+    /// A label (1–200 characters, not counting surrounding whitespace).
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
     /// The customer it belongs to.
     customer_id: Uuid,
@@ -42,15 +53,16 @@ pub struct NewKeyBody {
 /// A rotation.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RotateBody {
+struct RotateBody {
     /// Keep the old secret valid this long (0 to 604800 s); absent or 0: it
     /// fails at once.
+    #[schema(minimum = 0, maximum = 604_800)]
     grace_seconds: Option<u64>,
 }
 
 /// A key with its plaintext, shown this once.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct IssuedKey {
+struct IssuedKey {
     /// The full key: `wdn_<id>_<secret>`. Store it now; it is never shown again.
     key: String,
     /// Until when the previous secret still works (rotation with a grace period).
@@ -75,34 +87,27 @@ async fn summary(state: &AppState, id: Uuid) -> Result<KeySummary, ApiError> {
 
 /// List keys (never their secrets or hashes).
 #[utoipa::path(get, path = "/api/admin/keys", tag = "admin", params(KeyQuery),
-    security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, description = "A page of keys", body = Page<KeySummary>)))]
-pub async fn list_keys(
+async fn list_keys(
     State(state): State<AppState>,
-    admin: Result<Admin, ApiError>,
-    params: Result<Query<KeyQuery>, axum::extract::rejection::QueryRejection>,
+    _: Admin,
+    Params(q): Params<KeyQuery>,
 ) -> Result<Json<Page<KeySummary>>, ApiError> {
-    admin?;
-    let q = super::query(params)?;
     let (page, size) = PageParams { page: q.page, page_size: q.page_size }.resolve()?;
     Ok(Json(state.store.list_keys(q.customer_id, page, size).await?))
 }
 
 /// Create a key; the response holds the plaintext key, once.
 #[utoipa::path(post, path = "/api/admin/keys", tag = "admin", request_body = NewKeyBody,
-    security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 201, description = "Created", body = IssuedKey),
         (status = 404, description = "Unknown customer", body = ErrorBody),
-        (status = 422, description = "Invalid body", body = ErrorBody),
     ))]
-pub async fn create_key(
+async fn create_key(
     State(state): State<AppState>,
-    admin: Result<Admin, ApiError>,
-    body: Result<Body<NewKeyBody>, ApiError>,
+    Admin(actor): Admin,
+    Body(b): Body<NewKeyBody>,
 ) -> Result<(StatusCode, Json<IssuedKey>), ApiError> {
-    let Admin(actor) = admin?;
-    let Body(b) = body?;
     let name = b.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(invalid("name", "`name` must be 1 to 200 characters"));
@@ -125,20 +130,17 @@ pub async fn create_key(
 /// Rotate a key's secret. The old secret fails at once, or after
 /// `grace_seconds`.
 #[utoipa::path(post, path = "/api/admin/keys/{id}/rotate", tag = "admin", request_body = RotateBody,
-    params(("id" = String, Path, description = "Key id")),
-    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "Key id")),
     responses(
         (status = 200, description = "Rotated; the new key, once", body = IssuedKey),
         (status = 404, description = "Unknown key", body = ErrorBody),
-        (status = 422, description = "Invalid body", body = ErrorBody),
     ))]
-pub async fn rotate_key(
+async fn rotate_key(
     State(state): State<AppState>,
-    admin: Result<Admin, ApiError>,
-    Path(id): Path<String>,
+    Admin(actor): Admin,
+    PathParams(id): PathParams<String>,
     body: Result<Body<RotateBody>, ApiError>,
 ) -> Result<Json<IssuedKey>, ApiError> {
-    let Admin(actor) = admin?;
     let id = parse_id(&id, "key")?;
     let Body(b) = body?;
     let grace = b.grace_seconds.unwrap_or(0);
@@ -162,15 +164,13 @@ pub async fn rotate_key(
 
 /// Delete a key; it fails at once.
 #[utoipa::path(delete, path = "/api/admin/keys/{id}", tag = "admin",
-    params(("id" = String, Path, description = "Key id")),
-    security(("bearer" = []), ("api_key" = [])),
+    params(("id" = Uuid, Path, description = "Key id")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Unknown key", body = ErrorBody)))]
-pub async fn delete_key(
+async fn delete_key(
     State(state): State<AppState>,
-    admin: Result<Admin, ApiError>,
-    Path(id): Path<String>,
+    Admin(actor): Admin,
+    PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
-    let Admin(actor) = admin?;
     let id = parse_id(&id, "key")?;
     if !state.store.delete_key(id, Some(actor.key_id)).await? {
         return Err(ApiError::NotFound(format!("no key with id `{id}`")));

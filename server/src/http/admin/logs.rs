@@ -1,23 +1,34 @@
 //! `/api/admin/logs`, `/api/admin/stats` and `/api/admin/audit`.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::input::Params;
 use super::{PageParams, invalid};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::Admin;
 use crate::store::{AdminEntry, AuditRow, LogFilter, Outcome, Page, Stats};
 
+/// `/api/admin/logs`, `/api/admin/stats` and `/api/admin/audit`.
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_logs)).routes(routes!(stats)).routes(routes!(admin_audit))
+}
+
 /// Audit log filters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct LogQuery {
-    /// From 1.
+#[into_params(parameter_in = Query)]
+struct LogQuery {
+    /// From 1 (default 1).
+    #[param(minimum = 1)]
     page: Option<u32>,
-    /// 1 to 500.
+    /// 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     page_size: Option<u32>,
     /// Exact model.
     model: Option<String>,
@@ -49,15 +60,12 @@ fn timestamp(field: &str, raw: Option<String>) -> Result<Option<DateTime<Utc>>, 
 
 /// Decisions, newest first.
 #[utoipa::path(get, path = "/api/admin/logs", tag = "admin", params(LogQuery),
-    security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, description = "A page of audit rows", body = Page<AuditRow>), (status = 422, description = "Invalid filter", body = crate::http::check::ErrorBody)))]
-pub async fn list_logs(
+    responses((status = 200, description = "A page of audit rows", body = Page<AuditRow>)))]
+async fn list_logs(
     State(state): State<AppState>,
-    admin: Result<Admin, ApiError>,
-    params: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
+    _: Admin,
+    Params(q): Params<LogQuery>,
 ) -> Result<Json<Page<AuditRow>>, ApiError> {
-    admin?;
-    let q = super::query(params)?;
     let (page, size) = PageParams { page: q.page, page_size: q.page_size }.resolve()?;
     let status = match q.status.as_deref() {
         None => None,
@@ -81,22 +89,22 @@ pub async fn list_logs(
 
 /// `?days=`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct StatsQuery {
+#[into_params(parameter_in = Query)]
+struct StatsQuery {
     /// 1 to 366 (default 7).
+    #[param(minimum = 1, maximum = 366)]
     days: Option<u32>,
 }
 
 /// Counts by outcome, reason, model and day.
 #[utoipa::path(get, path = "/api/admin/stats", tag = "admin", params(StatsQuery),
-    security(("bearer" = []), ("api_key" = [])),
-    responses((status = 200, description = "Counts", body = Stats), (status = 422, description = "Invalid `days`", body = crate::http::check::ErrorBody)))]
-pub async fn stats(
+    responses((status = 200, description = "Counts", body = Stats)))]
+async fn stats(
     State(state): State<AppState>,
-    admin: Result<Admin, ApiError>,
-    params: Result<Query<StatsQuery>, axum::extract::rejection::QueryRejection>,
+    _: Admin,
+    Params(q): Params<StatsQuery>,
 ) -> Result<Json<Stats>, ApiError> {
-    admin?;
-    let days = super::query(params)?.days.unwrap_or(7);
+    let days = q.days.unwrap_or(7);
     if !(1..=366).contains(&days) {
         return Err(invalid("days", "`days` must be between 1 and 366"));
     }
@@ -105,14 +113,12 @@ pub async fn stats(
 
 /// Every admin change, newest first.
 #[utoipa::path(get, path = "/api/admin/audit", tag = "admin", params(PageParams),
-    security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, description = "A page of admin changes", body = Page<AdminEntry>)))]
-pub async fn admin_audit(
+async fn admin_audit(
     State(state): State<AppState>,
-    admin: Result<Admin, ApiError>,
-    params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
+    _: Admin,
+    Params(params): Params<PageParams>,
 ) -> Result<Json<Page<AdminEntry>>, ApiError> {
-    admin?;
-    let (page, size) = super::query(params)?.resolve()?;
+    let (page, size) = params.resolve()?;
     Ok(Json(state.store.admin_audit(page, size).await?))
 }

@@ -1,0 +1,128 @@
+//! `/api/admin/customers/{id}/effective-policy`: every rule as one customer
+//! gets it, each value with where it comes from.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::input::PathParams;
+use super::rules::effect_parts;
+use super::settings::RateLimitBody;
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::http::Admin;
+
+/// `/api/admin/customers/{id}/effective-policy`.
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(effective_policy))
+}
+
+/// A value and where it comes from: `file`, `global`, `override` or `default`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Sourced<T> {
+    /// The value in force.
+    value: T,
+    /// `file`, `global`, `override` or `default`.
+    source: &'static str,
+}
+
+/// One rule as a customer gets it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct EffectiveRule {
+    /// The rule's key.
+    key: String,
+    /// What it is for.
+    description: String,
+    /// `score`, `deny` or `allow`.
+    effect: &'static str,
+    /// Its reason code.
+    reason: String,
+    /// On or off, and why.
+    enabled: Sourced<bool>,
+    /// The score, and why (score rules only).
+    score: Option<Sourced<i64>>,
+}
+
+/// Everything as one customer gets it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct EffectivePolicy {
+    /// The customer.
+    customer_id: Uuid,
+    /// The policy version.
+    policy_version: String,
+    /// The threshold, and why.
+    threshold: Sourced<i64>,
+    /// The rate limit per key, and why.
+    rate_limit: Sourced<RateLimitBody>,
+    /// Every rule, in source order.
+    rules: Vec<EffectiveRule>,
+}
+
+/// Every rule as this customer gets it, and where each value comes from.
+#[utoipa::path(get, path = "/api/admin/customers/{id}/effective-policy", tag = "admin",
+    params(("id" = Uuid, Path, description = "Customer id")),
+    responses((status = 200, description = "The effective policy", body = EffectivePolicy), (status = 404, description = "Unknown customer", body = ErrorBody)))]
+async fn effective_policy(
+    State(state): State<AppState>,
+    _: Admin,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<EffectivePolicy>, ApiError> {
+    let customer = super::customer(&state, &id).await?;
+    let snapshot = state.live.load();
+    let tables = &snapshot.tables;
+    let mine = tables.customers.get(&customer.id);
+    let threshold = match mine.and_then(|o| o.threshold) {
+        Some(t) => Sourced { value: t, source: "override" },
+        None => Sourced { value: snapshot.policy.threshold(), source: "file" },
+    };
+    let (_, quota) = snapshot.for_customer(&customer.id);
+    let rate_limit = match quota {
+        Some(q) => Sourced {
+            value: RateLimitBody { requests: i64::from(q.requests), window_seconds: q.window.as_secs() as i64 },
+            source: "override",
+        },
+        None => Sourced {
+            value: RateLimitBody {
+                requests: i64::from(state.default_quota.requests),
+                window_seconds: state.default_quota.window.as_secs() as i64,
+            },
+            source: "default",
+        },
+    };
+    let rules = snapshot
+        .policy
+        .rules()
+        .map(|r| {
+            let global = tables.global.rules.get(r.name).and_then(|o| o.enabled);
+            let own = mine.and_then(|o| o.rules.get(r.name));
+            let enabled = match (own.and_then(|o| o.enabled), global) {
+                (Some(v), _) => Sourced { value: v, source: "override" },
+                (None, Some(v)) => Sourced { value: v, source: "global" },
+                (None, None) => Sourced { value: r.enabled, source: "file" },
+            };
+            let (effect, written) = effect_parts(r.effect);
+            let score = written.map(|w| match own.and_then(|o| o.score) {
+                Some(v) => Sourced { value: v, source: "override" },
+                None => Sourced { value: w, source: "file" },
+            });
+            EffectiveRule {
+                key: r.name.to_owned(),
+                description: r.description.to_owned(),
+                effect,
+                reason: r.reason.to_owned(),
+                enabled,
+                score,
+            }
+        })
+        .collect();
+    Ok(Json(EffectivePolicy {
+        customer_id: customer.id,
+        policy_version: snapshot.policy.version().to_owned(),
+        threshold,
+        rate_limit,
+        rules,
+    }))
+}

@@ -1,0 +1,83 @@
+//! `/api/admin/customers/{id}/settings`: a customer's threshold and rate
+//! limit.
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::input::{Body, PathParams};
+use super::{apply_now, invalid};
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::http::Admin;
+use crate::store::CustomerSettings;
+
+/// `/api/admin/customers/{id}/settings`.
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(put_settings))
+}
+
+/// A rate limit.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RateLimitBody {
+    /// Requests per window (1 to 1000000000).
+    pub(super) requests: i64,
+    /// Window in seconds (1 to 86400).
+    pub(super) window_seconds: i64,
+}
+
+/// A customer's settings. Absent fields are cleared (the set's threshold,
+/// the default rate limit).
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SettingsBody {
+    /// This customer's threshold (-1000000000 to 1000000000).
+    #[serde(default)]
+    threshold: Option<i64>,
+    /// This customer's rate limit, per API key.
+    #[serde(default)]
+    rate_limit: Option<RateLimitBody>,
+}
+
+/// Set a customer's threshold and rate limit.
+#[utoipa::path(put, path = "/api/admin/customers/{id}/settings", tag = "admin", request_body = SettingsBody,
+    params(("id" = uuid::Uuid, Path, description = "Customer id")),
+    responses(
+        (status = 200, description = "Set; applies to the customer's next request", body = SettingsBody),
+        (status = 404, description = "Unknown customer", body = ErrorBody),
+    ))]
+async fn put_settings(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    PathParams(id): PathParams<String>,
+    body: Result<Body<SettingsBody>, ApiError>,
+) -> Result<Json<SettingsBody>, ApiError> {
+    let customer = super::customer(&state, &id).await?;
+    let Body(s) = body?;
+    if s.threshold.is_some_and(|t| t.abs() > 1_000_000_000) {
+        return Err(invalid("threshold", "`threshold` must be between -1000000000 and 1000000000"));
+    }
+    if let Some(r) = s.rate_limit {
+        if !(1..=1_000_000_000).contains(&r.requests) {
+            return Err(invalid("rate_limit.requests", "`rate_limit.requests` must be between 1 and 1000000000"));
+        }
+        if !(1..=86_400).contains(&r.window_seconds) {
+            return Err(invalid(
+                "rate_limit.window_seconds",
+                "`rate_limit.window_seconds` must be between 1 and 86400",
+            ));
+        }
+    }
+    let settings = CustomerSettings {
+        customer_id: customer.id,
+        threshold: s.threshold,
+        rate_limit_requests: s.rate_limit.map(|r| r.requests),
+        rate_limit_window_seconds: s.rate_limit.map(|r| r.window_seconds),
+    };
+    state.store.set_customer_settings(&settings, Some(actor.key_id)).await?;
+    apply_now(&state).await;
+    Ok(Json(s))
+}

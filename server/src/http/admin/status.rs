@@ -1,0 +1,55 @@
+//! `GET /api/admin/status`.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::http::Admin;
+use crate::reload::ReloadStatus;
+
+/// `/api/admin/status`.
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(status))
+}
+
+/// What the service is running.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Status {
+    /// The policy version being served.
+    policy_version: String,
+    /// The policy files it was compiled from.
+    files: Vec<String>,
+    /// How many rules.
+    rules: usize,
+    /// The last reload of the policy files, and its error if it failed.
+    reload: ReloadStatus,
+    /// Audit rows waiting to be written.
+    audit_queue_depth: usize,
+    /// Whether the audit writer is reaching the database.
+    audit_writer_healthy: bool,
+    /// The database backend.
+    database: &'static str,
+    /// Seconds since start.
+    uptime_seconds: u64,
+}
+
+/// Service status: policy version, files, last reload and its diagnostics,
+/// audit queue, uptime.
+#[utoipa::path(get, path = "/api/admin/status", tag = "admin", responses((status = 200, description = "Status", body = Status)))]
+async fn status(State(state): State<AppState>, _: Admin) -> Json<Status> {
+    let snapshot = state.live.load();
+    let policy = &snapshot.policy;
+    Json(Status {
+        policy_version: policy.version().to_owned(),
+        files: policy.set().sources.iter().map(|f| f.name.clone()).collect(),
+        rules: policy.set().rules.len(),
+        reload: state.reloader.as_ref().map(|r| r.status()).unwrap_or_default(),
+        audit_queue_depth: state.audit.depth(),
+        audit_writer_healthy: state.audit.writer_healthy(),
+        database: state.store.backend(),
+        uptime_seconds: state.started.elapsed().as_secs(),
+    })
+}
