@@ -8,7 +8,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 use warden_dsl::SourceFile;
-use warden_engine::{Overrides, Policy};
+use warden_engine::json::JsonError;
+use warden_engine::{Overrides, OverridesError, Policy};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +35,9 @@ struct Expect {
     contributions: Option<Vec<String>>,
     rejected: Option<String>,
     path: Option<String>,
+    /// Why the case's overrides must be refused: `duplicate_key`,
+    /// `too_deep`, `syntax` or `shape`.
+    invalid_overrides: Option<String>,
     /// Error codes from checking/compiling the set, in order.
     errors: Option<Vec<String>>,
     /// Warning codes, in order.
@@ -70,13 +74,32 @@ fn run(case: &Case) -> Result<(), String> {
     let Some(input) = &case.input else {
         return Ok(());
     };
-    let input: serde_json::Value =
-        serde_json::from_str(input).map_err(|err| format!("bad input JSON in case: {err}"))?;
     let overrides: Overrides = match &case.overrides {
-        Some(o) => serde_json::from_str(o).map_err(|err| format!("bad overrides in case: {err}"))?,
+        Some(o) => match (Overrides::from_json(o.as_bytes()), &e.invalid_overrides) {
+            (Ok(o), None) => o,
+            (Ok(_), Some(want)) => return Err(format!("expected the overrides to be refused with `{want}`")),
+            (Err(err), want) => {
+                let code = match &err {
+                    OverridesError::Json(JsonError::DuplicateKey { .. }) => "duplicate_key",
+                    OverridesError::Json(JsonError::TooDeep) => "too_deep",
+                    OverridesError::Json(JsonError::Syntax { .. }) => "syntax",
+                    OverridesError::Shape(_) => "shape",
+                };
+                return match want {
+                    Some(w) if w == code => Ok(()),
+                    _ => Err(format!("bad overrides in case: {err}")),
+                };
+            }
+        },
         None => Overrides::default(),
     };
-    match policy.decide_with(&input, &policy.prepare(&overrides)) {
+    // The request is read as the service reads it: a repeated key or
+    // nesting past the parser's limit is a rejection, like a content field.
+    let result = match warden_engine::json::parse(input.as_bytes()) {
+        Ok(input) => policy.decide_with(&input, &policy.prepare(&overrides)),
+        Err(err) => Err(err.rejection().ok_or_else(|| format!("bad input JSON in case: {err}"))?),
+    };
+    match result {
         Err(rej) => {
             if e.rejected.as_deref() != Some(rej.code()) {
                 return Err(format!("rejected with `{}` at `{}`, expected {:?}", rej.code(), rej.path, e));

@@ -133,6 +133,13 @@ pub enum DiagnosticKind {
         /// What is wrong.
         message: String,
     },
+    /// A JSON object in a test block gives the same key twice. A request
+    /// doing so is refused (`duplicate_key`), so a test can't send one.
+    #[error("key `{path}` appears more than once in the same JSON object")]
+    DuplicateKey {
+        /// The repeated key with the path to it, e.g. `metadata.flag`.
+        path: String,
+    },
     /// The parser met a shape its grammar should have ruled out. This is a bug
     /// in Warden, reported instead of panicking; the fuzz targets hunt for it.
     #[error("internal error: {message}")]
@@ -183,6 +190,7 @@ impl DiagnosticKind {
             Self::ConstantCondition { .. } => "constant_condition",
             Self::DuplicateSetting { .. } => "duplicate_setting",
             Self::InvalidTest { .. } => "invalid_test",
+            Self::DuplicateKey { .. } => "duplicate_key",
             Self::Internal { .. } => "internal",
             Self::EmptySet => "empty_set",
             Self::UnreachableThreshold { .. } => "unreachable_threshold",

@@ -158,6 +158,33 @@ fn invalid_test() {
 }
 
 #[test]
+fn duplicate_key() {
+    insta::assert_snapshot!(with_input(
+        "duplicate_key",
+        "test \"t\" {\n  input {\"model\": \"m\", \"metadata\": {\"x\": [{\"contains_personal_data\": true,\n    \"contains_personal_data\": false}]}}\n  expect allowed\n}\n"
+    ));
+}
+
+#[test]
+fn duplicate_keys_in_test_blocks_are_found_at_any_depth_with_their_position() {
+    let cases = [
+        ("input {\"model\": \"m\", \"model\": \"n\"}", "model", "2:24"),
+        ("input {\"metadata\": {\"a\": {}, \"\\u0061\": 1}}", "metadata.a", "2:32"),
+        ("input {\"model\": \"m\"}\n  overrides {\"rules\": {\"r\": {}, \"r\": {}}}", "rules.r", "3:33"),
+    ];
+    for (part, path, at) in cases {
+        let text = format!("test \"t\" {{\n  {part}\n  expect allowed\n}}\n");
+        let checked = check(vec![SourceFile::new("t.warden", text.as_str())]);
+        let d = checked.diagnostics.iter().find(|d| d.code() == "duplicate_key").expect(&text);
+        assert_eq!(d.kind().to_string(), format!("key `{path}` appears more than once in the same JSON object"));
+        assert_eq!(d.position(), Some(format!("t.warden:{at}").as_str()), "{text}");
+    }
+    let fine = "test \"t\" {\n  input {\"a\": {\"k\": 1}, \"b\": {\"k\": 1}, \"K\": 2}\n  expect allowed\n}\n";
+    let checked = check(vec![SourceFile::new("t.warden", fine)]);
+    assert!(checked.diagnostics.iter().all(|d| d.code() != "duplicate_key"));
+}
+
+#[test]
 fn empty_set() {
     insta::assert_snapshot!(rendered("empty_set", &[]));
 }

@@ -86,6 +86,10 @@ pub enum RejectionKind {
     },
     /// The request is not a JSON object.
     NotAnObject,
+    /// An object in the request gives the same key twice (see
+    /// [`crate::json`]): which of the two a reader keeps is undefined, so
+    /// neither is trusted.
+    DuplicateKey,
 }
 
 /// A refused request: what was wrong and where. It never holds a value from
@@ -100,8 +104,8 @@ pub struct Rejection {
 }
 
 /// Every rejection code, as tests and clients see them.
-pub const REJECTION_CODES: [&str; 5] =
-    ["forbidden_field", "type_mismatch", "missing_field", "too_deep", "not_an_object"];
+pub const REJECTION_CODES: [&str; 6] =
+    ["forbidden_field", "type_mismatch", "missing_field", "too_deep", "not_an_object", "duplicate_key"];
 
 impl Rejection {
     pub(crate) fn new(kind: RejectionKind, path: String) -> Self {
@@ -109,7 +113,7 @@ impl Rejection {
     }
 
     /// A stable code: `forbidden_field`, `type_mismatch`, `missing_field`,
-    /// `too_deep` or `not_an_object`.
+    /// `too_deep`, `not_an_object` or `duplicate_key`.
     pub fn code(&self) -> &'static str {
         match self.kind {
             RejectionKind::ForbiddenField => "forbidden_field",
@@ -117,6 +121,7 @@ impl Rejection {
             RejectionKind::MissingField { .. } => "missing_field",
             RejectionKind::TooDeep { .. } => "too_deep",
             RejectionKind::NotAnObject => "not_an_object",
+            RejectionKind::DuplicateKey => "duplicate_key",
         }
     }
 
@@ -133,10 +138,16 @@ impl Rejection {
             RejectionKind::MissingField { expected } => {
                 format!("field `{path}` is required and must be {expected}")
             }
+            RejectionKind::TooDeep { limit } if path.is_empty() => {
+                format!("the request nests deeper than {limit} levels")
+            }
             RejectionKind::TooDeep { limit } => {
                 format!("the request nests deeper than {limit} levels at `{path}`")
             }
             RejectionKind::NotAnObject => "the request must be a JSON object".to_owned(),
+            RejectionKind::DuplicateKey => {
+                format!("key `{path}` appears more than once in the same object; send each key once")
+            }
         }
     }
 }

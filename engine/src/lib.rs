@@ -25,6 +25,7 @@
 mod cond;
 mod decision;
 mod input;
+pub mod json;
 mod overrides;
 mod policy;
 mod testing;
@@ -32,6 +33,10 @@ mod version;
 
 pub use decision::{Contribution, Decision, Explanation, REJECTION_CODES, Rejection, RejectionKind, RuleTrace};
 pub use input::DEFAULT_MAX_DEPTH;
-pub use overrides::{Overrides, PreparedOverrides, RuleOverride};
+pub use overrides::{Overrides, OverridesError, PreparedOverrides, RuleOverride};
 pub use policy::{Policy, RuleInfo};
 pub use testing::{TestOutcome, TestReport, run_tests};
+/// The language types a caller of the engine needs, so it can use the
+/// engine without depending on the parser's AST.
+pub use warden_dsl::ast::{Effect, Type};
+pub use warden_dsl::{Diagnostic, SourceFile, render};

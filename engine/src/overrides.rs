@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::json::JsonError;
 
 /// Changes one customer (or the whole fleet, for global toggles) makes to the
 /// policy set as written.
@@ -17,9 +20,48 @@ pub struct Overrides {
     /// Replaces the set's threshold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<i64>,
-    /// Per-rule changes, by rule name.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// Per-rule changes, by rule name. A name given twice is refused
+    /// whichever way the overrides are deserialized (a plain map would
+    /// silently keep the last).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "unique_rules")]
     pub rules: BTreeMap<String, RuleOverride>,
+}
+
+/// Why overrides could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OverridesError {
+    /// The text is not JSON, repeats a key, or nests too deeply.
+    #[error(transparent)]
+    Json(#[from] JsonError),
+    /// The JSON is not in the shape of [`Overrides`]: an unknown key, a
+    /// wrong type.
+    #[error(
+        "not valid overrides: {0}; expected {{\"threshold\"?: integer, \"rules\"?: {{\"<rule>\": {{\"enabled\"?: boolean, \"score\"?: integer}}}}}}"
+    )]
+    Shape(String),
+}
+
+fn unique_rules<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, RuleOverride>, D::Error> {
+    struct Rules;
+    impl<'de> Visitor<'de> for Rules {
+        type Value = BTreeMap<String, RuleOverride>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map from rule name to {\"enabled\"?, \"score\"?}")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((name, o)) = access.next_entry::<String, RuleOverride>()? {
+                if out.contains_key(&name) {
+                    return Err(de::Error::custom(format_args!("rule `{name}` is given more than once")));
+                }
+                out.insert(name, o);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_map(Rules)
 }
 
 /// A change to one rule.
@@ -35,6 +77,26 @@ pub struct RuleOverride {
 }
 
 impl Overrides {
+    /// Reads overrides from JSON text (an overrides file, a test case) with
+    /// the strict parser: a key repeated anywhere is refused, not resolved
+    /// by keeping the last.
+    ///
+    /// ```
+    /// use warden_engine::Overrides;
+    /// let o = Overrides::from_json(br#"{"threshold": 80, "rules": {"pii": {"score": 10}}}"#).unwrap();
+    /// assert_eq!(o.threshold, Some(80));
+    /// assert!(Overrides::from_json(br#"{"rules": {"pii": {"enabled": false}, "pii": {}}}"#).is_err());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`OverridesError::Json`] for text that is not strict JSON,
+    /// [`OverridesError::Shape`] for JSON that is not overrides.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, OverridesError> {
+        let value = crate::json::parse(bytes)?;
+        serde_json::from_value(value).map_err(|e| OverridesError::Shape(e.to_string()))
+    }
+
     /// Layers `top` over `self`: a value set in `top` wins. The server uses
     /// this to put a customer's overrides over the global toggles.
     #[must_use]
@@ -100,6 +162,25 @@ mod tests {
         let merged = global.layered(&customer);
         assert_eq!(merged.threshold, Some(80));
         assert_eq!(merged.rules.get("a"), Some(&RuleOverride { enabled: Some(true), score: Some(5) }));
+    }
+
+    #[test]
+    fn a_rule_named_twice_is_refused_however_the_overrides_are_read() {
+        let text = r#"{"rules": {"a": {"enabled": false}, "a": {"enabled": true}}}"#;
+        let err = serde_json::from_str::<Overrides>(text).unwrap_err();
+        assert!(err.to_string().contains("rule `a` is given more than once"), "{err}");
+        assert_eq!(
+            Overrides::from_json(text.as_bytes()),
+            Err(OverridesError::Json(JsonError::DuplicateKey { path: "rules.a".into() }))
+        );
+        let nested = r#"{"rules": {"a": {"score": 1, "score": 2}}}"#;
+        assert_eq!(
+            Overrides::from_json(nested.as_bytes()),
+            Err(OverridesError::Json(JsonError::DuplicateKey { path: "rules.a.score".into() }))
+        );
+        assert!(matches!(Overrides::from_json(br#"{"treshold": 1}"#), Err(OverridesError::Shape(_))));
+        let ok = Overrides::from_json(br#"{"threshold": 80, "rules": {"a": {"enabled": true}, "b": {}}}"#).unwrap();
+        assert_eq!((ok.threshold, ok.rules.len()), (Some(80), 2));
     }
 
     #[test]

@@ -17,6 +17,8 @@ use crate::source::{FileId, Loc, Node, SourceFile};
 /// thousands of rules stay far from overflow.
 pub const MAX_MAGNITUDE: i64 = 1_000_000_000;
 
+mod json;
+
 pub(crate) type Built<T> = Result<T, Diagnostic>;
 
 pub(crate) struct Builder<'a> {
@@ -371,7 +373,7 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn boolean(&self, pair: Pair<'_, R>) -> Built<bool> {
+    pub(crate) fn boolean(&self, pair: Pair<'_, R>) -> Built<bool> {
         match pair.as_str() {
             "true" => Ok(true),
             "false" => Ok(false),
@@ -430,41 +432,6 @@ impl<'a> Builder<'a> {
         } else {
             self.scalar(pair)
         }
-    }
-
-    fn json(&self, pair: Pair<'_, R>) -> Built<serde_json::Value> {
-        use serde_json::Value;
-        let loc = self.loc(&pair);
-        Ok(match pair.as_rule() {
-            R::json_object => {
-                let mut map = serde_json::Map::new();
-                for member in pair.into_inner() {
-                    let member_loc = self.loc(&member);
-                    let mut kv = member.into_inner();
-                    let key = self.string(self.next(&mut kv, "member name", &member_loc)?)?.node;
-                    let value = self.json(self.next(&mut kv, "member value", &member_loc)?)?;
-                    map.insert(key, value);
-                }
-                Value::Object(map)
-            }
-            R::json_array => Value::Array(pair.into_inner().map(|p| self.json(p)).collect::<Built<_>>()?),
-            R::string => Value::String(self.string(pair)?.node),
-            R::boolean => Value::Bool(self.boolean(pair)?),
-            R::k_null => Value::Null,
-            R::json_number => match serde_json::from_str::<serde_json::Number>(pair.as_str()) {
-                Ok(n) => Value::Number(n),
-                Err(_) => {
-                    return Err(self.diag(
-                        DiagnosticKind::NumberOutOfRange {
-                            text: pair.as_str().to_owned(),
-                            expected: "a finite number".into(),
-                        },
-                        &loc,
-                    ));
-                }
-            },
-            _ => return Err(self.internal("JSON value", &loc)),
-        })
     }
 }
 

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
-use warden_engine::{Decision, Rejection, RejectionKind};
+use warden_engine::Decision;
 
 use super::{Caller, request_id};
 use crate::app::AppState;
@@ -72,21 +72,14 @@ fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
     }
 }
 
-fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        // serde_json refuses nesting past 128 levels; that is a request
-        // nested too deep, like the engine's own limit, not malformed JSON.
-        if e.to_string().starts_with("recursion limit exceeded") {
-            ApiError::Rejected(
-                Rejection {
-                    kind: RejectionKind::TooDeep { limit: warden_engine::DEFAULT_MAX_DEPTH },
-                    path: String::new(),
-                },
-                None,
-            )
-        } else {
-            ApiError::BadJson(e.to_string())
-        }
+/// Reads a request body with the engine's strict parser. A repeated key
+/// (at any depth) or nesting past the parser's limit is a rejection, answered
+/// 422 and audited under `decision_id` like a content field; only text that
+/// is not JSON at all is a 400.
+fn parse_json(body: &[u8], decision_id: Uuid) -> Result<Value, ApiError> {
+    warden_engine::json::parse(body).map_err(|e| match e.rejection() {
+        Some(rejection) => ApiError::Rejected(rejection, Some(decision_id)),
+        None => ApiError::BadJson(e.to_string()),
     })
 }
 
@@ -157,20 +150,29 @@ pub async fn check(
     let (overrides, quota) = snapshot.for_customer(&caller.0.customer_id);
     let verdict = rate_limit(&state, &caller, quota)?;
     let body = body.map_err(|r| body_error(r, state.max_body_bytes))?;
-    let request = parse_json(&body)?;
     let decision_id = Uuid::now_v7();
+    // A body refused while parsing (a repeated key) is audited like one the
+    // engine refuses (a content field): both fall through to the same row.
+    let request = match parse_json(&body, decision_id) {
+        Ok(request) => Ok(request),
+        Err(ApiError::Rejected(rejection, _)) => Err(rejection),
+        Err(other) => return Err(other),
+    };
     let policy = &snapshot.policy;
     // One walk over the request gives both the decision and the audit
     // row's declared fields.
-    let result = policy.decide_recorded(&request, overrides);
+    let result = match &request {
+        Ok(request) => policy.decide_recorded(request, overrides),
+        Err(rejection) => Err(rejection.clone()),
+    };
     let latency = started.elapsed();
     let mut record = AuditRecord {
         decision_id,
         request_id: request_id(&headers),
         customer_id: caller.0.customer_id,
         api_key_id: caller.0.key_id,
-        model: declared_string(policy, &request, "model"),
-        operation: declared_string(policy, &request, "operation"),
+        model: request.as_ref().ok().and_then(|r| declared_string(policy, r, "model")),
+        operation: request.as_ref().ok().and_then(|r| declared_string(policy, r, "operation")),
         meta: Value::Object(serde_json::Map::new()),
         risk_score: 0,
         allowed: false,

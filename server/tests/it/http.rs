@@ -148,6 +148,34 @@ each_backend!(content_fields_are_refused_with_their_path_and_audited, |backend| 
     assert!(!all.contains("my secret text"), "content never reaches the database");
 });
 
+each_backend!(repeated_keys_are_refused_with_their_path_and_audited, |backend| {
+    let mut app = TestApp::new(backend).await;
+    // Read as last-wins, this request would hide its content field.
+    let hidden = r#"{"model":"gpt-4","operation":"classify","metadata":{"messages":[{"content":"my secret text"}]},"metadata":{"intent":"chat"}}"#;
+    let (status, _, body) = app.check(&app.app_key, hidden).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!((body["error"].as_str(), body["path"].as_str()), (Some("duplicate_key"), Some("metadata")));
+    let decision_id = body["decision_id"].as_str().unwrap().to_owned();
+    assert!(!body.to_string().contains("my secret text"));
+    let nested = r#"{"model":"gpt-4","operation":"classify","metadata":{"a":[{"k":1,"\u006b":2}]}}"#;
+    let (status, _, body) = app.check(&app.app_key, nested).await;
+    assert_eq!((status, body["path"].as_str()), (422, Some("metadata.a[0].k")));
+    // Keys differing in case are different keys.
+    let cased = r#"{"model":"gpt-4","operation":"classify","metadata":{"Intent":"a","intent":"b"}}"#;
+    assert_eq!(app.check(&app.app_key, cased).await.0, 200);
+    app.drain_audit().await;
+    let rows = app.store.recent_audit(10).await.unwrap();
+    let rejected: Vec<_> = rows.iter().filter(|r| r.status == "rejected").collect();
+    assert_eq!(rejected.len(), 2, "both refusals are audited");
+    assert!(rejected.iter().any(|r| r.decision_id.to_string() == decision_id), "under the answered decision id");
+    for row in &rejected {
+        assert_eq!((row.reason.as_str(), row.allowed), ("duplicate_key", false));
+        assert_eq!(row.meta.0, json!({}));
+    }
+    let all = serde_json::to_string(&rows).unwrap();
+    assert!(!all.contains("my secret text"), "content never reaches the database");
+});
+
 each_backend!(bad_bodies_get_clear_errors_never_500, |backend| {
     let app = TestApp::new(backend).await;
     let (status, _, body) = app.check(&app.app_key, &with_meta(json!({"contains_personal_data": "yes"}))).await;
