@@ -9,6 +9,7 @@ mod admin;
 mod e2e;
 mod http;
 mod instances;
+mod logs;
 mod rate_limit;
 mod reload;
 mod slow_clients;
