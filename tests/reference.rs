@@ -204,7 +204,8 @@ fn value_for(ty: Type) -> BoxedStrategy<Value> {
 
 fn input() -> impl Strategy<Value = Value> {
     let per_field: Vec<_> = FIELDS.iter().map(|f| prop::option::weighted(0.8, value_for(f.1))).collect();
-    let forbidden = prop::option::weighted(0.1, (prop::sample::select(FORBIDDEN.to_vec()), any::<bool>(), 0usize..3));
+    let forbidden =
+        prop::option::weighted(0.1, (prop::sample::select(FORBIDDEN.to_vec()), 0usize..SPELLINGS, 0usize..3));
     (per_field, forbidden, any::<bool>(), prop::bool::weighted(0.05)).prop_map(
         |(values, forbidden, extra, odd_metadata)| {
             let mut root = Map::new();
@@ -219,8 +220,8 @@ fn input() -> impl Strategy<Value = Value> {
             if extra {
                 meta.insert("undeclared".into(), json!({"nested": [1, {"k": "v"}]}));
             }
-            if let Some((name, upper, depth)) = forbidden {
-                let key = if upper { name.to_uppercase() } else { name.to_owned() };
+            if let Some((name, spelling, depth)) = forbidden {
+                let key = spell(name, spelling);
                 let mut v = json!({ key: "content" });
                 for _ in 0..depth {
                     v = json!({"wrap": [v]});
@@ -231,6 +232,30 @@ fn input() -> impl Strategy<Value = Value> {
             Value::Object(root)
         },
     )
+}
+
+/// How many ways [`spell`] writes a name.
+const SPELLINGS: usize = 10;
+
+/// A content field name as a client might send it: as is, in capitals,
+/// padded with whitespace, in full-width letters, with an invisible
+/// character inside; or a different name that merely resembles it.
+fn spell(name: &str, spelling: usize) -> String {
+    let mut chars = name.chars();
+    let first: String = chars.next().into_iter().collect();
+    let rest: String = chars.collect();
+    match spelling {
+        0 => name.to_owned(),
+        1 => name.to_uppercase(),
+        2 => format!(" {name}\t"),
+        3 => name.chars().map(|c| char::from_u32(c.to_ascii_uppercase() as u32 + 0xFEE0).unwrap()).collect(),
+        4 => format!("{first}\u{200B}{rest}"),
+        5 => format!("\u{FEFF}{first}\u{00AD}{rest}"),
+        6 => format!("{name}s"),
+        7 => format!("{name}_tokens"),
+        8 => format!("{first} {rest}"),
+        _ => format!("{name}\u{2060}"),
+    }
 }
 
 fn overrides(rule_count: usize) -> impl Strategy<Value = Overrides> {
@@ -253,18 +278,30 @@ fn path_string(segs: &[String]) -> String {
     segs.join(".")
 }
 
+/// The documented name matching (docs/language.md §3.5), for the spellings
+/// [`spell`] produces: invisible characters dropped, full-width letters
+/// read as ASCII, surrounding whitespace trimmed, case ignored.
+fn is_forbidden(key: &str) -> bool {
+    let plain: String = key
+        .chars()
+        .filter(|c| !matches!(c, '\u{200B}' | '\u{FEFF}' | '\u{00AD}' | '\u{2060}'))
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap(),
+            c => c,
+        })
+        .collect();
+    let plain = plain.trim();
+    FORBIDDEN.iter().any(|f| f.eq_ignore_ascii_case(plain))
+}
+
 fn find_forbidden(v: &Value, path: &str) -> Option<String> {
     let join = |k: &str| {
         if path.is_empty() { k.to_owned() } else { format!("{path}.{k}") }
     };
     match v {
-        Value::Object(m) => m.iter().find_map(|(k, v)| {
-            if FORBIDDEN.iter().any(|f| f.eq_ignore_ascii_case(k)) {
-                Some(join(k))
-            } else {
-                find_forbidden(v, &join(k))
-            }
-        }),
+        Value::Object(m) => {
+            m.iter().find_map(|(k, v)| if is_forbidden(k) { Some(join(k)) } else { find_forbidden(v, &join(k)) })
+        }
         Value::Array(a) => a.iter().enumerate().find_map(|(i, v)| find_forbidden(v, &format!("{path}[{i}]"))),
         _ => None,
     }

@@ -39,6 +39,12 @@ fn bench_default(c: &mut Criterion) {
             "forbidden_field",
             json!({"model": "gpt-4", "operation": "classify", "metadata": {"messages": [{"content": "x"}]}}),
         ),
+        // Keys outside ASCII take the normalising path of forbidden-name
+        // matching (docs/language.md §3.5).
+        (
+            "non_ascii_keys",
+            json!({"model": "gpt-4", "operation": "classify", "metadata": {"intent": "x", "clé": 1, "ключ": 2, "キー": 3}}),
+        ),
     ];
     for (name, input) in &cases {
         g.bench_function(*name, |b| b.iter(|| black_box(policy.decide(black_box(input)).is_ok())));
@@ -59,6 +65,13 @@ fn bench_default(c: &mut Criterion) {
     g.bench_function("blocked_both_including_json_parse", |b| {
         b.iter(|| {
             let v: serde_json::Value = serde_json::from_str(black_box(&text)).unwrap_or_default();
+            black_box(policy.decide(&v).map(|d| d.risk_score).ok())
+        })
+    });
+    // What `/v1/check` does: the strict parser, which refuses repeated keys.
+    g.bench_function("blocked_both_including_strict_json_parse", |b| {
+        b.iter(|| {
+            let v = warden_engine::json::parse(black_box(text.as_bytes())).unwrap_or_default();
             black_box(policy.decide(&v).map(|d| d.risk_score).ok())
         })
     });

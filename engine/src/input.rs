@@ -11,6 +11,7 @@ use smallvec::SmallVec;
 use warden_dsl::ast::{FieldPath, Literal, Presence, Type};
 
 use crate::decision::{Rejection, RejectionKind};
+use crate::forbidden::ForbiddenNames;
 
 /// Default limit on how deeply a request may nest objects and arrays.
 pub const DEFAULT_MAX_DEPTH: usize = 32;
@@ -81,37 +82,6 @@ impl TrieNode {
         if let Some((_, Child::Node(n))) = self.children.get_mut(idx) {
             n.insert(rest, slot);
         }
-    }
-}
-
-/// Content field names, matched without regard to ASCII case. A bit mask of
-/// the names' lengths rejects most keys without comparing any bytes.
-#[derive(Debug)]
-pub(crate) struct ForbiddenNames {
-    names: Box<[Box<str>]>,
-    length_mask: u64,
-}
-
-impl ForbiddenNames {
-    pub(crate) fn new(names: &[String]) -> Self {
-        let mut length_mask = 0u64;
-        for n in names {
-            length_mask |= 1u64.checked_shl(n.len() as u32).unwrap_or(0);
-        }
-        let long = names.iter().any(|n| n.len() >= 64);
-        if long {
-            length_mask = u64::MAX;
-        }
-        Self { names: names.iter().map(|n| n.to_ascii_lowercase().into()).collect(), length_mask }
-    }
-
-    #[inline]
-    pub(crate) fn contains(&self, key: &str) -> bool {
-        let bit = 1u64.checked_shl(key.len() as u32).unwrap_or(u64::MAX);
-        if self.length_mask & bit == 0 {
-            return false;
-        }
-        self.names.iter().any(|n| n.eq_ignore_ascii_case(key))
     }
 }
 
@@ -375,25 +345,6 @@ pub(crate) fn declared_only(schema: &InputSchema, slots: &[SlotValue<'_>]) -> Ma
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn forbidden_names_match_any_ascii_case_and_only_whole_names() {
-        let names = ForbiddenNames::new(&["prompt".to_owned(), "messages".to_owned()]);
-        assert!(names.contains("prompt"));
-        assert!(names.contains("PROMPT"));
-        assert!(names.contains("Messages"));
-        assert!(!names.contains("prompts"));
-        assert!(!names.contains("prompt_tokens"));
-        assert!(!names.contains(""));
-        assert!(!names.contains(&"x".repeat(100)), "long keys skip the length mask safely");
-    }
-
-    #[test]
-    fn long_forbidden_names_disable_the_mask_rather_than_miss() {
-        let long = "a".repeat(70);
-        let names = ForbiddenNames::new(std::slice::from_ref(&long));
-        assert!(names.contains(&long.to_uppercase()));
-    }
 
     #[test]
     fn paths_render_keys_with_dots_and_indexes_in_brackets() {

@@ -24,6 +24,7 @@
 
 mod cond;
 mod decision;
+mod forbidden;
 mod input;
 pub mod json;
 mod overrides;

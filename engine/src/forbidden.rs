@@ -1,0 +1,215 @@
+//! Matching content field names (`prompt`, `messages`, …) in the spellings a
+//! client might send them in.
+//!
+//! A key is compared with the forbidden names after [`normalize`]: default
+//! ignorable characters removed, Unicode compatibility normalisation (NFKC),
+//! lowercase, and surrounding whitespace removed. So `"prompt "`,
+//! `"\tPrompt"`, `"ＰＲＯＭＰＴ"` (full width) and `"pro\u{200B}mpt"`
+//! (a zero-width space inside) are all `prompt`; `"prompts"`,
+//! `"prompt_tokens"`, `"pro mpt"` and look-alikes from other scripts
+//! (Cyrillic `"рrompt"`) are not. docs/language.md §3.5 states the rule for
+//! policy authors.
+//!
+//! Plain ASCII keys, nearly every key a request holds, take a path that
+//! allocates nothing: for ASCII the normalisation is trimming and ASCII
+//! lowercasing.
+
+use unicode_normalization::UnicodeNormalization as _;
+
+/// Content field names, matched after [`normalize`]. A bit mask of the
+/// normalised names' lengths rejects most keys without comparing any bytes.
+#[derive(Debug)]
+pub(crate) struct ForbiddenNames {
+    /// Normalised, so ASCII ones are lowercase.
+    names: Box<[Box<str>]>,
+    length_mask: u64,
+}
+
+impl ForbiddenNames {
+    pub(crate) fn new(names: &[String]) -> Self {
+        let names: Box<[Box<str>]> = names.iter().map(|n| normalize(n).into_boxed_str()).collect();
+        let mut length_mask = 0u64;
+        for n in names.iter() {
+            // A name of 64 bytes or more can't be a bit of the mask: give up
+            // the mask rather than miss it.
+            length_mask |= 1u64.checked_shl(n.len() as u32).unwrap_or(u64::MAX);
+        }
+        Self { names, length_mask }
+    }
+
+    /// Whether `key`, normalised, is one of the names.
+    #[inline]
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        if key.is_ascii() {
+            // For ASCII, NFKC changes nothing, nothing is default ignorable,
+            // and lowercasing is ASCII lowercasing.
+            let key = key.trim();
+            self.length_may_match(key.len()) && self.names.iter().any(|n| n.eq_ignore_ascii_case(key))
+        } else {
+            let key = normalize(key);
+            self.length_may_match(key.len()) && self.names.iter().any(|n| **n == *key)
+        }
+    }
+
+    #[inline]
+    fn length_may_match(&self, len: usize) -> bool {
+        let bit = 1u64.checked_shl(len as u32).unwrap_or(u64::MAX);
+        self.length_mask & bit != 0
+    }
+}
+
+/// The form in which names are compared: default ignorable code points
+/// (see [`is_default_ignorable`]) removed anywhere, then NFKC, then
+/// lowercase (Unicode's default lowercase mapping, `str::to_lowercase`),
+/// then NFKC again (lowercasing can leave a string that isn't in NFKC), then
+/// leading and trailing whitespace (Unicode `White_Space`) removed.
+///
+/// This is close to Unicode's `NFKC_Casefold` (UAX #44, used for
+/// caseless identifier matching) but lowercases instead of applying full
+/// case folding; the two differ only for a few characters outside ASCII
+/// (`ß` stays `ß` rather than becoming `ss`, a final `ς` stays `ς`), none of
+/// which can turn a key into an ASCII name.
+pub(crate) fn normalize(name: &str) -> String {
+    let visible: String = name.chars().filter(|c| !is_default_ignorable(*c)).collect();
+    let lower = visible.nfkc().collect::<String>().to_lowercase();
+    let again: String = lower.nfkc().filter(|c| !is_default_ignorable(*c)).collect();
+    match again.trim() {
+        t if t.len() == again.len() => again,
+        t => t.to_owned(),
+    }
+}
+
+/// Unicode's `Default_Ignorable_Code_Point` property (DerivedCoreProperties.txt,
+/// Unicode 15.1): characters with no visible rendering of their own, such as
+/// the soft hyphen, zero-width space, joiners, bidirectional controls, the
+/// word joiner, variation selectors, the byte order mark and tag characters.
+/// A client can put them inside a key without changing how it looks.
+///
+/// Written out by hand because the ranges are few and fixed, and no
+/// well-kept crate exposes this one property without a full Unicode
+/// database.
+fn is_default_ignorable(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_names() -> ForbiddenNames {
+        let names: Vec<String> = warden_dsl::DEFAULT_FORBIDDEN_FIELDS.iter().map(|n| (*n).to_owned()).collect();
+        ForbiddenNames::new(&names)
+    }
+
+    #[test]
+    fn forbidden_names_match_any_ascii_case_and_only_whole_names() {
+        let names = ForbiddenNames::new(&["prompt".to_owned(), "messages".to_owned()]);
+        assert!(names.contains("prompt"));
+        assert!(names.contains("PROMPT"));
+        assert!(names.contains("Messages"));
+        assert!(!names.contains("prompts"));
+        assert!(!names.contains("prompt_tokens"));
+        assert!(!names.contains(""));
+        assert!(!names.contains(&"x".repeat(100)), "long keys skip the length mask safely");
+    }
+
+    #[test]
+    fn long_forbidden_names_disable_the_mask_rather_than_miss() {
+        let long = "a".repeat(70);
+        let names = ForbiddenNames::new(std::slice::from_ref(&long));
+        assert!(names.contains(&long.to_uppercase()));
+        assert!(names.contains(&format!(" {long}\u{200B}")));
+    }
+
+    #[test]
+    fn other_spellings_of_a_forbidden_name_are_matched() {
+        let names = default_names();
+        for key in [
+            "prompt ",
+            "\tPrompt",
+            " prompt\n",
+            "prompt\u{3000}",
+            "\u{00A0}prompt",
+            "ＰＲＯＭＰＴ",
+            "ｐｒｏｍｐｔ",
+            "pro\u{200B}mpt",
+            "pro\u{200C}m\u{200D}pt",
+            "\u{FEFF}prompt",
+            "pro\u{00AD}mpt",
+            "prom\u{2060}pt",
+            "prompt\u{FE0F}",
+            "\u{202E}prompt",
+            "\u{E0070}prompt",
+            "ᴾᴿᴼᴹᴾᵀ",
+            "ᵖʳᵒᵐᵖᵗ",
+            "ＭＥＳＳＡＧＥＳ",
+            "Con\u{200B}tent ",
+            "TEXT",
+            "ⓣⓔⓧⓣ",
+            "𝐩𝐫𝐨𝐦𝐩𝐭",
+            "meſſage", // long s
+        ] {
+            assert!(names.contains(key), "{key:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn names_that_only_resemble_a_forbidden_name_are_not_matched() {
+        let names = default_names();
+        for key in [
+            "prompt_tokens",
+            "prompts",
+            "pro mpt",
+            "p-rompt",
+            "рrompt", // Cyrillic `р`
+            "prompt.",
+            "contents",
+            "message_count",
+            "",
+            "\u{200B}",
+            " ",
+            "inputs",
+            "texts",
+        ] {
+            assert!(!names.contains(key), "{key:?} should be accepted");
+        }
+    }
+
+    #[test]
+    fn configured_names_are_normalised_too() {
+        let names = ForbiddenNames::new(&["Transcript ".to_owned(), "ＮＯＴＥＳ".to_owned(), "straße".to_owned()]);
+        assert!(names.contains("transcript"));
+        assert!(names.contains("notes"));
+        assert!(names.contains("STRAẞE"));
+        assert!(names.contains("Straße"));
+        assert!(!names.contains("strasse"), "lowercase, not full case folding: documented");
+    }
+
+    #[test]
+    fn normalisation_is_idempotent_and_leaves_plain_names_alone() {
+        for s in ["prompt", "ＰＲＯＭＰＴ ", "pro\u{200B}mpt", "Ǆ", "ﬃ", "İstanbul", "ΣΑΣ"] {
+            let once = normalize(s);
+            assert_eq!(normalize(&once), once, "{s:?}");
+        }
+        assert_eq!(normalize("metadata_intent"), "metadata_intent");
+    }
+}
