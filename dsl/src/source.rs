@@ -6,19 +6,33 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+/// A UTF-8 byte order mark, as some Windows editors write at the start of
+/// a file.
+const BYTE_ORDER_MARK: char = '\u{FEFF}';
+
 /// One policy file: its name as shown in diagnostics, and its text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceFile {
     /// Path relative to the policy directory, e.g. `risk/pii.warden`.
     pub name: String,
-    /// The full text of the file.
+    /// The full text of the file, without a leading byte order mark.
     pub text: Arc<str>,
 }
 
 impl SourceFile {
-    /// A named source.
+    /// A named source. A byte order mark (U+FEFF) at the very start of
+    /// `text` is dropped: it is an encoding signature, not part of the
+    /// policy, so lines and columns count from the first character after it,
+    /// `warden fmt` writes the file without it, and the policy version
+    /// (a hash of the text) is the same with or without it. A U+FEFF
+    /// anywhere else is a syntax error.
     pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
-        Self { name: name.into(), text: text.into() }
+        let text: Arc<str> = text.into();
+        let text = match text.strip_prefix(BYTE_ORDER_MARK) {
+            Some(rest) => Arc::from(rest),
+            None => text,
+        };
+        Self { name: name.into(), text }
     }
 
     /// One-based line and column of a byte offset; columns count characters.
@@ -110,6 +124,18 @@ mod tests {
         // Out of range and mid-character offsets clamp instead of panicking.
         assert_eq!(f.line_col(6), (2, 3));
         assert_eq!(f.line_col(1000), (3, 2));
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_dropped_and_positions_count_without_it() {
+        let f = SourceFile::new("a.warden", "\u{FEFF}ab\ncd");
+        assert_eq!(&*f.text, "ab\ncd");
+        assert_eq!(f.line_col(0), (1, 1));
+        assert_eq!(f.line_col(3), (2, 1));
+        assert_eq!(f, SourceFile::new("a.warden", "ab\ncd"));
+        // Only one, and only at the start.
+        assert_eq!(&*SourceFile::new("a", "\u{FEFF}\u{FEFF}x").text, "\u{FEFF}x");
+        assert_eq!(&*SourceFile::new("a", "x\u{FEFF}").text, "x\u{FEFF}");
     }
 
     #[test]

@@ -177,3 +177,29 @@ fn every_error_in_every_file_is_reported() {
     // Syntax errors in two files are both reported.
     assert_eq!(codes_of(&[("a.warden", "rule {"), ("b.warden", "input {")]), vec!["syntax", "syntax"]);
 }
+
+#[test]
+fn a_leading_byte_order_mark_is_accepted_and_positions_are_unchanged() {
+    // The report: `forbidden_fields` first in a file saved with a BOM.
+    let body = "forbidden_fields [\"prompt\"]\ninput { model: string }\nrule r {\n  description \"d\"\n  when metadata.nope\n  score +1\n  reason r\n}\n";
+    for text in [body.to_owned(), format!("\u{FEFF}{body}")] {
+        let checked = check(vec![SourceFile::new("bom.warden", text.as_str())]);
+        let d: Vec<_> = checked
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| (d.code(), d.position().map(str::to_owned)))
+            .collect();
+        assert_eq!(d, vec![("unknown_field", Some("bom.warden:5:8".to_owned()))], "{text:?}");
+    }
+    let fine = "\u{FEFF}input { model: string }\n";
+    assert!(check(vec![SourceFile::new("ok.warden", fine)]).set.is_some());
+}
+
+#[test]
+fn a_byte_order_mark_elsewhere_is_a_syntax_error_that_says_what_it_is() {
+    let checked = check(vec![SourceFile::new("mid.warden", "input { model: string }\n\u{FEFF}threshold 10\n")]);
+    let d = checked.diagnostics.first().unwrap();
+    assert_eq!((d.code(), d.position()), ("syntax", Some("mid.warden:2:1")));
+    assert!(d.help_text().unwrap().contains("byte order mark"), "{:?}", d.help_text());
+}

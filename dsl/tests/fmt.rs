@@ -64,6 +64,16 @@ fn formatting_does_not_change_meaning() {
 }
 
 #[test]
+fn a_byte_order_mark_is_removed_by_formatting() {
+    let text = fmt("input { model: string }\n");
+    let with_bom = format!("\u{FEFF}{text}");
+    assert_eq!(fmt(&with_bom), text, "the output has no byte order mark");
+    assert_ne!(fmt(&with_bom), with_bom, "so `fmt --check` reports the file");
+    let messy = format!("\u{FEFF}{MESSY}");
+    assert_eq!(fmt(&messy), fmt(MESSY), "comments are found at the same places");
+}
+
+#[test]
 fn invalid_text_is_reported_not_formatted() {
     assert!(format_source(&SourceFile::new("t.warden", "rule {")).is_err());
 }

@@ -148,6 +148,10 @@ fn guess_help(found: &str) -> Option<&'static str> {
         "strings are written in double quotes, e.g. \"gpt-4\""
     } else if found.starts_with("//") {
         "comments start with `#`"
+    } else if found.starts_with('\u{FEFF}') {
+        "an invisible byte order mark (U+FEFF) is here; it is allowed only at the very start of a file: delete it"
+    } else if found.starts_with(['\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{00AD}']) {
+        "an invisible character (a zero-width space, joiner or soft hyphen) is here: delete it"
     } else {
         return None;
     };

@@ -55,6 +55,9 @@ fn format_one(path: &Path, check: bool) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Invalid);
         }
     };
+    // Compared with the text as read: a byte order mark, which
+    // `SourceFile::new` drops and the formatter never prints, makes the file
+    // unformatted, so `fmt` removes it.
     if formatted == text {
         return Ok(Outcome::Unchanged);
     }
@@ -66,4 +69,26 @@ fn format_one(path: &Path, check: bool) -> anyhow::Result<Outcome> {
         std::fs::rename(&tmp, path).with_context(|| format!("replacing `{}`", path.display()))?;
     }
     Ok(Outcome::Changed)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests fail loudly on bad fixtures
+
+    use super::*;
+
+    #[test]
+    fn a_byte_order_mark_makes_a_file_unformatted_and_fmt_removes_it() {
+        let dir = std::env::temp_dir().join(format!("warden-fmt-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bom.warden");
+        let canonical = "input {\n  model: string\n}\n";
+        std::fs::write(&path, format!("\u{FEFF}{canonical}")).unwrap();
+        assert!(matches!(format_one(&path, true).unwrap(), Outcome::Changed), "`fmt --check` reports it");
+        assert!(std::fs::read_to_string(&path).unwrap().starts_with('\u{FEFF}'), "`--check` writes nothing");
+        assert!(matches!(format_one(&path, false).unwrap(), Outcome::Changed));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), canonical, "`fmt` removes the mark and nothing else");
+        assert!(matches!(format_one(&path, true).unwrap(), Outcome::Unchanged));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
