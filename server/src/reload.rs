@@ -1,8 +1,12 @@
 //! Reloading the policy files: on a file change (watched with notify and
-//! debounced), on SIGHUP, or on request. A reload reads, parses, compiles
+//! debounced, see [`watch`]), on SIGHUP, or on request. A reload reads the
+//! files once they have stopped changing (see [`settle`]), parses, compiles
 //! and runs the set's own test blocks off the request path, and swaps only
 //! if all of that succeeds; otherwise the last good set keeps serving and
 //! the diagnostics are logged, counted and shown in the status endpoint.
+
+mod settle;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -10,15 +14,22 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch as signal;
+use warden_dsl::SourceFile;
 use warden_engine::Policy;
 
 use crate::app::AppState;
+use crate::metrics::Metrics;
+
+pub use watch::{IDENTITY_CHECK, spawn_watcher};
 
 /// Editors write several events per save; wait this long for quiet.
 pub const DEBOUNCE: Duration = Duration::from_millis(40);
 /// But never longer than this after the first event.
 const MAX_DEBOUNCE: Duration = Duration::from_millis(200);
+/// How long a policy file that became empty must stay empty before the
+/// empty file is applied (the default of [`PolicyReloader::with_settle`]).
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(1);
 
 /// The outcome of the last reload, for `/api/admin/status`.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
@@ -31,8 +42,26 @@ pub struct ReloadStatus {
     pub reloads_ok: u64,
     /// Failed reloads.
     pub reloads_failed: u64,
-    /// The last failure, kept until a later reload succeeds.
+    /// The last failure, kept until a later reload succeeds (whether or
+    /// not it changed the version).
     pub last_error: Option<ReloadFailure>,
+    /// The watch on the policy directory (absent when not watching).
+    pub watch: Option<WatchStatus>,
+}
+
+/// Whether the policy directory is being watched for changes.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WatchStatus {
+    /// `watching`, or `lost` while no working watch is in place (the
+    /// directory is missing, or could not be watched): changes on disk are
+    /// not picked up until it is back, and the last good set keeps serving.
+    pub state: &'static str,
+    /// When it entered that state (UTC).
+    pub since: DateTime<Utc>,
+    /// Why the watch is lost (absent while watching).
+    pub detail: Option<String>,
+    /// How many times the watch was lost since start.
+    pub losses: u64,
 }
 
 /// Why a reload was refused.
@@ -61,6 +90,7 @@ pub enum Reloaded {
 #[derive(Debug)]
 pub struct PolicyReloader {
     dir: PathBuf,
+    settle: Duration,
     status: Mutex<ReloadStatus>,
     running: tokio::sync::Mutex<()>,
 }
@@ -69,9 +99,14 @@ fn fail(message: impl Into<String>, diagnostics: Vec<String>) -> (String, Vec<St
     (message.into(), diagnostics)
 }
 
-/// Reads and compiles `dir` and runs its test blocks (blocking work).
-fn build(dir: &Path) -> Result<Policy, (String, Vec<String>)> {
-    let sources = crate::policy_files::load_dir(dir).map_err(|e| fail(format!("{e:#}"), Vec::new()))?;
+/// Reads `dir` once settled, compiles it and runs its test blocks
+/// (blocking work). `serving` is the set being served, for the settle rule.
+fn build(dir: &Path, serving: &[SourceFile], settle: Duration) -> Result<Policy, (String, Vec<String>)> {
+    let settled = settle::read_settled(dir, serving, settle).map_err(|e| fail(format!("{e:#}"), Vec::new()))?;
+    if !settled.emptied.is_empty() {
+        tracing::info!(files = ?settled.emptied, "compiling the set with the emptied file(s)");
+    }
+    let sources = settled.sources;
     let (policy, _warnings) = Policy::from_sources(sources).map_err(|diags| {
         let errors = diags.iter().filter(|d| d.is_error()).count();
         fail(
@@ -94,7 +129,52 @@ fn build(dir: &Path) -> Result<Policy, (String, Vec<String>)> {
 impl PolicyReloader {
     /// A reloader for `dir`.
     pub fn new(dir: PathBuf) -> Self {
-        Self { dir, status: Mutex::new(ReloadStatus::default()), running: tokio::sync::Mutex::new(()) }
+        Self {
+            dir,
+            settle: DEFAULT_SETTLE,
+            status: Mutex::new(ReloadStatus::default()),
+            running: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// How long a policy file that became empty must stay empty before it
+    /// is applied empty (a shorter emptiness is taken for a write in
+    /// progress and waited out).
+    #[must_use]
+    pub fn with_settle(mut self, settle: Duration) -> Self {
+        self.settle = settle;
+        self
+    }
+
+    /// Records that the directory is watched (logging a recovery).
+    pub(crate) fn watch_up(&self, metrics: &Metrics) {
+        metrics.policy_watch(true);
+        let now = Utc::now();
+        self.record(|s| {
+            if let Some(w) = &s.watch {
+                if w.state == "lost" {
+                    let lost_for = (now - w.since).to_std().unwrap_or_default();
+                    tracing::info!(dir = %self.dir.display(), lost_for_ms = lost_for.as_millis() as u64, "policy directory watched again");
+                }
+            }
+            let losses = s.watch.as_ref().map_or(0, |w| w.losses);
+            s.watch = Some(WatchStatus { state: "watching", since: now, detail: None, losses });
+        });
+    }
+
+    /// Records that no working watch is in place, and why. Logged once per
+    /// loss; the reason is kept up to date.
+    pub(crate) fn watch_lost(&self, detail: String, metrics: &Metrics) {
+        metrics.policy_watch(false);
+        let now = Utc::now();
+        self.record(|s| match &mut s.watch {
+            Some(w) if w.state == "lost" => w.detail = Some(detail),
+            other => {
+                tracing::warn!(dir = %self.dir.display(), reason = %detail, "policy directory watch lost; the last good set keeps serving until it is back");
+                let losses = other.as_ref().map_or(0, |w| w.losses) + 1;
+                *other = Some(WatchStatus { state: "lost", since: now, detail: Some(detail), losses });
+            }
+        });
     }
 
     /// The policy directory.
@@ -122,7 +202,9 @@ impl PolicyReloader {
     pub async fn reload(&self, state: &AppState) -> Reloaded {
         let _one_at_a_time = self.running.lock().await;
         let dir = self.dir.clone();
-        let built = tokio::task::spawn_blocking(move || build(&dir))
+        let serving = state.live.load().policy.set().sources.clone();
+        let settle = self.settle;
+        let built = tokio::task::spawn_blocking(move || build(&dir, &serving, settle))
             .await
             .unwrap_or_else(|e| Err(fail(format!("the reload task failed: {e}"), Vec::new())));
         let now = Utc::now();
@@ -131,6 +213,9 @@ impl PolicyReloader {
                 self.record(|s| {
                     s.last_reload_at = Some(now);
                     s.last_result = Some("unchanged");
+                    // The files on disk are good again: an earlier error
+                    // (a directory that was missing) no longer applies.
+                    s.last_error = None;
                 });
                 Reloaded::Unchanged
             }
@@ -163,47 +248,11 @@ impl PolicyReloader {
     }
 }
 
-/// Watches the policy directory (recursively: new subfolders, renames,
-/// deletions and editors' write-then-rename saves all show up as events)
-/// and reloads after each burst of events.
-pub fn spawn_watcher(
-    state: AppState,
-    reloader: Arc<PolicyReloader>,
-    mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    use notify::Watcher as _;
-    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| !e.kind.is_access()) {
-            let _ = tx.send(());
-        }
-    })?;
-    watcher.watch(reloader.dir(), notify::RecursiveMode::Recursive)?;
-    tokio::spawn(async move {
-        // The watcher lives as long as this task.
-        let _watcher = watcher;
-        loop {
-            tokio::select! {
-                event = rx.recv() => if event.is_none() { break },
-                _ = stop.wait_for(|v| *v) => break,
-            }
-            let first = tokio::time::Instant::now();
-            while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-                if first.elapsed() >= MAX_DEBOUNCE {
-                    break;
-                }
-            }
-            reloader.reload(&state).await;
-        }
-    });
-    Ok(())
-}
-
 /// Reloads on SIGHUP. The handler is installed before this returns.
 pub fn spawn_sighup(
     state: AppState,
     reloader: Arc<PolicyReloader>,
-    mut stop: watch::Receiver<bool>,
+    mut stop: signal::Receiver<bool>,
 ) -> anyhow::Result<()> {
     #[cfg(unix)]
     {

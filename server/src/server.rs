@@ -48,6 +48,10 @@ pub struct Options {
     /// On SIGTERM/SIGINT, how long in-flight requests get before their
     /// connections are closed and the audit queue is drained. Default 10 s.
     pub shutdown_grace: Duration,
+    /// How long a policy file that became empty must stay empty before the
+    /// empty file is applied (shorter is taken for a save in progress).
+    /// Default 1 s.
+    pub policy_settle: Duration,
 }
 
 impl Default for Options {
@@ -65,6 +69,7 @@ impl Default for Options {
             request_timeout: Duration::from_secs(30),
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(10),
+            policy_settle: crate::reload::DEFAULT_SETTLE,
         }
     }
 }
@@ -120,7 +125,10 @@ pub async fn build_state(store: Store, policy: Policy, options: &Options) -> any
         audit: queue,
         metrics,
         max_body_bytes: options.max_body_bytes,
-        reloader: options.policy_dir.clone().map(|d| Arc::new(crate::reload::PolicyReloader::new(d))),
+        reloader: options
+            .policy_dir
+            .clone()
+            .map(|d| Arc::new(crate::reload::PolicyReloader::new(d).with_settle(options.policy_settle))),
         bcrypt_cost: options.bcrypt_cost,
         started: Instant::now(),
     });

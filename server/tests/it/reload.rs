@@ -112,7 +112,10 @@ async fn decisions_stay_consistent_while_the_files_change_100_times() {
             } else {
                 std::fs::write(&path, text).unwrap()
             }
-            std::thread::sleep(Duration::from_millis(60));
+            // Uneven pauses, as real edits have: a strict period could lock
+            // in step with the reloader's settle reads and always land on
+            // the same variant.
+            std::thread::sleep(Duration::from_millis(45 + (i as u64 * 37) % 50));
         }
     });
     tokio::task::spawn_blocking(move || editor.join().unwrap()).await.unwrap();
@@ -205,4 +208,205 @@ async fn renames_deletions_and_new_subfolders_are_picked_up() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.state.live.load().policy.version(), before);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+// ---- The directory replaced under the watcher ----------------------------
+
+/// A deny rule the default set doesn't have.
+const DENY_RULE: &str =
+    "rule no_batch {\n  description \"no batch jobs\"\n  when operation == \"batch\"\n  deny\n  reason no_batch\n}\n";
+const BATCH: &str = r#"{"model":"gpt-4","operation":"batch"}"#;
+
+/// A full policy set at `dir`: the defaults plus `extra` as `extra.warden`.
+fn stage_set(dir: &Path, extra: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies");
+    for entry in std::fs::read_dir(src).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(dir.join("extra.warden"), extra).unwrap();
+}
+
+fn sh(cwd: &Path, script: &str) {
+    let out = std::process::Command::new("sh").arg("-c").arg(script).current_dir(cwd).output().unwrap();
+    assert!(out.status.success(), "`{script}`: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// An app watching `base/policies` (created by `setup`), with probes at hand.
+async fn app_at(base: &Path, settle: Option<Duration>) -> (TestApp, watch::Sender<bool>) {
+    let default_quota = Quota { requests: 1_000_000_000, window: Duration::from_secs(60) };
+    let mut options = Options { policy_dir: Some(base.join("policies")), default_quota, ..TestApp::options() };
+    if let Some(settle) = settle {
+        options.policy_settle = settle;
+    }
+    let app = TestApp::with_options(Backend::Sqlite, options).await;
+    let (stop, rx) = watch::channel(false);
+    spawn_watcher(app.state.clone(), app.state.reloader.clone().unwrap(), rx).unwrap();
+    (app, stop)
+}
+
+fn temp_base() -> std::path::PathBuf {
+    let base = std::env::temp_dir().join(format!("warden-swap-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&base).unwrap();
+    base
+}
+
+async fn wait_until(what: &str, mut ok: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ok().await {
+        assert!(Instant::now() < deadline, "not within 10 s: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn batch_denied(app: &TestApp) -> bool {
+    let (status, _, body) = app.check(&app.app_key, BATCH).await;
+    assert_eq!(status, 200, "{body}");
+    body["reason"] == json!("no_batch")
+}
+
+async fn metric(app: &TestApp, name: &str) -> Option<f64> {
+    let (_, _, metrics) = app.send(Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    metrics.as_str().unwrap().lines().find_map(|l| l.strip_prefix(&format!("{name} ")).map(|v| v.parse().unwrap()))
+}
+
+/// After the directory at the path was replaced by `replace` (run in
+/// `base`), the new set serves, later edits are picked up, and the status
+/// and metrics say the watch works and has no stale error.
+async fn replaced_set_is_served_and_watched(base: &Path, app: &TestApp, replace: &str) {
+    assert!(!batch_denied(app).await, "the starting set has no deny rule");
+    sh(base, replace);
+    wait_until("the replaced set serves", async || batch_denied(app).await).await;
+    // The watch follows the new directory: a later edit is loaded.
+    std::fs::write(base.join("policies/extra.warden"), "# the rule is gone\n").unwrap();
+    wait_until("an edit in the new directory is loaded", async || !batch_denied(app).await).await;
+    let st = status(app).await;
+    assert_eq!(st["reload"]["watch"]["state"], json!("watching"), "{st}");
+    assert!(st["reload"]["last_error"].is_null(), "stale error: {st}");
+    assert_eq!(metric(app, "warden_policy_watch_up").await, Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_removed_and_copied_back_is_served_and_watched_and_the_gap_reported() {
+    let base = temp_base();
+    stage_set(&base.join("policies"), "# nothing yet\n");
+    stage_set(&base.join("new"), DENY_RULE);
+    let (app, _stop) = app_at(&base, None).await;
+    let v0 = app.state.live.load().policy.version().to_owned();
+    // Removed: the last good set keeps serving, and the gap is reported.
+    sh(&base, "rm -rf policies");
+    wait_until("the lost watch is reported", async || status(&app).await["reload"]["watch"]["state"] == json!("lost"))
+        .await;
+    let st = status(&app).await;
+    assert!(st["reload"]["watch"]["detail"].as_str().unwrap().contains("missing"), "{st}");
+    assert!(st["reload"]["watch"]["since"].is_string(), "{st}");
+    assert_eq!(metric(&app, "warden_policy_watch_up").await, Some(0.0));
+    assert_eq!(metric(&app, "warden_policy_watch_losses_total").await, Some(1.0));
+    assert_eq!(app.check(&app.app_key, EXT).await.2["policy_version"], json!(v0));
+    // Copied back: served, watched, no stale error about a missing directory.
+    replaced_set_is_served_and_watched(&base, &app, "cp -r new policies").await;
+    assert_eq!(status(&app).await["reload"]["watch"]["losses"], json!(1));
+    let _ = std::fs::remove_dir_all(base);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_removed_and_copied_at_once_is_served_and_watched() {
+    let base = temp_base();
+    stage_set(&base.join("policies"), "# nothing yet\n");
+    stage_set(&base.join("new"), DENY_RULE);
+    let (app, _stop) = app_at(&base, None).await;
+    replaced_set_is_served_and_watched(&base, &app, "rm -rf policies && cp -r new policies").await;
+    let _ = std::fs::remove_dir_all(base);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_renamed_away_and_replaced_is_served_and_watched() {
+    let base = temp_base();
+    stage_set(&base.join("policies"), "# nothing yet\n");
+    stage_set(&base.join("new"), DENY_RULE);
+    let (app, _stop) = app_at(&base, None).await;
+    replaced_set_is_served_and_watched(&base, &app, "mv policies old && mv new policies").await;
+    // Edits to the old directory no longer matter.
+    std::fs::write(base.join("old/extra.warden"), DENY_RULE).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!batch_denied(&app).await, "an edit to the renamed-away directory was served");
+    let _ = std::fs::remove_dir_all(base);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlink_swapped_to_another_release_is_served_and_watched() {
+    let base = temp_base();
+    stage_set(&base.join("releases/v1"), "# nothing yet\n");
+    stage_set(&base.join("releases/v2"), DENY_RULE);
+    sh(&base, "ln -s releases/v1 policies");
+    let (app, _stop) = app_at(&base, None).await;
+    replaced_set_is_served_and_watched(&base, &app, "ln -sfn releases/v2 policies").await;
+    // The edit went to v2 (where the link points); v1 is no longer watched.
+    std::fs::write(base.join("releases/v1/extra.warden"), DENY_RULE).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!batch_denied(&app).await, "an edit to the old release was served");
+    let _ = std::fs::remove_dir_all(base);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_synced_with_rsync_delete_is_served_and_watched() {
+    if std::process::Command::new("rsync").arg("--version").output().is_err() {
+        eprintln!("rsync is not installed: skipping");
+        return;
+    }
+    let base = temp_base();
+    stage_set(&base.join("policies"), "# nothing yet\n");
+    std::fs::write(base.join("policies/stale.warden"), "# removed by --delete\n").unwrap();
+    stage_set(&base.join("new"), DENY_RULE);
+    let (app, _stop) = app_at(&base, None).await;
+    replaced_set_is_served_and_watched(&base, &app, "rsync -a --delete new/ policies/").await;
+    assert!(!app.state.live.load().policy.set().sources.iter().any(|f| f.name == "stale.warden"));
+    let _ = std::fs::remove_dir_all(base);
+}
+
+// ---- A file caught mid-save ------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_rewritten_in_place_never_drops_its_deny_rule() {
+    let base = temp_base();
+    stage_set(&base.join("policies"), DENY_RULE);
+    let (app, _stop) = app_at(&base, None).await;
+    assert!(batch_denied(&app).await);
+    let path = base.join("policies/extra.warden");
+    // Truncate, pause (as a slow writer does), write; several times.
+    let writer = std::thread::spawn(move || {
+        for _ in 0..4 {
+            let mut f = std::fs::File::create(&path).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            std::io::Write::write_all(&mut f, DENY_RULE.as_bytes()).unwrap();
+            drop(f);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let mut checks = 0;
+    while !writer.is_finished() {
+        assert!(batch_denied(&app).await, "the deny rule stopped applying mid-write (check {checks})");
+        checks += 1;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    writer.join().unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(batch_denied(&app).await);
+    assert!(checks > 50, "only {checks} checks");
+    let _ = std::fs::remove_dir_all(base);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_emptied_on_purpose_is_applied_after_the_settle_time() {
+    let base = temp_base();
+    stage_set(&base.join("policies"), DENY_RULE);
+    let settle = Duration::from_millis(400);
+    let (app, _stop) = app_at(&base, Some(settle)).await;
+    assert!(batch_denied(&app).await);
+    let emptied = Instant::now();
+    std::fs::write(base.join("policies/extra.warden"), "").unwrap();
+    wait_until("the emptied file is applied", async || !batch_denied(&app).await).await;
+    assert!(emptied.elapsed() >= settle, "applied after {:?}, before the settle time", emptied.elapsed());
+    let _ = std::fs::remove_dir_all(base);
 }
