@@ -5,6 +5,7 @@
 mod customers;
 mod effective;
 mod input;
+mod int;
 mod keys;
 mod logs;
 mod overrides;
@@ -40,7 +41,7 @@ const MAX_PAGE_SIZE: u32 = 500;
 #[into_params(parameter_in = Query)]
 struct PageParams {
     /// From 1 (default 1).
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 4_294_967_295_u64, format = Int64)]
     page: Option<u32>,
     /// 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]

@@ -212,7 +212,7 @@ each_backend!(per_customer_overrides_and_settings_apply_to_the_next_request, |ba
     assert_eq!((status, o), (200, json!({"enabled": false, "score": null})));
     let (status, body) =
         admin(&app, "PUT", &format!("{base}/policies/approved_models"), Some(json!({"score": 5}))).await;
-    assert_eq!((status, body["field"].as_str()), (422, Some("score")));
+    assert_eq!((status, body["error"].as_str()), (409, Some("conflict")), "a deny rule takes no score: {body}");
     assert_eq!(admin(&app, "PUT", &format!("{base}/policies/nope"), Some(json!({}))).await.0, 404);
     assert_eq!(
         admin(

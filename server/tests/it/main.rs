@@ -8,6 +8,7 @@ mod support;
 mod admin;
 mod e2e;
 mod http;
+mod input;
 mod instances;
 mod logs;
 mod rate_limit;

@@ -23,25 +23,43 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewCustomer {
-    /// Display name (1–200 characters, not counting surrounding whitespace).
-    #[schema(min_length = 1, max_length = 200)]
+    /// Display name: 1 to 200 characters, not only spaces, tabs and line
+    /// breaks (those are trimmed from its ends).
+    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\r ][^\\u0000]*$")]
     name: String,
-    /// Unique email.
-    #[schema(min_length = 3, max_length = 254)]
+    /// Unique email (compared without case): `local@domain`, the domain
+    /// with a dot, no spaces, at most 254 characters.
+    #[schema(max_length = 254, pattern = "^[^@\\u0000\\t\\n\\r ]+@[^@\\u0000\\t\\n\\r ]*\\.[^@\\u0000\\t\\n\\r ]*$")]
     email: String,
 }
 
-fn validate(c: &NewCustomer) -> Result<(), ApiError> {
-    let name = c.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(invalid("name", "`name` must be 1 to 200 characters"));
+/// Spaces, tabs and line breaks: what a name may not consist of only, and
+/// what an email may not contain. (The same set as the documented patterns;
+/// Unicode's wider notion of whitespace differs between regex engines.)
+fn blank(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
+/// A display name as documented: 1 to 200 characters, not all blank.
+/// Returns it without blank ends.
+pub(super) fn display_name<'a>(field: &str, name: &'a str) -> Result<&'a str, ApiError> {
+    if name.chars().all(blank) || name.chars().count() > 200 {
+        return Err(invalid(field, format!("`{field}` must be 1 to 200 characters, not only spaces")));
     }
-    let email = c.email.trim();
-    let shaped = email.len() <= 254 && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'));
-    if !shaped || email.chars().any(char::is_whitespace) {
-        return Err(invalid("email", "`email` must be an address such as ops@example.com"));
+    Ok(name.trim_matches(blank))
+}
+
+fn validate(c: &NewCustomer) -> Result<&str, ApiError> {
+    let name = display_name("name", &c.name)?;
+    let bad = |c: char| c == '@' || c == '\0' || blank(c);
+    let shaped = c.email.chars().count() <= 254
+        && c.email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !local.chars().any(bad) && !domain.chars().any(bad) && domain.contains('.')
+        });
+    if !shaped {
+        return Err(invalid("email", "`email` must be an address such as ops@example.com, without spaces"));
     }
-    Ok(())
+    Ok(name)
 }
 
 /// Create a customer.
@@ -55,8 +73,8 @@ async fn create_customer(
     Admin(actor): Admin,
     Body(c): Body<NewCustomer>,
 ) -> Result<(StatusCode, Json<Customer>), ApiError> {
-    validate(&c)?;
-    let customer = state.store.create_customer(c.name.trim(), c.email.trim(), Some(actor.key_id)).await?;
+    let name = validate(&c)?;
+    let customer = state.store.create_customer(name, &c.email, Some(actor.key_id)).await?;
     Ok((StatusCode::CREATED, Json(customer)))
 }
 

@@ -10,7 +10,6 @@ use uuid::Uuid;
 
 use super::input::PathParams;
 use super::rules::effect_parts;
-use super::settings::RateLimitBody;
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
@@ -18,6 +17,15 @@ use crate::http::Admin;
 /// `/api/admin/customers/{id}/effective-policy`.
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(effective_policy))
+}
+
+/// A rate limit in force.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct RateLimitView {
+    /// Requests per window.
+    requests: i64,
+    /// Window in seconds.
+    window_seconds: i64,
 }
 
 /// A value and where it comes from: `file`, `global`, `override` or `default`.
@@ -56,7 +64,7 @@ struct EffectivePolicy {
     /// The threshold, and why.
     threshold: Sourced<i64>,
     /// The rate limit per key, and why.
-    rate_limit: Sourced<RateLimitBody>,
+    rate_limit: Sourced<RateLimitView>,
     /// Every rule, in source order.
     rules: Vec<EffectiveRule>,
 }
@@ -81,13 +89,16 @@ async fn effective_policy(
     let (_, quota) = snapshot.for_customer(&customer.id);
     let rate_limit = match quota {
         Some(q) => Sourced {
-            value: RateLimitBody { requests: i64::from(q.requests), window_seconds: q.window.as_secs() as i64 },
+            value: RateLimitView {
+                requests: i64::from(q.requests),
+                window_seconds: i64::try_from(q.window.as_secs()).unwrap_or(i64::MAX),
+            },
             source: "override",
         },
         None => Sourced {
-            value: RateLimitBody {
+            value: RateLimitView {
                 requests: i64::from(state.default_quota.requests),
-                window_seconds: state.default_quota.window.as_secs() as i64,
+                window_seconds: i64::try_from(state.default_quota.window.as_secs()).unwrap_or(i64::MAX),
             },
             source: "default",
         },

@@ -2,14 +2,84 @@
 //! path parameters. Malformed JSON is 400; anything well-formed but invalid
 //! is 422 naming the field; a path that names nothing is 404. Every
 //! rejection is the API's JSON error body, never axum's plain text.
+//!
+//! Text either database can't store is refused here, for every field of
+//! every admin body and query string alike, so both backends answer the
+//! same 422 rather than Postgres failing the statement: see [`storable`].
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
+use warden_engine::json::JsonError;
 
 use crate::app::AppState;
 use crate::error::ApiError;
+
+/// Whether both databases can store `s`. Postgres refuses the NUL
+/// character (U+0000) in `text` and `jsonb` values (SQLite keeps it); every
+/// other Unicode scalar value is storable in both, and the JSON parser
+/// already refuses unpaired surrogates.
+pub(super) fn storable(s: &str) -> bool {
+    !s.contains('\0')
+}
+
+fn unstorable(field: String) -> ApiError {
+    let message = format!("`{field}` contains a NUL character (U+0000), which can't be stored; remove it");
+    ApiError::Invalid { field, message }
+}
+
+/// The first string (or object key) in `v` that can't be stored, as a 422
+/// naming its path (`name`, `rate_limit.requests`, `tags[2]`).
+fn check_storable(v: &Value, path: &mut String) -> Result<(), ApiError> {
+    match v {
+        Value::String(s) if !storable(s) => {
+            Err(unstorable(if path.is_empty() { "body".to_owned() } else { path.clone() }))
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                check_storable(item, path)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        Value::Object(map) => {
+            for (k, item) in map {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                if !storable(k) {
+                    return Err(unstorable(path.clone()));
+                }
+                check_storable(item, path)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Parses an admin body with the engine's strict parser (a key given twice
+/// is refused, naming it, rather than the last one silently winning) and
+/// refuses text the database can't store.
+fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
+    let value = warden_engine::json::parse(bytes).map_err(|e| match e {
+        JsonError::Syntax { .. } => ApiError::BadJson(e.to_string()),
+        JsonError::DuplicateKey { path } => ApiError::Invalid {
+            message: format!("`{path}` is given more than once; give each field once"),
+            field: path,
+        },
+        JsonError::TooDeep => ApiError::Invalid { field: "body".to_owned(), message: e.to_string() },
+    })?;
+    check_storable(&value, &mut String::new())?;
+    Ok(value)
+}
 
 /// A JSON body for the admin API. An empty body reads as `{}`.
 #[derive(Debug)]
@@ -28,8 +98,8 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
             }
         })?;
         let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-        let mut de = serde_json::Deserializer::from_slice(bytes);
-        serde_path_to_error::deserialize(&mut de).map(Body).map_err(|e| {
+        let value = parse_body(bytes)?;
+        serde_path_to_error::deserialize(value).map(Body).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             if !inner.is_data() {
@@ -59,6 +129,19 @@ impl<T: DeserializeOwned> FromRequestParts<AppState> for Params<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        // Every parameter, known or not, must be storable text: a filter is
+        // bound into a query, and an unknown one may be known tomorrow.
+        if let Ok(axum::extract::Query(pairs)) = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+        {
+            for (k, v) in pairs {
+                if !storable(&k) {
+                    return Err(unstorable("query".to_owned()));
+                }
+                if !storable(&v) {
+                    return Err(unstorable(k));
+                }
+            }
+        }
         match axum::extract::Query::<T>::try_from_uri(&parts.uri) {
             Ok(axum::extract::Query(v)) => Ok(Params(v)),
             Err(e) => {

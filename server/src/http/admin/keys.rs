@@ -12,7 +12,8 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::input::{Body, Params, PathParams};
-use super::{PageParams, invalid, parse_id};
+use super::int::Int;
+use super::{PageParams, parse_id};
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
@@ -30,7 +31,7 @@ struct KeyQuery {
     /// Only this customer's keys.
     customer_id: Option<Uuid>,
     /// From 1 (default 1).
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 4_294_967_295_u64, format = Int64)]
     page: Option<u32>,
     /// 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
@@ -41,8 +42,9 @@ struct KeyQuery {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewKeyBody {
-    /// A label (1–200 characters, not counting surrounding whitespace).
-    #[schema(min_length = 1, max_length = 200)]
+    /// A label: 1 to 200 characters, not only spaces, tabs and line breaks
+    /// (those are trimmed from its ends).
+    #[schema(min_length = 1, max_length = 200, pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\r ][^\\u0000]*$")]
     name: String,
     /// The customer it belongs to.
     customer_id: Uuid,
@@ -56,8 +58,9 @@ struct NewKeyBody {
 struct RotateBody {
     /// Keep the old secret valid this long (0 to 604800 s); absent or 0: it
     /// fails at once.
-    #[schema(minimum = 0, maximum = 604_800)]
-    grace_seconds: Option<u64>,
+    #[serde(default)]
+    #[schema(inline)]
+    grace_seconds: Option<Int<0, 604_800>>,
 }
 
 /// A key with its plaintext, shown this once.
@@ -108,10 +111,7 @@ async fn create_key(
     Admin(actor): Admin,
     Body(b): Body<NewKeyBody>,
 ) -> Result<(StatusCode, Json<IssuedKey>), ApiError> {
-    let name = b.name.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(invalid("name", "`name` must be 1 to 200 characters"));
-    }
+    let name = super::customers::display_name("name", &b.name)?;
     let customer = super::customer(&state, &b.customer_id.to_string()).await?;
     let token = crate::auth::generate();
     let secret_hash = hash(&state, token.secret).await?;
@@ -143,16 +143,13 @@ async fn rotate_key(
 ) -> Result<Json<IssuedKey>, ApiError> {
     let id = parse_id(&id, "key")?;
     let Body(b) = body?;
-    let grace = b.grace_seconds.unwrap_or(0);
-    if grace > 604_800 {
-        return Err(invalid("grace_seconds", "`grace_seconds` must be between 0 and 604800 (7 days)"));
-    }
+    let grace = b.grace_seconds.map_or(0, Int::get);
     let existing = summary(&state, id).await?;
     // A new secret for the same key id.
     let fresh = crate::auth::generate();
     let token = format!("{}{}_{}", crate::auth::PREFIX, id.simple(), fresh.secret);
     let secret_hash = hash(&state, fresh.secret).await?;
-    let grace_until = (grace > 0).then(|| crate::store::now() + chrono::Duration::seconds(grace as i64));
+    let grace_until = (grace > 0).then(|| crate::store::now() + chrono::Duration::seconds(grace));
     if !state.store.rotate_key(id, &secret_hash, grace_until, Some(actor.key_id)).await? {
         return Err(ApiError::NotFound(format!("no key with id `{id}`")));
     }

@@ -25,28 +25,45 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct LogQuery {
     /// From 1 (default 1).
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 4_294_967_295_u64, format = Int64)]
     page: Option<u32>,
     /// 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     page_size: Option<u32>,
     /// Exact model.
+    #[param(pattern = "^[^\\u0000]*$")]
     model: Option<String>,
     /// Exact operation.
+    #[param(pattern = "^[^\\u0000]*$")]
     operation: Option<String>,
-    /// `allowed`, `blocked` or `rejected`.
-    status: Option<String>,
+    /// Outcome.
+    status: Option<StatusFilter>,
     /// One customer.
     customer_id: Option<Uuid>,
     /// Exact reason or rejection code.
+    #[param(pattern = "^[^\\u0000]*$")]
     reason: Option<String>,
     /// RFC 3339, inclusive.
+    #[param(format = DateTime)]
     from: Option<String>,
     /// RFC 3339, exclusive.
+    #[param(format = DateTime)]
     to: Option<String>,
     /// Keyset paging: rows older than this row id (use the last id of the
     /// previous page; faster than `page` deep into a large log).
     before_id: Option<i64>,
+}
+
+/// An outcome to filter on.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum StatusFilter {
+    /// Allowed decisions.
+    Allowed,
+    /// Blocked decisions.
+    Blocked,
+    /// Requests refused before evaluation.
+    Rejected,
 }
 
 fn timestamp(field: &str, raw: Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
@@ -67,13 +84,11 @@ async fn list_logs(
     Params(q): Params<LogQuery>,
 ) -> Result<Json<Page<AuditRow>>, ApiError> {
     let (page, size) = PageParams { page: q.page, page_size: q.page_size }.resolve()?;
-    let status = match q.status.as_deref() {
-        None => None,
-        Some("allowed") => Some(Outcome::Allowed),
-        Some("blocked") => Some(Outcome::Blocked),
-        Some("rejected") => Some(Outcome::Rejected),
-        Some(_) => return Err(invalid("status", "`status` must be `allowed`, `blocked` or `rejected`")),
-    };
+    let status = q.status.map(|s| match s {
+        StatusFilter::Allowed => Outcome::Allowed,
+        StatusFilter::Blocked => Outcome::Blocked,
+        StatusFilter::Rejected => Outcome::Rejected,
+    });
     let filter = LogFilter {
         model: q.model,
         operation: q.operation,

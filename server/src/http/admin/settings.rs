@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::apply_now;
 use super::input::{Body, PathParams};
-use super::{apply_now, invalid};
+use super::int::Int;
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
@@ -22,11 +23,13 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 /// A rate limit.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RateLimitBody {
+struct RateLimitBody {
     /// Requests per window (1 to 1000000000).
-    pub(super) requests: i64,
+    #[schema(inline)]
+    requests: Int<1, 1_000_000_000>,
     /// Window in seconds (1 to 86400).
-    pub(super) window_seconds: i64,
+    #[schema(inline)]
+    window_seconds: Int<1, 86_400>,
 }
 
 /// A customer's settings. Absent fields are cleared (the set's threshold,
@@ -36,7 +39,8 @@ pub(super) struct RateLimitBody {
 struct SettingsBody {
     /// This customer's threshold (-1000000000 to 1000000000).
     #[serde(default)]
-    threshold: Option<i64>,
+    #[schema(inline)]
+    threshold: Option<Int<-1_000_000_000, 1_000_000_000>>,
     /// This customer's rate limit, per API key.
     #[serde(default)]
     rate_limit: Option<RateLimitBody>,
@@ -57,25 +61,11 @@ async fn put_settings(
 ) -> Result<Json<SettingsBody>, ApiError> {
     let customer = super::customer(&state, &id).await?;
     let Body(s) = body?;
-    if s.threshold.is_some_and(|t| t.abs() > 1_000_000_000) {
-        return Err(invalid("threshold", "`threshold` must be between -1000000000 and 1000000000"));
-    }
-    if let Some(r) = s.rate_limit {
-        if !(1..=1_000_000_000).contains(&r.requests) {
-            return Err(invalid("rate_limit.requests", "`rate_limit.requests` must be between 1 and 1000000000"));
-        }
-        if !(1..=86_400).contains(&r.window_seconds) {
-            return Err(invalid(
-                "rate_limit.window_seconds",
-                "`rate_limit.window_seconds` must be between 1 and 86400",
-            ));
-        }
-    }
     let settings = CustomerSettings {
         customer_id: customer.id,
-        threshold: s.threshold,
-        rate_limit_requests: s.rate_limit.map(|r| r.requests),
-        rate_limit_window_seconds: s.rate_limit.map(|r| r.window_seconds),
+        threshold: s.threshold.map(Int::get),
+        rate_limit_requests: s.rate_limit.map(|r| r.requests.get()),
+        rate_limit_window_seconds: s.rate_limit.map(|r| r.window_seconds.get()),
     };
     state.store.set_customer_settings(&settings, Some(actor.key_id)).await?;
     apply_now(&state).await;
