@@ -52,6 +52,13 @@ pub struct Options {
     /// empty file is applied (shorter is taken for a save in progress).
     /// Default 1 s.
     pub policy_settle: Duration,
+    /// When a decision is acknowledged: `ack` once its audit row is queued,
+    /// `durable` once the row is committed in the database or fsynced in
+    /// the local spill. Default `ack`.
+    pub audit_durability: crate::audit::Durability,
+    /// With `audit_on_full = block`, the longest a request waits for room
+    /// in the audit queue before it gets 503. Default 1 s.
+    pub audit_block_timeout: Duration,
 }
 
 impl Default for Options {
@@ -70,6 +77,8 @@ impl Default for Options {
             max_connections: 1024,
             shutdown_grace: Duration::from_secs(10),
             policy_settle: crate::reload::DEFAULT_SETTLE,
+            audit_durability: crate::audit::Durability::Ack,
+            audit_block_timeout: crate::audit::DEFAULT_BLOCK_TIMEOUT,
         }
     }
 }
@@ -110,8 +119,13 @@ pub async fn build_state(store: Store, policy: Policy, options: &Options) -> any
     let version = store.config_version().await.context("reading the change counter")?;
     let tables = store.load_overrides().await.context("loading overrides")?;
     let live = Arc::new(Live::new(Snapshot::build(Arc::new(policy), tables, version)));
-    let (queue, writer) =
-        audit::channel(store.clone(), metrics.clone(), options.audit_queue_capacity, options.audit_on_full);
+    let settings = audit::QueueSettings {
+        capacity: options.audit_queue_capacity,
+        on_full: options.audit_on_full,
+        block_timeout: options.audit_block_timeout,
+        durability: options.audit_durability,
+    };
+    let (queue, writer) = audit::channel_with(store.clone(), metrics.clone(), settings);
     let writer = match &options.spill {
         Some(spill) => writer.with_spill(spill.clone()),
         None => writer,
