@@ -1,10 +1,16 @@
 //! The case corpus: every file in `tests/cases/` holds a policy, an input and
 //! the expected decision, rejection or error codes. One generic runner turns
-//! each file into a check; it compares codes, never message text.
+//! each file into its own test (named after the file, so
+//! `cargo test -p warden-tests --test corpus reject_duplicate_key` runs one);
+//! it compares codes, never message text. A case must expect something: an
+//! empty `[expect]` fails rather than passing vacuously.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // tests fail loudly
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use libtest_mimic::{Arguments, Failed, Trial};
 
 use serde::Deserialize;
 use warden_dsl::SourceFile;
@@ -44,7 +50,30 @@ struct Expect {
     warnings: Option<Vec<String>>,
 }
 
+impl Expect {
+    /// Whether the case states any outcome at all (`path` alone qualifies
+    /// nothing: it is checked only with `rejected`).
+    fn expects_something(&self) -> bool {
+        self.allowed.is_some()
+            || self.score.is_some()
+            || self.reason.is_some()
+            || self.contributions.is_some()
+            || self.rejected.is_some()
+            || self.invalid_overrides.is_some()
+            || self.errors.is_some()
+            || self.warnings.is_some()
+    }
+}
+
 fn run(case: &Case) -> Result<(), String> {
+    if !case.expect.expects_something() {
+        return Err("the case expects nothing: state an outcome in `[expect]` (allowed, score, reason, \
+             contributions, rejected, invalid_overrides, errors or warnings)"
+            .to_owned());
+    }
+    if case.expect.path.is_some() && case.expect.rejected.is_none() {
+        return Err("`path` is checked only with `rejected`".to_owned());
+    }
     let mut sources: Vec<SourceFile> =
         case.files.iter().map(|(n, t)| SourceFile::new(n.as_str(), t.as_str())).collect();
     if let Some(p) = &case.policy {
@@ -127,21 +156,49 @@ fn run(case: &Case) -> Result<(), String> {
     }
 }
 
-#[test]
-fn every_case_in_the_corpus_holds() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    paths.sort();
-    let mut failures = Vec::new();
-    let mut count = 0;
-    for path in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "toml")) {
-        count += 1;
-        let text = std::fs::read_to_string(path).unwrap();
-        let outcome = toml::from_str::<Case>(&text).map_err(|e| format!("unreadable case: {e}")).and_then(|c| run(&c));
-        if let Err(why) = outcome {
-            failures.push(format!("{}: {why}", path.file_name().unwrap().to_string_lossy()));
+fn run_file(path: &Path) -> Result<(), Failed> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("unreadable case: {e}"))?;
+    let case = toml::from_str::<Case>(&text).map_err(|e| format!("unreadable case: {e}"))?;
+    run(&case).map_err(Failed::from)
+}
+
+/// The runner itself must refuse a case that checks nothing.
+fn a_case_expecting_nothing_fails() -> Result<(), Failed> {
+    for expect in ["[expect]", "[expect]\npath = \"metadata.prompt\""] {
+        let text = format!("policy = 'input {{ model: string }}'\ninput = '{{\"model\": \"m\"}}'\n{expect}\n");
+        let case: Case = toml::from_str(&text).map_err(|e| e.to_string())?;
+        if run(&case).is_ok() {
+            return Err(format!("a case with `{expect}` passed").into());
         }
     }
-    assert!(count >= 30, "the corpus has only {count} cases");
-    assert!(failures.is_empty(), "{} of {count} cases failed:\n{}", failures.len(), failures.join("\n"));
+    Ok(())
+}
+
+fn cases() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let cases = cases();
+    let count = cases.len();
+    let mut trials: Vec<Trial> = cases
+        .into_iter()
+        .map(|path| {
+            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            Trial::test(name, move || run_file(&path))
+        })
+        .collect();
+    trials.push(Trial::test("runner::a_case_expecting_nothing_fails", a_case_expecting_nothing_fails));
+    trials.push(Trial::test("runner::the_corpus_is_not_empty", move || {
+        if count >= 30 { Ok(()) } else { Err(format!("the corpus has only {count} cases").into()) }
+    }));
+    libtest_mimic::run(&args, trials).exit_code()
 }

@@ -368,6 +368,12 @@ fn value_of(input: &Value, path: &str) -> Option<Value> {
     })
 }
 
+/// What an audit record holds about a decided request: every declared
+/// field that has a value (sent, or its default), by dotted path.
+fn reference_declared(input: &Value) -> Map<String, Value> {
+    FIELDS.iter().filter_map(|(path, ..)| value_of(input, path).map(|v| ((*path).to_owned(), v))).collect()
+}
+
 fn literal_value(l: &Literal) -> Value {
     match l {
         Literal::String(s) => json!(s),
@@ -522,6 +528,15 @@ proptest! {
             let none = Overrides::default();
             prop_assert_eq!(compiled(&policy, input, &none), reference(&file, input, &none), "no overrides\n{}\ninput {}", text, input);
             prop_assert_eq!(compiled(&policy, input, &ov), reference(&file, input, &ov), "overrides {:?}\n{}\ninput {}", ov, text, input);
+            // `decide_recorded` (the service's path) decides as `decide_with`
+            // does, and records the declared fields and nothing else.
+            let prepared = policy.prepare(&ov);
+            let recorded = policy.decide_recorded(input, &prepared);
+            prop_assert_eq!(&recorded.outcome, &policy.decide_with(input, &prepared));
+            let sent = |key: &str| input.get(key).and_then(Value::as_str);
+            prop_assert_eq!((recorded.model, recorded.operation), (sent("model"), sent("operation")));
+            let want = if recorded.outcome.is_ok() { reference_declared(input) } else { Map::new() };
+            prop_assert_eq!(&recorded.declared, &want, "input {}", input);
             // `decide` and `explain` agree with `decide_with`.
             let plain = policy.decide(input).map(|d| (d.allowed, d.risk_score));
             let explained = policy.explain(input, None).map(|e| (e.decision.allowed, e.decision.risk_score));

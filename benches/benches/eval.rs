@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
-use warden_benches::{default_policies, generated_requests, generated_set};
+use warden_benches::{default_policy, generated_requests, generated_set};
 use warden_engine::{Overrides, Policy};
 
 fn compile(sources: Vec<warden_dsl::SourceFile>) -> Policy {
@@ -23,7 +23,7 @@ fn compile(sources: Vec<warden_dsl::SourceFile>) -> Policy {
 }
 
 fn bench_default(c: &mut Criterion) {
-    let policy = compile(default_policies());
+    let policy = default_policy().unwrap_or_else(|e| panic!("default policies: {e}"));
     let mut g = c.benchmark_group("decide/default");
     let cases = [
         (

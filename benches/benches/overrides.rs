@@ -12,15 +12,15 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use uuid::Uuid;
-use warden_benches::default_policies;
+use warden_benches::default_policy;
 use warden_engine::{Overrides, Policy, RuleOverride};
 use warden_server::live::Snapshot;
 use warden_server::store::OverrideTables;
 
 fn policy() -> Arc<Policy> {
-    match Policy::from_sources(default_policies()) {
-        Ok((p, _)) => Arc::new(p),
-        Err(e) => panic!("{:?}", e.iter().map(ToString::to_string).collect::<Vec<_>>()),
+    match default_policy() {
+        Ok(p) => Arc::new(p),
+        Err(e) => panic!("default policies: {e}"),
     }
 }
 

@@ -4,15 +4,9 @@
 use std::fmt::Write as _;
 
 use warden_dsl::SourceFile;
-
-/// The shipped default policies, embedded at build time.
-pub fn default_policies() -> Vec<SourceFile> {
-    vec![
-        SourceFile::new("base.warden", include_str!("../../policies/base.warden")),
-        SourceFile::new("models.warden", include_str!("../../policies/models.warden")),
-        SourceFile::new("risk.warden", include_str!("../../policies/risk.warden")),
-    ]
-}
+/// The shipped default policies, compiled (one loader for every test and
+/// benchmark).
+pub use warden_tests::default_policy;
 
 /// A small xorshift generator: the same seed gives the same rules on every
 /// machine, with no dependency.

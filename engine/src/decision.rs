@@ -24,6 +24,25 @@ pub struct Decision<'p> {
     pub policy_version: &'p str,
 }
 
+/// One request as the decision service records it: the outcome, and what its
+/// audit record may hold about the request. See [`crate::Policy::decide_recorded`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded<'a> {
+    /// The decision, or why the request was refused.
+    pub outcome: Result<Decision<'a>, Rejection>,
+    /// The request's `model`, when the set declares a top-level
+    /// `model: string` and the request gives one (or the field's default
+    /// applies). `None` when the set doesn't declare it as a string, so an
+    /// undeclared value is never recorded.
+    pub model: Option<&'a str>,
+    /// The request's `operation`, on the same terms as `model`.
+    pub operation: Option<&'a str>,
+    /// The declared fields as they were read, by dotted path, defaults
+    /// filled in and absent fields left out; nothing undeclared. Empty when
+    /// the request was refused.
+    pub declared: serde_json::Map<String, serde_json::Value>,
+}
+
 /// One rule's part in a risk score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Contribution<'p> {

@@ -24,6 +24,7 @@
 
 mod cond;
 mod decision;
+mod effective;
 mod forbidden;
 mod input;
 pub mod json;
@@ -32,12 +33,18 @@ mod policy;
 mod testing;
 mod version;
 
-pub use decision::{Contribution, Decision, Explanation, REJECTION_CODES, Rejection, RejectionKind, RuleTrace};
+pub use decision::{
+    Contribution, Decision, Explanation, REJECTION_CODES, Recorded, Rejection, RejectionKind, RuleTrace,
+};
+pub use effective::{EffectivePolicy, EffectiveRule, Sourced, ValueSource};
 pub use input::DEFAULT_MAX_DEPTH;
 pub use overrides::{Overrides, OverridesError, PreparedOverrides, RuleOverride};
 pub use policy::{Policy, RuleInfo};
 pub use testing::{TestOutcome, TestReport, run_tests};
-/// The language types a caller of the engine needs, so it can use the
-/// engine without depending on the parser's AST.
+// What a caller of the engine needs from the language (a file's text, a
+// rule's effect, a field's type, diagnostics and their rendering, the
+// formatter), so it can use the engine without depending on the parser and
+// its AST.
 pub use warden_dsl::ast::{Effect, Type};
+pub use warden_dsl::fmt::format_source;
 pub use warden_dsl::{Diagnostic, SourceFile, render};

@@ -135,7 +135,33 @@ pub struct PreparedOverrides {
     pub(crate) unknown: Vec<String>,
 }
 
+/// Whether a rule is on: an override's `enabled` wins over the file's. The
+/// one place this precedence is written; decisions, `--explain` and
+/// [`crate::Policy::effective`] all go through it.
+#[inline]
+pub(crate) fn enabled_in_force(written: bool, ov: Option<&RuleOverride>) -> bool {
+    ov.and_then(|o| o.enabled).unwrap_or(written)
+}
+
+/// A score rule's score: an override's `score` wins over the file's.
+#[inline]
+pub(crate) fn score_in_force(written: i64, ov: Option<&RuleOverride>) -> i64 {
+    ov.and_then(|o| o.score).unwrap_or(written)
+}
+
+/// The threshold: an override's wins over the set's.
+#[inline]
+pub(crate) fn threshold_in_force(written: i64, ov: Option<&PreparedOverrides>) -> i64 {
+    ov.and_then(|o| o.threshold).unwrap_or(written)
+}
+
 impl PreparedOverrides {
+    /// The override for rule number `id`, if any.
+    pub(crate) fn rule(&self, id: u32) -> Option<&RuleOverride> {
+        let at = self.rules.binary_search_by_key(&id, |(i, _)| *i).ok()?;
+        self.rules.get(at).map(|(_, o)| o)
+    }
+
     /// Names in the overrides that match no rule of the policy they were
     /// prepared for (for example a rule since deleted from the files).
     pub fn unknown_rules(&self) -> &[String] {

@@ -7,9 +7,11 @@ use warden_dsl::ast::Effect;
 use warden_dsl::{Diagnostic, DiagnosticKind, PolicySet};
 
 use crate::cond::Cond;
-use crate::decision::{Contribution, Decision, Explanation, Rejection, RuleTrace};
+use crate::decision::{Contribution, Decision, Explanation, Recorded, Rejection, RuleTrace};
 use crate::input::{InputSchema, Slot, SlotValue, Slots};
-use crate::overrides::{Overrides, PreparedOverrides, RuleOverride};
+use crate::overrides::{
+    Overrides, PreparedOverrides, RuleOverride, enabled_in_force, score_in_force, threshold_in_force,
+};
 
 /// Numbers compilations; see `Policy::compiled_id`.
 static NEXT_COMPILATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -31,6 +33,29 @@ pub struct Policy {
     /// Rules indexed by the exact value of a string field.
     indexes: Box<[FieldIndex]>,
     by_name: FxHashMap<String, u32>,
+    /// Where the audit record's `model` and `operation` come from, resolved
+    /// once here rather than per request.
+    audit: AuditSlots,
+}
+
+/// The slots of the top-level `model` and `operation` fields, when the set
+/// declares them as strings.
+#[derive(Debug, Clone, Copy, Default)]
+struct AuditSlots {
+    model: Option<Slot>,
+    operation: Option<Slot>,
+}
+
+impl AuditSlots {
+    fn resolve(set: &PolicySet, schema: &InputSchema) -> Self {
+        let string_slot = |name: &str| {
+            set.fields
+                .iter()
+                .find(|f| f.ty == warden_dsl::ast::Type::String && f.path.segments() == [name])
+                .and_then(|f| schema.slot_of(&f.path))
+        };
+        Self { model: string_slot("model"), operation: string_slot("operation") }
+    }
 }
 
 /// A rule as written in the policy files.
@@ -107,7 +132,8 @@ impl Policy {
         let (always, indexes) = build_indexes(&rules);
         let version = crate::version::of(&set.sources);
         let compiled_id = NEXT_COMPILATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let policy = Self { set, version, compiled_id, schema, rules, always, indexes, by_name };
+        let audit = AuditSlots::resolve(&set, &schema);
+        let policy = Self { set, version, compiled_id, schema, rules, always, indexes, by_name, audit };
         errors.extend(crate::testing::validate_tests(&policy));
         if errors.is_empty() { Ok(policy) } else { Err(errors) }
     }
@@ -157,16 +183,38 @@ impl Policy {
         Ok(self.evaluate_with(&slots, overrides))
     }
 
-    /// [`Policy::decide_with`], plus the request's declared fields (and
-    /// nothing else) for an audit record, from one walk over the request.
-    pub fn decide_recorded<'p>(
-        &'p self,
-        input: &Value,
-        overrides: &PreparedOverrides,
-    ) -> Result<(Decision<'p>, serde_json::Map<String, Value>), Rejection> {
+    /// The decision service's path: [`Policy::decide_with`], plus what the
+    /// request's audit record holds (its `model` and `operation`, and its
+    /// declared fields and nothing else), from one walk over the request.
+    ///
+    /// A refused request still names its `model` and `operation` when they
+    /// are declared strings and present at the top level, so a rejection is
+    /// audited against the model it was meant for.
+    pub fn decide_recorded<'a>(&'a self, input: &'a Value, overrides: &PreparedOverrides) -> Recorded<'a> {
         let mut slots = Slots::new();
-        self.schema.extract(input, &mut slots)?;
-        Ok((self.evaluate_with(&slots, overrides), crate::input::declared_only(&self.schema, &slots)))
+        match self.schema.extract(input, &mut slots) {
+            Ok(()) => {
+                let slot_str = |slot: Option<Slot>| match slot.and_then(|s| slots.get(usize::from(s))) {
+                    Some(SlotValue::Str(s)) => Some(*s),
+                    _ => None,
+                };
+                Recorded {
+                    model: slot_str(self.audit.model),
+                    operation: slot_str(self.audit.operation),
+                    outcome: Ok(self.evaluate_with(&slots, overrides)),
+                    declared: crate::input::declared_only(&self.schema, &slots),
+                }
+            }
+            Err(rejection) => {
+                let top = |slot: Option<Slot>, key: &str| slot.and(input.get(key)).and_then(Value::as_str);
+                Recorded {
+                    model: top(self.audit.model, "model"),
+                    operation: top(self.audit.operation, "operation"),
+                    outcome: Err(rejection),
+                    declared: serde_json::Map::new(),
+                }
+            }
+        }
     }
 
     fn evaluate_with<'p>(&'p self, slots: &[SlotValue<'_>], overrides: &PreparedOverrides) -> Decision<'p> {
@@ -259,7 +307,7 @@ impl Policy {
     }
 
     fn evaluate<'p>(&'p self, slots: &[SlotValue<'_>], overrides: Option<&PreparedOverrides>) -> Decision<'p> {
-        let threshold = overrides.and_then(|o| o.threshold).unwrap_or(self.set.threshold);
+        let threshold = threshold_in_force(self.set.threshold, overrides);
         let ov_rules: &[(u32, RuleOverride)] = overrides.map_or(&[], |o| &o.rules);
         let mut ov_pos = 0usize;
         let mut total: i64 = 0;
@@ -284,13 +332,12 @@ impl Policy {
                     break;
                 }
             }
-            let enabled = ov.and_then(|o| o.enabled).unwrap_or(rule.enabled);
-            if !enabled || !rule.cond.eval(slots) {
+            if !enabled_in_force(rule.enabled, ov) || !rule.cond.eval(slots) {
                 return;
             }
             match rule.effect {
                 Effect::Score(written) => {
-                    let score = ov.and_then(|o| o.score).unwrap_or(written);
+                    let score = score_in_force(written, ov);
                     if score != 0 {
                         total = total.saturating_add(score);
                         contributions.push(Contribution { rule: &rule.name, score });
@@ -325,18 +372,16 @@ impl Policy {
         let mut slots = Slots::new();
         self.schema.extract(input, &mut slots)?;
         let decision = self.evaluate(&slots, prepared.as_ref());
-        let ov_for = |name: &str| overrides.and_then(|o| o.rules.get(name));
-        let rules = self
-            .rules
-            .iter()
-            .map(|rule| {
-                let ov = ov_for(&rule.name);
-                let enabled = ov.and_then(|o| o.enabled).unwrap_or(rule.enabled);
+        let rules = (0u32..)
+            .zip(&self.rules)
+            .map(|(id, rule)| {
+                let ov = prepared.as_ref().and_then(|p| p.rule(id));
+                let enabled = enabled_in_force(rule.enabled, ov);
                 let held = rule.cond.eval(&slots);
                 let fired = enabled && held;
                 let (effect, contributed) = match rule.effect {
                     Effect::Score(written) => {
-                        let score = ov.and_then(|o| o.score).unwrap_or(written);
+                        let score = score_in_force(written, ov);
                         (format!("score {score:+}"), if fired { score } else { 0 })
                     }
                     Effect::Deny => ("deny".to_owned(), 0),
@@ -353,7 +398,7 @@ impl Policy {
                 }
             })
             .collect();
-        let threshold = overrides.and_then(|o| o.threshold).unwrap_or(self.set.threshold);
+        let threshold = threshold_in_force(self.set.threshold, prepared.as_ref());
         Ok(Explanation { decision, threshold, rules })
     }
 }

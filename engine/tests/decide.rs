@@ -6,15 +6,11 @@ use serde_json::{Value, json};
 use warden_dsl::SourceFile;
 use warden_engine::{Overrides, Policy, Rejection};
 
+#[path = "../../tests/default_policies.rs"]
+mod default_policies;
+
 fn default_policy() -> Policy {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies");
-    let mut sources = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        sources.push(SourceFile::new(name, std::fs::read_to_string(&path).unwrap()));
-    }
-    compile(sources)
+    compile(default_policies::sources().unwrap())
 }
 
 fn compile(sources: Vec<SourceFile>) -> Policy {
@@ -138,6 +134,50 @@ fn undeclared_fields_are_ignored_and_never_copied() {
     assert_eq!(fields.get("metadata.contains_personal_data"), Some(&json!(true)));
     assert_eq!(fields.get("metadata.is_external_model"), Some(&json!(false)), "defaults are filled in");
     assert!(!fields.contains_key("metadata.intent"), "absent optional fields are left out");
+}
+
+#[test]
+fn decide_recorded_gives_the_decision_and_the_audit_fields_from_one_walk() {
+    let p = default_policy();
+    let input = meta(json!({"contains_personal_data": true, "user_email": "a@b.c"}));
+    let prepared = p.prepare(&Overrides::default());
+    let r = p.decide_recorded(&input, &prepared);
+    assert_eq!(r.outcome, p.decide(&input));
+    assert_eq!((r.model, r.operation), (Some("gpt-4"), Some("classify")));
+    assert_eq!(r.declared, p.declared_fields(&input).unwrap());
+    // A refused request still names the model it was meant for, and
+    // records no fields.
+    let refused = meta(json!({"prompt": "my text"}));
+    let r = p.decide_recorded(&refused, &prepared);
+    assert_eq!(r.outcome.map_err(|e| e.code()), Err("forbidden_field"));
+    assert_eq!((r.model, r.operation), (Some("gpt-4"), Some("classify")));
+    assert!(r.declared.is_empty());
+    // A value of the wrong type is not a model.
+    let mistyped = json!({"model": 5, "operation": "x"});
+    let r = p.decide_recorded(&mistyped, &prepared);
+    assert_eq!((r.model, r.operation), (None, Some("x")));
+}
+
+#[test]
+fn only_declared_top_level_strings_are_recorded_as_model_and_operation() {
+    let request = json!({"model": "gpt-4", "operation": "classify", "metadata": {"model": "x"}});
+    let none = Overrides::default();
+    // Not declared at all: never copied, even from a valid request.
+    let p = policy("input { metadata.model: string? }");
+    let r = p.decide_recorded(&request, &p.prepare(&none));
+    assert!(r.outcome.is_ok());
+    assert_eq!((r.model, r.operation), (None, None));
+    // Declared with another type: not a string to record.
+    let p = policy("input { model: list<string>? operation: bool? }");
+    let other_types = json!({"model": ["a"], "operation": true});
+    let r = p.decide_recorded(&other_types, &p.prepare(&none));
+    assert_eq!((r.model, r.operation), (None, None));
+    // A default counts, as it does for the declared fields.
+    let p = policy("input { model: string = \"default-model\" operation: string? }");
+    let empty = json!({});
+    let r = p.decide_recorded(&empty, &p.prepare(&none));
+    assert_eq!((r.model, r.operation), (Some("default-model"), None));
+    assert_eq!(r.declared.get("model"), Some(&json!("default-model")));
 }
 
 const INDEXED: &str = r#"

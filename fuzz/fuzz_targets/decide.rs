@@ -1,19 +1,20 @@
-//! Property: deciding arbitrary JSON against the default policies never
-//! panics, with or without overrides, and `explain` agrees with `decide`.
+//! Property: deciding arbitrary bytes against the default policies never
+//! panics, with or without overrides; `explain` agrees with `decide`; and
+//! `decide_recorded`, the decision service's path, agrees with
+//! `decide_with` and records nothing undeclared.
 #![no_main]
 
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use warden_dsl::SourceFile;
+use serde_json::Value;
 use warden_engine::{Overrides, Policy, PreparedOverrides};
 
+#[path = "../../tests/default_policies.rs"]
+mod default_policies;
+
 static POLICY: LazyLock<Policy> = LazyLock::new(|| {
-    let sources = vec![
-        SourceFile::new("base.warden", include_str!("../../policies/base.warden")),
-        SourceFile::new("models.warden", include_str!("../../policies/models.warden")),
-        SourceFile::new("risk.warden", include_str!("../../policies/risk.warden")),
-    ];
+    let sources = default_policies::sources().unwrap_or_else(|e| panic!("reading the default policies: {e}"));
     match Policy::from_sources(sources) {
         Ok((p, _)) => p,
         Err(e) => panic!("default policies: {:?}", e.iter().map(ToString::to_string).collect::<Vec<_>>()),
@@ -21,20 +22,44 @@ static POLICY: LazyLock<Policy> = LazyLock::new(|| {
 });
 
 static OVERRIDES: LazyLock<PreparedOverrides> = LazyLock::new(|| {
-    let o: Overrides = serde_json::from_str(r#"{"threshold": 10, "rules": {"approved_models": {"enabled": true}, "external_model": {"score": 5}}}"#)
-        .unwrap_or_default();
+    let o = Overrides::from_json(
+        br#"{"threshold": 10, "rules": {"approved_models": {"enabled": true}, "external_model": {"score": 5}}}"#,
+    )
+    .unwrap_or_default();
     POLICY.prepare(&o)
 });
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(input) = serde_json::from_slice::<serde_json::Value>(data) else { return };
+    // Read as the service reads it: the strict parser, which must accept
+    // exactly what serde_json accepts, less repeated keys.
+    let input = match (warden_engine::json::parse(data), serde_json::from_slice::<Value>(data)) {
+        (Ok(strict), Ok(plain)) => {
+            assert_eq!(strict, plain, "the strict parser reads a document differently");
+            strict
+        }
+        (Err(warden_engine::json::JsonError::DuplicateKey { .. }), Ok(_)) => return,
+        (Err(e), Ok(_)) => panic!("the strict parser refuses what serde_json accepts: {e}"),
+        (Ok(_), Err(e)) => panic!("the strict parser accepts what serde_json refuses: {e}"),
+        (Err(_), Err(_)) => return,
+    };
     let plain = POLICY.decide(&input);
-    let _ = POLICY.decide_with(&input, &OVERRIDES);
-    let _ = POLICY.declared_fields(&input);
+    let with = POLICY.decide_with(&input, &OVERRIDES);
     let explained = POLICY.explain(&input, None);
-    match (plain, explained) {
-        (Ok(d), Ok(e)) => assert_eq!(d, e.decision),
-        (Err(a), Err(b)) => assert_eq!(a, b),
+    match (&plain, explained) {
+        (Ok(d), Ok(e)) => assert_eq!(*d, e.decision),
+        (Err(a), Err(b)) => assert_eq!(*a, b),
         (a, b) => panic!("decide and explain disagree: {a:?} vs {b:?}"),
+    }
+    let recorded = POLICY.decide_recorded(&input, &OVERRIDES);
+    assert_eq!(recorded.outcome, with, "decide_recorded and decide_with disagree");
+    match POLICY.declared_fields(&input) {
+        Ok(fields) => assert_eq!(recorded.declared, fields),
+        Err(_) => assert!(recorded.declared.is_empty()),
+    }
+    // `model` and `operation` are recorded only as the request sent them.
+    for (key, got) in [("model", recorded.model), ("operation", recorded.operation)] {
+        if let Some(v) = got {
+            assert_eq!(input.get(key).and_then(Value::as_str), Some(v), "`{key}` recorded but not sent");
+        }
     }
 });

@@ -9,7 +9,7 @@ mod test;
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
-use warden_dsl::Diagnostic;
+use warden_engine::Diagnostic;
 
 use crate::cli::{Cli, Command, DiagnosticFormat};
 
@@ -34,7 +34,7 @@ pub fn print_diagnostics(diagnostics: &[Diagnostic], format: DiagnosticFormat) {
     let color = std::io::stderr().is_terminal();
     for d in diagnostics {
         match format {
-            DiagnosticFormat::Human => eprintln!("{}", warden_dsl::render(d, color)),
+            DiagnosticFormat::Human => eprintln!("{}", warden_engine::render(d, color)),
             DiagnosticFormat::Json => {
                 let line = serde_json::json!({
                     "code": d.code(),

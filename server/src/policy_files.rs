@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use warden_dsl::SourceFile;
+use warden_engine::SourceFile;
 
 /// The extension of policy files.
 pub const EXTENSION: &str = "warden";

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use warden_dsl::SourceFile;
+use warden_engine::SourceFile;
 
 use crate::cli::DiagnosticFormat;
 
@@ -48,7 +48,7 @@ enum Outcome {
 fn format_one(path: &Path, check: bool) -> anyhow::Result<Outcome> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading `{}`", path.display()))?;
     let file = SourceFile::new(path.display().to_string(), text.as_str());
-    let formatted = match warden_dsl::fmt::format_source(&file) {
+    let formatted = match warden_engine::format_source(&file) {
         Ok(f) => f,
         Err(diags) => {
             super::print_diagnostics(&diags, DiagnosticFormat::Human);

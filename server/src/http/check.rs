@@ -102,17 +102,6 @@ fn sanitize(v: &mut Value) {
     }
 }
 
-/// A top-level string field, but only if the policy declares it: nothing
-/// undeclared is ever copied into the audit log.
-fn declared_string(policy: &warden_engine::Policy, request: &Value, key: &str) -> Option<String> {
-    let declared =
-        policy.set().fields.iter().any(|f| f.path.segments() == [key] && f.ty == warden_dsl::ast::Type::String);
-    if !declared {
-        return None;
-    }
-    request.get(key).and_then(Value::as_str).map(audit_string)
-}
-
 fn rate_limit(state: &AppState, caller: &Caller, quota: Option<crate::rate_limit::Quota>) -> Result<Verdict, ApiError> {
     let verdict = state.limiter.check(caller.0.key_id, quota.unwrap_or(state.default_quota));
     if !verdict.allowed {
@@ -159,11 +148,17 @@ pub async fn check(
         Err(other) => return Err(other),
     };
     let policy = &snapshot.policy;
-    // One walk over the request gives both the decision and the audit
-    // row's declared fields.
-    let result = match &request {
+    // One walk over the request gives the decision and what the audit row
+    // may hold: `model`, `operation` and the declared fields, resolved by
+    // the engine when the policy was compiled.
+    let recorded = match &request {
         Ok(request) => policy.decide_recorded(request, overrides),
-        Err(rejection) => Err(rejection.clone()),
+        Err(rejection) => warden_engine::Recorded {
+            outcome: Err(rejection.clone()),
+            model: None,
+            operation: None,
+            declared: serde_json::Map::new(),
+        },
     };
     let latency = started.elapsed();
     let mut record = AuditRecord {
@@ -171,8 +166,8 @@ pub async fn check(
         request_id: request_id(&headers),
         customer_id: caller.0.customer_id,
         api_key_id: caller.0.key_id,
-        model: request.as_ref().ok().and_then(|r| declared_string(policy, r, "model")),
-        operation: request.as_ref().ok().and_then(|r| declared_string(policy, r, "operation")),
+        model: recorded.model.map(audit_string),
+        operation: recorded.operation.map(audit_string),
         meta: Value::Object(serde_json::Map::new()),
         risk_score: 0,
         allowed: false,
@@ -182,9 +177,9 @@ pub async fn check(
         latency_us: i64::try_from(latency.as_micros()).unwrap_or(i64::MAX),
         created_at: crate::store::now(),
     };
-    let answer = match result {
-        Ok((d, fields)) => {
-            let mut meta = Value::Object(fields);
+    let answer = match recorded.outcome {
+        Ok(d) => {
+            let mut meta = Value::Object(recorded.declared);
             sanitize(&mut meta);
             record.meta = meta;
             record.risk_score = d.risk_score;
