@@ -186,7 +186,10 @@ rule c { description "d" when model == "blocked" deny reason c }
         Overrides::from_json(text.as_bytes()).unwrap()
     }
 
-    fn view(e: &EffectivePolicy<'_>) -> Vec<(String, bool, &'static str, Option<(i64, &'static str)>)> {
+    /// `(rule, enabled, its source, (score, its source))`.
+    type RuleView = (String, bool, &'static str, Option<(i64, &'static str)>);
+
+    fn view(e: &EffectivePolicy<'_>) -> Vec<RuleView> {
         e.rules
             .iter()
             .map(|r| {
