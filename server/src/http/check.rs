@@ -19,8 +19,10 @@ use crate::error::{ApiError, ErrorBody, rate_limit_headers};
 use crate::rate_limit::Verdict;
 use crate::store::{AuditRecord, Outcome};
 
-/// The body of `/v1/check`. Only declared fields are read; content fields
-/// (`prompt`, `messages`, …) anywhere are refused.
+/// The body of `/v1/check`: the fields the policy set declares in its
+/// `input` blocks (the shipped set: `model`, `operation` and a few
+/// `metadata` flags). Only declared fields are read; undeclared ones are
+/// ignored; content fields (`prompt`, `messages`, …) anywhere are refused.
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code)] // documentation only: the body is read as free JSON
 pub struct CheckRequest {
@@ -28,9 +30,10 @@ pub struct CheckRequest {
     model: String,
     /// The operation, e.g. `classify`.
     operation: String,
-    /// Metadata about the request (never its content).
-    #[schema(value_type = Object)]
-    metadata: Value,
+    /// Metadata about the request (never its content). Absent or `null`
+    /// reads as no metadata: declared fields take their defaults.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
 }
 
 /// One rule's part in the score.

@@ -4,10 +4,12 @@
 //! malformed or invalid bodies and query strings wherever they are read.
 
 use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::request_body::RequestBody;
+use utoipa::openapi::schema::{Schema, SchemaType, Type};
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder};
 use utoipa::{PartialSchema as _, ToSchema as _};
 
 use crate::error::ErrorBody;
@@ -67,7 +69,8 @@ pub(crate) fn document_common_responses(api: &mut OpenApi) {
                 add(op, "403", "Not an admin key");
                 add(op, "503", "The database is unavailable; try again");
             }
-            if op.request_body.is_some() {
+            if let Some(body) = op.request_body.as_mut() {
+                optional_body_is_omitted_not_null(body);
                 add(op, "400", "The body is not valid JSON");
                 add(op, "413", "The body is larger than the limit");
                 add(op, "422", "A field is invalid; `field` names it");
@@ -81,6 +84,29 @@ pub(crate) fn document_common_responses(api: &mut OpenApi) {
             }
         }
     }
+}
+
+/// utoipa documents an optional body (`request_body = Option<T>`) as
+/// "`null` or `T`". Warden reads an omitted body as `{}`, but `null` is not
+/// an object: the body may be left out, not sent as `null`.
+fn optional_body_is_omitted_not_null(body: &mut RequestBody) {
+    if matches!(body.required, Some(Required::True)) {
+        return;
+    }
+    for content in body.content.values_mut() {
+        if let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema {
+            let not_null: Vec<_> = one_of
+                .items
+                .iter()
+                .filter(|s| !matches!(s, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null)))
+                .cloned()
+                .collect();
+            if let [only] = not_null.as_slice() {
+                content.schema = Some(only.clone());
+            }
+        }
+    }
+    body.required = Some(Required::False);
 }
 
 fn add(op: &mut Operation, status: &str, description: &str) {

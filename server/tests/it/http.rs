@@ -492,3 +492,65 @@ each_backend!(client_request_ids_must_look_like_ids, |backend| {
         assert_eq!(id.len(), 36, "a generated UUID replaces it");
     }
 });
+
+#[test]
+fn the_openapi_document_describes_parameters_errors_and_bounds_as_served() {
+    let doc = serde_json::to_value(warden_server::app::openapi()).unwrap();
+    let mut query_params = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let route = format!("{} {path}", method.to_uppercase());
+            let responses = op["responses"].as_object().unwrap();
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let (name, place) = (p["name"].as_str().unwrap(), p["in"].as_str().unwrap());
+                // A path parameter is one the path names; everything else is
+                // in the query, and optional.
+                if path.contains(&format!("{{{name}}}")) {
+                    assert_eq!((place, p["required"].as_bool()), ("path", Some(true)), "{route}: {name}");
+                } else {
+                    assert_eq!((place, p["required"].as_bool()), ("query", Some(false)), "{route}: {name}");
+                    query_params += 1;
+                    assert!(responses.contains_key("422"), "{route}: a bad `{name}` is a 422");
+                }
+            }
+            if path.starts_with("/api/admin/") {
+                for status in ["401", "403", "503"] {
+                    assert!(responses.contains_key(status), "{route} does not document {status}");
+                }
+                assert!(op["security"].is_array(), "{route}: no security");
+            }
+            if op.get("requestBody").is_some() {
+                for status in ["400", "413", "422"] {
+                    assert!(responses.contains_key(status), "{route} does not document {status}");
+                }
+            }
+            for (status, r) in responses {
+                if status.starts_with('4') || status.starts_with('5') && path != "/ready" {
+                    let schema = &r["content"]["application/json"]["schema"]["$ref"];
+                    assert_eq!(schema, &json!("#/components/schemas/ErrorBody"), "{route} {status}");
+                }
+            }
+        }
+    }
+    assert!(query_params >= 20, "{query_params}");
+    let schemas = &doc["components"]["schemas"];
+    // The error body documents every field it is sent with.
+    let error = schemas["ErrorBody"]["properties"].as_object().unwrap();
+    for field in ["error", "message", "field", "path", "decision_id"] {
+        assert!(error[field]["description"].is_string(), "ErrorBody.{field}");
+    }
+    // Bounds as the service checks them.
+    let page = doc["paths"]["/api/admin/customers"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "page")
+        .unwrap();
+    assert_eq!(page["schema"]["minimum"], json!(1));
+    assert_eq!(schemas["NewCustomer"]["properties"]["name"]["minLength"], json!(1));
+    let grace = &schemas["RotateBody"]["properties"]["grace_seconds"]["oneOf"][1];
+    assert_eq!((grace["type"].clone(), grace["maximum"].clone()), (json!("integer"), json!(604_800)));
+    // `metadata` may be left out or null, as the service accepts.
+    let check = &schemas["CheckRequest"];
+    assert!(!check["required"].as_array().unwrap().contains(&json!("metadata")), "{check}");
+}

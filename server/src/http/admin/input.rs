@@ -30,21 +30,22 @@ fn unstorable(field: String) -> ApiError {
     ApiError::Invalid { field, message }
 }
 
-/// The first string (or object key) in `v` that can't be stored, as a 422
-/// naming its path (`name`, `rate_limit.requests`, `tags[2]`).
+/// The first string (or object key) in `v` that can't be stored, or the
+/// first list, as a 422 naming its path (`name`, `rate_limit.requests`).
+///
+/// No admin body has a list field, and serde would read a list where a
+/// body or a nested object belongs as that object's fields in order
+/// (`[100, null]` as a threshold and a rate limit), which the document
+/// doesn't allow; so a list anywhere is refused. A body that gains a list
+/// field must lift this for that field.
 fn check_storable(v: &Value, path: &mut String) -> Result<(), ApiError> {
+    let here = |path: &String| if path.is_empty() { "body".to_owned() } else { path.clone() };
     match v {
-        Value::String(s) if !storable(s) => {
-            Err(unstorable(if path.is_empty() { "body".to_owned() } else { path.clone() }))
-        }
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                let len = path.len();
-                path.push_str(&format!("[{i}]"));
-                check_storable(item, path)?;
-                path.truncate(len);
-            }
-            Ok(())
+        Value::String(s) if !storable(s) => Err(unstorable(here(path))),
+        Value::Array(_) => {
+            let field = here(path);
+            let message = format!("`{field}` must be an object or a single value, not a list");
+            Err(ApiError::Invalid { field, message })
         }
         Value::Object(map) => {
             for (k, item) in map {
@@ -77,6 +78,12 @@ fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
         },
         JsonError::TooDeep => ApiError::Invalid { field: "body".to_owned(), message: e.to_string() },
     })?;
+    if !value.is_object() {
+        return Err(ApiError::Invalid {
+            field: "body".to_owned(),
+            message: "the body must be a JSON object".to_owned(),
+        });
+    }
     check_storable(&value, &mut String::new())?;
     Ok(value)
 }

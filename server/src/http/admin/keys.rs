@@ -129,7 +129,7 @@ async fn create_key(
 
 /// Rotate a key's secret. The old secret fails at once, or after
 /// `grace_seconds`.
-#[utoipa::path(post, path = "/api/admin/keys/{id}/rotate", tag = "admin", request_body = RotateBody,
+#[utoipa::path(post, path = "/api/admin/keys/{id}/rotate", tag = "admin", request_body = Option<RotateBody>,
     params(("id" = Uuid, Path, description = "Key id")),
     responses(
         (status = 200, description = "Rotated; the new key, once", body = IssuedKey),

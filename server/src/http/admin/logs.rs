@@ -37,6 +37,7 @@ struct LogQuery {
     #[param(pattern = "^[^\\u0000]*$")]
     operation: Option<String>,
     /// Outcome.
+    #[param(inline)]
     status: Option<StatusFilter>,
     /// One customer.
     customer_id: Option<Uuid>,

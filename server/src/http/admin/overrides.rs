@@ -80,7 +80,7 @@ async fn get_override(
 }
 
 /// Set a customer's override of one rule.
-#[utoipa::path(put, path = "/api/admin/customers/{id}/policies/{key}", tag = "admin", request_body = OverrideBody,
+#[utoipa::path(put, path = "/api/admin/customers/{id}/policies/{key}", tag = "admin", request_body = Option<OverrideBody>,
     params(("id" = Uuid, Path, description = "Customer id"), ("key" = String, Path, description = "Rule key")),
     responses(
         (status = 200, description = "Set; applies to the customer's next request", body = OverrideView),

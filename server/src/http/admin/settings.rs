@@ -47,7 +47,7 @@ struct SettingsBody {
 }
 
 /// Set a customer's threshold and rate limit.
-#[utoipa::path(put, path = "/api/admin/customers/{id}/settings", tag = "admin", request_body = SettingsBody,
+#[utoipa::path(put, path = "/api/admin/customers/{id}/settings", tag = "admin", request_body = Option<SettingsBody>,
     params(("id" = uuid::Uuid, Path, description = "Customer id")),
     responses(
         (status = 200, description = "Set; applies to the customer's next request", body = SettingsBody),
