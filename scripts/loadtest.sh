@@ -5,12 +5,17 @@
 # exactly one row per 200 and 422 answer.
 #
 # Usage: scripts/loadtest.sh [seconds per run, default 15] [connections, default 32]
+# Environment: WARDEN_AUDIT_DURABILITY=durable measures the mode that
+# acknowledges a decision only once its audit row is durable (the server
+# reads the setting from the environment); LOAD_RUNS picks the runs
+# (default "sqlite reload postgres").
 # Needs: PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth) for the
 # Postgres half; wrk (installed with apt-get if missing); python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-15}"
 CONNS="${2:-32}"
+LOAD_RUNS="${LOAD_RUNS:-sqlite reload postgres}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/warden/target}"
 BIN="$CARGO_TARGET_DIR/release/warden"
 PG="${WARDEN_LOAD_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
@@ -99,12 +104,12 @@ run_backend() {
   printf '%-9s peak RSS %d MB; audit rows %s = 200 + 422 answers %s: %s\n' "$name" $((rss_kb / 1024)) "$rows" $((ok + refused)) "$audit"
 }
 
-echo "connections: $CONNS, duration: ${DURATION}s per run, wrk with 1 thread on the same 2-core machine"
+echo "connections: $CONNS, duration: ${DURATION}s per run, wrk with 1 thread on the same 2-core machine, audit durability: ${WARDEN_AUDIT_DURABILITY:-ack}"
 printf '%-9s %-10s %8s %9s %9s\n' backend endpoint "req/s" "p50 ms" "p99 ms"
 
 SQLITE_DB="$WORK/load.db"
 sqlite_rows() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from usage_log').fetchone()[0])" "$SQLITE_DB"; }
-run_backend sqlite "sqlite://$SQLITE_DB" sqlite_rows
+case " $LOAD_RUNS " in *" sqlite "*) run_backend sqlite "sqlite://$SQLITE_DB" sqlite_rows ;; esac
 
 # /v1/check throughput while the policy files change every second, against
 # the same server without reloads (SQLite).
@@ -136,9 +141,11 @@ reload_compare() {
   printf 'reloads   /v1/check  %8s req/s (p99 %s ms) steady; %8s req/s (p99 %s ms) with %s reloads in %ss: %s\n' \
     "$srps" "$sp99" "$rrps" "$rp99" "$reloads" "$DURATION" "$change"
 }
-reload_compare
+case " $LOAD_RUNS " in *" reload "*) reload_compare ;; esac
 
-if pg_isready -h 127.0.0.1 -p 5432 -q; then
+if [[ " $LOAD_RUNS " != *" postgres "* ]]; then
+  :
+elif pg_isready -h 127.0.0.1 -p 5432 -q; then
   DB="warden_load_$$"
   psql "$PG/postgres" -qc "CREATE DATABASE $DB" >/dev/null
   pg_rows() { psql "$PG/$DB" -tAc 'select count(*) from usage_log'; }

@@ -410,3 +410,22 @@ async fn a_file_emptied_on_purpose_is_applied_after_the_settle_time() {
     assert!(emptied.elapsed() >= settle, "applied after {:?}, before the settle time", emptied.elapsed());
     let _ = std::fs::remove_dir_all(base);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_about_a_missing_directory_is_cleared_when_it_is_back_unchanged() {
+    let base = temp_base();
+    stage_set(&base.join("policies"), "# nothing yet\n");
+    let (app, _stop) = app_at(&base, None).await;
+    let reloader = app.state.reloader.clone().unwrap();
+    sh(&base, "mv policies away");
+    // A reload while it is missing (SIGHUP, say) fails and says why.
+    assert!(matches!(reloader.reload(&app.state).await, Reloaded::Failed(_)));
+    assert!(status(&app).await["reload"]["last_error"]["message"].as_str().unwrap().contains("does not exist"));
+    // Back with the very same files: nothing to swap, and no stale error.
+    sh(&base, "mv away policies");
+    wait_until("the error is cleared", async || status(&app).await["reload"]["last_error"].is_null()).await;
+    let st = status(&app).await;
+    assert_eq!(st["reload"]["last_result"], json!("unchanged"), "{st}");
+    assert_eq!(st["reload"]["watch"]["state"], json!("watching"), "{st}");
+    let _ = std::fs::remove_dir_all(base);
+}
