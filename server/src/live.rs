@@ -11,7 +11,7 @@ use uuid::Uuid;
 use warden_engine::{Policy, PreparedOverrides};
 
 use crate::rate_limit::Quota;
-use crate::store::{OverrideTables, Store, StoreError};
+use crate::store::{Orphan, OverrideTables, Store, StoreError};
 
 /// How one customer's requests are decided.
 #[derive(Debug)]
@@ -37,6 +37,11 @@ pub struct Snapshot {
     /// The database change counter the tables were read at (read before
     /// them, so the tables are at least this new).
     pub config_version: i64,
+    /// Whether some toggle or override in the tables names a rule this
+    /// policy doesn't have and is not yet marked orphaned (see
+    /// [`Live::mark_orphans`]). Such a row applies to nothing now, but must
+    /// be marked before a rule of that name can return.
+    pub unmarked_orphans: bool,
 }
 
 impl Snapshot {
@@ -60,7 +65,9 @@ impl Snapshot {
             });
             customers.insert(*id, CustomerView { overrides: policy.prepare(&layered), rate_limit });
         }
-        Self { policy, global, customers, tables, config_version }
+        let unmarked_orphans =
+            !global.unknown_rules().is_empty() || customers.values().any(|v| !v.overrides.unknown_rules().is_empty());
+        Self { policy, global, customers, tables, config_version, unmarked_orphans }
     }
 
     /// The overrides and rate limit for a customer.
@@ -98,8 +105,15 @@ impl Live {
     }
 
     /// Reloads the override tables if the database's change counter is
-    /// ahead of the current snapshot's. Returns whether it reloaded.
+    /// ahead of the current snapshot's, and marks orphaned settings if the
+    /// serving snapshot has some unmarked (a backstop for a set served
+    /// without [`Live::mark_orphans`], retried on every call until it
+    /// succeeds). Returns whether it reloaded.
     pub async fn refresh_overrides(&self, store: &Store) -> Result<bool, StoreError> {
+        if self.load().unmarked_orphans {
+            self.mark_orphans(store).await?;
+            return Ok(true);
+        }
         if store.config_version().await? <= self.load().config_version {
             return Ok(false);
         }
@@ -119,6 +133,25 @@ impl Live {
             self.store(Snapshot::build(current.policy.clone(), tables, version));
         }
         Ok(())
+    }
+
+    /// Marks as orphaned, in the database, every toggle and override whose
+    /// rule the serving policy doesn't have (see [`Store::mark_orphans`]),
+    /// then reloads the override tables. Returns every orphaned setting.
+    /// Call it after serving a new set: at start-up and after a reload.
+    /// Holds the swap lock throughout, so the set can't change between
+    /// reading its rule names and installing the new tables.
+    pub async fn mark_orphans(&self, store: &Store) -> Result<Vec<Orphan>, StoreError> {
+        let _swap = self.swap.lock().await;
+        let current = self.load();
+        let rules: Vec<&str> = current.policy.rule_names().collect();
+        let orphans = store.mark_orphans(&rules).await?;
+        let version = store.config_version().await?;
+        let tables = store.load_overrides().await?;
+        if version >= current.config_version {
+            self.store(Snapshot::build(current.policy.clone(), tables, version));
+        }
+        Ok(orphans)
     }
 
     /// Swaps in a new policy, keeping the current override tables.

@@ -9,6 +9,7 @@ pub(crate) mod admin;
 mod audit;
 mod customers;
 mod keys;
+mod orphans;
 mod overrides;
 
 use std::str::FromStr as _;
@@ -24,7 +25,8 @@ pub use audit::{AuditRecord, AuditRow, LogFilter, MAX_BATCH, Outcome, Stats, aud
 pub use customers::Customer;
 pub use customers::now;
 pub use keys::{KeyRecord, KeySummary, NewKey, Role};
-pub use overrides::{CustomerSettings, OverrideTables};
+pub use orphans::Orphan;
+pub use overrides::{CustomerSettings, OverrideTables, StoredOverride};
 
 /// Runs `$body` with `$p` bound to the configured pool. The body is
 /// type-checked once per backend.

@@ -8,6 +8,7 @@ mod input;
 mod int;
 mod keys;
 mod logs;
+mod orphans;
 mod overrides;
 mod rules;
 mod settings;
@@ -28,6 +29,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(keys::router())
         .merge(rules::router())
         .merge(overrides::router())
+        .merge(orphans::router())
         .merge(settings::router())
         .merge(effective::router())
         .merge(logs::router())

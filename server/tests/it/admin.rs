@@ -319,7 +319,10 @@ each_backend!(logs_stats_and_the_admin_trail, |backend| {
     let last = &trail["items"][0];
     assert_eq!(last["action"], json!("policy.toggle"));
     assert_eq!(last["target"], json!("external_model"));
-    assert_eq!((last["before"].clone(), last["after"].clone()), (json!({"enabled": false}), json!({"enabled": true})));
+    assert_eq!(
+        (last["before"]["enabled"].clone(), last["after"]["enabled"].clone()),
+        (json!({"value": false, "source": "global"}), json!({"value": true, "source": "global"}))
+    );
     assert!(last["actor_key_id"].is_string());
     assert!(trail["total"].as_i64().unwrap() >= 4, "key creation by the test setup is recorded too");
     // Append-only.

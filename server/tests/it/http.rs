@@ -208,22 +208,21 @@ each_backend!(global_toggles_customer_overrides_and_thresholds_apply, |backend| 
     let app = TestApp::new(backend).await;
     let ext = with_meta(json!({"is_external_model": true}));
     assert_eq!(app.check(&app.app_key, &ext).await.2["allowed"], json!(false));
-    app.store
-        .set_customer_rule(app.customer_id, "external_model", RuleOverride { enabled: Some(false), score: None }, None)
-        .await
-        .unwrap();
+    let policy = app.state.live.load().policy.clone();
+    let off = RuleOverride { enabled: Some(false), score: None };
+    app.store.set_customer_rule(&policy, app.customer_id, "external_model", off, None).await.unwrap();
     assert!(app.state.live.refresh_overrides(&app.store).await.unwrap());
     assert_eq!(app.check(&app.app_key, &ext).await.2["allowed"], json!(true));
     // The admin's customer has no override: still blocked.
     assert_eq!(app.check(&app.admin_key, &ext).await.2["allowed"], json!(false));
     // A global toggle turns the approved-models rule on for everyone.
-    app.store.set_global_toggle("approved_models", "", Some(true), None).await.unwrap();
+    app.store.set_global_toggle(&policy, "approved_models", Some(true), None).await.unwrap();
     app.state.live.refresh_overrides(&app.store).await.unwrap();
     let other = json!({"model": "other", "operation": "x"}).to_string();
     assert_eq!(app.check(&app.admin_key, &other).await.2["reason"], json!("unapproved_model"));
     // A per-customer threshold.
     let settings = CustomerSettings { customer_id: app.customer_id, threshold: Some(100), ..Default::default() };
-    app.store.set_customer_settings(&settings, None).await.unwrap();
+    app.store.set_customer_settings(&policy, &settings, app.state.default_quota, None).await.unwrap();
     app.state.live.refresh_overrides(&app.store).await.unwrap();
     let pii = with_meta(json!({"contains_personal_data": true}));
     let (_, _, b) = app.check(&app.app_key, &pii).await;
@@ -240,7 +239,8 @@ each_backend!(rate_limits_answer_429_with_headers, |backend| {
         rate_limit_window_seconds: Some(60),
         ..Default::default()
     };
-    app.store.set_customer_settings(&settings, None).await.unwrap();
+    let policy = app.state.live.load().policy.clone();
+    app.store.set_customer_settings(&policy, &settings, app.state.default_quota, None).await.unwrap();
     app.state.live.refresh_overrides(&app.store).await.unwrap();
     let (_, h1, _) = app.check(&app.app_key, PLAIN).await;
     assert_eq!(h1["ratelimit-policy"], "\"default\";q=2;w=60");
@@ -383,6 +383,7 @@ each_backend!(the_openapi_document_matches_the_router, |backend| {
     let expected = [
         "DELETE /api/admin/customers/{id}/policies/{key}",
         "DELETE /api/admin/keys/{id}",
+        "DELETE /api/admin/orphans/toggles/{key}",
         "GET /api/admin/audit",
         "GET /api/admin/customers",
         "GET /api/admin/customers/{id}",
@@ -390,6 +391,7 @@ each_backend!(the_openapi_document_matches_the_router, |backend| {
         "GET /api/admin/customers/{id}/policies/{key}",
         "GET /api/admin/keys",
         "GET /api/admin/logs",
+        "GET /api/admin/orphans",
         "GET /api/admin/policies",
         "GET /api/admin/stats",
         "GET /api/admin/status",

@@ -1,5 +1,7 @@
 //! `/api/admin/customers/{id}/effective-policy`: every rule as one customer
-//! gets it, each value with where it comes from.
+//! gets it, each value with where it comes from, as the engine resolves it
+//! for decisions ([`warden_engine::Policy::effective`]), and the orphaned
+//! settings that no longer apply to it.
 
 use axum::Json;
 use axum::extract::State;
@@ -13,6 +15,7 @@ use super::rules::effect_parts;
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
+use crate::store::Orphan;
 
 /// `/api/admin/customers/{id}/effective-policy`.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -35,6 +38,12 @@ struct Sourced<T> {
     value: T,
     /// `file`, `global`, `override` or `default`.
     source: &'static str,
+}
+
+impl<T> From<warden_engine::Sourced<T>> for Sourced<T> {
+    fn from(s: warden_engine::Sourced<T>) -> Self {
+        Self { value: s.value, source: s.source.as_str() }
+    }
 }
 
 /// One rule as a customer gets it.
@@ -67,6 +76,10 @@ struct EffectivePolicy {
     rate_limit: Sourced<RateLimitView>,
     /// Every rule, in source order.
     rules: Vec<EffectiveRule>,
+    /// Global toggles and this customer's overrides whose rule left the
+    /// policy set: they don't apply, even to a rule of the same name, until
+    /// set again or deleted.
+    orphans: Vec<Orphan>,
 }
 
 /// Every rule as this customer gets it, and where each value comes from.
@@ -81,11 +94,7 @@ async fn effective_policy(
     let customer = super::customer(&state, &id).await?;
     let snapshot = state.live.load();
     let tables = &snapshot.tables;
-    let mine = tables.customers.get(&customer.id);
-    let threshold = match mine.and_then(|o| o.threshold) {
-        Some(t) => Sourced { value: t, source: "override" },
-        None => Sourced { value: snapshot.policy.threshold(), source: "file" },
-    };
+    let effective = snapshot.policy.effective(&tables.global, tables.customers.get(&customer.id));
     let (_, quota) = snapshot.for_customer(&customer.id);
     let rate_limit = match quota {
         Some(q) => Sourced {
@@ -103,37 +112,28 @@ async fn effective_policy(
             source: "default",
         },
     };
-    let rules = snapshot
-        .policy
-        .rules()
+    let rules = effective
+        .rules
+        .into_iter()
         .map(|r| {
-            let global = tables.global.rules.get(r.name).and_then(|o| o.enabled);
-            let own = mine.and_then(|o| o.rules.get(r.name));
-            let enabled = match (own.and_then(|o| o.enabled), global) {
-                (Some(v), _) => Sourced { value: v, source: "override" },
-                (None, Some(v)) => Sourced { value: v, source: "global" },
-                (None, None) => Sourced { value: r.enabled, source: "file" },
-            };
-            let (effect, written) = effect_parts(r.effect);
-            let score = written.map(|w| match own.and_then(|o| o.score) {
-                Some(v) => Sourced { value: v, source: "override" },
-                None => Sourced { value: w, source: "file" },
-            });
+            let (effect, _) = effect_parts(r.rule.effect);
             EffectiveRule {
-                key: r.name.to_owned(),
-                description: r.description.to_owned(),
+                key: r.rule.name.to_owned(),
+                description: r.rule.description.to_owned(),
                 effect,
-                reason: r.reason.to_owned(),
-                enabled,
-                score,
+                reason: r.rule.reason.to_owned(),
+                enabled: r.enabled.into(),
+                score: r.score.map(Into::into),
             }
         })
         .collect();
+    let orphans = tables.orphans.iter().filter(|o| o.customer_id.is_none_or(|c| c == customer.id)).cloned().collect();
     Ok(Json(EffectivePolicy {
         customer_id: customer.id,
         policy_version: snapshot.policy.version().to_owned(),
-        threshold,
+        threshold: effective.threshold.into(),
         rate_limit,
         rules,
+        orphans,
     }))
 }

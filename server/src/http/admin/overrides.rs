@@ -1,23 +1,26 @@
 //! `/api/admin/customers/{id}/policies/{key}`: one customer's override of
-//! one rule.
+//! one rule. An orphaned override (its rule left the policy set) can still
+//! be read and deleted, even while no rule has its name; setting it again
+//! re-confirms it.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
-use warden_dsl::ast::Effect;
-use warden_engine::RuleOverride;
+use warden_engine::{Effect, RuleOverride};
 
 use super::apply_now;
-use super::input::{Body, PathParams};
+use super::input::{Body, PathParams, storable};
 use super::int::Int;
 use super::rules::rule;
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
+use crate::store::StoredOverride;
 
 /// `/api/admin/customers/{id}/policies/{key}`.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -45,23 +48,45 @@ struct OverrideView {
     enabled: Option<bool>,
     /// This customer's score (`null`: not overridden).
     score: Option<i64>,
+    /// Set when the rule left the policy set: the override doesn't apply
+    /// (not even to a later rule of the same name) until set again or
+    /// deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    orphaned_at: Option<DateTime<Utc>>,
 }
 
-impl From<RuleOverride> for OverrideView {
-    fn from(o: RuleOverride) -> Self {
-        Self { enabled: o.enabled, score: o.score }
+impl From<StoredOverride> for OverrideView {
+    fn from(o: StoredOverride) -> Self {
+        Self { enabled: o.rule.enabled, score: o.rule.score, orphaned_at: o.orphaned_at }
     }
 }
 
-/// The customer and the rule's effect, or 404.
-async fn customer_and_rule(state: &AppState, id: &str, key: &str) -> Result<(Uuid, Effect), ApiError> {
-    let customer = super::customer(state, id).await?;
-    let snapshot = state.live.load();
-    let effect = rule(&snapshot, key)?.effect;
-    Ok((customer.id, effect))
+fn no_override(customer: Uuid, key: &str) -> ApiError {
+    ApiError::NotFound(format!("customer `{customer}` has no override of `{key}`"))
 }
 
-/// A customer's override of one rule.
+/// The customer and its stored override of `key`, for reading or deleting:
+/// 404 unless the rule is in the set or an orphaned override names it.
+async fn customer_and_override(
+    state: &AppState,
+    id: &str,
+    key: &str,
+) -> Result<(Uuid, Option<StoredOverride>), ApiError> {
+    let customer = super::customer(state, id).await?.id;
+    let in_set = rule(&state.live.load(), key).map(|_| ());
+    // A key the database can't hold names nothing stored.
+    if in_set.is_err() && !storable(key) {
+        return Err(ApiError::NotFound(format!("no rule `{}` in the policy set", key.escape_default())));
+    }
+    let stored = state.store.customer_rule(customer, key).await?;
+    match (in_set, stored) {
+        (Ok(_), stored) => Ok((customer, stored)),
+        (Err(_), Some(orphan)) if orphan.orphaned_at.is_some() => Ok((customer, Some(orphan))),
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// A customer's override of one rule (also an orphaned one).
 #[utoipa::path(get, path = "/api/admin/customers/{id}/policies/{key}", tag = "admin",
     params(("id" = Uuid, Path, description = "Customer id"), ("key" = String, Path, description = "Rule key")),
     responses((status = 200, description = "The override", body = OverrideView), (status = 404, description = "Unknown customer, rule, or no override", body = ErrorBody)))]
@@ -70,16 +95,12 @@ async fn get_override(
     _: Admin,
     PathParams((id, key)): PathParams<(String, String)>,
 ) -> Result<Json<OverrideView>, ApiError> {
-    let (customer, _) = customer_and_rule(&state, &id, &key).await?;
-    let o = state
-        .store
-        .customer_rule(customer, &key)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("customer `{customer}` has no override of `{key}`")))?;
-    Ok(Json(o.into()))
+    let (customer, stored) = customer_and_override(&state, &id, &key).await?;
+    Ok(Json(stored.ok_or_else(|| no_override(customer, &key))?.into()))
 }
 
-/// Set a customer's override of one rule.
+/// Set a customer's override of one rule; over an orphaned override, this
+/// re-confirms it for the rule now of that name.
 #[utoipa::path(put, path = "/api/admin/customers/{id}/policies/{key}", tag = "admin", request_body = Option<OverrideBody>,
     params(("id" = Uuid, Path, description = "Customer id"), ("key" = String, Path, description = "Rule key")),
     responses(
@@ -93,7 +114,9 @@ async fn put_override(
     PathParams((id, key)): PathParams<(String, String)>,
     body: Result<Body<OverrideBody>, ApiError>,
 ) -> Result<Json<OverrideView>, ApiError> {
-    let (customer, effect) = customer_and_rule(&state, &id, &key).await?;
+    let customer = super::customer(&state, &id).await?.id;
+    let snapshot = state.live.load();
+    let effect = rule(&snapshot, &key)?.effect;
     let Body(o) = body?;
     // The body is valid; it is the rule, as the files define it now, that
     // can't take a score: a conflict with the target's state.
@@ -101,12 +124,13 @@ async fn put_override(
         return Err(ApiError::Conflict(format!("`{key}` is a deny or allow rule; only score rules take a `score`")));
     }
     let stored = RuleOverride { enabled: o.enabled, score: o.score.map(Int::get) };
-    state.store.set_customer_rule(customer, &key, stored, Some(actor.key_id)).await?;
+    state.store.set_customer_rule(&snapshot.policy, customer, &key, stored, Some(actor.key_id)).await?;
     apply_now(&state).await;
-    Ok(Json(stored.into()))
+    Ok(Json(StoredOverride { rule: stored, orphaned_at: None }.into()))
 }
 
-/// Remove a customer's override of one rule.
+/// Remove a customer's override of one rule (also an orphaned one, whose
+/// rule may no longer exist).
 #[utoipa::path(delete, path = "/api/admin/customers/{id}/policies/{key}", tag = "admin",
     params(("id" = Uuid, Path, description = "Customer id"), ("key" = String, Path, description = "Rule key")),
     responses((status = 204, description = "Removed"), (status = 404, description = "Unknown customer, rule, or no override", body = ErrorBody)))]
@@ -115,9 +139,10 @@ async fn delete_override(
     Admin(actor): Admin,
     PathParams((id, key)): PathParams<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let (customer, _) = customer_and_rule(&state, &id, &key).await?;
-    if !state.store.delete_customer_rule(customer, &key, Some(actor.key_id)).await? {
-        return Err(ApiError::NotFound(format!("customer `{customer}` has no override of `{key}`")));
+    let (customer, stored) = customer_and_override(&state, &id, &key).await?;
+    let policy = state.live.load().policy.clone();
+    if stored.is_none() || !state.store.delete_customer_rule(&policy, customer, &key, Some(actor.key_id)).await? {
+        return Err(no_override(customer, &key));
     }
     apply_now(&state).await;
     Ok(StatusCode::NO_CONTENT)

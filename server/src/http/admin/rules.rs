@@ -6,8 +6,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use warden_dsl::ast::Effect;
-use warden_engine::RuleInfo;
+use warden_engine::{Effect, RuleInfo};
 
 use super::input::{Body, Params, PathParams};
 use super::{PageParams, apply_now, invalid};
@@ -137,12 +136,12 @@ async fn patch_policy(
     body: Result<Body<Toggle>, ApiError>,
 ) -> Result<Json<RuleView>, ApiError> {
     let snapshot = state.live.load();
-    let description = rule(&snapshot, &key)?.description.to_owned();
+    rule(&snapshot, &key)?;
     let Body(t) = body?;
     let Some(enabled) = t.enabled else {
         return Err(invalid("enabled", "`enabled` is required: `true`, `false`, or `null` to follow the policy files"));
     };
-    state.store.set_global_toggle(&key, &description, enabled, Some(actor.key_id)).await?;
+    state.store.set_global_toggle(&snapshot.policy, &key, enabled, Some(actor.key_id)).await?;
     apply_now(&state).await;
     let snapshot = state.live.load();
     let r = rule(&snapshot, &key)?;

@@ -67,7 +67,8 @@ async fn put_settings(
         rate_limit_requests: s.rate_limit.map(|r| r.requests.get()),
         rate_limit_window_seconds: s.rate_limit.map(|r| r.window_seconds.get()),
     };
-    state.store.set_customer_settings(&settings, Some(actor.key_id)).await?;
+    let policy = state.live.load().policy.clone();
+    state.store.set_customer_settings(&policy, &settings, state.default_quota, Some(actor.key_id)).await?;
     apply_now(&state).await;
     Ok(Json(s))
 }

@@ -26,6 +26,9 @@ struct Status {
     rules: usize,
     /// The last reload of the policy files, and its error if it failed.
     reload: ReloadStatus,
+    /// Toggles and overrides whose rule left the policy set (listed at
+    /// `/api/admin/orphans`); they apply to nothing until re-confirmed.
+    orphaned_settings: usize,
     /// Audit rows waiting to be written.
     audit_queue_depth: usize,
     /// Whether the audit writer is reaching the database.
@@ -47,6 +50,7 @@ async fn status(State(state): State<AppState>, _: Admin) -> Json<Status> {
         files: policy.set().sources.iter().map(|f| f.name.clone()).collect(),
         rules: policy.set().rules.len(),
         reload: state.reloader.as_ref().map(|r| r.status()).unwrap_or_default(),
+        orphaned_settings: snapshot.tables.orphans.len(),
         audit_queue_depth: state.audit.depth(),
         audit_writer_healthy: state.audit.writer_healthy(),
         database: state.store.backend(),
