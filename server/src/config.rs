@@ -14,7 +14,8 @@ use figment::Figment;
 use figment::providers::{Env, Format as _, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::audit::OnFull;
+use crate::audit::{Durability, OnFull};
+use crate::server::Options;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -75,10 +76,37 @@ pub struct ServeConfig {
     pub no_watch: bool,
     /// bcrypt cost for keys created through the admin API (4–31).
     pub bcrypt_cost: u32,
+    /// Time a client has to send a request's head; an idle kept-alive
+    /// connection also closes after it.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Time from a request's head to its answer, the body included; then 408.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Client connections open at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// On SIGTERM/SIGINT, how long in-flight requests get before their
+    /// connections are closed and the audit queue is drained or spilled.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// How long a policy file that became empty must stay empty before the
+    /// empty file is applied (shorter is taken for a save in progress).
+    #[serde(with = "humantime_serde")]
+    pub policy_settle: Duration,
+    /// When a decision is acknowledged: `ack` (its audit row is queued) or
+    /// `durable` (committed in the database or fsynced in the local spill).
+    pub audit_durability: Durability,
+    /// With `audit_on_full = block`, the longest a request waits for queue
+    /// room before it gets 503.
+    #[serde(with = "humantime_serde")]
+    pub audit_block_timeout: Duration,
 }
 
 impl Default for ServeConfig {
     fn default() -> Self {
+        // The service's own defaults live with the service; the settings
+        // only name them.
+        let options = Options::default();
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: DEFAULT_DATABASE_URL.to_owned(),
@@ -94,6 +122,13 @@ impl Default for ServeConfig {
             log_format: LogFormat::Human,
             no_watch: false,
             bcrypt_cost: bcrypt::DEFAULT_COST,
+            header_read_timeout: options.header_read_timeout,
+            request_timeout: options.request_timeout,
+            max_connections: options.max_connections,
+            shutdown_grace: options.shutdown_grace,
+            policy_settle: options.policy_settle,
+            audit_durability: options.audit_durability,
+            audit_block_timeout: options.audit_block_timeout,
         }
     }
 }
@@ -102,7 +137,7 @@ impl Default for ServeConfig {
 /// Only these are read, so unrelated `WARDEN_*` variables (`WARDEN_CONFIG`,
 /// test settings) are not mistaken for unknown settings. A unit test checks
 /// the list against [`ServeConfig`]'s fields.
-const SETTINGS: [&str; 14] = [
+const SETTINGS: [&str; 21] = [
     "listen",
     "database_url",
     "policies",
@@ -117,6 +152,13 @@ const SETTINGS: [&str; 14] = [
     "log_format",
     "no_watch",
     "bcrypt_cost",
+    "header_read_timeout",
+    "request_timeout",
+    "max_connections",
+    "shutdown_grace",
+    "policy_settle",
+    "audit_durability",
+    "audit_block_timeout",
 ];
 
 /// The environment variable naming the configuration file.
@@ -188,6 +230,34 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bcrypt_cost: Option<u32>,
+    /// Time a client has to send a request head [default: 10s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
+    pub header_read_timeout: Option<Duration>,
+    /// Time from a request's head to its answer, body included; then 408 [default: 30s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<Duration>,
+    /// Client connections open at once [default: 1024].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// How long in-flight requests get at shutdown [default: 10s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
+    pub shutdown_grace: Option<Duration>,
+    /// How long a policy file emptied mid-save must stay empty to apply [default: 1s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
+    pub policy_settle: Option<Duration>,
+    /// Acknowledge a decision once its audit row is `ack` (queued) or `durable` [default: ack].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_durability: Option<Durability>,
+    /// With `block`, the longest wait for audit queue room, then 503 [default: 1s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
+    pub audit_block_timeout: Option<Duration>,
 }
 
 /// A configuration that can't be used.
@@ -248,6 +318,18 @@ impl ServeConfig {
         }
         if self.max_body_bytes < 64 {
             problems.push(format!("`max_body_bytes` must be at least 64, got {}", self.max_body_bytes));
+        }
+        if self.max_connections == 0 {
+            problems.push("`max_connections` must be at least 1".to_owned());
+        }
+        for (name, d) in [
+            ("header_read_timeout", self.header_read_timeout),
+            ("request_timeout", self.request_timeout),
+            ("audit_block_timeout", self.audit_block_timeout),
+        ] {
+            if d.is_zero() {
+                problems.push(format!("`{name}` must be longer than zero"));
+            }
         }
         if !(4..=31).contains(&self.bcrypt_cost) {
             problems.push(format!("`bcrypt_cost` must be between 4 and 31, got {}", self.bcrypt_cost));

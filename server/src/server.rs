@@ -106,7 +106,13 @@ impl From<&ServeConfig> for Options {
             policy_dir: Some(c.policies.clone()),
             bcrypt_cost: c.bcrypt_cost,
             spill: Some(crate::audit::Spill { dir: c.audit_spill_dir.clone(), drain_timeout: c.drain_timeout }),
-            ..Self::default()
+            header_read_timeout: c.header_read_timeout,
+            request_timeout: c.request_timeout,
+            max_connections: c.max_connections,
+            shutdown_grace: c.shutdown_grace,
+            policy_settle: c.policy_settle,
+            audit_durability: c.audit_durability,
+            audit_block_timeout: c.audit_block_timeout,
         }
     }
 }

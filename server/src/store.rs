@@ -134,24 +134,22 @@ fn is_locked(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6")))
 }
 
-/// Whether a SQLite migration failed because another process was applying
-/// the same migrations at that moment: the database was locked, or the
-/// other process's table or migration record appeared first. Any other
-/// failure (a bad migration, a full disk) is not retried.
-fn migration_raced(e: &sqlx::migrate::MigrateError) -> bool {
+/// One failed attempt at the SQLite migrations, and whether another
+/// process was migrating at the same time.
+struct MigrationAttempt {
+    error: sqlx::migrate::MigrateError,
+    raced: bool,
+}
+
+/// Whether a migration failed on a lock held by another process.
+fn migration_locked(e: &sqlx::migrate::MigrateError) -> bool {
     use sqlx::migrate::MigrateError;
-    let (MigrateError::Execute(inner) | MigrateError::ExecuteMigration(inner, _)) = e else {
-        return false;
-    };
-    match inner {
-        sqlx::Error::Database(db) => {
-            // 5/6: busy/locked; 1555/2067: the migration record's primary
-            // key or unique constraint; "already exists": a table or index
-            // another process just created.
-            matches!(db.code().as_deref(), Some("5" | "6" | "1555" | "2067")) || db.message().contains("already exists")
-        }
-        _ => false,
-    }
+    matches!(e, MigrateError::Execute(inner) | MigrateError::ExecuteMigration(inner, _) if is_locked(inner))
+}
+
+/// How many migrations are recorded as applied (0 before the first).
+async fn applied_migrations(p: &SqlitePool) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success").fetch_one(p).await.unwrap_or(0)
 }
 
 /// Retries for start-up races between processes sharing one SQLite file:
@@ -230,11 +228,30 @@ impl Store {
         match &self.pool {
             Pool::Postgres(p) => PG_MIGRATOR.run(p).await?,
             Pool::Sqlite(p) => {
-                (|| SQLITE_MIGRATOR.run(p))
+                // SQLite has no advisory lock: a process can decide to apply
+                // a migration that another process commits a moment later,
+                // and then fail on its effects (a duplicate column, a table
+                // that exists, the migration record's key). Such a failure is
+                // retried only if the other process did make progress
+                // meanwhile; any other failure is returned at once.
+                let attempt = || async {
+                    let before = applied_migrations(p).await;
+                    match SQLITE_MIGRATOR.run(p).await {
+                        Ok(()) => Ok(()),
+                        Err(error) => {
+                            let raced = migration_locked(&error) || applied_migrations(p).await > before;
+                            Err(MigrationAttempt { error, raced })
+                        }
+                    }
+                };
+                attempt
                     .retry(start_up_backoff())
-                    .when(migration_raced)
-                    .notify(|e, wait| tracing::debug!(error = %e, ?wait, "sqlite migration raced another process; retrying"))
-                    .await?;
+                    .when(|a| a.raced)
+                    .notify(|a, wait| {
+                        tracing::debug!(error = %a.error, ?wait, "sqlite migration raced another process; retrying");
+                    })
+                    .await
+                    .map_err(|a| a.error)?;
             }
         }
         Ok(())

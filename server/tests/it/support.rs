@@ -232,7 +232,6 @@ impl TestApp {
 }
 
 /// Runs `body` once per available backend.
-
 macro_rules! each_backend {
     ($name:ident, |$backend:ident| $body:block) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
