@@ -4,15 +4,11 @@
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::HeaderName;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::http;
+use crate::http::{self, REQUEST_ID};
 pub use crate::state::{AppState, Services};
-
-/// The request id header, propagated or generated.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The application's router: every route in [`crate::http`], the request
 /// id, tracing, body limit and metrics layers, and JSON fallbacks.

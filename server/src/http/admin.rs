@@ -18,8 +18,8 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Every admin route.
 pub(crate) fn router() -> OpenApiRouter<AppState> {

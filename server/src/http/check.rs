@@ -14,9 +14,9 @@ use uuid::Uuid;
 use warden_engine::Decision;
 
 use super::{Caller, request_id};
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody, rate_limit_headers};
 use crate::rate_limit::Verdict;
+use crate::state::AppState;
 use crate::store::{AuditRecord, Outcome};
 
 /// The body of `/v1/check`: the fields the policy set declares in its

@@ -9,9 +9,9 @@ use utoipa_axum::routes;
 
 use super::input::{Body, Params, PathParams};
 use super::{PageParams, invalid};
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
+use crate::state::AppState;
 use crate::store::{Customer, Page};
 
 /// `/api/admin/customers` and `/api/admin/customers/{id}`.

@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use super::input::PathParams;
 use super::rules::effect_parts;
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
+use crate::state::AppState;
 use crate::store::Orphan;
 
 /// `/api/admin/customers/{id}/effective-policy`.

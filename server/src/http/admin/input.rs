@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use warden_engine::json::JsonError;
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Whether both databases can store `s`. Postgres refuses the NUL
 /// character (U+0000) in `text` and `jsonb` values (SQLite keeps it); every

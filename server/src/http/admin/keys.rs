@@ -14,9 +14,9 @@ use uuid::Uuid;
 use super::input::{Body, Params, PathParams};
 use super::int::Int;
 use super::{PageParams, parse_id};
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
+use crate::state::AppState;
 use crate::store::{KeySummary, NewKey, Page, Role};
 
 /// `/api/admin/keys`, `/api/admin/keys/{id}` and `/api/admin/keys/{id}/rotate`.

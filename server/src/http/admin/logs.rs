@@ -10,9 +10,9 @@ use uuid::Uuid;
 
 use super::input::Params;
 use super::{PageParams, invalid};
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::Admin;
+use crate::state::AppState;
 use crate::store::{AdminEntry, AuditRow, LogFilter, Outcome, Page, Stats};
 
 /// `/api/admin/logs`, `/api/admin/stats` and `/api/admin/audit`.

@@ -13,9 +13,9 @@ use utoipa_axum::routes;
 
 use super::input::{Params, PathParams, storable};
 use super::{PageParams, apply_now};
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
+use crate::state::AppState;
 use crate::store::{Orphan, Page};
 
 /// `/api/admin/orphans` and `/api/admin/orphans/toggles/{key}`.

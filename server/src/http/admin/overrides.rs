@@ -17,9 +17,9 @@ use super::apply_now;
 use super::input::{Body, PathParams, storable};
 use super::int::Int;
 use super::rules::rule;
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
+use crate::state::AppState;
 use crate::store::StoredOverride;
 
 /// `/api/admin/customers/{id}/policies/{key}`.

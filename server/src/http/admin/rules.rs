@@ -10,10 +10,10 @@ use warden_engine::{Effect, RuleInfo};
 
 use super::input::{Body, Params, PathParams};
 use super::{PageParams, apply_now, invalid};
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
 use crate::live::Snapshot;
+use crate::state::AppState;
 use crate::store::Page;
 
 /// `/api/admin/policies` and `/api/admin/policies/{key}`.

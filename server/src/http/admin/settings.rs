@@ -10,9 +10,9 @@ use utoipa_axum::routes;
 use super::apply_now;
 use super::input::{Body, PathParams};
 use super::int::Int;
-use crate::app::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
+use crate::state::AppState;
 use crate::store::CustomerSettings;
 
 /// `/api/admin/customers/{id}/settings`.

@@ -6,9 +6,9 @@ use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::http::Admin;
 use crate::reload::ReloadStatus;
+use crate::state::AppState;
 
 /// `/api/admin/status`.
 pub(super) fn router() -> OpenApiRouter<AppState> {
