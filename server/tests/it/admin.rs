@@ -49,6 +49,8 @@ each_backend!(every_admin_endpoint_refuses_app_keys, |backend| {
         ("GET", "/api/admin/logs".to_owned()),
         ("GET", "/api/admin/stats".to_owned()),
         ("GET", "/api/admin/audit".to_owned()),
+        ("GET", "/api/admin/orphans".to_owned()),
+        ("DELETE", "/api/admin/orphans/toggles/external_model".to_owned()),
     ] {
         let (status, body) = call(&app, &app.app_key, method, &path, Some(json!({}))).await;
         assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")), "{method} {path}");
