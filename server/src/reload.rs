@@ -222,6 +222,7 @@ impl PolicyReloader {
             Ok(policy) => {
                 let version = policy.version().to_owned();
                 state.live.replace_policy(Arc::new(policy)).await;
+                report_orphans(&state.live.mark_orphans(&state.store).await);
                 state.metrics.set_policy_version(&version);
                 state.metrics.policy_reload("ok");
                 self.record(|s| {
@@ -273,4 +274,24 @@ pub fn spawn_sighup(
     #[cfg(not(unix))]
     let _ = (state, reloader, stop);
     Ok(())
+}
+
+/// Logs the settings left without their rule by the set now serving (they
+/// apply to nothing until an admin re-confirms or deletes them). Marking
+/// them failed only delays it: the change poll marks them within a second.
+pub fn report_orphans(marked: &Result<Vec<crate::store::Orphan>, crate::store::StoreError>) {
+    match marked {
+        Ok(orphans) if !orphans.is_empty() => {
+            let mut rules: Vec<&str> = orphans.iter().map(|o| o.rule.as_str()).collect();
+            rules.sort_unstable();
+            rules.dedup();
+            tracing::warn!(
+                settings = orphans.len(),
+                rules = %rules.join(", "),
+                "settings for rules this policy set doesn't have are orphaned: they apply to nothing until re-confirmed or deleted (GET /api/admin/orphans)"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not mark orphaned settings; the change poll retries"),
+    }
 }

@@ -125,6 +125,11 @@ pub async fn build_state(store: Store, policy: Policy, options: &Options) -> any
     let version = store.config_version().await.context("reading the change counter")?;
     let tables = store.load_overrides().await.context("loading overrides")?;
     let live = Arc::new(Live::new(Snapshot::build(Arc::new(policy), tables, version)));
+    // Settings whose rule this set lacks must be marked before a rule of
+    // that name can come back and inherit them.
+    let orphans = live.mark_orphans(&store).await;
+    crate::reload::report_orphans(&orphans);
+    orphans.context("marking orphaned settings")?;
     let settings = audit::QueueSettings {
         capacity: options.audit_queue_capacity,
         on_full: options.audit_on_full,

@@ -151,3 +151,33 @@ each_backend!(orphans_are_marked_by_the_next_poll_and_deleted_while_their_rule_i
     let (_, after) = admin(&app, "GET", "/api/admin/audit", None).await;
     assert_eq!(before["total"], after["total"]);
 });
+
+each_backend!(a_reload_marks_the_settings_of_a_removed_rule_before_it_can_return, |backend| {
+    // No background poll runs here: only the reload itself can mark them.
+    let dir = crate::support::policy_dir_copy();
+    let options = warden_server::server::Options { policy_dir: Some(dir.clone()), ..TestApp::options() };
+    let app = TestApp::with_options(backend, options).await;
+    let reloader = app.state.reloader.clone().unwrap();
+    let models = std::fs::read_to_string(dir.join("models.warden")).unwrap();
+    let unapproved = r#"{"model":"some-new-model","operation":"classify","metadata":{}}"#;
+    // The approved-models rule is switched on for everyone.
+    assert_eq!(
+        admin(&app, "PATCH", "/api/admin/policies/approved_models", Some(json!({"enabled": true}))).await.0,
+        200
+    );
+    assert_eq!(app.check(&app.app_key, unapproved).await.2["allowed"], json!(false));
+    // The rule leaves the set, then a rule of the same name comes back.
+    std::fs::remove_file(dir.join("models.warden")).unwrap();
+    assert!(matches!(reloader.reload(&app.state).await, warden_server::reload::Reloaded::Swapped(_)));
+    std::fs::write(dir.join("models.warden"), &models).unwrap();
+    assert!(matches!(reloader.reload(&app.state).await, warden_server::reload::Reloaded::Swapped(_)));
+    assert_eq!(
+        app.check(&app.app_key, unapproved).await.2["allowed"],
+        json!(true),
+        "the toggle made for the old rule does not switch on the new one"
+    );
+    let (status, orphans) = admin(&app, "GET", "/api/admin/orphans", None).await;
+    assert_eq!(status, 200);
+    assert!(orphans.to_string().contains("approved_models"), "{orphans}");
+    let _ = std::fs::remove_dir_all(dir);
+});
