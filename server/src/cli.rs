@@ -39,6 +39,8 @@ pub enum DiagnosticFormat {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+// Parsed once at start-up: the size of `Serve`'s flags doesn't matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Parse and check a policy directory; print every error and warning.
     Check {

@@ -33,9 +33,6 @@ pub enum ApiError {
     /// 413.
     #[error("the body is larger than {0} bytes")]
     PayloadTooLarge(usize),
-    /// 415.
-    #[error("send the body as `Content-Type: application/json`")]
-    UnsupportedMediaType,
     /// 422: the engine refused the request before evaluation.
     #[error("{}", .0.message())]
     Rejected(Rejection, Option<Uuid>),
@@ -71,7 +68,6 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::BadJson(_) => "invalid_json",
             Self::PayloadTooLarge(_) => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Rejected(r, _) => r.code(),
             Self::Invalid { .. } => "invalid_field",
             Self::Conflict(_) => "conflict",
@@ -90,7 +86,6 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::BadJson(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Rejected(..) | Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
