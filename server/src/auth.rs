@@ -4,7 +4,13 @@
 //! A key reads `wdn_<key id>_<secret>`: the key id (a UUID in simple form)
 //! finds the stored bcrypt hash in O(1); the secret is 40 alphanumeric
 //! characters from the operating system's CSPRNG (about 238 bits).
+//!
+//! Failed verifications are limited per key id and per client address
+//! ([`flood`]), so wrong secrets can't keep the cores busy with bcrypt.
 
+mod flood;
+
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -14,6 +20,8 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 
+pub use self::flood::{ClientAddress, DEFAULT_FAILURE_QUOTA, FloodGuard, PASS_INTERVAL};
+use crate::metrics::Metrics;
 use crate::store::{Role, Store, StoreError};
 
 /// Every key starts with this.
@@ -84,6 +92,13 @@ pub enum AuthError {
     /// The key was deactivated.
     #[error("this API key is no longer active")]
     Inactive,
+    /// Too many failed verifications for this key or from this address:
+    /// refused without checking the secret (429).
+    #[error("too many failed API key verifications; retry after {retry_after_secs} s")]
+    Throttled {
+        /// Seconds until a verification may be tried again.
+        retry_after_secs: u64,
+    },
     /// The database could not be asked.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -132,6 +147,10 @@ pub struct Authenticator {
     /// started before a revocation must not cache its result.
     generation: AtomicU64,
     bcrypt_verifications: AtomicU64,
+    /// Failed-verification limits per key id and per client address.
+    flood: FloodGuard,
+    /// Counts failures by reason, when the service's metrics are given.
+    metrics: Option<Arc<Metrics>>,
 }
 
 fn bucket(sha: &[u8; 32]) -> u64 {
@@ -162,7 +181,31 @@ impl Authenticator {
             unknown: Cache::new(capacity),
             generation: AtomicU64::new(0),
             bcrypt_verifications: AtomicU64::new(0),
+            flood: FloodGuard::default(),
+            metrics: None,
         }
+    }
+
+    /// Uses `flood` to limit failed verifications, and counts failures in
+    /// `metrics` (`warden_auth_failures_total{reason}`).
+    #[must_use]
+    pub fn with_flood_guard(mut self, flood: FloodGuard, metrics: Arc<Metrics>) -> Self {
+        self.flood = flood;
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Forgets in-process failure counts that are spent. Returns how many
+    /// remain.
+    pub fn sweep_failures(&self) -> usize {
+        self.flood.sweep()
+    }
+
+    fn failure(&self, reason: &'static str, error: AuthError) -> AuthError {
+        if let Some(m) = &self.metrics {
+            m.auth_failure(reason);
+        }
+        error
     }
 
     /// How many times bcrypt has run (cache misses that reached it).
@@ -170,20 +213,32 @@ impl Authenticator {
         self.bcrypt_verifications.load(Ordering::Relaxed)
     }
 
-    /// Verifies a presented key.
+    /// Verifies a presented key, sent from `client` (the connection's peer
+    /// address; `None` when unknown).
+    ///
+    /// A key verified before is answered from memory. Otherwise, before
+    /// bcrypt runs, the client address and the key id must be within their
+    /// failed-verification limits ([`FloodGuard`]).
     ///
     /// # Errors
-    /// [`AuthError`]: malformed, unknown (or wrong secret), inactive, or the
-    /// database could not be asked.
-    pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
-        let (id, secret) = parse(token).ok_or(AuthError::Malformed)?;
+    /// [`AuthError`]: malformed, unknown (or wrong secret), inactive,
+    /// throttled (too many failures), or the database could not be asked.
+    pub async fn authenticate(&self, token: &str, client: Option<IpAddr>) -> Result<Principal, AuthError> {
+        let (id, secret) = parse(token).ok_or_else(|| self.failure("malformed", AuthError::Malformed))?;
         let sha: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let slot = bucket(&sha);
         if let Some(hit) = self.cache.get(&slot).filter(|v| v.answers(&sha)) {
             return Ok(hit.principal);
         }
-        if self.recently_failed(&sha) || self.unknown.get(&id).is_some_and(|at| at.elapsed() < UNKNOWN_TTL) {
-            return Err(AuthError::Unknown);
+        if self.recently_failed(&sha) {
+            return Err(self.failure("wrong_secret", AuthError::Unknown));
+        }
+        if self.unknown.get(&id).is_some_and(|at| at.elapsed() < UNKNOWN_TTL) {
+            return Err(self.failure("unknown_key", AuthError::Unknown));
+        }
+        let address = ClientAddress::from(client);
+        if let Err(retry_after_secs) = self.flood.check_address(address).await {
+            return Err(self.failure("throttled", AuthError::Throttled { retry_after_secs }));
         }
         // One verification per presented key at a time: the first caller
         // gets the placeholder guard and runs bcrypt; the others wait for the
@@ -197,10 +252,10 @@ impl Authenticator {
             Err(guard) => Some(guard),
         };
         if self.recently_failed(&sha) {
-            return Err(AuthError::Unknown);
+            return Err(self.failure("wrong_secret", AuthError::Unknown));
         }
         let generation = self.generation.load(Ordering::SeqCst);
-        let verified = self.verify(id, secret, sha).await?;
+        let verified = self.verify(id, secret, sha, address).await?;
         let principal = verified.principal;
         // A revocation that landed while bcrypt ran wins: answer this one
         // request, but don't remember the key.
@@ -219,14 +274,25 @@ impl Authenticator {
         self.failed.get(sha).is_some_and(|at| at.elapsed() < FAILED_TTL)
     }
 
-    async fn verify(&self, id: Uuid, secret: &str, sha: [u8; 32]) -> Result<Verified, AuthError> {
+    async fn verify(
+        &self,
+        id: Uuid,
+        secret: &str,
+        sha: [u8; 32],
+        address: ClientAddress,
+    ) -> Result<Verified, AuthError> {
         let Some(record) = self.store.key(id).await? else {
             self.unknown.insert(id, std::time::Instant::now());
-            return Err(AuthError::Unknown);
+            self.flood.record_failure(address).await;
+            return Err(self.failure("unknown_key", AuthError::Unknown));
         };
         if !record.active {
-            return Err(AuthError::Inactive);
+            return Err(self.failure("inactive", AuthError::Inactive));
         }
+        let reservation = match self.flood.reserve(id, address).await {
+            Ok(reservation) => reservation,
+            Err(retry_after_secs) => return Err(self.failure("throttled", AuthError::Throttled { retry_after_secs })),
+        };
         // The current secret, or during a rotation's grace period the old one.
         let now = chrono::Utc::now();
         let mut candidates = vec![(record.secret_hash.clone(), None)];
@@ -245,9 +311,11 @@ impl Authenticator {
         .ok()
         .flatten();
         let Some((matched_hash, valid_until)) = matched else {
+            // The reserved failure stays counted.
             self.failed.insert(sha, std::time::Instant::now());
-            return Err(AuthError::Unknown);
+            return Err(self.failure("wrong_secret", AuthError::Unknown));
         };
+        self.flood.release(reservation).await;
         let principal = Principal { key_id: record.id, customer_id: record.customer_id, role: record.role };
         Ok(Verified { token_sha: sha, key_id: id, secret_hash: matched_hash.into(), valid_until, principal })
     }

@@ -15,6 +15,7 @@ use figment::providers::{Env, Format as _, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{Durability, OnFull};
+use crate::rate_limit::OnRedisError;
 use crate::server::Options;
 
 /// Log line format.
@@ -100,6 +101,26 @@ pub struct ServeConfig {
     /// room before it gets 503.
     #[serde(with = "humantime_serde")]
     pub audit_block_timeout: Duration,
+    /// Redis URL (`redis://[user:password@]host[:port][/db]`): rate limits
+    /// and failed-verification counts are shared by every instance using
+    /// it. Unset: they are kept in this process.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key Warden writes (deployments sharing one
+    /// Redis need different prefixes).
+    pub redis_key_prefix: String,
+    /// Longest wait for one Redis call; past it (or on an error) the
+    /// fallback policy answers.
+    #[serde(with = "humantime_serde")]
+    pub redis_timeout: Duration,
+    /// While Redis fails: `local` (this instance's own limiter), `allow` or
+    /// `deny`.
+    pub rate_limit_on_redis_error: OnRedisError,
+    /// Failed key verifications allowed per key id and per client address
+    /// within `auth_failure_window`; more get 429 without running bcrypt.
+    pub auth_failure_limit: u32,
+    /// The window of `auth_failure_limit` (at least one second).
+    #[serde(with = "humantime_serde")]
+    pub auth_failure_window: Duration,
 }
 
 impl Default for ServeConfig {
@@ -129,6 +150,12 @@ impl Default for ServeConfig {
             policy_settle: options.policy_settle,
             audit_durability: options.audit_durability,
             audit_block_timeout: options.audit_block_timeout,
+            redis_url: options.redis_url,
+            redis_key_prefix: options.redis_key_prefix,
+            redis_timeout: options.redis_timeout,
+            rate_limit_on_redis_error: options.rate_limit_on_redis_error,
+            auth_failure_limit: options.auth_failure_quota.requests,
+            auth_failure_window: options.auth_failure_quota.window,
         }
     }
 }
@@ -137,7 +164,7 @@ impl Default for ServeConfig {
 /// Only these are read, so unrelated `WARDEN_*` variables (`WARDEN_CONFIG`,
 /// test settings) are not mistaken for unknown settings. A unit test checks
 /// the list against [`ServeConfig`]'s fields.
-const SETTINGS: [&str; 21] = [
+const SETTINGS: [&str; 27] = [
     "listen",
     "database_url",
     "policies",
@@ -159,6 +186,12 @@ const SETTINGS: [&str; 21] = [
     "policy_settle",
     "audit_durability",
     "audit_block_timeout",
+    "redis_url",
+    "redis_key_prefix",
+    "redis_timeout",
+    "rate_limit_on_redis_error",
+    "auth_failure_limit",
+    "auth_failure_window",
 ];
 
 /// The environment variable naming the configuration file.
@@ -258,6 +291,30 @@ pub struct ServeArgs {
     #[arg(long, value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
     pub audit_block_timeout: Option<Duration>,
+    /// Redis URL for shared rate limits, `redis://host:port` [default: none, limits per instance].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    /// Prefix of Warden's Redis keys [default: warden:].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_key_prefix: Option<String>,
+    /// Longest wait for one Redis call, then the fallback answers [default: 20ms].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
+    pub redis_timeout: Option<Duration>,
+    /// While Redis fails: `local`, `allow` or `deny` [default: local].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_on_redis_error: Option<OnRedisError>,
+    /// Failed key verifications per key id and per address per window, then 429 [default: 10].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_failure_limit: Option<u32>,
+    /// The window of `--auth-failure-limit` [default: 60s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
+    pub auth_failure_window: Option<Duration>,
 }
 
 /// A configuration that can't be used.
@@ -322,10 +379,28 @@ impl ServeConfig {
         if self.max_connections == 0 {
             problems.push("`max_connections` must be at least 1".to_owned());
         }
+        if let Some(url) = &self.redis_url {
+            // The URL may hold a password: the message names the setting only.
+            if redis::Client::open(url.as_str()).is_err() {
+                problems.push(
+                    "`redis_url` is not a Redis URL: expected `redis://[user:password@]host[:port][/db]`".to_owned(),
+                );
+            }
+        }
+        if self.auth_failure_limit == 0 {
+            problems.push("`auth_failure_limit` must be at least 1".to_owned());
+        }
+        if self.auth_failure_window < Duration::from_secs(1) {
+            problems.push(format!(
+                "`auth_failure_window` must be at least one second, got {}",
+                humantime::format_duration(self.auth_failure_window)
+            ));
+        }
         for (name, d) in [
             ("header_read_timeout", self.header_read_timeout),
             ("request_timeout", self.request_timeout),
             ("audit_block_timeout", self.audit_block_timeout),
+            ("redis_timeout", self.redis_timeout),
         ] {
             if d.is_zero() {
                 problems.push(format!("`{name}` must be longer than zero"));
@@ -420,6 +495,38 @@ mod tests {
             assert_eq!(load_in(jail, None, &flags).unwrap().drain_timeout, Duration::from_secs(3));
             let err = load_in(jail, Some("rate_limit_window = \"soon\"\n"), &ServeArgs::default()).unwrap_err();
             assert!(err.to_string().contains("rate_limit_window"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn redis_settings_come_from_every_layer_and_bad_ones_are_named() {
+        Jail::expect_with(|jail| {
+            let c = load_in(jail, None, &ServeArgs::default()).unwrap();
+            assert_eq!((c.redis_url.as_deref(), c.redis_timeout), (None, Duration::from_millis(20)));
+            assert_eq!((c.rate_limit_on_redis_error, c.auth_failure_limit), (OnRedisError::Local, 10));
+            let file = "redis_url = \"redis://127.0.0.1:6379\"\nrate_limit_on_redis_error = \"deny\"\n";
+            let c = load_in(jail, Some(file), &ServeArgs::default()).unwrap();
+            assert_eq!(c.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
+            assert_eq!(c.rate_limit_on_redis_error, OnRedisError::Deny);
+            jail.set_env("WARDEN_REDIS_TIMEOUT", "5ms");
+            jail.set_env("WARDEN_RATE_LIMIT_ON_REDIS_ERROR", "allow");
+            let c = load_in(jail, Some(file), &ServeArgs::default()).unwrap();
+            assert_eq!((c.redis_timeout, c.rate_limit_on_redis_error), (Duration::from_millis(5), OnRedisError::Allow));
+            let flags = ServeArgs { auth_failure_limit: Some(3), ..ServeArgs::default() };
+            assert_eq!(load_in(jail, None, &flags).unwrap().auth_failure_limit, 3);
+            let err = load_in(
+                jail,
+                Some("redis_url = \"http://user:hunter2@example\"\nauth_failure_limit = 0\n"),
+                &ServeArgs::default(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("redis_url") && err.contains("auth_failure_limit"), "{err}");
+            assert!(!err.contains("hunter2"), "the password is not repeated: {err}");
+            jail.set_env("WARDEN_RATE_LIMIT_ON_REDIS_ERROR", "maybe");
+            let err = load_in(jail, None, &ServeArgs::default()).unwrap_err().to_string();
+            assert!(err.to_lowercase().contains("rate_limit_on_redis_error"), "{err}");
             Ok(())
         });
     }

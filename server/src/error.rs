@@ -62,6 +62,7 @@ impl ApiError {
     /// The `error` code in the body.
     pub fn code(&self) -> &'static str {
         match self {
+            Self::Unauthorized(AuthError::Throttled { .. }) => "too_many_failures",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound(_) => "not_found",
@@ -80,6 +81,7 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             Self::Unauthorized(AuthError::Store(_)) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthorized(AuthError::Throttled { .. }) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -125,6 +127,7 @@ pub struct ErrorBody {
     /// A stable code: `unauthorized`, `forbidden`, `not_found`,
     /// `method_not_allowed`, `invalid_json`, `payload_too_large`,
     /// `unsupported_media_type`, `invalid_field`, `conflict`, `rate_limited`,
+    /// `too_many_failures` (429: too many failed key verifications),
     /// `unavailable`, `internal`, or one of the engine's rejection codes on
     /// `/v1/check` (`forbidden_field`, `type_mismatch`, `missing_field`,
     /// `too_deep`, …).
@@ -184,6 +187,9 @@ impl IntoResponse for ApiError {
             let headers = response.headers_mut();
             rate_limit_headers(v, headers);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(v.retry_after_secs));
+        }
+        if let Self::Unauthorized(AuthError::Throttled { retry_after_secs }) = &self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         response
     }

@@ -14,6 +14,9 @@
 //!   kernel's accept backlog (and are served as slots free up, which the two
 //!   timeouts above guarantee) rather than being accepted and dropped, so a
 //!   burst of clients is slowed down, not refused.
+//! - **Client address**: each request carries its connection's peer address
+//!   as `axum::extract::ConnectInfo<SocketAddr>` (failed key verifications
+//!   are limited per address).
 //! - **Shutdown**: once `shutdown` resolves, the listening socket is closed,
 //!   every connection is told to finish its in-flight request and close, and
 //!   connections still open [`Limits::shutdown_grace`] later are closed
@@ -31,6 +34,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tower::Layer as _;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::metrics::Metrics;
@@ -93,9 +97,9 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::warn!(error = %e, "accepting a connection failed");
                     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
@@ -106,7 +110,8 @@ pub async fn serve(
         };
         while connections.try_join_next().is_some() {}
         let _ = stream.set_nodelay(true);
-        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service.clone()));
+        let service = axum::Extension(axum::extract::ConnectInfo(peer)).layer(service.clone());
+        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let mut closing = closing.clone();
         let open = OpenConnection::new(metrics.clone());
         connections.spawn(async move {

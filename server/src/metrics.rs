@@ -42,6 +42,29 @@ struct PolicyLabels {
     version: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// The states of `warden_rate_limit_backend`.
+const BACKEND_STATES: [&str; 3] = ["redis", "local", "error"];
+
+/// The reasons of `warden_auth_failures_total`: a key not shaped like one,
+/// an unknown key id, a wrong secret, a deactivated key, and a verification
+/// refused (429) because of earlier failures.
+pub const AUTH_FAILURE_REASONS: [&str; 5] = ["malformed", "unknown_key", "wrong_secret", "inactive", "throttled"];
+
 /// Every metric Warden exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -62,6 +85,10 @@ pub struct Metrics {
     watch_up: Gauge,
     watch_losses: Counter,
     audit_spilled: Counter,
+    backend: Family<StateLabels, Gauge>,
+    redis_latency: Histogram,
+    redis_errors: Family<KindLabels, Counter>,
+    auth_failures: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -119,6 +146,29 @@ impl Metrics {
             "Audit rows written to the local spill while the database was unreachable",
             audit_spilled.clone(),
         );
+        let backend = Family::<StateLabels, Gauge>::default();
+        r.register(
+            "warden_rate_limit_backend",
+            "Where rate limits are decided: 1 for the current state (redis: shared through Redis; local: this process only; error: Redis failing, the fallback applies)",
+            backend.clone(),
+        );
+        for state in BACKEND_STATES {
+            backend.get_or_create(&StateLabels { state }).set(i64::from(state == "local"));
+        }
+        // 50 µs to ~0.4 s.
+        let redis_latency = Histogram::new(exponential_buckets(50e-6, 2.0, 14));
+        r.register("warden_redis_latency_seconds", "Time of each answered Redis call", redis_latency.clone());
+        let redis_errors = Family::<KindLabels, Counter>::default();
+        r.register(
+            "warden_redis_errors",
+            "Redis calls that failed (error) or outlasted the wait (timeout)",
+            redis_errors.clone(),
+        );
+        let auth_failures = Family::<ReasonLabels, Counter>::default();
+        r.register("warden_auth_failures", "Failed API key authentications by reason", auth_failures.clone());
+        for reason in AUTH_FAILURE_REASONS {
+            let _ = auth_failures.get_or_create(&ReasonLabels { reason });
+        }
         Self {
             registry: Mutex::new(r),
             http,
@@ -136,7 +186,42 @@ impl Metrics {
             watch_up,
             watch_losses,
             audit_spilled,
+            backend,
+            redis_latency,
+            redis_errors,
+            auth_failures,
         }
+    }
+
+    /// Sets the rate-limit backend's state (`redis`, `local` or `error`).
+    pub fn rate_limit_backend(&self, state: &'static str) {
+        for s in BACKEND_STATES {
+            self.backend.get_or_create(&StateLabels { state: s }).set(i64::from(s == state));
+        }
+    }
+
+    /// Records the time of one answered Redis call.
+    pub fn redis_latency(&self, seconds: f64) {
+        self.redis_latency.observe(seconds);
+    }
+
+    /// Counts a failed Redis call: `error` or `timeout`.
+    pub fn redis_error(&self, kind: &'static str) {
+        self.redis_errors.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// Counts a failed authentication; `reason` is one of
+    /// [`AUTH_FAILURE_REASONS`].
+    pub fn auth_failure(&self, reason: &'static str) {
+        self.auth_failures.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Failed authentications since start, by reason.
+    pub fn auth_failures(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        AUTH_FAILURE_REASONS
+            .iter()
+            .map(|&reason| (reason, self.auth_failures.get_or_create(&ReasonLabels { reason }).get()))
+            .collect()
     }
 
     /// Adds `delta` to the open connection count.

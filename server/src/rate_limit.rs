@@ -1,14 +1,13 @@
-//! Per-key rate limiting: the generic cell rate algorithm (GCRA) over a
-//! `DashMap`, with a quota per key (the customer's, or the default).
+//! Per-key rate limiting: the generic cell rate algorithm (GCRA), with a
+//! quota per key (the customer's, or the default), kept in this process
+//! ([`local`]) or shared by every instance through Redis ([`redis`]).
 //!
-//! governor's keyed limiter applies one quota to every key; customers here
-//! have their own, their quota can change while the service runs, and the
-//! response headers need the remaining budget and the time to reset, so the
-//! few lines of GCRA live here. Each key's state is one timestamp (the
-//! theoretical arrival time, TAT) and the quota it was computed under; a key
-//! whose bucket is full again holds no information and is evicted by
-//! [`RateLimiter::sweep`], so memory is bounded by the keys active within
-//! one window.
+//! The algorithm itself is [`gcra`]: a pure step from a key's cell, the
+//! quota and the time to a decision and the new cell. The in-process
+//! limiter runs it over a `DashMap`; the Redis script (`gcra.lua`) runs the
+//! same steps atomically inside Redis, on Redis's clock, so any number of
+//! instances share one budget per key and answer exactly as one instance
+//! would.
 //!
 //! # Quota changes
 //!
@@ -26,12 +25,32 @@
 //! budget is capped at one window of the new quota, so a key quiet for one
 //! window always gets a request through and no header promises a reset
 //! later than the window, whatever the key's history (the IETF RateLimit
-//! header draft's reset never exceeds the policy's window).
+//! header draft's reset never exceeds the policy's window). A key whose
+//! bucket is full again holds no information at all: it answers as a key
+//! never seen, whatever quota comes next (so evicting it, or its Redis key
+//! expiring, never changes an answer).
+//!
+//! # When Redis fails
+//!
+//! With Redis configured, a call that fails or takes longer than the
+//! configured wait is answered by [`OnRedisError`]: the in-process limiter
+//! (default), allow, or deny. Never an error to the client.
 
-use std::time::{Duration, Instant};
+pub(crate) mod gcra;
+pub mod local;
+pub mod redis;
 
-use dashmap::DashMap;
+#[cfg(test)]
+mod agreement;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+pub use self::local::LocalLimiter;
+pub use self::redis::{BackendState, RedisBackend, RedisFailure};
 
 /// `requests` per `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,15 +62,6 @@ pub struct Quota {
 }
 
 impl Quota {
-    /// The emission interval: nanoseconds of budget one request uses.
-    fn interval_nanos(self) -> u64 {
-        (self.window.as_nanos() / u128::from(self.requests.max(1))).min(u128::from(u64::MAX)) as u64
-    }
-
-    fn window_nanos(self) -> u64 {
-        self.window.as_nanos().min(u128::from(u64::MAX)) as u64
-    }
-
     /// The window in whole seconds, as `RateLimit-Policy` states it (at
     /// least 1): no header promises a reset or a retry later than this.
     pub fn window_secs(self) -> u64 {
@@ -80,279 +90,127 @@ pub struct Verdict {
     pub retry_after_secs: u64,
 }
 
-/// One key's state (times in nanoseconds since the limiter's start): its
-/// TAT, when its last allowed request moved the TAT, and the quota the TAT
-/// was computed under.
-#[derive(Debug, Clone, Copy)]
-struct Cell {
-    tat: u64,
-    updated: u64,
-    quota: Quota,
+/// What decides while Redis is slow or unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnRedisError {
+    /// This instance's own limiter (each instance then gives a key its
+    /// full quota).
+    #[default]
+    Local,
+    /// Every request is allowed.
+    Allow,
+    /// Every request is refused with 429 (`Retry-After: 1`).
+    Deny,
 }
 
-/// Per-key limiter.
-#[derive(Debug)]
+/// Per-key limiter: in-process, or shared through Redis with a fallback.
+#[derive(Debug, Default)]
 pub struct RateLimiter {
-    start: Instant,
-    cells: DashMap<Uuid, Cell>,
-}
-
-impl Default for RateLimiter {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-fn ceil_secs(nanos: u64) -> u64 {
-    nanos.div_ceil(1_000_000_000)
-}
-
-/// `used` nanoseconds of budget at quota `from`, as budget at quota `to`:
-/// the same number of outstanding requests, capped at one window of `to`.
-fn carry_over(used: u64, from: Quota, to: Quota) -> u64 {
-    let (from_t, to_t) = (u128::from(from.interval_nanos().max(1)), u128::from(to.interval_nanos()));
-    let scaled = u128::from(used) * to_t / from_t;
-    scaled.min(u128::from(to.window_nanos())) as u64
+    local: LocalLimiter,
+    shared: Option<(Arc<RedisBackend>, OnRedisError)>,
 }
 
 impl RateLimiter {
-    /// An empty limiter.
+    /// A limiter kept in this process only.
     pub fn new() -> Self {
-        Self { start: Instant::now(), cells: DashMap::new() }
+        Self::default()
     }
 
-    fn now(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    /// A limiter shared through `redis`; `on_error` answers while Redis
+    /// doesn't.
+    pub fn shared(redis: Arc<RedisBackend>, on_error: OnRedisError) -> Self {
+        Self { local: LocalLimiter::new(), shared: Some((redis, on_error)) }
     }
 
-    /// Counts one request for `key` against `quota`.
-    pub fn check(&self, key: Uuid, quota: Quota) -> Verdict {
-        self.check_at(key, quota, self.now())
-    }
-
-    fn check_at(&self, key: Uuid, quota: Quota, now: u64) -> Verdict {
-        let t = quota.interval_nanos();
-        let window = quota.window_nanos();
-        let window_secs = quota.window_secs();
-        // The bucket holds `requests` cells: a request is allowed while the
-        // arrival time it would push to is within one window of now.
-        let tolerance = window.saturating_sub(t);
-        let mut entry = self.cells.entry(key).or_insert(Cell { tat: now, updated: now, quota });
-        let mut cell = *entry;
-        if cell.quota != quota {
-            let updated = cell.updated.min(now);
-            let carried = carry_over(cell.tat.saturating_sub(updated), cell.quota, quota);
-            cell = Cell { tat: updated.saturating_add(carried), updated, quota };
-            // Remember the rescaled state, so a refusal agrees with the next check.
-            *entry = cell;
-        }
-        // Never more than one window of debt (it can't arise under one
-        // quota; the cap keeps every header within the window regardless).
-        let used = cell.tat.saturating_sub(now).min(window);
-        if used > tolerance {
-            let wait = used - tolerance;
-            return Verdict {
-                allowed: false,
-                quota,
-                remaining: 0,
-                reset_secs: ceil_secs(used).min(window_secs),
-                retry_after_secs: ceil_secs(wait).clamp(1, window_secs),
-            };
-        }
-        let used = used.saturating_add(t);
-        *entry = Cell { tat: now.saturating_add(used), updated: now, quota };
-        let remaining =
-            window.saturating_sub(used).checked_div(t).map_or(quota.requests, |r| u32::try_from(r).unwrap_or(u32::MAX));
-        Verdict {
-            allowed: true,
-            quota,
-            remaining: remaining.min(quota.requests),
-            reset_secs: ceil_secs(used).min(window_secs),
-            retry_after_secs: 0,
+    /// Counts one request for `key` against `quota`. With Redis, waits at
+    /// most the configured time for it.
+    pub async fn check(&self, key: Uuid, quota: Quota) -> Verdict {
+        let Some((redis, on_error)) = &self.shared else {
+            return self.local.check(key, quota);
+        };
+        match redis.limit(key, quota, None).await {
+            Ok(verdict) => verdict,
+            Err(_) => match on_error {
+                OnRedisError::Local => self.local.check(key, quota),
+                OnRedisError::Allow => {
+                    Verdict { allowed: true, quota, remaining: quota.requests, reset_secs: 0, retry_after_secs: 0 }
+                }
+                OnRedisError::Deny => Verdict {
+                    allowed: false,
+                    quota,
+                    remaining: 0,
+                    reset_secs: quota.window_secs(),
+                    retry_after_secs: 1,
+                },
+            },
         }
     }
 
-    /// Forgets keys whose bucket is full again. Returns how many remain.
+    /// Forgets in-process keys whose bucket is full again. Returns how many
+    /// remain.
     pub fn sweep(&self) -> usize {
-        let now = self.now();
-        self.cells.retain(|_, cell| cell.tat > now);
-        self.cells.len()
+        self.local.sweep()
     }
 
-    /// How many keys hold state.
+    /// How many keys hold state in this process.
     pub fn tracked_keys(&self) -> usize {
-        self.cells.len()
+        self.local.tracked_keys()
+    }
+
+    /// The shared backend, if limits are shared.
+    pub fn redis(&self) -> Option<&Arc<RedisBackend>> {
+        self.shared.as_ref().map(|(r, _)| r)
+    }
+
+    /// Where limits are kept and whether that works now.
+    pub fn status(&self) -> LimiterStatus {
+        match &self.shared {
+            None => {
+                LimiterStatus { backend: "local", state: BackendState::Local, on_redis_error: None, redis_failures: 0 }
+            }
+            Some((redis, on_error)) => LimiterStatus {
+                backend: "redis",
+                state: redis.state(),
+                on_redis_error: Some(*on_error),
+                redis_failures: redis.failures(),
+            },
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Where rate limits (and failed-verification counts) are kept, for
+/// `/ready` and the status endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct LimiterStatus {
+    /// `redis` (shared by every instance on that Redis) or `local` (this
+    /// process only).
+    pub backend: &'static str,
+    /// `redis` (answering), `local` (no Redis configured) or `error`
+    /// (Redis failing: `on_redis_error` decides meanwhile).
+    pub state: BackendState,
+    /// What decides while Redis fails (only with Redis).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_redis_error: Option<OnRedisError>,
+    /// Redis calls that failed or timed out since start.
+    pub redis_failures: u64,
+}
 
-    const SEC: u64 = 1_000_000_000;
+/// The rate-limit and flood-protection state for the status endpoint:
+/// the backend and failed authentications by reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct LimitsStatus {
+    /// The rate-limit backend and its state.
+    #[serde(flatten)]
+    pub limiter: LimiterStatus,
+    /// Failed authentications since start, by reason (`malformed`,
+    /// `unknown_key`, `wrong_secret`, `inactive`, `throttled`).
+    pub auth_failures: std::collections::BTreeMap<&'static str, u64>,
+}
 
-    fn quota(requests: u32, secs: u64) -> Quota {
-        Quota { requests, window: Duration::from_secs(secs) }
-    }
-
-    #[test]
-    fn allows_the_quota_then_refuses_with_retry_after() {
-        let l = RateLimiter::new();
-        let k = Uuid::new_v4();
-        let q = quota(100, 60);
-        for i in 0..100u32 {
-            let v = l.check_at(k, q, 0);
-            assert!(v.allowed, "request {i}");
-            assert_eq!(v.remaining, 99 - i);
-        }
-        let refused = l.check_at(k, q, 0);
-        assert!(!refused.allowed);
-        assert_eq!(refused.remaining, 0);
-        // One cell frees every 0.6 s.
-        assert_eq!(refused.retry_after_secs, 1);
-        assert_eq!(refused.reset_secs, 60);
-        assert!(l.check_at(k, q, 600_000_000).allowed);
-        assert!(!l.check_at(k, q, 600_000_000).allowed);
-    }
-
-    #[test]
-    fn keys_and_quotas_are_independent() {
-        let l = RateLimiter::new();
-        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        assert!(l.check_at(a, quota(1, 60), 0).allowed);
-        assert!(!l.check_at(a, quota(1, 60), 0).allowed);
-        assert!(l.check_at(b, quota(1, 60), 0).allowed);
-        // A larger quota for the same key applies to its next request.
-        assert!(l.check_at(a, quota(1000, 60), 100_000_000).allowed);
-    }
-
-    #[test]
-    fn full_buckets_are_evicted() {
-        let l = RateLimiter::new();
-        for _ in 0..1000 {
-            l.check_at(Uuid::new_v4(), quota(10, 1), 0);
-        }
-        assert_eq!(l.tracked_keys(), 1000);
-        // Times are relative to the limiter's start; everything set at 0
-        // with a 0.1 s interval is full again by now + 1 s.
-        std::thread::sleep(Duration::from_millis(150));
-        assert_eq!(l.sweep(), 0);
-        let _ = SEC;
-    }
-
-    #[test]
-    fn a_million_idle_keys_are_all_evicted() {
-        let l = RateLimiter::new();
-        let q = quota(100, 1);
-        for _ in 0..1_000_000 {
-            l.check(Uuid::new_v4(), q);
-        }
-        assert_eq!(l.tracked_keys(), 1_000_000);
-        // Each used one cell (10 ms at 100 per second).
-        std::thread::sleep(Duration::from_millis(30));
-        assert_eq!(l.sweep(), 0);
-    }
-
-    #[test]
-    fn a_raised_quota_applies_to_the_next_request() {
-        let l = RateLimiter::new();
-        let k = Uuid::new_v4();
-        let hourly = quota(1, 3600);
-        assert!(l.check_at(k, hourly, 0).allowed);
-        let refused = l.check_at(k, hourly, SEC);
-        assert!(!refused.allowed);
-        assert_eq!(refused.retry_after_secs, 3599);
-        // Raised to 1,000 a minute: the one request sent counts as one of
-        // the thousand, and nothing promises a wait past the new window.
-        let raised = quota(1000, 60);
-        let v = l.check_at(k, raised, 2 * SEC);
-        assert!(v.allowed, "{v:?}");
-        assert_eq!(v.remaining, 999, "the earlier request is 2 s old: earned back at 1,000 a minute");
-        assert!(v.reset_secs <= 60, "{v:?}");
-        for _ in 0..999 {
-            assert!(l.check_at(k, raised, 2 * SEC).allowed);
-        }
-        let spent = l.check_at(k, raised, 2 * SEC);
-        assert!(!spent.allowed);
-        assert_eq!((spent.retry_after_secs, spent.reset_secs), (1, 60));
-        // Raised at the very moment the hour's one request was spent.
-        let k2 = Uuid::new_v4();
-        assert!(l.check_at(k2, hourly, 0).allowed);
-        let v = l.check_at(k2, raised, 0);
-        assert!(v.allowed, "{v:?}");
-        assert_eq!(v.remaining, 998, "the earlier request counts as one of the thousand");
-    }
-
-    #[test]
-    fn a_lowered_quota_counts_recent_requests_and_waits_at_most_one_window() {
-        let l = RateLimiter::new();
-        let k = Uuid::new_v4();
-        let generous = quota(1000, 60);
-        for _ in 0..500 {
-            assert!(l.check_at(k, generous, 0).allowed);
-        }
-        // Lowered to 10 a minute: 500 requests in flight exceed it; the wait
-        // is capped at the new window, not 500 intervals of it.
-        let strict = quota(10, 60);
-        let v = l.check_at(k, strict, SEC);
-        assert!(!v.allowed);
-        assert_eq!((v.remaining, v.reset_secs, v.retry_after_secs), (0, 59, 5));
-        // Once one interval (6 s) has passed, one request goes through.
-        assert!(l.check_at(k, strict, 7 * SEC).allowed);
-        assert!(!l.check_at(k, strict, 7 * SEC).allowed);
-        // A few requests under a large quota leave room under a smaller one.
-        let k2 = Uuid::new_v4();
-        for _ in 0..3 {
-            assert!(l.check_at(k2, generous, 0).allowed);
-        }
-        let v = l.check_at(k2, strict, 0);
-        assert!(v.allowed);
-        assert_eq!(v.remaining, 6, "3 sent before, this one, 6 left of 10");
-    }
-
-    proptest::proptest! {
-        /// Whatever the sequence of quotas and times, the headers agree
-        /// with the policy: nothing left beyond the quota, no reset or
-        /// retry beyond the window, refusals say when to retry.
-        #[test]
-        fn headers_never_contradict_the_policy(
-            steps in proptest::collection::vec((1u32..2000, 1u64..7200, 0u64..5_000_000_000u64, 1usize..50), 1..40)
-        ) {
-            let l = RateLimiter::new();
-            let k = Uuid::new_v4();
-            let mut now = 0u64;
-            for (requests, window, advance, burst) in steps {
-                let q = quota(requests, window);
-                now += advance;
-                for _ in 0..burst {
-                    let v = l.check_at(k, q, now);
-                    proptest::prop_assert!(v.remaining <= requests, "{v:?}");
-                    proptest::prop_assert!(v.reset_secs <= window, "{v:?}");
-                    proptest::prop_assert!(v.retry_after_secs <= window, "{v:?}");
-                    if v.allowed {
-                        proptest::prop_assert_eq!(v.retry_after_secs, 0);
-                    } else {
-                        proptest::prop_assert_eq!(v.remaining, 0);
-                        proptest::prop_assert!(v.retry_after_secs >= 1);
-                        proptest::prop_assert!(v.retry_after_secs <= v.reset_secs.max(1));
-                    }
-                }
-            }
-        }
-
-        /// A key idle for one whole window of its new quota is allowed,
-        /// whatever quota it used before and however hard it used it.
-        #[test]
-        fn one_window_of_quiet_always_frees_a_request(
-            old in (1u32..5000, 1u64..86_400), new in (1u32..5000, 1u64..86_400), sent in 1usize..200
-        ) {
-            let l = RateLimiter::new();
-            let k = Uuid::new_v4();
-            for _ in 0..sent {
-                l.check_at(k, quota(old.0, old.1), 0);
-            }
-            let v = l.check_at(k, quota(new.0, new.1), new.1 * SEC);
-            proptest::prop_assert!(v.allowed, "{v:?}");
-        }
+impl LimitsStatus {
+    /// The status of `limiter`, with the failure counts from `metrics`.
+    pub fn of(limiter: &RateLimiter, metrics: &crate::metrics::Metrics) -> Self {
+        Self { limiter: limiter.status(), auth_failures: metrics.auth_failures() }
     }
 }

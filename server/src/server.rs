@@ -10,11 +10,11 @@ use warden_engine::Policy;
 
 use crate::app::{AppState, Services, router};
 use crate::audit::{self, AuditWriter, OnFull};
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, FloodGuard};
 use crate::config::ServeConfig;
 use crate::live::{Live, Snapshot};
 use crate::metrics::Metrics;
-use crate::rate_limit::{Quota, RateLimiter};
+use crate::rate_limit::{Quota, RateLimiter, RedisBackend};
 use crate::store::Store;
 
 /// Knobs for building the state (from [`ServeConfig`], or set by tests).
@@ -59,6 +59,18 @@ pub struct Options {
     /// With `audit_on_full = block`, the longest a request waits for room
     /// in the audit queue before it gets 503. Default 1 s.
     pub audit_block_timeout: Duration,
+    /// Redis shared by the instances for rate limits and failed-verification
+    /// counts (absent: kept in this process). Default absent.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key. Default `warden:`.
+    pub redis_key_prefix: String,
+    /// Longest wait for one Redis call. Default 20 ms.
+    pub redis_timeout: Duration,
+    /// What answers while Redis fails. Default `local`.
+    pub rate_limit_on_redis_error: crate::rate_limit::OnRedisError,
+    /// Failed key verifications allowed per key id and per client address.
+    /// Default 10 a minute.
+    pub auth_failure_quota: Quota,
 }
 
 impl Default for Options {
@@ -79,6 +91,11 @@ impl Default for Options {
             policy_settle: crate::reload::DEFAULT_SETTLE,
             audit_durability: crate::audit::Durability::Ack,
             audit_block_timeout: crate::audit::DEFAULT_BLOCK_TIMEOUT,
+            redis_url: None,
+            redis_key_prefix: "warden:".to_owned(),
+            redis_timeout: Duration::from_millis(20),
+            rate_limit_on_redis_error: crate::rate_limit::OnRedisError::Local,
+            auth_failure_quota: crate::auth::DEFAULT_FAILURE_QUOTA,
         }
     }
 }
@@ -113,6 +130,11 @@ impl From<&ServeConfig> for Options {
             policy_settle: c.policy_settle,
             audit_durability: c.audit_durability,
             audit_block_timeout: c.audit_block_timeout,
+            redis_url: c.redis_url.clone(),
+            redis_key_prefix: c.redis_key_prefix.clone(),
+            redis_timeout: c.redis_timeout,
+            rate_limit_on_redis_error: c.rate_limit_on_redis_error,
+            auth_failure_quota: Quota { requests: c.auth_failure_limit, window: c.auth_failure_window },
         }
     }
 }
@@ -141,11 +163,30 @@ pub async fn build_state(store: Store, policy: Policy, options: &Options) -> any
         Some(spill) => writer.with_spill(spill.clone()),
         None => writer,
     };
+    let redis = match &options.redis_url {
+        Some(url) => {
+            let redis =
+                RedisBackend::connect(url, &options.redis_key_prefix, options.redis_timeout, Some(metrics.clone()))
+                    .context("the Redis URL")?;
+            // A Redis that doesn't answer yet is reported (once) by the backend.
+            if redis.ping().await {
+                tracing::info!("rate limits and failed verifications are shared through Redis");
+            }
+            Some(redis)
+        }
+        None => None,
+    };
+    let limiter = match &redis {
+        Some(redis) => RateLimiter::shared(redis.clone(), options.rate_limit_on_redis_error),
+        None => RateLimiter::new(),
+    };
+    let auth = Authenticator::new(store.clone(), options.key_cache_capacity)
+        .with_flood_guard(FloodGuard::new(options.auth_failure_quota, redis), metrics.clone());
     let state = AppState::new(Services {
         live,
-        auth: Arc::new(Authenticator::new(store.clone(), options.key_cache_capacity)),
+        auth: Arc::new(auth),
         store,
-        limiter: Arc::new(RateLimiter::new()),
+        limiter: Arc::new(limiter),
         default_quota: options.default_quota,
         audit: queue,
         metrics,
@@ -235,7 +276,10 @@ pub fn spawn_background(state: &AppState, stop: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tokio::select! {
-                _ = tick.tick() => { s.limiter.sweep(); }
+                _ = tick.tick() => {
+                    s.limiter.sweep();
+                    s.auth.sweep_failures();
+                }
                 _ = rx.wait_for(|v| *v) => break,
             }
         }

@@ -105,8 +105,12 @@ fn sanitize(v: &mut Value) {
     }
 }
 
-fn rate_limit(state: &AppState, caller: &Caller, quota: Option<crate::rate_limit::Quota>) -> Result<Verdict, ApiError> {
-    let verdict = state.limiter.check(caller.0.key_id, quota.unwrap_or(state.default_quota));
+async fn rate_limit(
+    state: &AppState,
+    caller: &Caller,
+    quota: Option<crate::rate_limit::Quota>,
+) -> Result<Verdict, ApiError> {
+    let verdict = state.limiter.check(caller.0.key_id, quota.unwrap_or(state.default_quota)).await;
     if !verdict.allowed {
         state.metrics.rate_limited();
         return Err(ApiError::RateLimited(verdict));
@@ -140,7 +144,7 @@ pub async fn check(
     let caller = caller?;
     let snapshot = state.live.load();
     let (overrides, quota) = snapshot.for_customer(&caller.0.customer_id);
-    let verdict = rate_limit(&state, &caller, quota)?;
+    let verdict = rate_limit(&state, &caller, quota).await?;
     let body = body.map_err(|r| body_error(r, state.max_body_bytes))?;
     let decision_id = Uuid::now_v7();
     // A body refused while parsing (a repeated key) is audited like one the
@@ -249,7 +253,7 @@ pub struct EvaluateResponse {
 pub async fn evaluate(State(state): State<AppState>, caller: Result<Caller, ApiError>) -> Result<Response, ApiError> {
     let caller = caller?;
     let (_, quota) = state.live.load().for_customer(&caller.0.customer_id);
-    let verdict = rate_limit(&state, &caller, quota)?;
+    let verdict = rate_limit(&state, &caller, quota).await?;
     let mut response = Json(EvaluateResponse {
         status: "ok",
         customer_id: caller.0.customer_id,

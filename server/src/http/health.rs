@@ -24,8 +24,12 @@ const READY_PING_TIMEOUT: Duration = Duration::from_millis(500);
 /// Readiness: the policies are loaded, the database answers and the audit
 /// writer is keeping up. 503 names the part that failed. Answers within
 /// [`READY_PING_TIMEOUT`] (plus a moment) even if the database hangs.
+///
+/// A failing Redis doesn't make the instance unready (the rate-limit
+/// fallback answers meanwhile): the answer stays 200 with `status:
+/// "degraded"` and `checks.rate_limit` saying so.
 #[utoipa::path(get, path = "/ready", tag = "operations", responses(
-    (status = 200, description = "Ready", body = Object),
+    (status = 200, description = "Ready (`status` is `ready`, or `degraded` while Redis fails)", body = Object),
     (status = 503, description = "Not ready; `message` names the failing part", body = Object),
 ))]
 pub async fn ready(State(state): State<AppState>) -> Response {
@@ -41,10 +45,21 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         Err(_) => Err(format!("no answer within {} ms", READY_PING_TIMEOUT.as_millis())),
     };
     let audit_ok = state.audit.writer_healthy();
+    let limits = state.limiter.status();
+    let limits_ok = limits.state != crate::rate_limit::BackendState::Error;
     let checks = json!({
         "policies": { "ok": true, "version": snapshot.policy.version(), "rules": snapshot.policy.set().rules.len() },
         "database": { "ok": database.is_ok(), "backend": state.store.backend() },
         "audit": { "ok": audit_ok, "queue_depth": state.audit.depth(), "queue_capacity": state.audit.capacity() },
+        "rate_limit": {
+            "ok": limits_ok,
+            "backend": limits.backend,
+            "state": limits.state,
+            "on_redis_error": limits.on_redis_error,
+            "message": (!limits_ok).then_some(
+                "Redis is not answering: rate limits and failed-verification counts are not shared until it does"
+            ),
+        },
     });
     let failure = match (&database, audit_ok) {
         (Err(e), _) => Some(format!("database: {e}")),
@@ -55,7 +70,10 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         _ => None,
     };
     match failure {
-        None => (StatusCode::OK, Json(json!({ "status": "ready", "checks": checks }))).into_response(),
+        None => {
+            let status = if limits_ok { "ready" } else { "degraded" };
+            (StatusCode::OK, Json(json!({ "status": status, "checks": checks }))).into_response()
+        }
         Some(message) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "error": "not_ready", "message": message, "checks": checks })),

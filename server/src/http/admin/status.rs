@@ -37,6 +37,9 @@ struct Status {
     database: &'static str,
     /// Seconds since start.
     uptime_seconds: u64,
+    /// Where rate limits are kept (Redis or this process), whether Redis
+    /// answers, and failed authentications by reason.
+    rate_limit: crate::rate_limit::LimitsStatus,
 }
 
 /// Service status: policy version, files, last reload and its diagnostics,
@@ -55,5 +58,6 @@ async fn status(State(state): State<AppState>, _: Admin) -> Json<Status> {
         audit_writer_healthy: state.audit.writer_healthy(),
         database: state.store.backend(),
         uptime_seconds: state.started.elapsed().as_secs(),
+        rate_limit: crate::rate_limit::LimitsStatus::of(&state.limiter, &state.metrics),
     })
 }

@@ -1,0 +1,167 @@
+-- Warden's GCRA in Redis: the same steps as server/src/rate_limit/gcra.rs,
+-- run atomically inside Redis, so instances sharing a Redis never race on
+-- a read-modify-write. Loaded once and called by its SHA1 (EVALSHA).
+--
+-- Times are whole microseconds on Redis's own clock (TIME), so the clocks
+-- of the instances don't matter. Lua numbers are doubles: every value here
+-- stays below 2^53 (windows are capped at 2^52 µs by the caller), and the
+-- two divisions and the one product that could leave that range are done
+-- exactly (idiv, carry_over), so the results are the integers gcra.rs gets.
+--
+-- A key's cell is one string, "tat updated requests window", that expires
+-- (PEXPIRE) when its bucket is full again: an idle key holds no memory.
+--
+-- ARGV[1] is the operation, ARGV[2] the time in µs ("" for Redis's clock;
+-- tests pass one to drive both implementations alike).
+--   limit   KEYS[1]; ARGV[3] requests, ARGV[4] window  -> {allowed, used}
+--   peek    the same, without counting                 -> {allowed, used}
+--   reserve KEYS[1] key id, KEYS[2] address, KEYS[3] key id's pass;
+--           ARGV[3], ARGV[4] the failure quota, ARGV[5], ARGV[6] the pass
+--           quota  -> {granted (0, 1 by the key id, 2 by the pass), used, quota (1 or 2)}
+--   refund  KEYS[i] with quota ARGV[2i+1], ARGV[2i+2]  -> number of keys
+
+-- floor(a / c), exactly, for integers 0 <= a <= 2^52, 1 <= c <= 2^52: the
+-- quotient of two doubles is within one of the true one.
+local function idiv(a, c)
+  local q = math.floor(a / c)
+  if q * c > a then
+    q = q - 1
+  elseif (q + 1) * c <= a then
+    q = q + 1
+  end
+  return q
+end
+
+-- min(floor(used * to / from), cap): the budget `used` at interval `from`
+-- as budget at interval `to`. The product may pass 2^53, so it is done by
+-- shift and add over the bits of `to`, keeping quotient and remainder.
+local function carry_over(used, from, to, cap)
+  if from < 1 then from = 1 end
+  if to == 0 then return 0 end
+  local q0 = idiv(used, from)
+  if q0 > idiv(cap, to) then return cap end
+  local r = used - q0 * from
+  local bits = {}
+  local x = to
+  while x > 0 do
+    local b = x % 2
+    bits[#bits + 1] = b
+    x = (x - b) / 2
+  end
+  -- invariant: q * from + rem = r * (the bits of `to` seen so far), rem < from
+  local q, rem = 0, 0
+  for i = #bits, 1, -1 do
+    q = q * 2
+    if rem >= from - rem then
+      rem = rem - (from - rem)
+      q = q + 1
+    else
+      rem = rem + rem
+    end
+    if bits[i] == 1 then
+      if rem >= from - r then
+        rem = rem - (from - r)
+        q = q + 1
+      else
+        rem = rem + r
+      end
+    end
+  end
+  local total = q0 * to + q
+  if total > cap then return cap end
+  return total
+end
+
+local function load(key)
+  local raw = redis.call('GET', key)
+  if not raw then return nil end
+  local tat, updated, requests, window = string.match(raw, '^(%d+) (%d+) (%d+) (%d+)$')
+  if not tat then return nil end
+  return { tat = tonumber(tat), updated = tonumber(updated), requests = tonumber(requests), window = tonumber(window) }
+end
+
+local given_clock = ARGV[2] ~= ''
+
+local function store(key, c, now)
+  if c.tat <= now then
+    redis.call('DEL', key)
+    return
+  end
+  local ttl_ms = idiv(c.tat - now + 999, 1000)
+  -- The expiry runs on Redis's clock: under a caller's clock (tests), keep
+  -- the key an hour longer so it can't vanish between two calls.
+  if given_clock then ttl_ms = ttl_ms + 3600000 end
+  redis.call('SET', key, string.format('%.0f %.0f %.0f %.0f', c.tat, c.updated, c.requests, c.window), 'PX', ttl_ms)
+end
+
+-- gcra.rs `step`: returns allowed, used, the cell to keep, and whether it
+-- differs from the stored one.
+local function step(c, requests, window, now)
+  local t = idiv(window, requests)
+  local tolerance = window - t
+  if c and c.tat <= now then c = nil end
+  local tat, updated, changed
+  if not c then
+    tat, updated, changed = now, now, true
+  elseif c.requests == requests and c.window == window then
+    tat, updated, changed = c.tat, c.updated, false
+  else
+    updated = math.min(c.updated, now)
+    local from = idiv(c.window, math.max(c.requests, 1))
+    tat = updated + carry_over(math.max(c.tat - updated, 0), from, t, window)
+    changed = true
+  end
+  local used = math.min(math.max(tat - now, 0), window)
+  local current = { tat = tat, updated = updated, requests = requests, window = window }
+  if used > tolerance then
+    return false, used, current, changed
+  end
+  used = used + t
+  return true, used, { tat = now + used, updated = now, requests = requests, window = window }, true
+end
+
+local op = ARGV[1]
+local now
+if given_clock then
+  now = tonumber(ARGV[2])
+else
+  local time = redis.call('TIME')
+  now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+end
+
+if op == 'limit' or op == 'peek' then
+  local requests, window = tonumber(ARGV[3]), tonumber(ARGV[4])
+  local allowed, used, cell, changed = step(load(KEYS[1]), requests, window, now)
+  if op == 'limit' and changed then store(KEYS[1], cell, now) end
+  return { allowed and 1 or 0, used }
+elseif op == 'reserve' then
+  local requests, window = tonumber(ARGV[3]), tonumber(ARGV[4])
+  local pass_requests, pass_window = tonumber(ARGV[5]), tonumber(ARGV[6])
+  local address = load(KEYS[2])
+  if address and address.tat <= now then address = nil end
+  local a_ok, a_used, a_cell = step(address, requests, window, now)
+  if not a_ok then return { 0, a_used, 1 } end
+  local i_ok, i_used, i_cell = step(load(KEYS[1]), requests, window, now)
+  if i_ok then
+    store(KEYS[1], i_cell, now)
+    store(KEYS[2], a_cell, now)
+    return { 1, 0, 0 }
+  end
+  if address then return { 0, i_used, 1 } end
+  local p_ok, p_used, p_cell = step(load(KEYS[3]), pass_requests, pass_window, now)
+  if not p_ok then return { 0, p_used, 2 } end
+  store(KEYS[3], p_cell, now)
+  store(KEYS[2], a_cell, now)
+  return { 2, 0, 0 }
+elseif op == 'refund' then
+  for i, key in ipairs(KEYS) do
+    local requests, window = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
+    local c = load(key)
+    if c and c.tat > now then
+      c.tat = c.tat - idiv(window, requests)
+      store(key, c, now)
+    end
+  end
+  return #KEYS
+end
+return redis.error_reply('unknown operation')
