@@ -18,7 +18,7 @@
 --   reserve KEYS[1] key id, KEYS[2] address, KEYS[3] key id's pass;
 --           ARGV[3], ARGV[4] the failure quota, ARGV[5], ARGV[6] the pass
 --           quota  -> {granted (0, 1 by the key id, 2 by the pass), used, quota (1 or 2)}
---   refund  KEYS[i] with quota ARGV[2i+1], ARGV[2i+2]  -> number of keys
+--   refund  KEYS[i] with quota ARGV[2i+1], ARGV[2i+2]  -> {number of keys}
 
 -- floor(a / c), exactly, for integers 0 <= a <= 2^52, 1 <= c <= 2^52: the
 -- quotient of two doubles is within one of the true one.
@@ -162,6 +162,6 @@ elseif op == 'refund' then
       store(key, c, now)
     end
   end
-  return #KEYS
+  return { #KEYS }
 end
 return redis.error_reply('unknown operation')

@@ -8,6 +8,8 @@ mod support;
 mod admin;
 mod audit_outage;
 mod e2e;
+mod fleet;
+mod flood;
 mod http;
 mod input;
 mod instances;

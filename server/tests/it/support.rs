@@ -276,3 +276,124 @@ impl Drop for Instance {
         let _ = self.stop.send(true);
     }
 }
+
+impl Instance {
+    /// [`Instance::start`] with the given options (Redis, quotas, …).
+    pub async fn start_with(url: &str, options: &Options) -> Self {
+        let store = Store::connect(url).await.unwrap();
+        store.migrate().await.unwrap();
+        let (state, writer) = build_state(store, default_policy(), options).await.unwrap();
+        let (stop, rx) = watch::channel(false);
+        tokio::spawn(writer.run(rx.clone()));
+        warden_server::server::spawn_background(&state, rx);
+        Self { router: router(state.clone()), state, stop }
+    }
+
+    /// Sends a request and returns its status, headers and body.
+    pub async fn send_full(&self, req: Request<Body>) -> (u16, axum::http::HeaderMap, serde_json::Value) {
+        let response: Response<Body> = self.router.clone().oneshot(req).await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+}
+
+/// The Redis URL for tests. CI sets it (and fails if Redis is down);
+/// elsewhere, without it, Redis tests are skipped with a note.
+pub fn redis_url() -> Option<String> {
+    let url = std::env::var("WARDEN_TEST_REDIS_URL").ok().filter(|s| !s.is_empty());
+    if url.is_none() {
+        eprintln!("WARDEN_TEST_REDIS_URL is not set: skipping a Redis test");
+    }
+    url
+}
+
+/// A Redis key prefix of the test's own, so tests sharing a Redis never
+/// see each other's keys.
+pub fn redis_prefix() -> String {
+    format!("warden-test:{}:", Uuid::new_v4().simple())
+}
+
+/// Test options sharing limits through the Redis at `url`.
+pub fn redis_options(url: &str) -> Options {
+    Options { redis_url: Some(url.to_owned()), redis_key_prefix: redis_prefix(), ..TestApp::options() }
+}
+
+/// A request as if sent from `ip` (the listener sets the peer address the
+/// same way).
+pub fn from_address(mut req: Request<Body>, ip: [u8; 4]) -> Request<Body> {
+    let addr = std::net::SocketAddr::from((ip, 40000));
+    req.extensions_mut().insert(axum::extract::ConnectInfo(addr));
+    req
+}
+
+/// A free TCP port on loopback (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A private `redis-server` on a port of its own, for tests that stop and
+/// restart Redis; the machine's Redis is never touched. Killed when dropped.
+pub struct PrivateRedis {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    /// Starts one on a free port, if `redis-server` is installed.
+    pub fn start() -> Option<Self> {
+        let mut redis = Self { port: free_port(), child: None };
+        redis.restart().then_some(redis)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// (Re)starts it on the same port, empty; waits until it answers.
+    pub fn restart(&mut self) -> bool {
+        self.stop();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let Ok(child) = child else {
+            eprintln!("redis-server is not installed: skipping a test that stops Redis");
+            return false;
+        };
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if self.answers() {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("the private redis-server on port {} did not start", self.port);
+    }
+
+    /// Whether it answers PING (a raw RESP exchange: no client needed).
+    pub fn answers(&self) -> bool {
+        use std::io::{Read as _, Write as _};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_millis(200)));
+        let mut buf = [0u8; 7];
+        s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    }
+
+    /// Kills it (SIGKILL: connections drop at once) and waits for the exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
