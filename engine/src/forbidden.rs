@@ -23,6 +23,9 @@ pub(crate) struct ForbiddenNames {
     /// Normalised, so ASCII ones are lowercase.
     names: Box<[Box<str>]>,
     length_mask: u64,
+    /// Whether every normalised name is ASCII (the usual case): then a key
+    /// can only match if it normalises to ASCII.
+    all_ascii: bool,
 }
 
 impl ForbiddenNames {
@@ -34,21 +37,34 @@ impl ForbiddenNames {
             // the mask rather than miss it.
             length_mask |= 1u64.checked_shl(n.len() as u32).unwrap_or(u64::MAX);
         }
-        Self { names, length_mask }
+        let all_ascii = names.iter().all(|n| n.is_ascii());
+        Self { names, length_mask, all_ascii }
     }
 
     /// Whether `key`, normalised, is one of the names.
     #[inline]
     pub(crate) fn contains(&self, key: &str) -> bool {
-        if key.is_ascii() {
-            // For ASCII, NFKC changes nothing, nothing is default ignorable,
-            // and lowercasing is ASCII lowercasing.
-            let key = key.trim();
-            self.length_may_match(key.len()) && self.names.iter().any(|n| n.eq_ignore_ascii_case(key))
-        } else {
-            let key = normalize(key);
-            self.length_may_match(key.len()) && self.names.iter().any(|n| **n == *key)
+        if !key.is_ascii() {
+            return self.contains_unicode(key);
         }
+        // For ASCII, NFKC changes nothing, nothing is default ignorable,
+        // and lowercasing is ASCII lowercasing.
+        let key = trim_ascii_whitespace(key);
+        self.length_may_match(key.len()) && self.names.iter().any(|n| n.eq_ignore_ascii_case(key))
+    }
+
+    /// The slow path, kept out of line so the request walk stays small.
+    #[cold]
+    #[inline(never)]
+    fn contains_unicode(&self, key: &str) -> bool {
+        // Most keys outside ASCII are words in other scripts (`clé`,
+        // `ключ`), which can't normalise to an ASCII name: no need to build
+        // their normal form.
+        if self.all_ascii && !key.chars().all(may_normalize_to_ascii) {
+            return false;
+        }
+        let key = normalize(key);
+        self.length_may_match(key.len()) && self.names.iter().any(|n| **n == *key)
     }
 
     #[inline]
@@ -56,6 +72,25 @@ impl ForbiddenNames {
         let bit = 1u64.checked_shl(len as u32).unwrap_or(u64::MAX);
         self.length_mask & bit != 0
     }
+}
+
+/// Unicode `White_Space` within ASCII, as `str::trim` removes it.
+fn trim_ascii_whitespace(s: &str) -> &str {
+    s.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r'))
+}
+
+/// Whether `c` can be part of a key whose normal form is ASCII: it is
+/// ASCII, whitespace or default ignorable, or its compatibility
+/// decomposition is ASCII (full-width and mathematical letters, the long
+/// s). Canonical composition only ever produces characters outside ASCII,
+/// and the only letter outside ASCII whose lowercase is ASCII, the Kelvin
+/// sign, already decomposes to `K`, so looking at one character at a time
+/// is exact.
+fn may_normalize_to_ascii(c: char) -> bool {
+    c.is_ascii()
+        || c.is_whitespace()
+        || is_default_ignorable(c)
+        || std::iter::once(c).nfkc().all(|d| d.is_ascii() || is_default_ignorable(d))
 }
 
 /// The form in which names are compared: default ignorable code points
@@ -191,6 +226,35 @@ mod tests {
             "texts",
         ] {
             assert!(!names.contains(key), "{key:?} should be accepted");
+        }
+    }
+
+    #[test]
+    fn the_shortcut_for_other_scripts_agrees_with_full_normalisation() {
+        let samples = [
+            "clé",
+            "ключ",
+            "キー",
+            "ＰＲＯＭＰＴ",
+            "pro\u{200B}mpt",
+            "ﬁle",
+            "ⓣⓔⓧⓣ",
+            "𝐩𝐫𝐨𝐦𝐩𝐭",
+            "meſſage",
+            "\u{212A}ey",
+            "İd",
+            "e\u{301}",
+            "\u{00A0}x",
+            "ǅ",
+            "㎏",
+            "①",
+            "Ⅻ",
+            "µ",
+            "ß",
+        ];
+        for s in samples {
+            let shortcut = s.chars().all(may_normalize_to_ascii);
+            assert_eq!(shortcut, normalize(s).is_ascii(), "{s:?}");
         }
     }
 
