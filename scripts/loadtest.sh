@@ -8,14 +8,22 @@
 # Environment: WARDEN_AUDIT_DURABILITY=durable measures the mode that
 # acknowledges a decision only once its audit row is durable (the server
 # reads the setting from the environment); LOAD_RUNS picks the runs
-# (default "sqlite reload postgres").
+# (default "sqlite reload postgres redis"). The redis run measures /v1/check
+# with rate limits kept in the process and then shared through Redis
+# (WARDEN_LOAD_REDIS, default redis://127.0.0.1:6379; keys under a prefix
+# of the run's own, deleted afterwards), back to back on SQLite. The
+# redis-memory run (not in the default list) measures a private
+# redis-server holding 1,000,000 keys' cells made by the rate-limit script,
+# then again once they have expired: LOAD_RUNS=redis-memory.
 # Needs: PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth) for the
-# Postgres half; wrk (installed with apt-get if missing); python3.
+# Postgres half; Redis and redis-cli for the redis run; wrk (installed with
+# apt-get if missing); python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-15}"
 CONNS="${2:-32}"
-LOAD_RUNS="${LOAD_RUNS:-sqlite reload postgres}"
+LOAD_RUNS="${LOAD_RUNS:-sqlite reload postgres redis}"
+REDIS="${WARDEN_LOAD_REDIS:-redis://127.0.0.1:6379}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/warden/target}"
 BIN="$CARGO_TARGET_DIR/release/warden"
 PG="${WARDEN_LOAD_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
@@ -67,8 +75,11 @@ want = sys.argv[1]
 print(next((l.split()[-1] for l in sys.stdin if l.startswith(want + ' ')), '0'))" "$1"
 }
 
+# run_backend NAME URL ROW-COUNTER [extra serve flags…]; leaves the /v1/check
+# figures in CHECK_RPS and CHECK_P99.
 run_backend() {
   local name="$1" url="$2" count_rows="$3"
+  shift 3
   # Let the previous run's writes reach the disk first, so the kernel's
   # write-back doesn't stall this run's database commits.
   sync
@@ -79,7 +90,7 @@ run_backend() {
   # The key's limit is raised for the test: the default quota is set far
   # above what the run can send.
   RUST_LOG=warn "$BIN" serve --listen "127.0.0.1:$PORT" --database-url "$url" \
-    --rate-limit-requests 1000000000 --rate-limit-window 60s >"$WORK/$name.log" 2>&1 &
+    --rate-limit-requests 1000000000 --rate-limit-window 60s "$@" >"$WORK/$name.log" 2>&1 &
   local pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
   # One request first: the key's single bcrypt verification (~0.25 s at the
@@ -91,6 +102,9 @@ run_backend() {
   local ok=$(metric 'warden_http_requests_total{route="/v1/check",status="200"}')
   local refused=$(metric 'warden_http_requests_total{route="/v1/check",status="422"}')
   local rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+  local redis_timeouts=$(metric 'warden_redis_errors_total{kind="timeout"}')
+  local redis_errors=$(metric 'warden_redis_errors_total{kind="error"}')
+  local redis_calls=$(metric 'warden_redis_latency_seconds_count')
   kill -TERM "$pid"
   wait "$pid" || true
   local rows=$($count_rows)
@@ -102,6 +116,12 @@ run_backend() {
   printf '%-9s %-10s %8s %9s %9s\n' "$name" "/health" "$hrps" "$hp50" "$hp99"
   printf '%-9s %-10s %8s %9s %9s   (%s of /health; 200: %s, 422: %s; audit queue at the end: %s)\n' "$name" "/v1/check" "$crps" "$cp50" "$cp99" "$ratio" "$ok" "$refused" "$depth"
   printf '%-9s peak RSS %d MB; audit rows %s = 200 + 422 answers %s: %s\n' "$name" $((rss_kb / 1024)) "$rows" $((ok + refused)) "$audit"
+  if [ "$redis_calls" != "0" ] || [ "$redis_errors" != "0" ] || [ "$redis_timeouts" != "0" ]; then
+    printf '%-9s Redis calls answered %s, timed out %s, failed %s (each of those two answered by the fallback)\n' \
+      "$name" "$redis_calls" "$redis_timeouts" "$redis_errors"
+  fi
+  CHECK_RPS="$crps"
+  CHECK_P99="$cp99"
 }
 
 echo "connections: $CONNS, duration: ${DURATION}s per run, wrk with 1 thread on the same 2-core machine, audit durability: ${WARDEN_AUDIT_DURABILITY:-ack}"
@@ -154,3 +174,64 @@ elif pg_isready -h 127.0.0.1 -p 5432 -q; then
 else
   echo "postgres: not reachable at 127.0.0.1:5432; skipped"
 fi
+
+# /v1/check with the rate limits in the process, then shared through Redis,
+# back to back on SQLite.
+redis_compare() {
+  if [ "$(redis-cli -u "$REDIS" ping 2>/dev/null)" != "PONG" ]; then
+    echo "redis: not reachable at $REDIS; skipped"
+    return
+  fi
+  local prefix="warden-load-$$:"
+  INPROC_DB="$WORK/inproc.db"
+  REDIS_DB="$WORK/redis.db"
+  inproc_rows() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from usage_log').fetchone()[0])" "$INPROC_DB"; }
+  redis_rows() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from usage_log').fetchone()[0])" "$REDIS_DB"; }
+  run_backend in-proc "sqlite://$INPROC_DB" inproc_rows
+  local lrps="$CHECK_RPS" lp99="$CHECK_P99"
+  run_backend redis "sqlite://$REDIS_DB" redis_rows --redis-url "$REDIS" --redis-key-prefix "$prefix"
+  redis-cli -u "$REDIS" --scan --pattern "${prefix}*" | xargs -r redis-cli -u "$REDIS" del >/dev/null
+  python3 -c "print(f'redis     /v1/check  {$CHECK_RPS} req/s, p99 {$CHECK_P99} ms, against {$lrps} req/s, p99 {$lp99} ms in the process: {100*$CHECK_RPS/$lrps:.0f}%')"
+}
+case " $LOAD_RUNS " in *" redis "*) redis_compare ;; esac
+
+# Redis memory for 1,000,000 keys: a private redis-server (never the
+# machine's), the rate-limit script called once for each of a million key
+# ids under a quota of 1 per 60 s (so every cell lives 60 s), used_memory
+# with them all live, then after they have expired by themselves.
+redis_memory() {
+  if ! command -v redis-server >/dev/null; then
+    echo "redis-memory: redis-server not installed; skipped"
+    return
+  fi
+  local port pid sha base peak keys after
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no >"$WORK/redis-memory.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+  sha=$(redis-cli -p "$port" script load "$(cat server/src/rate_limit/gcra.lua)")
+  used() { redis-cli -p "$port" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
+  base=$(used)
+  local started=$(date +%s.%N)
+  python3 - "$sha" <<'PY' | redis-cli -p "$port" --pipe >/dev/null
+import sys, uuid
+sha = sys.argv[1].encode()
+out = sys.stdout.buffer
+def cmd(*parts):
+    out.write(b"*%d\r\n" % len(parts))
+    for p in parts:
+        out.write(b"$%d\r\n%s\r\n" % (len(p), p))
+for i in range(1_000_000):
+    key = b"warden:rl:" + uuid.uuid4().hex.encode()
+    cmd(b"EVALSHA", sha, b"1", key, b"limit", b"", b"1", b"60000000")
+PY
+  local took=$(python3 -c "import time; print(f'{time.time()-$started:.0f}')")
+  keys=$(redis-cli -p "$port" dbsize)
+  peak=$(used)
+  echo "redis-memory: $keys keys live (made in ${took}s): used_memory $(( (peak - base) / 1048576 )) MiB above empty, $(( (peak - base) / keys )) bytes per key"
+  for _ in $(seq 240); do [ "$(redis-cli -p "$port" dbsize)" = 0 ] && break; sleep 1; done
+  after=$(used)
+  echo "redis-memory: after expiry $(redis-cli -p "$port" dbsize) keys, used_memory $(( (after - base) / 1024 )) KiB above empty"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+case " $LOAD_RUNS " in *" redis-memory "*) redis_memory ;; esac
