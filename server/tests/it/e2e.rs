@@ -117,7 +117,10 @@ async fn run(backend: Backend) {
     assert_eq!(status, 200);
     assert!(metrics.as_str().unwrap().contains("warden_decisions_total"));
     let (status, _, doc) = http(port, "GET", "/openapi.json", None, "");
-    assert_eq!((status, doc["paths"].as_object().map(|p| p.len())), (200, Some(warden_server::app::openapi().paths.paths.len())));
+    assert_eq!(
+        (status, doc["paths"].as_object().map(|p| p.len())),
+        (200, Some(warden_server::app::openapi().paths.paths.len()))
+    );
 
     // SIGTERM: finish, drain the audit queue, exit cleanly.
     let kill = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
