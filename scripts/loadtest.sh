@@ -17,7 +17,8 @@
 # then again once they have expired: LOAD_RUNS=redis-memory.
 # Needs: PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth) for the
 # Postgres half; Redis and redis-cli for the redis run; wrk (installed with
-# apt-get if missing); python3.
+# apt-get if missing); python3. LOAD_BUILD=0 skips the release build and
+# measures the binary already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-15}"
@@ -34,7 +35,8 @@ if ! command -v wrk >/dev/null; then
   echo "installing wrk" >&2
   (apt-get install -y wrk >/dev/null 2>&1 || (apt-get update >/dev/null && apt-get install -y wrk >/dev/null))
 fi
-cargo build --release -p warden-server >&2
+# LOAD_BUILD=0 measures the release binary already built.
+[ "${LOAD_BUILD:-1}" = 0 ] || cargo build --release -p warden-server >&2
 
 cat > "$WORK/check.lua" <<'LUA'
 -- Three kinds of request in turn: allowed, blocked, and refused (422).

@@ -99,3 +99,39 @@ proptest! {
         });
     }
 }
+
+/// The flood guard's reservations (key id, address, pass) answer alike in
+/// Redis and in the process for the same sequence of events (times differ
+/// by microseconds, so only the outcomes are compared, not the waits).
+#[test]
+fn flood_guard_reservations_agree() {
+    use crate::auth::{ClientAddress, FloodGuard};
+    let Some(url) = redis_url() else { return };
+    let rt = runtime();
+    rt.block_on(async {
+        let quota = Quota { requests: 3, window: Duration::from_secs(60) };
+        let local = FloodGuard::new(quota, None);
+        let shared = FloodGuard::new(quota, Some(backend(&url)));
+        let id = Uuid::new_v4();
+        let addr = |n: u8| ClientAddress::from(Some(std::net::IpAddr::from([192, 0, 2, n])));
+        let mut outcomes = (Vec::new(), Vec::new());
+        for guard in [&local, &shared] {
+            let out = if std::ptr::eq(guard, &local) { &mut outcomes.0 } else { &mut outcomes.1 };
+            for n in [1, 1, 2, 1, 1, 3] {
+                out.push(format!("reserve {n}: {:?}", guard.reserve(id, addr(n)).await.map_err(|_| ())));
+            }
+            guard.record_failure(addr(4)).await;
+            out.push(format!("address 4: {:?}", guard.check_address(addr(4)).await.map_err(|_| ())));
+            let pass = guard.reserve(id, addr(5)).await;
+            out.push(format!("reserve 5: {:?}", pass.map_err(|_| ())));
+            out.push(format!("reserve 6: {:?}", guard.reserve(id, addr(6)).await.map_err(|_| ())));
+            if let Ok(pass) = pass {
+                guard.release(pass).await;
+            }
+            out.push(format!("reserve 6 again: {:?}", guard.reserve(id, addr(6)).await.map_err(|_| ())));
+            out.push(format!("address 5: {:?}", guard.check_address(addr(5)).await.map_err(|_| ())));
+        }
+        assert_eq!(outcomes.0, outcomes.1);
+        assert!(outcomes.0.iter().any(|o| o.contains("Pass")), "the sequence reaches a pass: {:?}", outcomes.0);
+    });
+}

@@ -8,8 +8,9 @@
 -- two divisions and the one product that could leave that range are done
 -- exactly (idiv, carry_over), so the results are the integers gcra.rs gets.
 --
--- A key's cell is one string, "tat updated requests window", that expires
--- (PEXPIRE) when its bucket is full again: an idle key holds no memory.
+-- A key's cell is one 32-byte string, its four numbers (tat, updated,
+-- requests, window) packed as doubles, that expires (SET … PX) when its
+-- bucket is full again: an idle key holds no memory.
 --
 -- ARGV[1] is the operation, ARGV[2] the time in µs ("" for Redis's clock;
 -- tests pass one to drive both implementations alike).
@@ -20,10 +21,14 @@
 --           quota  -> {granted (0, 1 by the key id, 2 by the pass), used, quota (1 or 2)}
 --   refund  KEYS[i] with quota ARGV[2i+1], ARGV[2i+2]  -> {number of keys}
 
+local floor, min, max = math.floor, math.min, math.max
+local call = redis.call
+local pack, unpack = struct.pack, struct.unpack
+
 -- floor(a / c), exactly, for integers 0 <= a <= 2^52, 1 <= c <= 2^52: the
 -- quotient of two doubles is within one of the true one.
 local function idiv(a, c)
-  local q = math.floor(a / c)
+  local q = floor(a / c)
   if q * c > a then
     q = q - 1
   elseif (q + 1) * c <= a then
@@ -72,52 +77,48 @@ local function carry_over(used, from, to, cap)
   return total
 end
 
+-- The key's cell (tat, updated, requests, window), or nil.
 local function load(key)
-  local raw = redis.call('GET', key)
-  if not raw then return nil end
-  local tat, updated, requests, window = string.match(raw, '^(%d+) (%d+) (%d+) (%d+)$')
-  if not tat then return nil end
-  return { tat = tonumber(tat), updated = tonumber(updated), requests = tonumber(requests), window = tonumber(window) }
+  local raw = call('GET', key)
+  if not raw or #raw ~= 32 then return nil end
+  local tat, updated, requests, window = unpack('<dddd', raw)
+  return tat, updated, requests, window
 end
 
 local given_clock = ARGV[2] ~= ''
 
-local function store(key, c, now)
-  if c.tat <= now then
-    redis.call('DEL', key)
+local function store(key, tat, updated, requests, window, now)
+  if tat <= now then
+    call('DEL', key)
     return
   end
-  local ttl_ms = idiv(c.tat - now + 999, 1000)
+  local ttl_ms = idiv(tat - now + 999, 1000)
   -- The expiry runs on Redis's clock: under a caller's clock (tests), keep
   -- the key an hour longer so it can't vanish between two calls.
   if given_clock then ttl_ms = ttl_ms + 3600000 end
-  redis.call('SET', key, string.format('%.0f %.0f %.0f %.0f', c.tat, c.updated, c.requests, c.window), 'PX', ttl_ms)
+  call('SET', key, pack('<dddd', tat, updated, requests, window), 'PX', ttl_ms)
 end
 
--- gcra.rs `step`: returns allowed, used, the cell to keep, and whether it
--- differs from the stored one.
-local function step(c, requests, window, now)
+-- gcra.rs `step` for a key whose cell is (tat, updated, c_requests,
+-- c_window) or (nil): returns allowed, used, the cell to keep (tat,
+-- updated) and whether it differs from the stored one.
+local function step(tat, updated, c_requests, c_window, requests, window, now)
   local t = idiv(window, requests)
-  local tolerance = window - t
-  if c and c.tat <= now then c = nil end
-  local tat, updated, changed
-  if not c then
+  local changed = false
+  if not tat or tat <= now then
     tat, updated, changed = now, now, true
-  elseif c.requests == requests and c.window == window then
-    tat, updated, changed = c.tat, c.updated, false
-  else
-    updated = math.min(c.updated, now)
-    local from = idiv(c.window, math.max(c.requests, 1))
-    tat = updated + carry_over(math.max(c.tat - updated, 0), from, t, window)
+  elseif c_requests ~= requests or c_window ~= window then
+    updated = min(updated, now)
+    local from = idiv(c_window, max(c_requests, 1))
+    tat = updated + carry_over(max(tat - updated, 0), from, t, window)
     changed = true
   end
-  local used = math.min(math.max(tat - now, 0), window)
-  local current = { tat = tat, updated = updated, requests = requests, window = window }
-  if used > tolerance then
-    return false, used, current, changed
+  local used = min(max(tat - now, 0), window)
+  if used > window - t then
+    return false, used, tat, updated, changed
   end
   used = used + t
-  return true, used, { tat = now + used, updated = now, requests = requests, window = window }, true
+  return true, used, now + used, now, true
 end
 
 local op = ARGV[1]
@@ -125,41 +126,44 @@ local now
 if given_clock then
   now = tonumber(ARGV[2])
 else
-  local time = redis.call('TIME')
+  local time = call('TIME')
   now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 end
 
 if op == 'limit' or op == 'peek' then
   local requests, window = tonumber(ARGV[3]), tonumber(ARGV[4])
-  local allowed, used, cell, changed = step(load(KEYS[1]), requests, window, now)
-  if op == 'limit' and changed then store(KEYS[1], cell, now) end
+  -- (A call's several results only spread as the last argument: unpack first.)
+  local c_tat, c_updated, c_requests, c_window = load(KEYS[1])
+  local allowed, used, tat, updated, changed = step(c_tat, c_updated, c_requests, c_window, requests, window, now)
+  if op == 'limit' and changed then store(KEYS[1], tat, updated, requests, window, now) end
   return { allowed and 1 or 0, used }
 elseif op == 'reserve' then
   local requests, window = tonumber(ARGV[3]), tonumber(ARGV[4])
   local pass_requests, pass_window = tonumber(ARGV[5]), tonumber(ARGV[6])
-  local address = load(KEYS[2])
-  if address and address.tat <= now then address = nil end
-  local a_ok, a_used, a_cell = step(address, requests, window, now)
+  local a_tat, a_updated, a_requests, a_window = load(KEYS[2])
+  local clean = not a_tat or a_tat <= now
+  local a_ok, a_used, a_new, a_upd = step(a_tat, a_updated, a_requests, a_window, requests, window, now)
   if not a_ok then return { 0, a_used, 1 } end
-  local i_ok, i_used, i_cell = step(load(KEYS[1]), requests, window, now)
+  local i_tat, i_updated, i_requests, i_window = load(KEYS[1])
+  local i_ok, i_used, i_new, i_upd = step(i_tat, i_updated, i_requests, i_window, requests, window, now)
   if i_ok then
-    store(KEYS[1], i_cell, now)
-    store(KEYS[2], a_cell, now)
+    store(KEYS[1], i_new, i_upd, requests, window, now)
+    store(KEYS[2], a_new, a_upd, requests, window, now)
     return { 1, 0, 0 }
   end
-  if address then return { 0, i_used, 1 } end
-  local p_ok, p_used, p_cell = step(load(KEYS[3]), pass_requests, pass_window, now)
+  if not clean then return { 0, i_used, 1 } end
+  local p_tat, p_updated, p_requests, p_window = load(KEYS[3])
+  local p_ok, p_used, p_new, p_upd = step(p_tat, p_updated, p_requests, p_window, pass_requests, pass_window, now)
   if not p_ok then return { 0, p_used, 2 } end
-  store(KEYS[3], p_cell, now)
-  store(KEYS[2], a_cell, now)
+  store(KEYS[3], p_new, p_upd, pass_requests, pass_window, now)
+  store(KEYS[2], a_new, a_upd, requests, window, now)
   return { 2, 0, 0 }
 elseif op == 'refund' then
   for i, key in ipairs(KEYS) do
     local requests, window = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
-    local c = load(key)
-    if c and c.tat > now then
-      c.tat = c.tat - idiv(window, requests)
-      store(key, c, now)
+    local tat, updated, c_requests, c_window = load(key)
+    if tat and tat > now then
+      store(key, tat - idiv(window, requests), updated, c_requests, c_window, now)
     end
   end
   return { #KEYS }

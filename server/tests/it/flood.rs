@@ -123,3 +123,47 @@ async fn a_flood_shared_through_redis_runs_bcrypt_at_most_the_limit_across_insta
     let on_x = failures(&[&x], "wrong_secret");
     assert_eq!(body["rate_limit"]["auth_failures"]["wrong_secret"], on_x, "{body}");
 }
+
+/// One `POST /v1/check` over real TCP; returns the status.
+async fn over_tcp(addr: std::net::SocketAddr, key: &str) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /v1/check HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{ALLOWED}",
+        ALLOWED.len()
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).await.unwrap();
+    answer.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_tells_the_flood_guard_each_clients_address() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(warden_server::listener::serve(
+        socket,
+        warden_server::app::router(app.state.clone()),
+        warden_server::listener::Limits::default(),
+        app.state.metrics.clone(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let unknown = || format!("wdn_{}_{}", uuid::Uuid::new_v4().simple(), warden_server::auth::generate().secret);
+    // Ten unknown key ids from 127.0.0.1 spend its budget …
+    for _ in 0..10 {
+        assert_eq!(over_tcp(addr, &unknown()).await, 401);
+    }
+    assert_eq!(over_tcp(addr, &unknown()).await, 429, "127.0.0.1 is over its limit");
+    // … and only its own: a request with no address (in process) or from
+    // another one is not refused for it.
+    assert_eq!(app.check(&unknown(), ALLOWED).await.0, 401);
+    let (status, _, _) = app.send(check(&unknown(), HOLDER)).await;
+    assert_eq!(status, 401);
+    let _ = stop.send(());
+    served.await.unwrap();
+}
