@@ -61,6 +61,25 @@ pub fn parse(token: &str) -> Option<(Uuid, &str)> {
     Some((Uuid::try_parse(id).ok()?, secret))
 }
 
+/// The last entry of `header` in `headers` if it reads as an address, else
+/// `peer` (see [`Authenticator::client_address`]).
+fn address_from(
+    header: Option<&axum::http::HeaderName>,
+    headers: &axum::http::HeaderMap,
+    peer: Option<IpAddr>,
+) -> Option<IpAddr> {
+    let Some(name) = header else { return peer };
+    let last = headers.get_all(name).iter().next_back().and_then(|v| v.to_str().ok());
+    let entry = last.and_then(|v| v.rsplit(',').next()).map(str::trim);
+    entry.and_then(parse_address).or(peer)
+}
+
+/// An address as a proxy header writes it: `192.0.2.1`, `2001:db8::1`,
+/// `[2001:db8::1]:443` or `192.0.2.1:443`.
+fn parse_address(s: &str) -> Option<IpAddr> {
+    s.parse::<IpAddr>().ok().or_else(|| s.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+}
+
 /// Hashes a secret with bcrypt at `cost`.
 pub fn hash_secret(secret: &str, cost: u32) -> Result<String, bcrypt::BcryptError> {
     bcrypt::hash(secret, cost)
@@ -151,6 +170,8 @@ pub struct Authenticator {
     flood: FloodGuard,
     /// Counts failures by reason, when the service's metrics are given.
     metrics: Option<Arc<Metrics>>,
+    /// The header a proxy in front sets to the client's address.
+    address_header: Option<axum::http::HeaderName>,
 }
 
 fn bucket(sha: &[u8; 32]) -> u64 {
@@ -183,7 +204,24 @@ impl Authenticator {
             bcrypt_verifications: AtomicU64::new(0),
             flood: FloodGuard::default(),
             metrics: None,
+            address_header: None,
         }
+    }
+
+    /// Takes the client's address from `header` (set by a proxy in front,
+    /// e.g. `x-forwarded-for`) instead of the connection's peer address.
+    #[must_use]
+    pub fn with_client_address_header(mut self, header: Option<axum::http::HeaderName>) -> Self {
+        self.address_header = header;
+        self
+    }
+
+    /// The client's address for the flood guard: with a configured header,
+    /// its last entry (the address the proxy in front saw; the entries before
+    /// it are the client's to write), else `peer`. A header that is missing
+    /// or unreadable also gives `peer`.
+    pub fn client_address(&self, headers: &axum::http::HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
+        address_from(self.address_header.as_ref(), headers, peer)
     }
 
     /// Uses `flood` to limit failed verifications, and counts failures in
@@ -379,6 +417,24 @@ mod tests {
         assert_eq!(t.secret.len(), SECRET_LEN);
         assert_eq!(parse(&t.token), Some((t.id, t.secret.as_str())));
         assert_ne!(generate().secret, t.secret);
+    }
+
+    #[test]
+    fn the_client_address_comes_from_the_proxy_header_only_when_configured() {
+        use axum::http::{HeaderMap, HeaderValue};
+        let peer = Some(IpAddr::from([10, 0, 0, 1]));
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", HeaderValue::from_static("203.0.113.9, 198.51.100.4"));
+        assert_eq!(address_from(None, &headers, peer), peer, "without the setting the header is ignored");
+        let name = axum::http::HeaderName::from_static("x-forwarded-for");
+        let proxied = |headers: &HeaderMap| address_from(Some(&name), headers, peer);
+        assert_eq!(proxied(&headers), Some(IpAddr::from([198, 51, 100, 4])), "the last entry");
+        headers.append("x-forwarded-for", HeaderValue::from_static("[2001:db8::7]:443"));
+        assert_eq!(proxied(&headers), "2001:db8::7".parse().ok(), "the last header line");
+        assert_eq!(proxied(&HeaderMap::new()), peer, "missing: the peer");
+        let mut garbage = HeaderMap::new();
+        garbage.insert("x-forwarded-for", HeaderValue::from_static("unknown"));
+        assert_eq!(proxied(&garbage), peer, "unreadable: the peer");
     }
 
     #[test]

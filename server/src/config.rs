@@ -121,6 +121,11 @@ pub struct ServeConfig {
     /// The window of `auth_failure_limit` (at least one second).
     #[serde(with = "humantime_serde")]
     pub auth_failure_window: Duration,
+    /// The request header a proxy in front sets to the client's address,
+    /// e.g. `x-forwarded-for` (its last entry is taken: the one the proxy
+    /// added). Unset: the connection's peer address. Set it only when every
+    /// request comes through such a proxy, or clients can pick their address.
+    pub client_address_header: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -156,6 +161,7 @@ impl Default for ServeConfig {
             rate_limit_on_redis_error: options.rate_limit_on_redis_error,
             auth_failure_limit: options.auth_failure_quota.requests,
             auth_failure_window: options.auth_failure_quota.window,
+            client_address_header: options.client_address_header,
         }
     }
 }
@@ -164,7 +170,7 @@ impl Default for ServeConfig {
 /// Only these are read, so unrelated `WARDEN_*` variables (`WARDEN_CONFIG`,
 /// test settings) are not mistaken for unknown settings. A unit test checks
 /// the list against [`ServeConfig`]'s fields.
-const SETTINGS: [&str; 27] = [
+const SETTINGS: [&str; 28] = [
     "listen",
     "database_url",
     "policies",
@@ -192,6 +198,7 @@ const SETTINGS: [&str; 27] = [
     "rate_limit_on_redis_error",
     "auth_failure_limit",
     "auth_failure_window",
+    "client_address_header",
 ];
 
 /// The environment variable naming the configuration file.
@@ -315,6 +322,10 @@ pub struct ServeArgs {
     #[arg(long, value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
     pub auth_failure_window: Option<Duration>,
+    /// Header a proxy in front sets to the client's address, e.g. `x-forwarded-for` [default: none, the peer address].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_address_header: Option<String>,
 }
 
 /// A configuration that can't be used.
@@ -385,6 +396,11 @@ impl ServeConfig {
                 problems.push(
                     "`redis_url` is not a Redis URL: expected `redis://[user:password@]host[:port][/db]`".to_owned(),
                 );
+            }
+        }
+        if let Some(name) = &self.client_address_header {
+            if axum::http::HeaderName::try_from(name.as_str()).is_err() {
+                problems.push(format!("`client_address_header` is not a header name: `{name}`"));
             }
         }
         if self.auth_failure_limit == 0 {
@@ -513,8 +529,15 @@ mod tests {
             jail.set_env("WARDEN_RATE_LIMIT_ON_REDIS_ERROR", "allow");
             let c = load_in(jail, Some(file), &ServeArgs::default()).unwrap();
             assert_eq!((c.redis_timeout, c.rate_limit_on_redis_error), (Duration::from_millis(5), OnRedisError::Allow));
-            let flags = ServeArgs { auth_failure_limit: Some(3), ..ServeArgs::default() };
-            assert_eq!(load_in(jail, None, &flags).unwrap().auth_failure_limit, 3);
+            let flags = ServeArgs {
+                auth_failure_limit: Some(3),
+                client_address_header: Some("X-Forwarded-For".to_owned()),
+                ..ServeArgs::default()
+            };
+            let c = load_in(jail, None, &flags).unwrap();
+            assert_eq!((c.auth_failure_limit, c.client_address_header.as_deref()), (3, Some("X-Forwarded-For")));
+            let bad = ServeArgs { client_address_header: Some("x forwarded".to_owned()), ..ServeArgs::default() };
+            assert!(load_in(jail, None, &bad).unwrap_err().to_string().contains("client_address_header"));
             let err = load_in(
                 jail,
                 Some("redis_url = \"http://user:hunter2@example\"\nauth_failure_limit = 0\n"),

@@ -91,7 +91,8 @@ impl FromRequestParts<AppState> for Caller {
             (None, Some(key)) => key.trim(),
             (None, None) => return Err(ApiError::Unauthorized(AuthError::Missing)),
         };
-        let client = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        let client = state.auth.client_address(&parts.headers, peer);
         state.auth.authenticate(token, client).await.map(Caller).map_err(ApiError::Unauthorized)
     }
 }

@@ -71,6 +71,9 @@ pub struct Options {
     /// Failed key verifications allowed per key id and per client address.
     /// Default 10 a minute.
     pub auth_failure_quota: Quota,
+    /// The header a proxy in front sets to the client's address (absent:
+    /// the peer address). Default absent.
+    pub client_address_header: Option<String>,
 }
 
 impl Default for Options {
@@ -96,6 +99,7 @@ impl Default for Options {
             redis_timeout: Duration::from_millis(20),
             rate_limit_on_redis_error: crate::rate_limit::OnRedisError::Local,
             auth_failure_quota: crate::auth::DEFAULT_FAILURE_QUOTA,
+            client_address_header: None,
         }
     }
 }
@@ -135,6 +139,7 @@ impl From<&ServeConfig> for Options {
             redis_timeout: c.redis_timeout,
             rate_limit_on_redis_error: c.rate_limit_on_redis_error,
             auth_failure_quota: Quota { requests: c.auth_failure_limit, window: c.auth_failure_window },
+            client_address_header: c.client_address_header.clone(),
         }
     }
 }
@@ -180,8 +185,13 @@ pub async fn build_state(store: Store, policy: Policy, options: &Options) -> any
         Some(redis) => RateLimiter::shared(redis.clone(), options.rate_limit_on_redis_error),
         None => RateLimiter::new(),
     };
+    let address_header = match &options.client_address_header {
+        Some(name) => Some(axum::http::HeaderName::try_from(name.as_str()).context("the client address header")?),
+        None => None,
+    };
     let auth = Authenticator::new(store.clone(), options.key_cache_capacity)
-        .with_flood_guard(FloodGuard::new(options.auth_failure_quota, redis), metrics.clone());
+        .with_flood_guard(FloodGuard::new(options.auth_failure_quota, redis), metrics.clone())
+        .with_client_address_header(address_header);
     let state = AppState::new(Services {
         live,
         auth: Arc::new(auth),

@@ -167,3 +167,27 @@ async fn the_listener_tells_the_flood_guard_each_clients_address() {
     let _ = stop.send(());
     served.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_proxy_each_forwarded_client_has_its_own_budget() {
+    let options = Options { client_address_header: Some("x-forwarded-for".to_owned()), ..TestApp::options() };
+    let app = TestApp::with_options(Backend::Sqlite, options).await;
+    let unknown = || format!("wdn_{}_{}", uuid::Uuid::new_v4().simple(), warden_server::auth::generate().secret);
+    // Every request arrives from the proxy; the header names the client.
+    let via_proxy = |forwarded: &str| {
+        let req = Request::post("/v1/check")
+            .header("authorization", format!("Bearer {}", unknown()))
+            .header("x-forwarded-for", forwarded)
+            .body(Body::from(ALLOWED))
+            .unwrap();
+        from_address(req, [10, 0, 0, 1])
+    };
+    for _ in 0..10 {
+        assert_eq!(app.send(via_proxy("203.0.113.5")).await.0, 401);
+    }
+    assert_eq!(app.send(via_proxy("203.0.113.5")).await.0, 429, "the client is over its limit");
+    // Another client through the same proxy is not; only the entry the
+    // proxy added (the last) counts, not what the client wrote before it.
+    assert_eq!(app.send(via_proxy("203.0.113.5, 203.0.113.6")).await.0, 401);
+    assert_eq!(app.send(via_proxy("203.0.113.6, 203.0.113.5")).await.0, 429);
+}

@@ -315,9 +315,17 @@ pub fn redis_prefix() -> String {
     format!("warden-test:{}:", Uuid::new_v4().simple())
 }
 
-/// Test options sharing limits through the Redis at `url`.
+/// Test options sharing limits through the Redis at `url`. The wait for
+/// Redis is 1 s, not the service's 20 ms: a machine busy with builds must
+/// not turn a slow answer into the fallback (tests of the fallback stop
+/// Redis or point at a closed port).
 pub fn redis_options(url: &str) -> Options {
-    Options { redis_url: Some(url.to_owned()), redis_key_prefix: redis_prefix(), ..TestApp::options() }
+    Options {
+        redis_url: Some(url.to_owned()),
+        redis_key_prefix: redis_prefix(),
+        redis_timeout: std::time::Duration::from_secs(1),
+        ..TestApp::options()
+    }
 }
 
 /// A request as if sent from `ip` (the listener sets the peer address the
