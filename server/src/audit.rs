@@ -1,6 +1,7 @@
 //! The audit pipeline: a bounded queue in front of a background writer that
 //! inserts rows in batches (see [`writer`]), with a local spill for when the
-//! database is unreachable (see [`spill`]).
+//! database is unreachable (see [`spill`]). Every row joins a tamper-evident
+//! hash chain when it is inserted (see [`chain`]), which [`verify`] walks.
 //!
 //! Nothing is dropped silently. When the queue is full, `on_full` decides:
 //! `block` makes the request wait for room (at most the block timeout, then
@@ -17,7 +18,9 @@
 //! the spill, so an acknowledged decision is never lost to a crash of the
 //! process.
 
+pub mod chain;
 pub mod spill;
+pub mod verify;
 pub mod writer;
 
 use std::sync::Arc;

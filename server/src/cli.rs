@@ -97,6 +97,51 @@ pub enum Command {
         #[command(subcommand)]
         command: LogsCommand,
     },
+    /// Check the audit log's integrity.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+/// How a report is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Lines for a person.
+    Human,
+    /// One JSON document.
+    Json,
+}
+
+/// `warden audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chains of `usage_log` and `admin_audit` and report rows
+    /// checked and every broken link (altered, removed, inserted or
+    /// reordered rows). Exit 1 on any break. The result is also recorded
+    /// for `GET /api/admin/audit/verification`.
+    Verify {
+        /// Only rows created at or after this time (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only rows created before this time (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        /// How to print the report.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+        format: ReportFormat,
+        /// Database connection.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+/// An RFC 3339 time, e.g. `2026-11-26T00:00:00Z`.
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("expected an RFC 3339 time such as 2026-11-26T00:00:00Z: {e}"))
 }
 
 /// `warden keys …`.
@@ -132,7 +177,9 @@ pub enum KeysCommand {
 /// `warden logs …`.
 #[derive(Debug, Subcommand)]
 pub enum LogsCommand {
-    /// Delete audit rows older than a duration (e.g. `90d`).
+    /// Delete audit rows older than a duration (e.g. `90d`), recording a
+    /// checkpoint (the last deleted row's chain position and hash, and the
+    /// count) that `warden audit verify` starts from.
     Prune {
         /// Age limit, e.g. `90d`, `12h`.
         #[arg(long, value_parser = humantime::parse_duration)]

@@ -1,5 +1,6 @@
 //! One module per subcommand. Each returns the process exit code.
 
+mod audit;
 mod check;
 mod eval;
 mod fmt;
@@ -25,7 +26,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(config) => serve::serve(config),
         Command::Migrate(db) => serve::migrate(&db),
         Command::Keys { command } => serve::keys(command),
-        Command::Logs { command } => serve::logs(command),
+        Command::Logs { command } => audit::logs(command),
+        Command::Audit { command } => audit::audit(command),
     }
 }
 

@@ -21,6 +21,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use admin::{AdminChange, AdminEntry, Page};
+pub use audit::chain::{ChainHead, ChainRow, Checkpoint, Pruned, VerificationRecord};
+pub(crate) use audit::chain::{self as audit_chain_sql, move_chain_head, take_chain_head};
 pub use audit::{AuditRecord, AuditRow, LogFilter, MAX_BATCH, Outcome, Stats, audit_batch_size};
 pub use customers::Customer;
 pub use customers::now;
@@ -41,7 +43,7 @@ macro_rules! on_pool {
 pub(crate) use on_pool;
 
 /// Runs `$body` in a transaction on the configured pool, then records
-/// `$change` in `admin_audit` and bumps `config_version` in the same
+/// `$change` in `admin_audit` (on its hash chain) and bumps `config_version` in the same
 /// transaction; on Postgres it also notifies `warden_config` after commit so
 /// other instances reload at once. `$body` may use `?` and evaluates to the
 /// method's result value.
@@ -51,15 +53,7 @@ macro_rules! admin_tx {
         let out = $crate::store::on_pool!($store, p => {
             let mut $tx = p.begin().await?;
             let out = $body;
-            sqlx::query($crate::store::admin::INSERT_ADMIN_AUDIT)
-                .bind(change.actor)
-                .bind(change.action)
-                .bind(&change.target)
-                .bind(change.before.as_ref().map(sqlx::types::Json))
-                .bind(change.after.as_ref().map(sqlx::types::Json))
-                .bind($crate::store::now())
-                .execute(&mut *$tx)
-                .await?;
+            $crate::store::admin::append_admin_audit!($tx, change);
             sqlx::query("UPDATE config_version SET version = version + 1 WHERE id = 1").execute(&mut *$tx).await?;
             $tx.commit().await?;
             out

@@ -1,18 +1,18 @@
-//! `warden serve`, `warden migrate`, `warden keys`, `warden logs`.
+//! `warden serve`, `warden migrate`, `warden keys`.
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 
-use crate::cli::{KeysCommand, LogsCommand};
+use crate::cli::KeysCommand;
 use crate::config::{DatabaseArgs, ServeArgs, ServeConfig};
 use crate::store::{NewKey, Role, Store};
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
 }
 
-async fn open(db: &DatabaseArgs) -> anyhow::Result<Store> {
+pub(super) async fn open(db: &DatabaseArgs) -> anyhow::Result<Store> {
     let store = Store::connect(&db.database_url)
         .await
         .with_context(|| format!("connecting to `{}`", crate::store::redact_url(&db.database_url)))?;
@@ -89,22 +89,6 @@ pub fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
                         k.id, k.role, k.active, k.request_count, k.customer_email, last, k.name
                     );
                 }
-                store.close().await;
-            }
-        }
-        Ok(ExitCode::SUCCESS)
-    })
-}
-
-pub fn logs(command: LogsCommand) -> anyhow::Result<ExitCode> {
-    runtime()?.block_on(async {
-        match command {
-            LogsCommand::Prune { older_than, database } => {
-                let store = open(&database).await?;
-                let age = chrono::Duration::from_std(older_than).context("the age is too large")?;
-                let cutoff = chrono::Utc::now() - age;
-                let deleted = store.prune_audit(cutoff).await?;
-                println!("deleted {deleted} audit row(s) created before {}", cutoff.format("%Y-%m-%dT%H:%M:%SZ"));
                 store.close().await;
             }
         }

@@ -2,6 +2,7 @@
 //! resource, each with its own router, merged by [`router`]. Lists are
 //! paged: `{items, page, page_size, total}` with `page_size` at most 500.
 
+mod audit_chain;
 mod customers;
 mod effective;
 mod input;
@@ -33,6 +34,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(settings::router())
         .merge(effective::router())
         .merge(logs::router())
+        .merge(audit_chain::router())
 }
 
 /// Largest page.

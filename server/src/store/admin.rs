@@ -7,8 +7,44 @@ use uuid::Uuid;
 
 use super::{Pool, Store, StoreError, on_pool};
 
-pub(crate) const INSERT_ADMIN_AUDIT: &str =
-    "INSERT INTO admin_audit (actor_key_id, action, target, before, after, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(crate) const INSERT_ADMIN_AUDIT: &str = "INSERT INTO admin_audit (actor_key_id, action, target, before, after, \
+    created_at, chain_seq, prev_hash, row_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// Appends `$change` (an `&AdminChange`) to `admin_audit` inside the open
+/// transaction `$tx`, on the admin hash chain: the chain head is taken
+/// (locked until commit, so concurrent changes from several instances get
+/// consecutive positions), the row hashed after it, and the head moved.
+/// Evaluates to `()`; errors return early with `?`.
+macro_rules! append_admin_audit {
+    ($tx:ident, $change:expr) => {{
+        let change: &$crate::store::AdminChange = $change;
+        let created_at = $crate::store::now();
+        let (seq, prev) = $crate::store::take_chain_head!($tx, $crate::audit::chain::Chain::AdminAudit);
+        let fields = $crate::audit::chain::AdminFields {
+            actor_key_id: change.actor,
+            action: change.action,
+            target: &change.target,
+            before: change.before.as_ref(),
+            after: change.after.as_ref(),
+            created_at,
+        };
+        let hash = $crate::audit::chain::admin_hash(&prev, &fields);
+        sqlx::query($crate::store::admin::INSERT_ADMIN_AUDIT)
+            .bind(change.actor)
+            .bind(change.action)
+            .bind(&change.target)
+            .bind(change.before.as_ref().map(sqlx::types::Json))
+            .bind(change.after.as_ref().map(sqlx::types::Json))
+            .bind(created_at)
+            .bind(seq + 1)
+            .bind(&prev)
+            .bind(&hash)
+            .execute(&mut *$tx)
+            .await?;
+        $crate::store::move_chain_head!($tx, $crate::audit::chain::Chain::AdminAudit, seq + 1, &hash);
+    }};
+}
+pub(crate) use append_admin_audit;
 
 /// One change, as recorded in `admin_audit`.
 #[derive(Debug, Clone)]

@@ -1,4 +1,7 @@
-//! The audit log (`usage_log`): one metadata-only row per decision.
+//! The audit log (`usage_log`): one metadata-only row per decision, each
+//! on the hash chain (see [`chain`] and [`crate::audit::chain`]).
+
+pub(crate) mod chain;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -100,7 +103,7 @@ pub struct AuditRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// Most rows per INSERT statement: 14 values each, well under SQLite's
+/// Most rows per INSERT statement: 17 values each, well under SQLite's
 /// limit of 32,766 bound values.
 pub const MAX_BATCH: usize = 512;
 
@@ -111,21 +114,42 @@ pub fn audit_batch_size() -> usize {
 
 impl Store {
     /// Writes rows with multi-row INSERTs and adds them to their keys'
-    /// usage counters, all in one transaction.
+    /// usage counters, all in one transaction. The rows join the hash chain
+    /// here, at insert time (not when they were decided): the transaction
+    /// takes the chain head once for the whole batch, links each row to the
+    /// one before it, and moves the head. So rows written back from the
+    /// spill, or after a restart, continue the chain where it stands.
     pub async fn insert_audit(&self, rows: &[AuditRecord]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
         let mut usage: std::collections::HashMap<Uuid, (i64, DateTime<Utc>)> = std::collections::HashMap::new();
         for r in rows {
             let e = usage.entry(r.api_key_id).or_insert((0, r.created_at));
             e.0 += 1;
             e.1 = e.1.max(r.created_at);
         }
+        // Both backends keep microseconds: the hash covers what is stored.
+        let times: Vec<DateTime<Utc>> = rows.iter().map(|r| crate::audit::chain::to_micros(r.created_at)).collect();
         const HEAD: &str = "INSERT INTO usage_log (decision_id, request_id, customer_id, api_key_id, model, operation, \
-                            meta, risk_score, allowed, status, reason, policy_version, latency_us, created_at) ";
+                            meta, risk_score, allowed, status, reason, policy_version, latency_us, created_at, \
+                            chain_seq, prev_hash, row_hash) ";
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
+            let (mut seq, mut prev) = chain::take_chain_head!(tx, crate::audit::chain::Chain::UsageLog);
+            let mut links: Vec<(i64, String, String)> = Vec::with_capacity(rows.len());
+            for (r, at) in rows.iter().zip(&times) {
+                let hash = crate::audit::chain::usage_hash(&prev, &usage_fields(r, *at));
+                seq += 1;
+                links.push((seq, std::mem::replace(&mut prev, hash.clone()), hash));
+            }
+            let mut offset = 0;
             for chunk in power_of_two_chunks(rows) {
+                let chunk_links = links.get(offset..offset + chunk.len()).unwrap_or_default();
+                let chunk_times = times.get(offset..offset + chunk.len()).unwrap_or_default();
+                offset += chunk.len();
                 let mut q = sqlx::QueryBuilder::new(HEAD);
-                q.push_values(chunk, |mut b, r| {
+                q.push_values(chunk.iter().zip(chunk_links).zip(chunk_times), |mut b, ((r, (seq, prev, hash)), at)| {
                     b.push_bind(r.decision_id)
                         .push_bind(r.request_id.as_str())
                         .push_bind(r.customer_id)
@@ -139,10 +163,14 @@ impl Store {
                         .push_bind(r.reason.as_str())
                         .push_bind(r.policy_version.as_str())
                         .push_bind(r.latency_us)
-                        .push_bind(r.created_at);
+                        .push_bind(*at)
+                        .push_bind(*seq)
+                        .push_bind(prev.as_str())
+                        .push_bind(hash.as_str());
                 });
                 q.build().execute(&mut *tx).await?;
             }
+            chain::move_chain_head!(tx, crate::audit::chain::Chain::UsageLog, seq, &prev);
             // In key order, so two instances' batches lock rows in the same
             // order and can't deadlock.
             let mut usage: Vec<_> = usage.iter().collect();
@@ -166,11 +194,25 @@ impl Store {
                    status, reason, policy_version, latency_us, created_at FROM usage_log ORDER BY id DESC LIMIT $1";
         Ok(on_pool!(self, p => sqlx::query_as::<_, AuditRow>(sql).bind(limit).fetch_all(p).await)?)
     }
+}
 
-    /// Deletes rows created before `before`; returns how many.
-    pub async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let sql = "DELETE FROM usage_log WHERE created_at < $1";
-        Ok(on_pool!(self, p => sqlx::query(sql).bind(before).execute(p).await.map(|r| r.rows_affected()))?)
+/// The hashed columns of `r`, created at `at` (its time as stored).
+fn usage_fields(r: &AuditRecord, at: DateTime<Utc>) -> crate::audit::chain::UsageFields<'_> {
+    crate::audit::chain::UsageFields {
+        decision_id: r.decision_id,
+        request_id: &r.request_id,
+        customer_id: r.customer_id,
+        api_key_id: r.api_key_id,
+        model: r.model.as_deref(),
+        operation: r.operation.as_deref(),
+        meta: &r.meta,
+        risk_score: r.risk_score,
+        allowed: r.allowed,
+        status: r.outcome.as_str(),
+        reason: &r.reason,
+        policy_version: &r.policy_version,
+        latency_us: r.latency_us,
+        created_at: at,
     }
 }
 

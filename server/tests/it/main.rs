@@ -6,6 +6,7 @@
 mod support;
 
 mod admin;
+mod audit_chain;
 mod audit_outage;
 mod e2e;
 mod fleet;

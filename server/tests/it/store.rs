@@ -82,7 +82,7 @@ each_backend!(prune_deletes_only_old_rows, |backend| {
     let old = now - chrono::Duration::days(100);
     store.insert_audit(&[record(old), record(old), record(now)]).await.unwrap();
     let deleted = store.prune_audit(now - chrono::Duration::days(90)).await.unwrap();
-    assert_eq!(deleted, 2);
+    assert_eq!(deleted.chained, 2);
     assert_eq!(store.count_audit().await.unwrap(), 1);
 });
 

@@ -40,6 +40,10 @@ struct Status {
     /// Where rate limits are kept (Redis or this process), whether Redis
     /// answers, and failed authentications by reason.
     rate_limit: crate::rate_limit::LimitsStatus,
+    /// The last audit chain verification (`warden audit verify` or `POST
+    /// /api/admin/audit/verify`), without its full report (at
+    /// `/api/admin/audit/verification`); absent if none has run.
+    audit_verification: Option<crate::audit::verify::Summary>,
 }
 
 /// Service status: policy version, files, last reload and its diagnostics,
@@ -59,5 +63,6 @@ async fn status(State(state): State<AppState>, _: Admin) -> Json<Status> {
         database: state.store.backend(),
         uptime_seconds: state.started.elapsed().as_secs(),
         rate_limit: crate::rate_limit::LimitsStatus::of(&state.limiter, &state.metrics),
+        audit_verification: crate::audit::verify::Summary::last(&state.store).await,
     })
 }
