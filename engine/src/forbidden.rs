@@ -26,6 +26,11 @@ pub(crate) struct ForbiddenNames {
     /// Whether every normalised name is ASCII (the usual case): then a key
     /// can only match if it normalises to ASCII.
     all_ascii: bool,
+    /// The ASCII bytes, in either case, that names begin with; for a quick
+    /// rejection when `all_ascii` (see `cannot_match`).
+    first_bytes: u128,
+    /// Likewise for the bytes names end with.
+    last_bytes: u128,
 }
 
 impl ForbiddenNames {
@@ -38,12 +43,22 @@ impl ForbiddenNames {
             length_mask |= 1u64.checked_shl(n.len() as u32).unwrap_or(u64::MAX);
         }
         let all_ascii = names.iter().all(|n| n.is_ascii());
-        Self { names, length_mask, all_ascii }
+        let byte_set = |pick: fn(&[u8]) -> Option<&u8>| {
+            names.iter().filter_map(|n| pick(n.as_bytes())).fold(0u128, |set, b| {
+                set | 1u128.checked_shl(u32::from(b.to_ascii_lowercase())).unwrap_or(0)
+                    | 1u128.checked_shl(u32::from(b.to_ascii_uppercase())).unwrap_or(0)
+            })
+        };
+        let (first_bytes, last_bytes) = (byte_set(<[u8]>::first), byte_set(<[u8]>::last));
+        Self { names, length_mask, all_ascii, first_bytes, last_bytes }
     }
 
     /// Whether `key`, normalised, is one of the names.
     #[inline]
     pub(crate) fn contains(&self, key: &str) -> bool {
+        if self.cannot_match(key) {
+            return false;
+        }
         if !key.is_ascii() {
             return self.contains_unicode(key);
         }
@@ -67,6 +82,27 @@ impl ForbiddenNames {
         self.length_may_match(key.len()) && self.names.iter().any(|n| **n == *key)
     }
 
+    /// A check of two bytes that rules out most keys: when every name is
+    /// ASCII, a key whose first byte is an ASCII character other than
+    /// whitespace keeps that character, lowercased, as the first character
+    /// of its normal form (ASCII has no decompositions and nothing ASCII is
+    /// ignorable; were it composed with a following combining mark, the
+    /// normal form would start outside ASCII and match no name either), and
+    /// likewise for the last byte (no composition ends in an ASCII
+    /// character). So if no name begins or ends that way, the key is not
+    /// one of them.
+    #[inline]
+    fn cannot_match(&self, key: &str) -> bool {
+        let bytes = key.as_bytes();
+        let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
+            return false;
+        };
+        let absent = |set: u128, b: u8| {
+            b.is_ascii() && !is_ascii_space(b) && set & 1u128.checked_shl(u32::from(b)).unwrap_or(0) == 0
+        };
+        self.all_ascii && (absent(self.first_bytes, first) || absent(self.last_bytes, last))
+    }
+
     #[inline]
     fn length_may_match(&self, len: usize) -> bool {
         let bit = 1u64.checked_shl(len as u32).unwrap_or(u64::MAX);
@@ -75,8 +111,17 @@ impl ForbiddenNames {
 }
 
 /// Unicode `White_Space` within ASCII, as `str::trim` removes it.
+fn is_ascii_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r')
+}
+
+/// `s` without leading and trailing [`is_ascii_space`] bytes; byte-wise,
+/// since it is only called on ASCII keys.
 fn trim_ascii_whitespace(s: &str) -> &str {
-    s.trim_matches(|c: char| matches!(c, ' ' | '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r'))
+    let bytes = s.as_bytes();
+    let start = bytes.iter().position(|b| !is_ascii_space(*b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !is_ascii_space(*b)).map_or(start, |i| i + 1);
+    s.get(start..end).unwrap_or(s)
 }
 
 /// Whether `c` can be part of a key whose normal form is ASCII: it is
@@ -256,6 +301,23 @@ mod tests {
             let shortcut = s.chars().all(may_normalize_to_ascii);
             assert_eq!(shortcut, normalize(s).is_ascii(), "{s:?}");
         }
+    }
+
+    #[test]
+    fn the_two_byte_check_never_rules_out_a_match() {
+        let names = default_names();
+        let matching = ["prompt", "PROMPT", " prompt", "prompt\t", "pro\u{200B}mpt", "\u{FEFF}prompt", "ＰＲＯＭＰＴ"];
+        for key in matching {
+            assert!(!names.cannot_match(key), "{key:?}");
+        }
+        // The usual request keys are ruled out without looking further.
+        for key in ["model", "operation", "metadata", "contains_personal_data", "is_external_model"] {
+            assert!(names.cannot_match(key), "{key:?}");
+        }
+        // Names outside ASCII turn the check off.
+        let wide = ForbiddenNames::new(&["straße".to_owned()]);
+        assert!(!wide.cannot_match("x"));
+        assert!(!ForbiddenNames::new(&[String::new()]).cannot_match(""));
     }
 
     #[test]
