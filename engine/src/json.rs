@@ -22,6 +22,7 @@ use std::cell::RefCell;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Value};
 
 use crate::decision::{Rejection, RejectionKind};
@@ -234,16 +235,20 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
         while let Some(key) = access.next_key::<String>()? {
-            if map.contains_key(&key) {
-                *self.duplicate.borrow_mut() = Some(vec![Segment::Key(key)]);
-                return Err(de::Error::custom("duplicate key"));
-            }
+            // One hash lookup per key, as serde_json's own `insert` does.
+            let slot = match map.entry(key) {
+                Entry::Vacant(slot) => slot,
+                Entry::Occupied(taken) => {
+                    *self.duplicate.borrow_mut() = Some(vec![Segment::Key(taken.key().clone())]);
+                    return Err(de::Error::custom("duplicate key"));
+                }
+            };
             match access.next_value_seed(self) {
                 Ok(value) => {
-                    map.insert(key, value);
+                    slot.insert(value);
                 }
                 Err(e) => {
-                    self.add_step(|| Segment::Key(key));
+                    self.add_step(|| Segment::Key(slot.key().clone()));
                     return Err(e);
                 }
             }
