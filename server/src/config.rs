@@ -126,6 +126,15 @@ pub struct ServeConfig {
     /// added). Unset: the connection's peer address. Set it only when every
     /// request comes through such a proxy, or clients can pick their address.
     pub client_address_header: Option<String>,
+    /// Allow webhook endpoints on loopback and private addresses (refused
+    /// by default, so an admin URL can't reach internal services).
+    pub webhook_allow_private: bool,
+    /// Time allowed for one webhook request, connection and answer included.
+    #[serde(with = "humantime_serde")]
+    pub webhook_timeout: Duration,
+    /// Consecutive failed delivery attempts after which a webhook endpoint
+    /// is disabled (recorded in the admin trail).
+    pub webhook_disable_after: u32,
 }
 
 impl Default for ServeConfig {
@@ -162,6 +171,9 @@ impl Default for ServeConfig {
             auth_failure_limit: options.auth_failure_quota.requests,
             auth_failure_window: options.auth_failure_quota.window,
             client_address_header: options.client_address_header,
+            webhook_allow_private: options.webhooks.allow_private,
+            webhook_timeout: options.webhooks.timeout,
+            webhook_disable_after: options.webhooks.disable_after,
         }
     }
 }
@@ -170,7 +182,7 @@ impl Default for ServeConfig {
 /// Only these are read, so unrelated `WARDEN_*` variables (`WARDEN_CONFIG`,
 /// test settings) are not mistaken for unknown settings. A unit test checks
 /// the list against [`ServeConfig`]'s fields.
-const SETTINGS: [&str; 28] = [
+const SETTINGS: [&str; 31] = [
     "listen",
     "database_url",
     "policies",
@@ -199,6 +211,9 @@ const SETTINGS: [&str; 28] = [
     "auth_failure_limit",
     "auth_failure_window",
     "client_address_header",
+    "webhook_allow_private",
+    "webhook_timeout",
+    "webhook_disable_after",
 ];
 
 /// The environment variable naming the configuration file.
@@ -326,6 +341,18 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_address_header: Option<String>,
+    /// Allow webhook endpoints on loopback and private addresses.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub webhook_allow_private: bool,
+    /// Time allowed for one webhook request [default: 5s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
+    pub webhook_timeout: Option<Duration>,
+    /// Consecutive failed attempts before a webhook endpoint is disabled [default: 50].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_disable_after: Option<u32>,
 }
 
 /// A configuration that can't be used.
@@ -417,10 +444,20 @@ impl ServeConfig {
             ("request_timeout", self.request_timeout),
             ("audit_block_timeout", self.audit_block_timeout),
             ("redis_timeout", self.redis_timeout),
+            ("webhook_timeout", self.webhook_timeout),
         ] {
             if d.is_zero() {
                 problems.push(format!("`{name}` must be longer than zero"));
             }
+        }
+        if self.webhook_disable_after == 0 {
+            problems.push("`webhook_disable_after` must be at least 1".to_owned());
+        }
+        if self.webhook_timeout > Duration::from_secs(60) {
+            problems.push(format!(
+                "`webhook_timeout` must be at most 60s, got {}",
+                humantime::format_duration(self.webhook_timeout)
+            ));
         }
         if !(4..=31).contains(&self.bcrypt_cost) {
             problems.push(format!("`bcrypt_cost` must be between 4 and 31, got {}", self.bcrypt_cost));
@@ -550,6 +587,34 @@ mod tests {
             jail.set_env("WARDEN_RATE_LIMIT_ON_REDIS_ERROR", "maybe");
             let err = load_in(jail, None, &ServeArgs::default()).unwrap_err().to_string();
             assert!(err.to_lowercase().contains("rate_limit_on_redis_error"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn webhook_settings_come_from_every_layer() {
+        Jail::expect_with(|jail| {
+            let c = load_in(jail, None, &ServeArgs::default()).unwrap();
+            assert_eq!(
+                (c.webhook_allow_private, c.webhook_timeout, c.webhook_disable_after),
+                (false, Duration::from_secs(5), 50)
+            );
+            let c =
+                load_in(jail, Some("webhook_allow_private = true\nwebhook_timeout = \"2s\"\n"), &ServeArgs::default())
+                    .unwrap();
+            assert_eq!((c.webhook_allow_private, c.webhook_timeout), (true, Duration::from_secs(2)));
+            jail.set_env("WARDEN_WEBHOOK_ALLOW_PRIVATE", "true");
+            jail.set_env("WARDEN_WEBHOOK_DISABLE_AFTER", "7");
+            let c = load_in(jail, None, &ServeArgs::default()).unwrap();
+            assert_eq!((c.webhook_allow_private, c.webhook_disable_after), (true, 7));
+            let flags = ServeArgs { webhook_timeout: Some(Duration::from_secs(3)), ..ServeArgs::default() };
+            assert_eq!(load_in(jail, None, &flags).unwrap().webhook_timeout, Duration::from_secs(3));
+            jail.clear_env();
+            let err =
+                load_in(jail, Some("webhook_disable_after = 0\nwebhook_timeout = \"5m\"\n"), &ServeArgs::default())
+                    .unwrap_err()
+                    .to_string();
+            assert!(err.contains("webhook_disable_after") && err.contains("webhook_timeout"), "{err}");
             Ok(())
         });
     }

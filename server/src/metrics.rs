@@ -57,6 +57,12 @@ struct ReasonLabels {
     reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    endpoint: String,
+    result: &'static str,
+}
+
 /// The states of `warden_rate_limit_backend`.
 const BACKEND_STATES: [&str; 3] = ["redis", "local", "error"];
 
@@ -89,6 +95,9 @@ pub struct Metrics {
     redis_latency: Histogram,
     redis_errors: Family<KindLabels, Counter>,
     auth_failures: Family<ReasonLabels, Counter>,
+    webhook_deliveries: Family<DeliveryLabels, Counter>,
+    webhook_queue: Gauge,
+    webhook_oldest: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -169,6 +178,24 @@ impl Metrics {
         for reason in AUTH_FAILURE_REASONS {
             let _ = auth_failures.get_or_create(&ReasonLabels { reason });
         }
+        let webhook_deliveries = Family::<DeliveryLabels, Counter>::default();
+        r.register(
+            "warden_webhook_deliveries",
+            "Webhook delivery attempts by endpoint id and result (delivered, failed)",
+            webhook_deliveries.clone(),
+        );
+        let webhook_queue = Gauge::default();
+        r.register(
+            "warden_webhook_queue_depth",
+            "Webhook events not yet acknowledged by their endpoint (active endpoints)",
+            webhook_queue.clone(),
+        );
+        let webhook_oldest = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        r.register(
+            "warden_webhook_oldest_undelivered_seconds",
+            "Age of the oldest webhook event not yet acknowledged (0 when none)",
+            webhook_oldest.clone(),
+        );
         Self {
             registry: Mutex::new(r),
             http,
@@ -190,7 +217,23 @@ impl Metrics {
             redis_latency,
             redis_errors,
             auth_failures,
+            webhook_deliveries,
+            webhook_queue,
+            webhook_oldest,
         }
+    }
+
+    /// Counts a webhook delivery attempt to `endpoint` (its id):
+    /// `delivered` or `failed`.
+    pub fn webhook_delivery(&self, endpoint: &str, result: &'static str) {
+        self.webhook_deliveries.get_or_create(&DeliveryLabels { endpoint: endpoint.to_owned(), result }).inc();
+    }
+
+    /// Sets the webhook queue's depth (events) and its oldest event's age
+    /// in seconds.
+    pub fn webhook_backlog(&self, events: i64, oldest_seconds: f64) {
+        self.webhook_queue.set(events);
+        self.webhook_oldest.set(oldest_seconds);
     }
 
     /// Sets the rate-limit backend's state (`redis`, `local` or `error`).

@@ -232,6 +232,14 @@ impl PolicyReloader {
                     s.last_error = None;
                 });
                 tracing::info!(%version, "policy reloaded");
+                let files: Vec<String> =
+                    state.live.load().policy.set().sources.iter().map(|f| f.name.clone()).collect();
+                let event = serde_json::json!({"policy_version": version, "files": files});
+                crate::webhooks::emit(
+                    &state.store,
+                    crate::webhooks::Event::new(crate::webhooks::EventType::PolicyReloaded, event),
+                )
+                .await;
                 Reloaded::Swapped(version)
             }
             Err((message, diagnostics)) => {
@@ -243,6 +251,13 @@ impl PolicyReloader {
                     s.reloads_failed += 1;
                     s.last_error = Some(ReloadFailure { at: now, message: message.clone(), diagnostics });
                 });
+                let serving = state.live.load().policy.version().to_owned();
+                let event = serde_json::json!({"error": message, "serving_policy_version": serving});
+                crate::webhooks::emit(
+                    &state.store,
+                    crate::webhooks::Event::new(crate::webhooks::EventType::PolicyReloadFailed, event),
+                )
+                .await;
                 Reloaded::Failed(message)
             }
         }

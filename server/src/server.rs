@@ -74,6 +74,9 @@ pub struct Options {
     /// The header a proxy in front sets to the client's address (absent:
     /// the peer address). Default absent.
     pub client_address_header: Option<String>,
+    /// How webhook deliveries behave (private addresses, timeout, when an
+    /// endpoint is disabled, retries). Default [`crate::webhooks::Settings`].
+    pub webhooks: crate::webhooks::Settings,
 }
 
 impl Default for Options {
@@ -100,6 +103,7 @@ impl Default for Options {
             rate_limit_on_redis_error: crate::rate_limit::OnRedisError::Local,
             auth_failure_quota: crate::auth::DEFAULT_FAILURE_QUOTA,
             client_address_header: None,
+            webhooks: crate::webhooks::Settings::default(),
         }
     }
 }
@@ -140,6 +144,12 @@ impl From<&ServeConfig> for Options {
             rate_limit_on_redis_error: c.rate_limit_on_redis_error,
             auth_failure_quota: Quota { requests: c.auth_failure_limit, window: c.auth_failure_window },
             client_address_header: c.client_address_header.clone(),
+            webhooks: crate::webhooks::Settings {
+                allow_private: c.webhook_allow_private,
+                timeout: c.webhook_timeout,
+                disable_after: c.webhook_disable_after,
+                ..crate::webhooks::Settings::default()
+            },
         }
     }
 }
@@ -207,6 +217,7 @@ pub async fn build_state(store: Store, policy: Policy, options: &Options) -> any
             .map(|d| Arc::new(crate::reload::PolicyReloader::new(d).with_settle(options.policy_settle))),
         bcrypt_cost: options.bcrypt_cost,
         started: Instant::now(),
+        webhooks: options.webhooks.clone(),
     });
     Ok((state, writer))
 }
@@ -218,10 +229,12 @@ const POSTGRES_POLL: Duration = Duration::from_secs(1);
 /// Cached API keys are re-checked at least this often.
 const KEY_RECHECK: Duration = Duration::from_secs(5);
 
-/// Spawns the background tasks: change propagation (another instance's or
-/// process's changes to overrides and keys reach this one within a second)
-/// and rate-limiter eviction every minute. They stop when `stop` fires.
+/// Spawns the background tasks: the webhook deliverer, change propagation
+/// (another instance's or process's changes to overrides and keys reach
+/// this one within a second) and rate-limiter eviction every minute. They
+/// stop when `stop` fires.
 pub fn spawn_background(state: &AppState, stop: watch::Receiver<bool>) {
+    crate::webhooks::deliver::spawn(state, stop.clone());
     let s = state.clone();
     let mut rx = stop.clone();
     tokio::spawn(async move {

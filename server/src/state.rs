@@ -55,4 +55,6 @@ pub struct Services {
     pub bcrypt_cost: u32,
     /// When the process started.
     pub started: Instant,
+    /// How webhook deliveries behave (the endpoints' URL rules too).
+    pub webhooks: crate::webhooks::Settings,
 }

@@ -21,8 +21,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use admin::{AdminChange, AdminEntry, Page};
-pub use audit::chain::{ChainHead, ChainRow, Checkpoint, Pruned, VerificationRecord};
 pub(crate) use audit::chain::{self as audit_chain_sql, move_chain_head, take_chain_head};
+pub use audit::chain::{ChainHead, ChainRow, Checkpoint, Pruned, VerificationRecord};
 pub use audit::{AuditRecord, AuditRow, LogFilter, MAX_BATCH, Outcome, Stats, audit_batch_size};
 pub use customers::Customer;
 pub use customers::now;

@@ -14,6 +14,7 @@ mod overrides;
 mod rules;
 mod settings;
 mod status;
+mod webhooks;
 
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -35,6 +36,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(effective::router())
         .merge(logs::router())
         .merge(audit_chain::router())
+        .merge(webhooks::router())
 }
 
 /// Largest page.

@@ -14,6 +14,7 @@ pub(crate) const INSERT_ADMIN_AUDIT: &str = "INSERT INTO admin_audit (actor_key_
 /// transaction `$tx`, on the admin hash chain: the chain head is taken
 /// (locked until commit, so concurrent changes from several instances get
 /// consecutive positions), the row hashed after it, and the head moved.
+/// The change's webhook event, if it has one, goes to the outbox too.
 /// Evaluates to `()`; errors return early with `?`.
 macro_rules! append_admin_audit {
     ($tx:ident, $change:expr) => {{
@@ -42,6 +43,11 @@ macro_rules! append_admin_audit {
             .execute(&mut *$tx)
             .await?;
         $crate::store::move_chain_head!($tx, $crate::audit::chain::Chain::AdminAudit, seq + 1, &hash);
+        // The webhook event for this change, in the same transaction.
+        if let Some(event) = $crate::webhooks::Event::for_admin_change(change, seq + 1) {
+            let subs = $crate::webhooks::outbox::load_subscriptions!($tx);
+            $crate::webhooks::outbox::insert_outbox!($tx, &subs, std::slice::from_ref(&event));
+        }
     }};
 }
 pub(crate) use append_admin_audit;

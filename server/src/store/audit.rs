@@ -171,6 +171,17 @@ impl Store {
                 q.build().execute(&mut *tx).await?;
             }
             chain::move_chain_head!(tx, crate::audit::chain::Chain::UsageLog, seq, &prev);
+            // Webhook events for blocked and rejected decisions, in the same
+            // transaction: they exist exactly when their audit rows do.
+            let subs = crate::webhooks::outbox::load_subscriptions!(tx);
+            if !subs.is_empty() {
+                let events: Vec<crate::webhooks::Event> = rows
+                    .iter()
+                    .zip(&links)
+                    .filter_map(|(r, (seq, _, _))| crate::webhooks::Event::for_decision(r, *seq))
+                    .collect();
+                crate::webhooks::outbox::insert_outbox!(tx, &subs, &events);
+            }
             // In key order, so two instances' batches lock rows in the same
             // order and can't deadlock.
             let mut usage: Vec<_> = usage.iter().collect();

@@ -384,6 +384,7 @@ each_backend!(the_openapi_document_matches_the_router, |backend| {
         "DELETE /api/admin/customers/{id}/policies/{key}",
         "DELETE /api/admin/keys/{id}",
         "DELETE /api/admin/orphans/toggles/{key}",
+        "DELETE /api/admin/webhooks/{id}",
         "GET /api/admin/audit",
         "GET /api/admin/audit/head",
         "GET /api/admin/audit/verification",
@@ -397,6 +398,9 @@ each_backend!(the_openapi_document_matches_the_router, |backend| {
         "GET /api/admin/policies",
         "GET /api/admin/stats",
         "GET /api/admin/status",
+        "GET /api/admin/webhooks",
+        "GET /api/admin/webhooks/{id}",
+        "GET /api/admin/webhooks/{id}/deliveries",
         "GET /health",
         "GET /metrics",
         "GET /openapi.json",
@@ -406,6 +410,8 @@ each_backend!(the_openapi_document_matches_the_router, |backend| {
         "POST /api/admin/customers",
         "POST /api/admin/keys",
         "POST /api/admin/keys/{id}/rotate",
+        "POST /api/admin/webhooks",
+        "POST /api/admin/webhooks/{id}/deliveries/{delivery}/redeliver",
         "POST /api/evaluate",
         "POST /v1/check",
         "PUT /api/admin/customers/{id}/policies/{key}",
@@ -416,7 +422,10 @@ each_backend!(the_openapi_document_matches_the_router, |backend| {
     // one is not.
     for route in &documented {
         let (method, path) = route.split_once(' ').unwrap();
-        let path = path.replace("{id}", "00000000-0000-0000-0000-000000000000").replace("{key}", "x");
+        let path = path
+            .replace("{id}", "00000000-0000-0000-0000-000000000000")
+            .replace("{key}", "x")
+            .replace("{delivery}", "1");
         let req = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
         let (status, _, _) = app.send(req).await;
         assert!(status != 404 && status != 405, "{route} answered {status}");

@@ -21,3 +21,4 @@ mod reload;
 mod slow_clients;
 mod store;
 mod trail;
+mod webhooks;
