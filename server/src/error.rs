@@ -27,6 +27,9 @@ pub enum ApiError {
     /// 405.
     #[error("method not allowed on this path")]
     MethodNotAllowed,
+    /// 408: the body or the answer took longer than the request timeout.
+    #[error("the request took longer than {0} s to arrive and be answered")]
+    RequestTimeout(u64),
     /// 400: the body is not JSON.
     #[error("the body is not valid JSON: {0}")]
     BadJson(String),
@@ -67,6 +70,7 @@ impl ApiError {
             Self::Forbidden => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::RequestTimeout(_) => "request_timeout",
             Self::BadJson(_) => "invalid_json",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::Rejected(r, _) => r.code(),
@@ -86,6 +90,7 @@ impl ApiError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::BadJson(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Rejected(..) | Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -125,12 +130,12 @@ pub fn rate_limit_headers(v: &Verdict, headers: &mut axum::http::HeaderMap) {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// A stable code: `unauthorized`, `forbidden`, `not_found`,
-    /// `method_not_allowed`, `invalid_json`, `payload_too_large`,
-    /// `unsupported_media_type`, `invalid_field`, `conflict`, `rate_limited`,
+    /// `method_not_allowed`, `request_timeout`, `invalid_json`,
+    /// `payload_too_large`, `invalid_field`, `conflict`, `rate_limited`,
     /// `too_many_failures` (429: too many failed key verifications),
     /// `unavailable`, `internal`, or one of the engine's rejection codes on
-    /// `/v1/check` (`forbidden_field`, `type_mismatch`, `missing_field`,
-    /// `too_deep`, …).
+    /// `/v1/check` (`forbidden_field`, `duplicate_key`, `type_mismatch`,
+    /// `missing_field`, `too_deep`, …).
     #[schema(example = "invalid_field")]
     pub error: String,
     /// What was wrong and what was expected, in words.

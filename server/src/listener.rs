@@ -78,7 +78,17 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> usize {
+    let timeout_secs = limits.request_timeout.as_secs().max(1);
     let service = tower::ServiceBuilder::new()
+        // The timeout's own 408 has no body; every error answer is an
+        // `ErrorBody`, this one too.
+        .layer(axum::middleware::map_response(move |response: axum::response::Response| async move {
+            if response.status() == StatusCode::REQUEST_TIMEOUT {
+                axum::response::IntoResponse::into_response(crate::error::ApiError::RequestTimeout(timeout_secs))
+            } else {
+                response
+            }
+        }))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
         .service(router);
     let mut http = hyper::server::conn::http1::Builder::new();

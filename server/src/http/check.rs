@@ -130,7 +130,7 @@ async fn rate_limit(
         (status = 413, description = "Body over the size limit", body = ErrorBody),
         (status = 422, description = "Refused before evaluation: a forbidden content field, a wrong type, a missing field, or nesting too deep", body = ErrorBody),
         (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody),
-        (status = 503, description = "Audit queue full (with `audit.on_full = reject`)", body = ErrorBody),
+        (status = 503, description = "The decision could not be audited in time (the audit queue stayed full past the block timeout, or at once with `audit_on_full = reject`; in durable mode, the row could not be made durable), or the key store is unavailable", body = ErrorBody),
     )
 )]
 #[tracing::instrument(name = "check", skip_all)]
@@ -248,6 +248,7 @@ pub struct EvaluateResponse {
         (status = 200, description = "The key is valid", body = EvaluateResponse),
         (status = 401, description = "Missing, malformed, unknown or inactive key", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 503, description = "The key store is unavailable", body = ErrorBody),
     )
 )]
 pub async fn evaluate(State(state): State<AppState>, caller: Result<Caller, ApiError>) -> Result<Response, ApiError> {

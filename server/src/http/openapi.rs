@@ -69,6 +69,8 @@ pub(crate) fn document_common_responses(api: &mut OpenApi) {
                 add(op, "403", "Not an admin key");
                 add(op, "503", "The database is unavailable; try again");
             }
+            // The listener's request timeout applies to every route.
+            add(op, "408", "The body or the answer took longer than the request timeout");
             if let Some(body) = op.request_body.as_mut() {
                 optional_body_is_omitted_not_null(body);
                 add(op, "400", "The body is not valid JSON");

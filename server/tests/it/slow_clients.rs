@@ -93,6 +93,7 @@ async fn a_body_that_stops_arriving_gets_408_at_the_request_timeout() {
     assert!(closed, "a stalled body held its connection for 10 s");
     assert!(started.elapsed() < Duration::from_secs(5), "answered only after {:?}", started.elapsed());
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""error":"request_timeout""#), "a 408 is an ErrorBody like every error: {answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
