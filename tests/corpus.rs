@@ -100,9 +100,19 @@ fn run(case: &Case) -> Result<(), String> {
     if got_warnings != e.warnings.clone().unwrap_or_default() {
         return Err(format!("expected warnings {:?}, got {got_warnings:?}", e.warnings));
     }
-    let Some(input) = &case.input else {
-        return Ok(());
-    };
+    let expects_decision = e.allowed.is_some()
+        || e.score.is_some()
+        || e.reason.is_some()
+        || e.contributions.is_some()
+        || e.rejected.is_some();
+    if expects_decision && case.input.is_none() {
+        return Err("the case expects a decision or a rejection but gives no `input`".to_owned());
+    }
+    if e.invalid_overrides.is_some() && case.overrides.is_none() {
+        return Err("the case expects `invalid_overrides` but gives no `overrides`".to_owned());
+    }
+    // Overrides are read (and their expected refusal checked) whether or
+    // not there is an input to decide.
     let overrides: Overrides = match &case.overrides {
         Some(o) => match (Overrides::from_json(o.as_bytes()), &e.invalid_overrides) {
             (Ok(o), None) => o,
@@ -121,6 +131,9 @@ fn run(case: &Case) -> Result<(), String> {
             }
         },
         None => Overrides::default(),
+    };
+    let Some(input) = &case.input else {
+        return Ok(());
     };
     // The request is read as the service reads it: a repeated key or
     // nesting past the parser's limit is a rejection, like a content field.
