@@ -107,6 +107,13 @@ run_backend() {
   local redis_timeouts=$(metric 'warden_redis_errors_total{kind="timeout"}')
   local redis_errors=$(metric 'warden_redis_errors_total{kind="error"}')
   local redis_calls=$(metric 'warden_redis_latency_seconds_count')
+  # p50 and p99 of the Redis calls, as the upper bounds of their histogram buckets.
+  local redis_pct=$(curl -s "http://127.0.0.1:$PORT/metrics" | python3 -c "
+import re, sys
+b = [(float(m.group(1)), float(m.group(2))) for m in re.finditer(r'^warden_redis_latency_seconds_bucket\{le=\"([^\"+]+)\"\} (\S+)', sys.stdin.read(), re.M)]
+n = b[-1][1] if b else 0
+q = lambda p: next((f'{le*1000:g}' for le, c in b if c >= p * n), '-') if n else '-'
+print(f'p50 <= {q(0.5)} ms, p99 <= {q(0.99)} ms')")
   kill -TERM "$pid"
   wait "$pid" || true
   local rows=$($count_rows)
@@ -119,8 +126,8 @@ run_backend() {
   printf '%-9s %-10s %8s %9s %9s   (%s of /health; 200: %s, 422: %s; audit queue at the end: %s)\n' "$name" "/v1/check" "$crps" "$cp50" "$cp99" "$ratio" "$ok" "$refused" "$depth"
   printf '%-9s peak RSS %d MB; audit rows %s = 200 + 422 answers %s: %s\n' "$name" $((rss_kb / 1024)) "$rows" $((ok + refused)) "$audit"
   if [ "$redis_calls" != "0" ] || [ "$redis_errors" != "0" ] || [ "$redis_timeouts" != "0" ]; then
-    printf '%-9s Redis calls answered %s, timed out %s, failed %s (each of those two answered by the fallback)\n' \
-      "$name" "$redis_calls" "$redis_timeouts" "$redis_errors"
+    printf '%-9s Redis calls answered %s (%s), timed out %s, failed %s (each of those two answered by the fallback)\n' \
+      "$name" "$redis_calls" "$redis_pct" "$redis_timeouts" "$redis_errors"
   fi
   CHECK_RPS="$crps"
   CHECK_P99="$cp99"
