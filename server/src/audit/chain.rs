@@ -57,8 +57,6 @@
 //! `GET /api/admin/audit/head`): any later head must still contain the
 //! recorded row, with the recorded hash, at the recorded position.
 
-use std::fmt::Write as _;
-
 use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
@@ -187,12 +185,25 @@ impl Encoder {
         self.text(u.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
     }
 
+    /// A field whose text is written by `write` (no intermediate string).
+    fn written(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        let at = self.0.len();
+        self.0.extend_from_slice(&[0; 4]);
+        write(&mut self.0);
+        let len = u32::try_from(self.0.len() - at - 4).unwrap_or(u32::MAX - 1);
+        if let Some(prefix) = self.0.get_mut(at..at + 4) {
+            prefix.copy_from_slice(&len.to_be_bytes());
+        }
+    }
+
     fn int(&mut self, i: i64) {
-        self.text(&i.to_string());
+        self.written(|b| {
+            let _ = std::io::Write::write_fmt(b, format_args!("{i}"));
+        });
     }
 
     fn time(&mut self, t: DateTime<Utc>) {
-        self.text(&format_time(t));
+        self.written(|b| write_time(b, t));
     }
 
     fn json(&mut self, v: Option<&serde_json::Value>) {
@@ -205,7 +216,29 @@ impl Encoder {
 
 /// A time as the encoding writes it: UTC, exactly six fractional digits.
 pub fn format_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    let mut b = Vec::with_capacity(27);
+    write_time(&mut b, t);
+    String::from_utf8(b).unwrap_or_default()
+}
+
+/// Writes `YYYY-MM-DDTHH:MM:SS.ffffffZ`. By hand rather than with chrono's
+/// `format`, which interprets its pattern on every call: this runs for
+/// every audit row written and checked.
+fn write_time(b: &mut Vec<u8>, t: DateTime<Utc>) {
+    use chrono::{Datelike as _, Timelike as _};
+    let micros = t.nanosecond() % 1_000_000_000 / 1_000;
+    let _ = std::io::Write::write_fmt(
+        b,
+        format_args!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+    );
 }
 
 /// `t` truncated to whole microseconds (what both backends keep).
@@ -266,10 +299,12 @@ pub fn link(prev: &str, encoding: &[u8]) -> String {
         None => h.update(prev.as_bytes()),
     }
     h.update(encoding);
-    let digest = h.finalize();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(64);
-    for b in digest {
-        let _ = write!(out, "{b:02x}");
+    for b in h.finalize() {
+        for nibble in [b >> 4, b & 0xf] {
+            out.push(char::from(HEX.get(usize::from(nibble)).copied().unwrap_or(b'0')));
+        }
     }
     out
 }
@@ -414,6 +449,13 @@ mod tests {
             created_at: usage(&meta).created_at,
         };
         assert_eq!(admin_hash(&h, &admin), "732dbb5d779f8cf1438ef0f67aa5a7fa7d45424ca09d5174f0126d908b589b60");
+    }
+
+    #[test]
+    fn times_have_six_fractional_digits_in_utc() {
+        let t = DateTime::from_timestamp_micros(1_796_000_000_000_007).unwrap();
+        assert_eq!(format_time(t), "2026-11-30T00:53:20.000007Z");
+        assert_eq!(format_time(t), t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
     }
 
     #[test]

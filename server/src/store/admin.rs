@@ -20,7 +20,7 @@ macro_rules! append_admin_audit {
     ($tx:ident, $change:expr) => {{
         let change: &$crate::store::AdminChange = $change;
         let created_at = $crate::store::now();
-        let (seq, prev) = $crate::store::take_chain_head!($tx, $crate::audit::chain::Chain::AdminAudit);
+        let (seq, prev, webhooks) = $crate::store::take_chain_head!($tx, $crate::audit::chain::Chain::AdminAudit);
         let fields = $crate::audit::chain::AdminFields {
             actor_key_id: change.actor,
             action: change.action,
@@ -44,7 +44,7 @@ macro_rules! append_admin_audit {
             .await?;
         $crate::store::move_chain_head!($tx, $crate::audit::chain::Chain::AdminAudit, seq + 1, &hash);
         // The webhook event for this change, in the same transaction.
-        if let Some(event) = $crate::webhooks::Event::for_admin_change(change, seq + 1) {
+        if let Some(event) = $crate::webhooks::Event::for_admin_change(change, seq + 1).filter(|_| webhooks) {
             let subs = $crate::webhooks::outbox::load_subscriptions!($tx);
             $crate::webhooks::outbox::insert_outbox!($tx, &subs, std::slice::from_ref(&event));
         }

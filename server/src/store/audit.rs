@@ -134,12 +134,16 @@ impl Store {
         const HEAD: &str = "INSERT INTO usage_log (decision_id, request_id, customer_id, api_key_id, model, operation, \
                             meta, risk_score, allowed, status, reason, policy_version, latency_us, created_at, \
                             chain_seq, prev_hash, row_hash) ";
+        // Encoded before the transaction: only the SHA-256 links, which need
+        // the head, are computed while it is held.
+        let encodings: Vec<Vec<u8>> =
+            rows.iter().zip(&times).map(|(r, at)| crate::audit::chain::encode_usage(&usage_fields(r, *at))).collect();
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
-            let (mut seq, mut prev) = chain::take_chain_head!(tx, crate::audit::chain::Chain::UsageLog);
+            let (mut seq, mut prev, webhooks) = chain::take_chain_head!(tx, crate::audit::chain::Chain::UsageLog);
             let mut links: Vec<(i64, String, String)> = Vec::with_capacity(rows.len());
-            for (r, at) in rows.iter().zip(&times) {
-                let hash = crate::audit::chain::usage_hash(&prev, &usage_fields(r, *at));
+            for encoding in &encodings {
+                let hash = crate::audit::chain::link(&prev, encoding);
                 seq += 1;
                 links.push((seq, std::mem::replace(&mut prev, hash.clone()), hash));
             }
@@ -173,7 +177,7 @@ impl Store {
             chain::move_chain_head!(tx, crate::audit::chain::Chain::UsageLog, seq, &prev);
             // Webhook events for blocked and rejected decisions, in the same
             // transaction: they exist exactly when their audit rows do.
-            let subs = crate::webhooks::outbox::load_subscriptions!(tx);
+            let subs = if webhooks { crate::webhooks::outbox::load_subscriptions!(tx) } else { Vec::new() };
             if !subs.is_empty() {
                 let events: Vec<crate::webhooks::Event> = rows
                     .iter()

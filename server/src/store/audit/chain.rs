@@ -27,16 +27,21 @@ use crate::audit::chain::{self, AdminFields, Chain, UsageFields};
 
 /// How each backend takes a chain head inside a transaction.
 pub(crate) trait HeadDialect {
-    /// Locks chain `$1`'s head until commit and returns `(seq, head_hash)`.
+    /// Locks chain `$1`'s head until commit and returns `(seq, head_hash,
+    /// any webhook endpoint active)`. The last column saves the writer a
+    /// round trip per batch when no endpoint is registered (the usual
+    /// case): only then are subscriptions read.
     const TAKE_HEAD: &'static str;
 }
 
 impl HeadDialect for sqlx::Postgres {
-    const TAKE_HEAD: &'static str = "SELECT seq, head_hash FROM audit_chain WHERE chain = $1 FOR UPDATE";
+    const TAKE_HEAD: &'static str = "SELECT seq, head_hash, EXISTS (SELECT 1 FROM webhook_endpoint WHERE active) \
+        FROM audit_chain WHERE chain = $1 FOR UPDATE";
 }
 
 impl HeadDialect for sqlx::Sqlite {
-    const TAKE_HEAD: &'static str = "UPDATE audit_chain SET seq = seq WHERE chain = $1 RETURNING seq, head_hash";
+    const TAKE_HEAD: &'static str = "UPDATE audit_chain SET seq = seq WHERE chain = $1 \
+        RETURNING seq, head_hash, EXISTS (SELECT 1 FROM webhook_endpoint WHERE active)";
 }
 
 /// The head-taking statement for the backend of `_tx`.
@@ -48,11 +53,12 @@ pub(crate) fn take_head_sql<DB: sqlx::Database + HeadDialect>(_tx: &sqlx::Transa
 pub(crate) const MOVE_HEAD: &str = "UPDATE audit_chain SET seq = $1, head_hash = $2, updated_at = $3 WHERE chain = $4";
 
 /// Takes `$chain`'s head inside the open transaction `$tx` (see the module
-/// docs); evaluates to `(seq, head_hash)`. Errors return early with `?`.
+/// docs); evaluates to `(seq, head_hash, webhooks)` where `webhooks` says
+/// whether any webhook endpoint is active. Errors return early with `?`.
 macro_rules! take_chain_head {
     ($tx:ident, $chain:expr) => {{
         let sql = $crate::store::audit_chain_sql::take_head_sql(&$tx);
-        let head: (i64, String) = sqlx::query_as(sql).bind($chain.name()).fetch_one(&mut *$tx).await?;
+        let head: (i64, String, bool) = sqlx::query_as(sql).bind($chain.name()).fetch_one(&mut *$tx).await?;
         head
     }};
 }
@@ -325,7 +331,7 @@ impl Store {
             let mut tx = p.begin().await?;
             // Taking the head first makes this transaction a writer at once
             // on SQLite, and keeps the head fixed while the cut is chosen.
-            let (head_seq, _) = take_chain_head!(tx, Chain::UsageLog);
+            let (head_seq, _, _) = take_chain_head!(tx, Chain::UsageLog);
             let keep_from: Option<i64> = sqlx::query_scalar(
                 "SELECT MIN(chain_seq) FROM usage_log WHERE chain_seq IS NOT NULL AND created_at >= $1")
                 .bind(before).fetch_one(&mut *tx).await?;
