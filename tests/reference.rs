@@ -235,7 +235,7 @@ fn input() -> impl Strategy<Value = Value> {
 }
 
 /// How many ways [`spell`] writes a name.
-const SPELLINGS: usize = 10;
+const SPELLINGS: usize = 13;
 
 /// A content field name as a client might send it: as is, in capitals,
 /// padded with whitespace, in full-width letters, with an invisible
@@ -254,6 +254,9 @@ fn spell(name: &str, spelling: usize) -> String {
         6 => format!("{name}s"),
         7 => format!("{name}_tokens"),
         8 => format!("{first} {rest}"),
+        9 => format!("{first}\u{0}{rest}"),
+        10 => format!("\u{7}{name}\u{7F}"),
+        11 => format!("{first}\t{rest}"),
         _ => format!("{name}\u{2060}"),
     }
 }
@@ -279,12 +282,14 @@ fn path_string(segs: &[String]) -> String {
 }
 
 /// The documented name matching (docs/language.md §3.5), for the spellings
-/// [`spell`] produces: invisible characters dropped, full-width letters
+/// [`spell`] produces: invisible characters and non-whitespace controls
+/// dropped, full-width letters
 /// read as ASCII, surrounding whitespace trimmed, case ignored.
 fn is_forbidden(key: &str) -> bool {
     let plain: String = key
         .chars()
         .filter(|c| !matches!(c, '\u{200B}' | '\u{FEFF}' | '\u{00AD}' | '\u{2060}'))
+        .filter(|c| !c.is_control() || c.is_whitespace())
         .map(|c| match c {
             '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap(),
             c => c,

@@ -59,11 +59,11 @@ impl ForbiddenNames {
         if self.cannot_match(key) {
             return false;
         }
-        if !key.is_ascii() {
+        if !is_plain_ascii(key) {
             return self.contains_unicode(key);
         }
-        // For ASCII, NFKC changes nothing, nothing is default ignorable,
-        // and lowercasing is ASCII lowercasing.
+        // For printable ASCII, NFKC changes nothing, nothing is removed but
+        // surrounding whitespace, and lowercasing is ASCII lowercasing.
         let key = trim_ascii_whitespace(key);
         self.length_may_match(key.len()) && self.names.iter().any(|n| n.eq_ignore_ascii_case(key))
     }
@@ -97,9 +97,9 @@ impl ForbiddenNames {
         let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
             return false;
         };
-        let absent = |set: u128, b: u8| {
-            b.is_ascii() && !is_ascii_space(b) && set & 1u128.checked_shl(u32::from(b)).unwrap_or(0) == 0
-        };
+        // Whitespace and control bytes may be removed by normalisation, so
+        // only a printable end byte says anything.
+        let absent = |set: u128, b: u8| b.is_ascii_graphic() && set & 1u128.checked_shl(u32::from(b)).unwrap_or(0) == 0;
         self.all_ascii && (absent(self.first_bytes, first) || absent(self.last_bytes, last))
     }
 
@@ -113,6 +113,14 @@ impl ForbiddenNames {
 /// Unicode `White_Space` within ASCII, as `str::trim` removes it.
 fn is_ascii_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r')
+}
+
+/// Whether every byte of `key` is printable ASCII or ASCII whitespace: such
+/// a key normalises by trimming and ASCII lowercasing alone. (A control
+/// character such as NUL or BEL sends the key down the full path, which
+/// removes it.)
+fn is_plain_ascii(key: &str) -> bool {
+    key.bytes().all(|b| (0x20..0x7f).contains(&b) || is_ascii_space(b))
 }
 
 /// `s` without leading and trailing [`is_ascii_space`] bytes; byte-wise,
@@ -134,12 +142,13 @@ fn trim_ascii_whitespace(s: &str) -> &str {
 fn may_normalize_to_ascii(c: char) -> bool {
     c.is_ascii()
         || c.is_whitespace()
-        || is_default_ignorable(c)
-        || std::iter::once(c).nfkc().all(|d| d.is_ascii() || is_default_ignorable(d))
+        || is_removed(c)
+        || std::iter::once(c).nfkc().all(|d| d.is_ascii() || is_removed(d))
 }
 
-/// The form in which names are compared: default ignorable code points
-/// (see [`is_default_ignorable`]) removed anywhere, then NFKC, then
+/// The form in which names are compared: default ignorable code points and
+/// control characters other than whitespace (see [`is_removed`]) removed
+/// anywhere, then NFKC, then
 /// lowercase (Unicode's default lowercase mapping, `str::to_lowercase`),
 /// then NFKC again (lowercasing can leave a string that isn't in NFKC), then
 /// leading and trailing whitespace (Unicode `White_Space`) removed.
@@ -150,13 +159,22 @@ fn may_normalize_to_ascii(c: char) -> bool {
 /// (`ß` stays `ß` rather than becoming `ss`, a final `ς` stays `ς`), none of
 /// which can turn a key into an ASCII name.
 pub(crate) fn normalize(name: &str) -> String {
-    let visible: String = name.chars().filter(|c| !is_default_ignorable(*c)).collect();
+    let visible: String = name.chars().filter(|c| !is_removed(*c)).collect();
     let lower = visible.nfkc().collect::<String>().to_lowercase();
-    let again: String = lower.nfkc().filter(|c| !is_default_ignorable(*c)).collect();
+    let again: String = lower.nfkc().filter(|c| !is_removed(*c)).collect();
     match again.trim() {
         t if t.len() == again.len() => again,
         t => t.to_owned(),
     }
+}
+
+/// Characters removed from a key anywhere before it is compared: the
+/// default ignorable ones, and control characters (Unicode general category
+/// `Cc`: C0, DEL and C1) other than whitespace, such as NUL, BEL or ESC,
+/// which a client can add to a key without changing how it is displayed.
+/// Whitespace controls (tab, line breaks) are only trimmed at the ends.
+fn is_removed(c: char) -> bool {
+    is_default_ignorable(c) || (c.is_control() && !c.is_whitespace())
 }
 
 /// Unicode's `Default_Ignorable_Code_Point` property (DerivedCoreProperties.txt,
@@ -239,6 +257,11 @@ mod tests {
             "prompt\u{FE0F}",
             "\u{202E}prompt",
             "\u{E0070}prompt",
+            "prompt\u{0}",
+            "\u{7}prompt",
+            "pro\u{1B}mpt",
+            "prompt\u{7F}",
+            "\u{85}prompt\u{9F}",
             "ᴾᴿᴼᴹᴾᵀ",
             "ᵖʳᵒᵐᵖᵗ",
             "ＭＥＳＳＡＧＥＳ",
