@@ -128,7 +128,7 @@ async fn rate_limit(
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing, malformed, unknown or inactive key", body = ErrorBody),
         (status = 413, description = "Body over the size limit", body = ErrorBody),
-        (status = 422, description = "Refused before evaluation: a forbidden content field, a wrong type, a missing field, or nesting too deep", body = ErrorBody),
+        (status = 422, description = "Refused before evaluation: a forbidden content field, a key repeated in the JSON, a wrong type, a missing field, or nesting too deep", body = ErrorBody),
         (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody),
         (status = 503, description = "The decision could not be audited in time (the audit queue stayed full past the block timeout, or at once with `audit_on_full = reject`; in durable mode, the row could not be made durable), or the key store is unavailable", body = ErrorBody),
     )
