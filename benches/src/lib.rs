@@ -8,6 +8,9 @@ use warden_dsl::SourceFile;
 /// benchmark).
 pub use warden_tests::default_policy;
 
+pub mod baseline;
+pub mod shaped;
+
 /// A small xorshift generator: the same seed gives the same rules on every
 /// machine, with no dependency.
 #[derive(Debug, Clone)]
@@ -123,9 +126,63 @@ pub fn generated_requests(count: usize, seed: u64) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The shaped set of `n` rules ([`shaped::ShapedSet`]) as one Warden file.
+pub fn shaped_set(n: usize) -> Vec<SourceFile> {
+    let text = shaped::ShapedSet::generate(n, shaped::SEED).warden_text();
+    vec![SourceFile::new(format!("shaped_{n}.warden"), text)]
+}
+
+/// Requests for the shaped sets: every model (a fifth unapproved), every
+/// operation, intents mostly ordinary, some starting with a forbidden
+/// word, some absent.
+pub fn shaped_requests(count: usize, seed: u64) -> Vec<serde_json::Value> {
+    let models = shaped::models();
+    let mut rng = shaped::ShapedRng::new(seed);
+    (0..count)
+        .map(|_| {
+            let model = models.get(rng.below(models.len())).cloned().unwrap_or_default();
+            let mut metadata = serde_json::json!({
+                "tokens": 100 * rng.below(100),
+                "contains_personal_data": rng.below(4) == 0,
+            });
+            let intent = match rng.below(20) {
+                0..=1 => None,
+                2..=4 => Some(format!("{}_{}", rng.pick(&shaped::FORBIDDEN_WORDS), rng.below(1000))),
+                _ => Some(format!("{}_{}_request", rng.pick(&shaped::BENIGN_WORDS), rng.below(60))),
+            };
+            if let (Some(i), Some(m)) = (intent, metadata.as_object_mut()) {
+                m.insert("intent".to_owned(), i.into());
+            }
+            serde_json::json!({"model": model, "operation": rng.pick(&shaped::OPERATIONS), "metadata": metadata})
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::panic)] // tests fail loudly
+
     use super::*;
+
+    /// The baseline and Warden decide every shaped request alike: the same
+    /// rule list really is behind both.
+    #[test]
+    fn baseline_and_warden_agree_on_the_shaped_sets() {
+        let requests = shaped_requests(300, 7);
+        let texts: Vec<String> = requests.iter().map(ToString::to_string).collect();
+        let (mut denied, mut allowed) = (0, 0);
+        for (n, decide) in baseline::SHAPED {
+            let policy = warden_tests::compile(shaped_set(n)).unwrap_or_else(|e| panic!("{n} rules: {e}"));
+            for (value, text) in requests.iter().zip(&texts) {
+                let decision = policy.decide(value).map(|d| (d.allowed, d.risk_score)).ok();
+                let typed = baseline::Wire::parse(text).map(|w| decide(&w.request()));
+                let typed = typed.map(|o| (o.allowed, o.score));
+                assert_eq!(decision, typed.ok(), "{n} rules, request {text}");
+                if decision.is_some_and(|d| d.0) { allowed += 1 } else { denied += 1 }
+            }
+        }
+        assert!(allowed > 100 && denied > 100, "requests exercise both outcomes: {allowed} allowed, {denied} blocked");
+    }
 
     #[test]
     fn generated_sets_compile_and_are_deterministic() {
