@@ -90,8 +90,9 @@ pub struct ServeConfig {
     /// connections are closed and the audit queue is drained or spilled.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
-    /// How long a policy file that became empty must stay empty before the
-    /// empty file is applied (shorter is taken for a save in progress).
+    /// How long a read in which a policy file of the serving set is missing,
+    /// empty or shorter must stay unchanged before it is applied (until
+    /// then it is taken for a write or copy in progress).
     #[serde(with = "humantime_serde")]
     pub policy_settle: Duration,
     /// When a decision is acknowledged: `ack` (its audit row is queued) or
@@ -301,7 +302,7 @@ pub struct ServeArgs {
     #[arg(long, value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
     pub shutdown_grace: Option<Duration>,
-    /// How long a policy file emptied mid-save must stay empty to apply [default: 1s].
+    /// How long a policy file missing, emptied or cut short must stay so to apply [default: 1s].
     #[arg(long, value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
     pub policy_settle: Option<Duration>,

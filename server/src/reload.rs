@@ -27,8 +27,9 @@ pub use watch::{IDENTITY_CHECK, spawn_watcher};
 pub const DEBOUNCE: Duration = Duration::from_millis(40);
 /// But never longer than this after the first event.
 const MAX_DEBOUNCE: Duration = Duration::from_millis(200);
-/// How long a policy file that became empty must stay empty before the
-/// empty file is applied (the default of [`PolicyReloader::with_settle`]).
+/// How long a read in which a file of the serving set is missing, empty or
+/// shorter must stay unchanged before it is applied (the default of
+/// [`PolicyReloader::with_settle`]).
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(1);
 
 /// The outcome of the last reload, for `/api/admin/status`.
@@ -103,8 +104,9 @@ fn fail(message: impl Into<String>, diagnostics: Vec<String>) -> (String, Vec<St
 /// (blocking work). `serving` is the set being served, for the settle rule.
 fn build(dir: &Path, serving: &[SourceFile], settle: Duration) -> Result<Policy, (String, Vec<String>)> {
     let settled = settle::read_settled(dir, serving, settle).map_err(|e| fail(format!("{e:#}"), Vec::new()))?;
-    if !settled.emptied.is_empty() {
-        tracing::info!(files = ?settled.emptied, "compiling the set with the emptied file(s)");
+    if !settled.believed.is_empty() {
+        let files: Vec<String> = settled.believed.iter().map(ToString::to_string).collect();
+        tracing::info!(files = %files.join(", "), "compiling the set with the file(s) missing, emptied or shortened");
     }
     let sources = settled.sources;
     let (policy, _warnings) = Policy::from_sources(sources).map_err(|diags| {
@@ -137,9 +139,10 @@ impl PolicyReloader {
         }
     }
 
-    /// How long a policy file that became empty must stay empty before it
-    /// is applied empty (a shorter emptiness is taken for a write in
-    /// progress and waited out).
+    /// How long a read in which a file of the serving set is missing, empty
+    /// or shorter than it was must stay unchanged before it is applied (until
+    /// then it is taken for a write or copy in progress and waited out; see
+    /// `reload/settle.rs`).
     #[must_use]
     pub fn with_settle(mut self, settle: Duration) -> Self {
         self.settle = settle;
@@ -222,15 +225,17 @@ impl PolicyReloader {
             Ok(policy) => {
                 let version = policy.version().to_owned();
                 state.live.replace_policy(Arc::new(policy)).await;
-                report_orphans(&state.live.mark_orphans(&state.store).await);
-                state.metrics.set_policy_version(&version);
-                state.metrics.policy_reload("ok");
+                // The status says so at once: a reader who sees the new
+                // version should not find the last failure still reported.
                 self.record(|s| {
                     s.last_reload_at = Some(now);
                     s.last_result = Some("ok");
                     s.reloads_ok += 1;
                     s.last_error = None;
                 });
+                state.metrics.set_policy_version(&version);
+                state.metrics.policy_reload("ok");
+                report_orphans(&state.live.mark_orphans(&state.store).await);
                 tracing::info!(%version, "policy reloaded");
                 let files: Vec<String> =
                     state.live.load().policy.set().sources.iter().map(|f| f.name.clone()).collect();

@@ -48,9 +48,9 @@ pub struct Options {
     /// On SIGTERM/SIGINT, how long in-flight requests get before their
     /// connections are closed and the audit queue is drained. Default 10 s.
     pub shutdown_grace: Duration,
-    /// How long a policy file that became empty must stay empty before the
-    /// empty file is applied (shorter is taken for a save in progress).
-    /// Default 1 s.
+    /// How long a read in which a policy file of the serving set is missing,
+    /// empty or shorter must stay unchanged before it is applied (until
+    /// then it is taken for a write or copy in progress). Default 1 s.
     pub policy_settle: Duration,
     /// When a decision is acknowledged: `ack` once its audit row is queued,
     /// `durable` once the row is committed in the database or fsynced in

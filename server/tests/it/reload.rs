@@ -178,7 +178,8 @@ async fn a_broken_edit_keeps_the_last_good_set_serving() {
     std::fs::write(dir.join("extra.warden"), "# a new, empty file\n").unwrap();
     let new = wait_for_version(&app, &good).await;
     assert_ne!(new, good);
-    assert!(status(&app).await["reload"]["last_error"].is_null());
+    // The swap and the status update are two steps: wait, boundedly.
+    wait_until("the error is cleared", async || status(&app).await["reload"]["last_error"].is_null()).await;
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -427,5 +428,113 @@ async fn an_error_about_a_missing_directory_is_cleared_when_it_is_back_unchanged
     let st = status(&app).await;
     assert_eq!(st["reload"]["last_result"], json!("unchanged"), "{st}");
     assert_eq!(st["reload"]["watch"]["state"], json!("watching"), "{st}");
+    let _ = std::fs::remove_dir_all(base);
+}
+
+// ---- A set caught mid-copy or mid-rewrite ------------------------------------
+
+/// A deny rule's file, padded with comments so that a rewrite that drops
+/// the padding is shorter.
+fn padded_deny(padding_lines: usize) -> String {
+    let mut text = String::new();
+    for i in 0..padding_lines {
+        text.push_str(&format!("# padding line {i}: the deny rule below must keep applying\n"));
+    }
+    text.push_str(DENY_RULE);
+    text
+}
+
+/// Checks, until `writer` finishes, that every decision still has the deny
+/// rule; returns how many checks ran.
+async fn deny_holds_while(app: &TestApp, writer: &std::thread::JoinHandle<()>, what: &str) -> usize {
+    let mut checks = 0;
+    while !writer.is_finished() {
+        assert!(batch_denied(app).await, "the deny rule stopped applying {what} (check {checks})");
+        checks += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    checks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_copied_file_by_file_never_serves_a_set_without_a_file_of_the_old_set() {
+    let base = temp_base();
+    stage_set(&base.join("policies"), DENY_RULE);
+    let (app, _stop) = app_at(&base, None).await;
+    assert!(batch_denied(&app).await);
+    let v0 = app.state.live.load().policy.version().to_owned();
+    // The release being deployed: the same rules, one more comment.
+    let release = base.join("release");
+    stage_set(&release, &format!("# release 2\n{DENY_RULE}"));
+    // `rm -rf policies && cp -r release policies` by a slow copier: the
+    // files appear one at a time, the deny rule's file last, and every
+    // partial set compiles.
+    let (target, source) = (base.join("policies"), release.clone());
+    let writer = std::thread::spawn(move || {
+        std::fs::remove_dir_all(&target).unwrap();
+        std::fs::create_dir(&target).unwrap();
+        for name in ["base.warden", "risk.warden", "models.warden", "extra.warden"] {
+            std::thread::sleep(Duration::from_millis(250));
+            std::fs::copy(source.join(name), target.join(name)).unwrap();
+        }
+    });
+    let checks = deny_holds_while(&app, &writer, "during the copy").await;
+    writer.join().unwrap();
+    assert!(checks > 50, "only {checks} checks");
+    // The copied set is served in the end.
+    let want = crate::support::policy_from(&release).version().to_owned();
+    assert_ne!(want, v0);
+    wait_until("the copied set serves", async || app.state.live.load().policy.version() == want).await;
+    assert!(batch_denied(&app).await);
+    let _ = std::fs::remove_dir_all(base);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_rewritten_shorter_in_two_chunks_never_serves_the_partial_content() {
+    let base = temp_base();
+    stage_set(&base.join("policies"), &padded_deny(20));
+    let (app, _stop) = app_at(&base, None).await;
+    assert!(batch_denied(&app).await);
+    let path = base.join("policies/extra.warden");
+    // The new text is shorter; its first chunk ends at a rule boundary, so
+    // on its own it compiles (to a set without the deny rule).
+    let first = "# release 2\nrule batch_score {\n  description \"batch\"\n  when operation == \"batch\"\n  score +1\n  reason batch_score\n}\n";
+    let whole = format!("{first}{DENY_RULE}");
+    assert!(whole.len() < padded_deny(20).len());
+    let expected = whole.clone();
+    let writer = std::thread::spawn(move || {
+        let mut f = std::fs::File::create(&path).unwrap();
+        std::io::Write::write_all(&mut f, first.as_bytes()).unwrap();
+        f.sync_all().unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+        std::io::Write::write_all(&mut f, DENY_RULE.as_bytes()).unwrap();
+        drop(f);
+        // Keep checking a while after the write: a late reload of the
+        // first chunk would show here.
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    let checks = deny_holds_while(&app, &writer, "mid-write").await;
+    writer.join().unwrap();
+    assert!(checks > 50, "only {checks} checks");
+    wait_until("the rewritten file serves", async || {
+        app.state.live.load().policy.set().sources.iter().any(|f| f.name == "extra.warden" && *f.text == *expected)
+    })
+    .await;
+    assert!(batch_denied(&app).await);
+    let _ = std::fs::remove_dir_all(base);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_deleted_on_purpose_is_applied_after_the_settle_time() {
+    let base = temp_base();
+    stage_set(&base.join("policies"), DENY_RULE);
+    let settle = Duration::from_millis(400);
+    let (app, _stop) = app_at(&base, Some(settle)).await;
+    assert!(batch_denied(&app).await);
+    let deleted = Instant::now();
+    std::fs::remove_file(base.join("policies/extra.warden")).unwrap();
+    wait_until("the deletion is applied", async || !batch_denied(&app).await).await;
+    assert!(deleted.elapsed() >= settle, "applied after {:?}, before the settle time", deleted.elapsed());
+    assert!(!app.state.live.load().policy.set().sources.iter().any(|f| f.name == "extra.warden"));
     let _ = std::fs::remove_dir_all(base);
 }
