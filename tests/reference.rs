@@ -34,7 +34,10 @@ const FIELDS: [(&str, Type, Option<Literal>, bool); 8] = [
 const STRINGS: [&str; 8] = ["gpt-4", "gpt-4o", "claude-3", "llama", "eval-x", "", "Gpt-4", "summarize"];
 const NUMBERS: [f64; 7] = [-5.0, 0.0, 1.0, 10.0, 100.0, 1000.0, 2.5];
 const TAGS: [&str; 3] = ["pii", "finance", "health"];
-const PATTERNS: [&str; 6] = ["gpt", "-4", "o", "eval", "cl", ""];
+// Patterns nest ("g" < "gpt" < "gpt-4", "4" < "-4") and repeat within a
+// value ("a" in "llama"), so the prefix and suffix tries find rules at inner
+// nodes and the substring automaton reports one pattern several times.
+const PATTERNS: [&str; 10] = ["gpt", "-4", "o", "eval", "cl", "", "g", "gpt-4", "4", "a"];
 const REGEXES: [&str; 5] = ["^gpt-4", "o$", "^(eval|llama)", "[0-9]", "(?i)^gpt"];
 const FORBIDDEN: [&str; 6] = ["prompt", "text", "input", "message", "messages", "content"];
 
@@ -87,25 +90,26 @@ fn atom() -> impl Strategy<Value = Expr> {
         Just(CompareOp::Ge)
     ];
     prop_oneof![
-        prop::sample::select(fields_of(Type::Bool)).prop_map(field),
-        (eq_ne.clone(), prop::sample::select(fields_of(Type::String)), string_lit(), any::<bool>())
+        1 => prop::sample::select(fields_of(Type::Bool)).prop_map(field),
+        1 => (eq_ne.clone(), prop::sample::select(fields_of(Type::String)), string_lit(), any::<bool>())
             .prop_map(|(op, f, l, flip)| cmp(op, field(f), lit(l), flip)),
-        (eq_ne.clone(), prop::sample::select(fields_of(Type::Bool)), any::<bool>(), any::<bool>())
+        1 => (eq_ne.clone(), prop::sample::select(fields_of(Type::Bool)), any::<bool>(), any::<bool>())
             .prop_map(|(op, f, b, flip)| cmp(op, field(f), lit(Literal::Bool(b)), flip)),
-        (any_op.clone(), prop::sample::select(fields_of(Type::Number)), number_lit(), any::<bool>())
+        1 => (any_op.clone(), prop::sample::select(fields_of(Type::Number)), number_lit(), any::<bool>())
             .prop_map(|(op, f, l, flip)| cmp(op, field(f), lit(l), flip)),
-        (any_op, Just(()), any::<bool>()).prop_map(|(op, (), flip)| cmp(
+        1 => (any_op, Just(()), any::<bool>()).prop_map(|(op, (), flip)| cmp(
             op,
             field("metadata.tokens"),
             field("metadata.cost"),
             flip
         )),
-        (eq_ne, any::<bool>()).prop_map(|(op, flip)| cmp(op, field("model"), field("operation"), flip)),
-        (prop::sample::select(fields_of(Type::String)), prop::collection::vec(string_lit().prop_map(Node::bare), 1..4))
+        1 => (eq_ne, any::<bool>()).prop_map(|(op, flip)| cmp(op, field("model"), field("operation"), flip)),
+        1 => (prop::sample::select(fields_of(Type::String)), prop::collection::vec(string_lit().prop_map(Node::bare), 1..4))
             .prop_map(|(f, list)| bare(ExprKind::In { lhs: Box::new(field(f)), list })),
-        (prop::sample::select(fields_of(Type::Number)), prop::collection::vec(number_lit().prop_map(Node::bare), 1..4))
+        1 => (prop::sample::select(fields_of(Type::Number)), prop::collection::vec(number_lit().prop_map(Node::bare), 1..4))
             .prop_map(|(f, list)| bare(ExprKind::In { lhs: Box::new(field(f)), list })),
-        (
+        // Text tests are weighted up: each kind has its own index.
+        3 => (
             prop_oneof![Just(TextOp::StartsWith), Just(TextOp::EndsWith), Just(TextOp::Contains)],
             prop::sample::select(fields_of(Type::String)),
             prop::sample::select(PATTERNS.to_vec())
@@ -115,19 +119,19 @@ fn atom() -> impl Strategy<Value = Expr> {
                 lhs: Box::new(field(f)),
                 pattern: Node::bare(p.to_owned())
             })),
-        (prop::sample::select(fields_of(Type::String)), prop::sample::select(REGEXES.to_vec())).prop_map(
+        1 => (prop::sample::select(fields_of(Type::String)), prop::sample::select(REGEXES.to_vec())).prop_map(
             |(f, p)| bare(ExprKind::Text {
                 op: TextOp::Matches,
                 lhs: Box::new(field(f)),
                 pattern: Node::bare(p.to_owned())
             })
         ),
-        prop::sample::select(TAGS.to_vec()).prop_map(|t| bare(ExprKind::Text {
+        1 => prop::sample::select(TAGS.to_vec()).prop_map(|t| bare(ExprKind::Text {
             op: TextOp::Contains,
             lhs: Box::new(field("metadata.tags")),
             pattern: Node::bare(t.to_owned())
         })),
-        prop::sample::select(optional_fields())
+        1 => prop::sample::select(optional_fields())
             .prop_map(|f| bare(ExprKind::Exists(Node::bare(FieldPath::from_dotted(f))))),
     ]
 }
@@ -151,10 +155,50 @@ fn effect() -> impl Strategy<Value = Effect> {
     prop_oneof![6 => score().prop_map(Effect::Score), 1 => Just(Effect::Deny), 1 => Just(Effect::Allow)]
 }
 
+/// A test the engine indexes (an exact string, a prefix, a suffix, a
+/// substring, a numeric threshold), alone or required by an `and`: many
+/// rules of this shape share each index, so its lookups and the residual
+/// evaluation are compared with the reference on every input.
+fn indexed_condition() -> impl Strategy<Value = Expr> {
+    let threshold_op = prop_oneof![Just(CompareOp::Lt), Just(CompareOp::Le), Just(CompareOp::Gt), Just(CompareOp::Ge)];
+    let indexed = prop_oneof![
+        (prop::sample::select(fields_of(Type::String)), string_lit(), any::<bool>()).prop_map(|(f, l, flip)| cmp(
+            CompareOp::Eq,
+            field(f),
+            lit(l),
+            flip
+        )),
+        (prop::sample::select(fields_of(Type::String)), prop::collection::vec(string_lit().prop_map(Node::bare), 2..4))
+            .prop_map(|(f, list)| bare(ExprKind::In { lhs: Box::new(field(f)), list })),
+        (
+            prop_oneof![Just(TextOp::StartsWith), Just(TextOp::EndsWith), Just(TextOp::Contains)],
+            prop::sample::select(fields_of(Type::String)),
+            prop::sample::select(PATTERNS.to_vec())
+        )
+            .prop_map(|(op, f, p)| bare(ExprKind::Text {
+                op,
+                lhs: Box::new(field(f)),
+                pattern: Node::bare(p.to_owned())
+            })),
+        (threshold_op, prop::sample::select(fields_of(Type::Number)), number_lit(), any::<bool>())
+            .prop_map(|(op, f, l, flip)| cmp(op, field(f), lit(l), flip)),
+    ];
+    prop_oneof![
+        indexed.clone(),
+        (indexed.clone(), condition()).prop_map(|(a, b)| bare(ExprKind::And(vec![b, a]))),
+        (indexed.clone(), indexed).prop_map(|(a, b)| bare(ExprKind::And(vec![a, b]))),
+    ]
+}
+
 fn rules() -> impl Strategy<Value = Vec<(Expr, Effect, bool, &'static str)>> {
     prop::collection::vec(
-        (condition(), effect(), prop::bool::weighted(0.85), prop::sample::select(vec!["a", "b", "c", "own"])),
-        1..10,
+        (
+            prop_oneof![condition(), indexed_condition()],
+            effect(),
+            prop::bool::weighted(0.85),
+            prop::sample::select(vec!["a", "b", "c", "own"]),
+        ),
+        1..16,
     )
 }
 

@@ -11,7 +11,7 @@ use warden_dsl::ast::{CompareOp, Expr, ExprKind, Literal, TextOp};
 
 use crate::input::{InputSchema, Slot, SlotValue};
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Cond {
     Const(bool),
     /// A bool field that is `true`.
@@ -242,21 +242,6 @@ impl Cond {
             Self::Or(items) => items.iter().any(|c| c.eval(slots)),
         }
     }
-
-    /// The exact-match keys a rule can be indexed by: if this condition can
-    /// only hold when string slot `s` equals one of `keys`, returns them.
-    pub(crate) fn index_keys(&self) -> Option<(Slot, Vec<&str>)> {
-        match self {
-            Self::StrEq(s, v) => Some((*s, vec![&**v])),
-            Self::StrIn(s, set) => {
-                let mut keys: Vec<&str> = set.iter().map(|k| &**k).collect();
-                keys.sort_unstable();
-                Some((*s, keys))
-            }
-            Self::And(items) => items.iter().find_map(Self::index_keys),
-            _ => None,
-        }
-    }
 }
 
 fn operand<'e>(e: &'e Expr, schema: &InputSchema) -> Result<Operand<'e>, CondError> {
@@ -304,17 +289,5 @@ mod tests {
             Cond::And(items) => assert_eq!(items.len(), 4),
             other => panic!("expected a flat and, got {other:?}"),
         }
-    }
-
-    #[test]
-    fn index_keys_come_from_a_required_exact_match() {
-        let keys =
-            |c: &str| compiled(c).index_keys().map(|(_, k)| k.into_iter().map(str::to_owned).collect::<Vec<_>>());
-        assert_eq!(keys("metadata.pii and model == \"gpt-4\""), Some(vec!["gpt-4".to_owned()]));
-        assert_eq!(keys("operation in [\"b\", \"a\"] and metadata.n > 1"), Some(vec!["a".to_owned(), "b".to_owned()]));
-        // An exact match that is not required by the whole condition can't index it.
-        assert_eq!(keys("model == \"a\" or metadata.pii"), None);
-        assert_eq!(keys("not (model == \"a\")"), None);
-        assert_eq!(keys("model != \"a\""), None);
     }
 }

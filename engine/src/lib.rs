@@ -28,6 +28,7 @@ mod decision;
 mod effective;
 mod forbidden;
 mod input;
+mod index;
 pub mod json;
 mod overrides;
 mod policy;

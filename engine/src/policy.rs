@@ -2,12 +2,12 @@
 
 use rustc_hash::FxHashMap;
 use serde_json::Value;
-use smallvec::SmallVec;
 use warden_dsl::ast::Effect;
 use warden_dsl::{Diagnostic, DiagnosticKind, PolicySet};
 
 use crate::cond::Cond;
 use crate::decision::{Contribution, Decision, Explanation, Recorded, Rejection, RuleTrace};
+use crate::index::RuleIndex;
 use crate::input::{InputSchema, Slot, SlotValue, Slots};
 use crate::overrides::{
     Overrides, PreparedOverrides, RuleOverride, enabled_in_force, score_in_force, threshold_in_force,
@@ -28,10 +28,8 @@ pub struct Policy {
     compiled_id: u64,
     pub(crate) schema: InputSchema,
     pub(crate) rules: Vec<CompiledRule>,
-    /// Rules no index covers, in source order. Checked for every request.
-    always: Box<[u32]>,
-    /// Rules indexed by the exact value of a string field.
-    indexes: Box<[FieldIndex]>,
+    /// Finds each request's candidate rules (src/index.rs).
+    index: RuleIndex,
     by_name: FxHashMap<String, u32>,
     /// Where the audit record's `model` and `operation` come from, resolved
     /// once here rather than per request.
@@ -82,14 +80,11 @@ pub(crate) struct CompiledRule {
     pub(crate) effect: Effect,
     pub(crate) enabled: bool,
     pub(crate) cond: Cond,
+    /// What is left of `cond` to evaluate once the rule is a candidate: the
+    /// index guarantees the rest.
+    residual: Cond,
     /// `file:line`.
     pub(crate) source: Box<str>,
-}
-
-#[derive(Debug)]
-struct FieldIndex {
-    slot: Slot,
-    rules: FxHashMap<Box<str>, Box<[u32]>>,
 }
 
 impl Policy {
@@ -115,6 +110,7 @@ impl Policy {
                     reason: r.reason.node.as_str().into(),
                     effect: r.effect.node,
                     enabled: r.enabled,
+                    residual: Cond::Const(true),
                     cond,
                     source: set.position(&rule.loc).into(),
                 }),
@@ -129,11 +125,15 @@ impl Policy {
         }
         let by_name: FxHashMap<String, u32> =
             rules.iter().enumerate().filter_map(|(i, r)| Some((r.name.to_string(), u32::try_from(i).ok()?))).collect();
-        let (always, indexes) = build_indexes(&rules);
+        let conds: Vec<&Cond> = rules.iter().map(|r| &r.cond).collect();
+        let (index, residuals) = RuleIndex::build(&conds);
+        for (rule, residual) in rules.iter_mut().zip(residuals) {
+            rule.residual = residual;
+        }
         let version = crate::version::of(&set.sources);
         let compiled_id = NEXT_COMPILATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let audit = AuditSlots::resolve(&set, &schema);
-        let policy = Self { set, version, compiled_id, schema, rules, always, indexes, by_name, audit };
+        let policy = Self { set, version, compiled_id, schema, rules, index, by_name, audit };
         errors.extend(crate::testing::validate_tests(&policy));
         if errors.is_empty() { Ok(policy) } else { Err(errors) }
     }
@@ -275,37 +275,6 @@ impl Policy {
         self.rules.iter().map(|r| &*r.name)
     }
 
-    /// Calls `f` with each rule that could fire for these slots, in source
-    /// order: every unindexed rule, plus the indexed rules whose key matches.
-    #[inline]
-    fn for_each_candidate(&self, slots: &[SlotValue<'_>], mut f: impl FnMut(u32)) {
-        let mut hits: SmallVec<[u32; 32]> = SmallVec::new();
-        for index in self.indexes.iter() {
-            if let Some(SlotValue::Str(v)) = slots.get(usize::from(index.slot)) {
-                if let Some(ids) = index.rules.get(*v) {
-                    hits.extend_from_slice(ids);
-                }
-            }
-        }
-        if hits.is_empty() {
-            self.always.iter().for_each(|&id| f(id));
-            return;
-        }
-        hits.sort_unstable();
-        let (mut a, mut h) = (self.always.iter().peekable(), hits.iter().peekable());
-        loop {
-            let next = match (a.peek(), h.peek()) {
-                (Some(&&x), Some(&&y)) if x < y => a.next(),
-                (Some(_), Some(_)) | (None, Some(_)) => h.next(),
-                (Some(_), None) => a.next(),
-                (None, None) => break,
-            };
-            if let Some(&id) = next {
-                f(id);
-            }
-        }
-    }
-
     fn evaluate<'p>(&'p self, slots: &[SlotValue<'_>], overrides: Option<&PreparedOverrides>) -> Decision<'p> {
         let threshold = threshold_in_force(self.set.threshold, overrides);
         let ov_rules: &[(u32, RuleOverride)] = overrides.map_or(&[], |o| &o.rules);
@@ -315,7 +284,7 @@ impl Policy {
         let mut best: Option<(i64, &'p str)> = None;
         let mut deny: Option<&'p str> = None;
         let mut allow: Option<&'p str> = None;
-        self.for_each_candidate(slots, |id| {
+        self.index.for_each_candidate(slots, |id| {
             let Some(rule) = self.rules.get(id as usize) else {
                 return;
             };
@@ -332,7 +301,7 @@ impl Policy {
                     break;
                 }
             }
-            if !enabled_in_force(rule.enabled, ov) || !rule.cond.eval(slots) {
+            if !enabled_in_force(rule.enabled, ov) || !rule.residual.eval(slots) {
                 return;
             }
             match rule.effect {
@@ -401,33 +370,6 @@ impl Policy {
         let threshold = threshold_in_force(self.set.threshold, prepared.as_ref());
         Ok(Explanation { decision, threshold, rules })
     }
-}
-
-/// Splits rules into those indexed by an exact string match and the rest.
-fn build_indexes(rules: &[CompiledRule]) -> (Box<[u32]>, Box<[FieldIndex]>) {
-    let mut always = Vec::new();
-    let mut by_slot: FxHashMap<Slot, FxHashMap<Box<str>, Vec<u32>>> = FxHashMap::default();
-    for (i, rule) in rules.iter().enumerate() {
-        let Ok(id) = u32::try_from(i) else { break };
-        match rule.cond.index_keys() {
-            Some((slot, keys)) => {
-                let map = by_slot.entry(slot).or_default();
-                for key in keys {
-                    map.entry(key.into()).or_default().push(id);
-                }
-            }
-            None => always.push(id),
-        }
-    }
-    let mut indexes: Vec<FieldIndex> = by_slot
-        .into_iter()
-        .map(|(slot, map)| FieldIndex {
-            slot,
-            rules: map.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(),
-        })
-        .collect();
-    indexes.sort_unstable_by_key(|i| i.slot);
-    (always.into_boxed_slice(), indexes.into_boxed_slice())
 }
 
 #[cfg(test)]

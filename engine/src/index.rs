@@ -1,0 +1,406 @@
+//! Finding the rules that can fire for a request without testing each one.
+//!
+//! At compile time each rule whose condition requires one indexable test on
+//! a field (the whole condition, or one conjunct of an `and`) is filed under
+//! that test, and keeps the rest of its condition as its *residual*:
+//!
+//! | test | index | one request costs |
+//! |---|---|---|
+//! | `f == "v"`, `f in ["v", …]` | hash map value → rules | one lookup |
+//! | `f starts_with "p"` | byte trie of the prefixes | one walk over `f`'s bytes |
+//! | `f ends_with "s"` | byte trie of the reversed suffixes | one walk from `f`'s end |
+//! | `f contains "s"` | Aho-Corasick automaton of the substrings | one pass over `f` |
+//! | `f > n`, `f >= n`, `f < n`, `f <= n` | thresholds sorted | the thresholds passed |
+//!
+//! A rule found through its index has its indexed test guaranteed, so only
+//! its residual is evaluated ([`crate::policy`]). Rules with no indexable
+//! required test are candidates for every request. Absent fields and values
+//! of another type find nothing, as every test on them is false
+//! (docs/language.md, "Absent fields").
+
+use aho_corasick::AhoCorasick;
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
+use warden_dsl::ast::CompareOp;
+
+use crate::cond::Cond;
+use crate::input::{Slot, SlotValue};
+
+/// The test a rule is indexed by.
+#[derive(Debug, Clone, PartialEq)]
+enum Key<'c> {
+    Exact(Vec<&'c str>),
+    Prefix(&'c str),
+    Suffix(&'c str),
+    Substring(&'c str),
+    /// `f > n` (`inclusive`: `f >= n`).
+    Above(f64, bool),
+    /// `f < n` (`inclusive`: `f <= n`).
+    Below(f64, bool),
+}
+
+impl Key<'_> {
+    /// Lower is preferred when a condition offers several: a hash lookup
+    /// narrows most, a threshold least.
+    fn rank(&self) -> u8 {
+        match self {
+            Self::Exact(_) => 0,
+            Self::Prefix(_) => 1,
+            Self::Suffix(_) => 2,
+            Self::Substring(_) => 3,
+            Self::Above(..) | Self::Below(..) => 4,
+        }
+    }
+}
+
+/// The indexable test `c` is, if it is one.
+fn key_of(c: &Cond) -> Option<(Slot, Key<'_>)> {
+    Some(match c {
+        Cond::StrEq(s, v) => (*s, Key::Exact(vec![&**v])),
+        Cond::StrIn(s, set) => {
+            let mut keys: Vec<&str> = set.iter().map(|k| &**k).collect();
+            keys.sort_unstable();
+            (*s, Key::Exact(keys))
+        }
+        Cond::StartsWith(s, p) => (*s, Key::Prefix(p)),
+        Cond::EndsWith(s, p) => (*s, Key::Suffix(p)),
+        Cond::Contains(s, p) => (*s, Key::Substring(p)),
+        Cond::NumCmp(s, op, n) if !n.is_nan() => match op {
+            CompareOp::Gt => (*s, Key::Above(*n, false)),
+            CompareOp::Ge => (*s, Key::Above(*n, true)),
+            CompareOp::Lt => (*s, Key::Below(*n, false)),
+            CompareOp::Le => (*s, Key::Below(*n, true)),
+            CompareOp::Eq | CompareOp::Ne => return None,
+        },
+        _ => return None,
+    })
+}
+
+/// The best indexable test `cond` requires, and what is left to evaluate
+/// once it holds.
+fn split(cond: &Cond) -> Option<(Slot, Key<'_>, Cond)> {
+    if let Some((slot, key)) = key_of(cond) {
+        return Some((slot, key, Cond::Const(true)));
+    }
+    let Cond::And(items) = cond else { return None };
+    let (pos, slot, key) = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| key_of(c).map(|(s, k)| (i, s, k)))
+        .min_by_key(|(_, _, k)| k.rank())?;
+    let mut rest: Vec<Cond> = items.iter().enumerate().filter(|(i, _)| *i != pos).map(|(_, c)| c.clone()).collect();
+    let residual = match rest.len() {
+        0 => Cond::Const(true),
+        1 => rest.pop().unwrap_or(Cond::Const(true)),
+        _ => Cond::And(rest.into_boxed_slice()),
+    };
+    Some((slot, key, residual))
+}
+
+/// A byte trie whose nodes hold the rules of the strings ending there.
+#[derive(Debug, Default)]
+struct Trie {
+    /// Node 0 is the root. Each node's edges are sorted by byte.
+    nodes: Vec<TrieNode>,
+}
+
+#[derive(Debug, Default)]
+struct TrieNode {
+    edges: Vec<(u8, u32)>,
+    rules: Vec<u32>,
+}
+
+impl Trie {
+    fn insert(&mut self, bytes: impl Iterator<Item = u8>, rule: u32) {
+        if self.nodes.is_empty() {
+            self.nodes.push(TrieNode::default());
+        }
+        let mut at = 0usize;
+        for b in bytes {
+            let next_free = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
+            let Some(node) = self.nodes.get_mut(at) else { return };
+            let next = match node.edges.binary_search_by_key(&b, |(e, _)| *e) {
+                Ok(i) => node.edges.get(i).map_or(u32::MAX, |(_, n)| *n),
+                Err(i) => {
+                    node.edges.insert(i, (b, next_free));
+                    self.nodes.push(TrieNode::default());
+                    next_free
+                }
+            };
+            at = next as usize;
+        }
+        if let Some(node) = self.nodes.get_mut(at) {
+            node.rules.push(rule);
+        }
+    }
+
+    /// Adds the rules of every stored string `bytes` starts with.
+    fn walk(&self, bytes: impl Iterator<Item = u8>, hits: &mut Hits) {
+        let Some(mut node) = self.nodes.first() else { return };
+        hits.extend_from_slice(&node.rules);
+        for b in bytes {
+            let Ok(i) = node.edges.binary_search_by_key(&b, |(e, _)| *e) else { return };
+            let Some(next) = node.edges.get(i).and_then(|(_, n)| self.nodes.get(*n as usize)) else { return };
+            node = next;
+            hits.extend_from_slice(&node.rules);
+        }
+    }
+}
+
+/// Rule numbers found for one request.
+pub(crate) type Hits = SmallVec<[u32; 32]>;
+
+/// One field's index of one kind.
+#[derive(Debug)]
+enum Lookup {
+    Exact(FxHashMap<Box<str>, Box<[u32]>>),
+    Prefix(Trie),
+    /// Suffixes stored reversed, walked from the value's last byte.
+    Suffix(Trie),
+    /// Pattern number → rules.
+    Substring(AhoCorasick, Box<[Box<[u32]>]>),
+    /// Sorted by threshold, ascending; `(threshold, inclusive, rule)`.
+    Above(Box<[(f64, bool, u32)]>),
+    /// Sorted by threshold, descending.
+    Below(Box<[(f64, bool, u32)]>),
+}
+
+#[derive(Debug)]
+struct FieldIndex {
+    slot: Slot,
+    lookup: Lookup,
+}
+
+/// Every index of a policy, and the rules no index covers.
+#[derive(Debug, Default)]
+pub(crate) struct RuleIndex {
+    /// Rules no index covers, in source order: candidates for every request.
+    always: Box<[u32]>,
+    indexes: Box<[FieldIndex]>,
+}
+
+/// What [`RuleIndex::build`] gives each rule: what to evaluate once it is a
+/// candidate.
+pub(crate) type Residuals = Vec<Cond>;
+
+impl RuleIndex {
+    /// Files each condition under its best indexable test; returns the
+    /// index and, per rule, the condition left to evaluate when the rule is
+    /// a candidate (the whole condition for rules in no index).
+    pub(crate) fn build(conds: &[&Cond]) -> (Self, Residuals) {
+        let mut always = Vec::new();
+        let mut residuals = Vec::new();
+        let mut exact: FxHashMap<Slot, FxHashMap<Box<str>, Vec<u32>>> = FxHashMap::default();
+        let mut prefix: FxHashMap<Slot, Trie> = FxHashMap::default();
+        let mut suffix: FxHashMap<Slot, Trie> = FxHashMap::default();
+        let mut substring: FxHashMap<Slot, Vec<(&str, u32)>> = FxHashMap::default();
+        let mut above: FxHashMap<Slot, Vec<(f64, bool, u32)>> = FxHashMap::default();
+        let mut below: FxHashMap<Slot, Vec<(f64, bool, u32)>> = FxHashMap::default();
+        for (i, &cond) in conds.iter().enumerate() {
+            let Ok(id) = u32::try_from(i) else { break };
+            let Some((slot, key, residual)) = split(cond) else {
+                always.push(id);
+                residuals.push(cond.clone());
+                continue;
+            };
+            match key {
+                Key::Exact(keys) => {
+                    let map = exact.entry(slot).or_default();
+                    for k in keys {
+                        map.entry(k.into()).or_default().push(id);
+                    }
+                }
+                Key::Prefix(p) => prefix.entry(slot).or_default().insert(p.bytes(), id),
+                Key::Suffix(p) => suffix.entry(slot).or_default().insert(p.bytes().rev(), id),
+                Key::Substring(p) => substring.entry(slot).or_default().push((p, id)),
+                Key::Above(n, inclusive) => above.entry(slot).or_default().push((n, inclusive, id)),
+                Key::Below(n, inclusive) => below.entry(slot).or_default().push((n, inclusive, id)),
+            }
+            residuals.push(residual);
+        }
+        let mut indexes = Vec::new();
+        for (slot, map) in exact {
+            let map = map.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect();
+            indexes.push(FieldIndex { slot, lookup: Lookup::Exact(map) });
+        }
+        indexes.extend(prefix.into_iter().map(|(slot, t)| FieldIndex { slot, lookup: Lookup::Prefix(t) }));
+        indexes.extend(suffix.into_iter().map(|(slot, t)| FieldIndex { slot, lookup: Lookup::Suffix(t) }));
+        for (slot, patterns) in substring {
+            // One automaton pattern per distinct substring.
+            let mut by_pattern: FxHashMap<&str, Vec<u32>> = FxHashMap::default();
+            for (p, id) in patterns {
+                by_pattern.entry(p).or_default().push(id);
+            }
+            let mut entries: Vec<(&str, Vec<u32>)> = by_pattern.into_iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            match AhoCorasick::new(entries.iter().map(|(p, _)| *p)) {
+                Ok(ac) => {
+                    let rules = entries.into_iter().map(|(_, ids)| ids.into_boxed_slice()).collect();
+                    indexes.push(FieldIndex { slot, lookup: Lookup::Substring(ac, rules) });
+                }
+                // Too large for the automaton: those rules are tested
+                // one by one instead.
+                Err(_) => {
+                    for (_, ids) in entries {
+                        for id in ids {
+                            always.push(id);
+                            if let (Some(r), Some(c)) = (residuals.get_mut(id as usize), conds.get(id as usize)) {
+                                *r = (*c).clone();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (slot, mut list) in above {
+            list.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+            indexes.push(FieldIndex { slot, lookup: Lookup::Above(list.into_boxed_slice()) });
+        }
+        for (slot, mut list) in below {
+            list.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+            indexes.push(FieldIndex { slot, lookup: Lookup::Below(list.into_boxed_slice()) });
+        }
+        indexes.sort_unstable_by_key(|i| i.slot);
+        always.sort_unstable();
+        (Self { always: always.into_boxed_slice(), indexes: indexes.into_boxed_slice() }, residuals)
+    }
+
+    /// Calls `f` with each rule that could fire for these slots, once each,
+    /// in source order: every unindexed rule, plus the indexed rules whose
+    /// indexed test holds.
+    #[inline]
+    pub(crate) fn for_each_candidate(&self, slots: &[SlotValue<'_>], mut f: impl FnMut(u32)) {
+        let mut hits = Hits::new();
+        for index in self.indexes.iter() {
+            let value = slots.get(usize::from(index.slot)).copied().unwrap_or(SlotValue::Absent);
+            index.lookup.find(value, &mut hits);
+        }
+        if hits.is_empty() {
+            self.always.iter().for_each(|&id| f(id));
+            return;
+        }
+        hits.sort_unstable();
+        hits.dedup();
+        let (mut a, mut h) = (self.always.iter().peekable(), hits.iter().peekable());
+        loop {
+            let next = match (a.peek(), h.peek()) {
+                (Some(&&x), Some(&&y)) if x < y => a.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => h.next(),
+                (Some(_), None) => a.next(),
+                (None, None) => break,
+            };
+            if let Some(&id) = next {
+                f(id);
+            }
+        }
+    }
+}
+
+impl Lookup {
+    #[inline]
+    fn find(&self, value: SlotValue<'_>, hits: &mut Hits) {
+        match (self, value) {
+            (Self::Exact(map), SlotValue::Str(v)) => {
+                if let Some(ids) = map.get(v) {
+                    hits.extend_from_slice(ids);
+                }
+            }
+            (Self::Prefix(trie), SlotValue::Str(v)) => trie.walk(v.bytes(), hits),
+            (Self::Suffix(trie), SlotValue::Str(v)) => trie.walk(v.bytes().rev(), hits),
+            (Self::Substring(ac, rules), SlotValue::Str(v)) => {
+                for m in ac.find_overlapping_iter(v) {
+                    if let Some(ids) = rules.get(m.pattern().as_usize()) {
+                        hits.extend_from_slice(ids);
+                    }
+                }
+            }
+            (Self::Above(list), SlotValue::Num(v)) => {
+                for &(n, inclusive, id) in list.iter() {
+                    if v > n || (inclusive && v == n) {
+                        hits.push(id);
+                    } else if v < n {
+                        break;
+                    }
+                }
+            }
+            (Self::Below(list), SlotValue::Num(v)) => {
+                for &(n, inclusive, id) in list.iter() {
+                    if v < n || (inclusive && v == n) {
+                        hits.push(id);
+                    } else if v > n {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)] // tests fail loudly
+
+    use warden_dsl::{SourceFile, check};
+
+    use super::*;
+    use crate::input::InputSchema;
+
+    const INPUT: &str = "input { model: string operation: string metadata.intent: string? metadata.pii: bool = false metadata.n: number = 0 }";
+
+    fn compiled(condition: &str) -> Cond {
+        let rule = format!("rule r {{ description \"d\" when {condition} score +60 reason r }}");
+        let set = check(vec![SourceFile::new("i.warden", INPUT), SourceFile::new("r.warden", rule)]).set.unwrap();
+        let schema = InputSchema::new(&set.fields, &set.forbidden_fields);
+        Cond::compile(set.rules.first().map(|r| &r.node.condition).unwrap(), &schema).unwrap()
+    }
+
+    fn key(condition: &str) -> Option<String> {
+        let c = compiled(condition);
+        split(&c).map(|(_, k, residual)| format!("{k:?} / {residual:?}"))
+    }
+
+    #[test]
+    fn a_required_test_is_indexed_and_left_out_of_the_residual() {
+        assert_eq!(key("metadata.pii and model == \"gpt-4\"").unwrap(), "Exact([\"gpt-4\"]) / IsTrue(3)");
+        assert_eq!(key("operation in [\"b\", \"a\"]").unwrap(), "Exact([\"a\", \"b\"]) / Const(true)");
+        // The hash lookup is preferred to a prefix, a prefix to a threshold.
+        assert!(key("metadata.intent starts_with \"x\" and model == \"m\"").unwrap().starts_with("Exact"));
+        assert!(key("metadata.n > 3 and metadata.intent starts_with \"x\"").unwrap().starts_with("Prefix(\"x\")"));
+        assert!(key("metadata.intent ends_with \"x\"").unwrap().starts_with("Suffix(\"x\")"));
+        assert!(key("metadata.intent contains \"x\"").unwrap().starts_with("Substring(\"x\")"));
+        assert!(key("metadata.n <= 3").unwrap().starts_with("Below(3.0, true)"));
+    }
+
+    #[test]
+    fn a_test_that_is_not_required_is_not_indexed() {
+        assert_eq!(key("model == \"a\" or metadata.pii"), None);
+        assert_eq!(key("not (model == \"a\")"), None);
+        assert_eq!(key("model != \"a\""), None);
+        assert_eq!(key("not (metadata.intent starts_with \"a\")"), None);
+        assert_eq!(key("metadata.n == 3"), None);
+    }
+
+    #[test]
+    fn thresholds_find_exactly_the_rules_passed() {
+        let conds = [
+            compiled("metadata.n > 3"),
+            compiled("metadata.n >= 3"),
+            compiled("metadata.n < 3"),
+            compiled("metadata.n <= 5"),
+        ];
+        let refs: Vec<&Cond> = conds.iter().collect();
+        let (index, _) = RuleIndex::build(&refs);
+        let found = |n: f64| {
+            let mut slots = vec![SlotValue::Absent; 5];
+            slots[4] = SlotValue::Num(n);
+            let mut out = Vec::new();
+            index.for_each_candidate(&slots, |id| out.push(id));
+            out
+        };
+        assert_eq!(found(3.0), vec![1, 3]);
+        assert_eq!(found(4.0), vec![0, 1, 3]);
+        assert_eq!(found(2.0), vec![2, 3]);
+        assert_eq!(found(6.0), vec![0, 1]);
+    }
+}
