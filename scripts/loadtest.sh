@@ -14,7 +14,9 @@
 # of the run's own, deleted afterwards), back to back on SQLite. The
 # redis-memory run (not in the default list) measures a private
 # redis-server holding 1,000,000 keys' cells made by the rate-limit script,
-# then again once they have expired: LOAD_RUNS=redis-memory.
+# then again once they have expired: LOAD_RUNS=redis-memory. The webhooks
+# run (not in the default list) measures /v1/check with a webhook endpoint
+# registered against the same run without: LOAD_RUNS=webhooks.
 # Needs: PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth) for the
 # Postgres half; Redis and redis-cli for the redis run; wrk (installed with
 # apt-get if missing); python3. LOAD_BUILD=0 skips the release build and
@@ -98,6 +100,8 @@ run_backend() {
   # One request first: the key's single bcrypt verification (~0.25 s at the
   # default cost) happens once per key per process, not in the measurement.
   curl -s -o /dev/null -X POST "http://127.0.0.1:$PORT/api/evaluate" -H "Authorization: Bearer $WARDEN_KEY"
+  # A run may prepare the live server first (the webhooks run registers an endpoint).
+  if [ -n "${BEFORE_LOAD:-}" ]; then eval "$BEFORE_LOAD"; fi
   wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/health" >"$WORK/$name-health.txt"
   wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/check.lua" "http://127.0.0.1:$PORT" >"$WORK/$name-check.txt"
   local depth=$(metric 'warden_audit_queue_depth')
@@ -203,6 +207,45 @@ redis_compare() {
   python3 -c "print(f'redis     /v1/check  {$CHECK_RPS} req/s, p99 {$CHECK_P99} ms, against {$lrps} req/s, p99 {$lp99} ms in the process: {100*$CHECK_RPS/$lrps:.0f}%')"
 }
 case " $LOAD_RUNS " in *" redis "*) redis_compare ;; esac
+
+# /v1/check with a webhook endpoint registered for decision events (a
+# receiver on loopback that answers 200), against the same run without one,
+# back to back on SQLite: delivery runs beside the request path and must not
+# slow it. Reports the events queued and delivered during the run.
+webhooks_compare() {
+  local recv_port plain="$WORK/plain.db" hooked="$WORK/hooked.db"
+  recv_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  python3 - "$recv_port" >"$WORK/receiver.log" 2>&1 <<'PY' &
+import http.server, sys
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200); self.end_headers()
+    def log_message(self, *args): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Hook).serve_forever()
+PY
+  local recv_pid=$!
+  plain_rows() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from usage_log').fetchone()[0])" "$plain"; }
+  hooked_rows() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from usage_log').fetchone()[0])" "$hooked"; }
+  run_backend no-hook "sqlite://$plain" plain_rows
+  local prps="$CHECK_RPS" pp99="$CHECK_P99"
+  "$BIN" migrate --database-url "sqlite://$hooked" >/dev/null 2>&1
+  WARDEN_ADMIN=$("$BIN" keys create --customer "ops@example.com" --admin --database-url "sqlite://$hooked" | tail -n 1)
+  export WARDEN_ADMIN RECV_PORT="$recv_port"
+  BEFORE_LOAD='curl -sf -o /dev/null -X POST "http://127.0.0.1:$PORT/api/admin/webhooks" -H "Authorization: Bearer $WARDEN_ADMIN" -d "{\"url\":\"http://127.0.0.1:$RECV_PORT/hook\",\"events\":[\"decision.blocked\",\"decision.rejected\"]}"' \
+    run_backend webhooks "sqlite://$hooked" hooked_rows --webhook-allow-private
+  kill "$recv_pid" 2>/dev/null || true
+  local counts
+  counts=$(python3 -c "
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+queued = db.execute('select count(*) from webhook_event').fetchone()[0]
+sent = db.execute(\"select count(*), coalesce(sum(events), 0) from webhook_message where status = 'delivered'\").fetchone()
+print(queued, sent[0], sent[1])" "$hooked")
+  read -r queued requests delivered <<<"$counts"
+  python3 -c "print(f'webhooks  /v1/check  {$CHECK_RPS} req/s, p99 {$CHECK_P99} ms with an endpoint registered, against {$prps} req/s, p99 {$pp99} ms without: {100*$CHECK_RPS/$prps:.0f}%; {$queued} events queued, {$delivered} delivered in {$requests} requests (at most 1 a second, 500 events each)')"
+}
+case " $LOAD_RUNS " in *" webhooks "*) webhooks_compare ;; esac
 
 # Redis memory for 1,000,000 keys: a private redis-server (never the
 # machine's), the rate-limit script called once for each of a million key

@@ -98,11 +98,17 @@ impl Deliverer {
         let lease_until = crate::store::now()
             + chrono::Duration::from_std(lease(&self.settings)).unwrap_or(chrono::Duration::seconds(30));
         let claimed = self.store.claim_webhook_messages(lease_until, CLAIM_LIMIT).await?;
-        // One message per endpoint is pending at a time, so these go to
-        // different endpoints: send them side by side (a slow endpoint
-        // doesn't hold up the others).
+        // At most one request per endpoint at a time: normally an endpoint
+        // has one pending message, but a redelivery can add a second; it
+        // waits for a later round. The rest go side by side (a slow
+        // endpoint doesn't hold up the others).
+        let mut endpoints = std::collections::HashSet::new();
         let mut sends = tokio::task::JoinSet::new();
         for m in claimed {
+            if !endpoints.insert(m.endpoint_id) {
+                self.store.release_webhook_message(&m.id).await?;
+                continue;
+            }
             let client = self.client.clone();
             sends.spawn(async move {
                 let attempted_at = crate::store::now();

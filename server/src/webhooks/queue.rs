@@ -14,7 +14,8 @@ pub(crate) trait PackDialect {
     /// if another instance holds it; returns `next_send_at`.
     const LOCK_ENDPOINT: &'static str;
     /// Claims up to `$3` due messages (`next_attempt_at <= $1`, no live
-    /// lease) by leasing them until `$2`, counting the attempt.
+    /// lease, the endpoint's next send time reached and no other message
+    /// of it leased) by leasing them until `$2`, counting the attempt.
     const CLAIM: &'static str;
 }
 
@@ -24,7 +25,9 @@ impl PackDialect for sqlx::Postgres {
     const CLAIM: &'static str = "UPDATE webhook_message SET leased_until = $2, attempts = attempts + 1 \
         WHERE id IN (SELECT m.id FROM webhook_message m JOIN webhook_endpoint e ON e.id = m.endpoint_id \
             WHERE m.status = 'pending' AND m.next_attempt_at <= $1 AND (m.leased_until IS NULL OR m.leased_until < $1) \
-            AND e.active ORDER BY m.next_attempt_at LIMIT $3 FOR UPDATE OF m SKIP LOCKED) \
+            AND e.active AND e.next_send_at <= $1 AND NOT EXISTS (SELECT 1 FROM webhook_message o \
+                WHERE o.endpoint_id = m.endpoint_id AND o.status = 'pending' AND o.leased_until >= $1) \
+            ORDER BY m.next_attempt_at LIMIT $3 FOR UPDATE OF m SKIP LOCKED) \
         RETURNING id, endpoint_id, body, attempts, created_at";
 }
 
@@ -36,7 +39,9 @@ impl PackDialect for sqlx::Sqlite {
     const CLAIM: &'static str = "UPDATE webhook_message SET leased_until = $2, attempts = attempts + 1 \
         WHERE id IN (SELECT m.id FROM webhook_message m JOIN webhook_endpoint e ON e.id = m.endpoint_id \
             WHERE m.status = 'pending' AND m.next_attempt_at <= $1 AND (m.leased_until IS NULL OR m.leased_until < $1) \
-            AND e.active ORDER BY m.next_attempt_at LIMIT $3) \
+            AND e.active AND e.next_send_at <= $1 AND NOT EXISTS (SELECT 1 FROM webhook_message o \
+                WHERE o.endpoint_id = m.endpoint_id AND o.status = 'pending' AND o.leased_until >= $1) \
+            ORDER BY m.next_attempt_at LIMIT $3) \
         RETURNING id, endpoint_id, body, attempts, created_at";
 }
 
@@ -178,6 +183,14 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Gives back a claimed message unsent (the lease and the attempt
+    /// count), so a later round sends it.
+    pub async fn release_webhook_message(&self, id: &str) -> Result<(), StoreError> {
+        let sql = "UPDATE webhook_message SET leased_until = NULL, attempts = attempts - 1 WHERE id = $1";
+        on_pool!(self, p => sqlx::query(sql).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
     }
 
     /// Records an attempt and its consequences in one transaction: the
