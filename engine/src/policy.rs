@@ -169,6 +169,42 @@ impl Policy {
         self.set.threshold
     }
 
+    /// The identity of the rule named `name`, to bind what is stored for a
+    /// rule (a global toggle, a customer's override) to the rule it was made
+    /// for rather than to whatever rule later takes its name: 32 lowercase
+    /// hex digits, the first 16 bytes of SHA-256 over `warden.rule.v1`, the
+    /// effect's kind (`score`, `deny` or `allow`) and the condition in
+    /// canonical form (the formatter's one-line rendering of the `when`
+    /// expression: layout, comments and redundant parentheses don't count).
+    ///
+    /// What makes a rule *that rule* is what it matches and what kind of
+    /// thing it does. So changing its description, reason, `enabled` or the
+    /// number of its score keeps the fingerprint (a customer's score or an
+    /// exemption still makes sense), while changing its condition (a model
+    /// added to a list, a comparison reversed) or its effect kind (a score
+    /// rule made a deny) changes it. The rule's name is not part of it (it
+    /// is the key already), nor are the declarations of the fields it reads.
+    ///
+    /// `None` when the set has no rule of that name. Computed on each call
+    /// (a rendering and a hash); callers that need many keep them.
+    pub fn rule_fingerprint(&self, name: &str) -> Option<String> {
+        let id = usize::try_from(*self.by_name.get(name)?).ok()?;
+        let rule = &self.set.rules.get(id)?.node;
+        let kind = match rule.effect.node {
+            Effect::Score(_) => "score",
+            Effect::Deny => "deny",
+            Effect::Allow => "allow",
+        };
+        let condition = warden_dsl::fmt::expr(&rule.condition.node);
+        use sha2::Digest as _;
+        let mut hash = sha2::Sha256::new();
+        for part in ["warden.rule.v1", kind, condition.as_str()] {
+            hash.update(part.as_bytes());
+            hash.update([0u8]);
+        }
+        Some(hash.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect())
+    }
+
     /// Decides a request with no overrides.
     pub fn decide<'p>(&'p self, input: &Value) -> Result<Decision<'p>, Rejection> {
         let mut slots = Slots::new();
@@ -381,5 +417,71 @@ mod tests {
     #[test]
     fn policy_is_send_and_sync() {
         assert_send_sync::<Policy>();
+    }
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    #![allow(clippy::unwrap_used)] // tests fail loudly on bad fixtures
+
+    use super::Policy;
+
+    const INPUT: &str = "input { model: string  metadata.pii: bool = false }\n";
+
+    fn fingerprint(rule: &str) -> String {
+        let src = warden_dsl::SourceFile::new("p.warden", format!("{INPUT}{rule}"));
+        let (policy, _) = Policy::from_sources(vec![src]).map_err(|e| format!("{e:?}")).unwrap();
+        policy.rule_fingerprint("r").unwrap()
+    }
+
+    const BASE: &str = r#"rule r { description "d" when metadata.pii and model in ["a", "b"] score +70 reason x }"#;
+
+    #[test]
+    fn is_stable_across_compilations_and_known() {
+        let f = fingerprint(BASE);
+        assert_eq!(f, fingerprint(BASE));
+        assert_eq!(f.len(), 32);
+        assert!(f.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{f}");
+        // Stored in databases: the scheme must not drift between releases.
+        // The vector, computed outside Warden: the first 16 bytes of
+        // SHA-256("warden.rule.v1\0score\0metadata.pii and model in [\"a\", \"b\"]\0").
+        assert_eq!(f, "4d62049e4d15009029f31448b63baa36");
+    }
+
+    #[test]
+    fn ignores_what_does_not_change_what_the_rule_matches_or_does() {
+        let f = fingerprint(BASE);
+        for same in [
+            r#"rule r { description "another text" when metadata.pii and model in ["a", "b"] score +70 reason x }"#,
+            r#"rule r { description "d" when metadata.pii and model in ["a", "b"] score +70 reason y }"#,
+            r#"rule r { description "d" enabled false when metadata.pii and model in ["a", "b"] score +70 reason x }"#,
+            r#"rule r { description "d" when metadata.pii and model in ["a", "b"] score +5 reason x }"#,
+            "rule r {\n  description \"d\"\n  # why\n  when (metadata.pii) and (model in [\"a\",\n \"b\"])\n  score +70\n  reason x\n}",
+        ] {
+            assert_eq!(fingerprint(same), f, "{same}");
+        }
+    }
+
+    #[test]
+    fn changes_with_the_condition_or_the_effect_kind() {
+        let f = fingerprint(BASE);
+        let mut seen = std::collections::HashSet::from([f]);
+        for other in [
+            r#"rule r { description "d" when metadata.pii and model in ["a", "b", "c"] score +70 reason x }"#,
+            r#"rule r { description "d" when metadata.pii or model in ["a", "b"] score +70 reason x }"#,
+            r#"rule r { description "d" when not (metadata.pii and model in ["a", "b"]) score +70 reason x }"#,
+            r#"rule r { description "d" when metadata.pii and model in ["a", "b"] deny reason x }"#,
+            r#"rule r { description "d" when metadata.pii and model in ["a", "b"] allow reason x }"#,
+        ] {
+            assert!(seen.insert(fingerprint(other)), "{other} has the fingerprint of another rule");
+        }
+    }
+
+    #[test]
+    fn is_none_for_a_rule_the_set_lacks() {
+        let src = warden_dsl::SourceFile::new("p.warden", format!("{INPUT}{BASE}"));
+        let (policy, _) = Policy::from_sources(vec![src]).map_err(|e| format!("{e:?}")).unwrap();
+        assert!(policy.rule_fingerprint("r").is_some());
+        assert_eq!(policy.rule_fingerprint("missing"), None);
     }
 }
