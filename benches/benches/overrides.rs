@@ -42,6 +42,8 @@ fn bench(c: &mut Criterion) {
         );
         tables.customers.insert(*id, o);
     }
+    // As if each had been set for the rules served: bound, so they apply.
+    tables.bind_all(&policy());
     let empty = Snapshot::build(policy(), OverrideTables::default(), 0);
     let full = Snapshot::build(policy(), tables.clone(), 0);
     let mut g = c.benchmark_group("overrides");

@@ -11,12 +11,13 @@ use uuid::Uuid;
 use warden_engine::{Policy, PreparedOverrides};
 
 use crate::rate_limit::Quota;
-use crate::store::{Orphan, OverrideTables, Store, StoreError};
+use crate::store::{Fingerprints, InForce, Orphan, OverrideTables, Store, StoreError};
 
 /// How one customer's requests are decided.
 #[derive(Debug)]
 pub struct CustomerView {
-    /// Global toggles with the customer's overrides over them.
+    /// Global toggles with the customer's overrides over them (those that
+    /// apply to the served rules only).
     pub overrides: PreparedOverrides,
     /// The customer's rate limit, if set.
     pub rate_limit: Option<Quota>,
@@ -27,36 +28,52 @@ pub struct CustomerView {
 pub struct Snapshot {
     /// The compiled policy.
     pub policy: Arc<Policy>,
+    /// The fingerprint of each of its rules, which stored settings must
+    /// match to apply.
+    pub fingerprints: Arc<Fingerprints>,
     /// Global toggles, for customers without overrides of their own.
     pub global: PreparedOverrides,
     /// Customers with overrides or settings. Fx hashing: customer ids are
     /// ours, not chosen by clients, and this lookup is on every decision.
     pub customers: rustc_hash::FxHashMap<Uuid, CustomerView>,
-    /// The tables this snapshot was built from.
+    /// The tables this snapshot was built from, as stored.
     pub tables: OverrideTables,
+    /// The tables resolved against `policy`: the toggles and overrides that
+    /// apply, and the orphans, which don't (their rule is missing, or is not
+    /// the rule they were set for).
+    pub in_force: InForce,
     /// The database change counter the tables were read at (read before
     /// them, so the tables are at least this new).
     pub config_version: i64,
-    /// Whether some toggle or override in the tables names a rule this
-    /// policy doesn't have and is not yet marked orphaned (see
-    /// [`Live::mark_orphans`]). Such a row applies to nothing now, but must
-    /// be marked before a rule of that name can return.
-    pub unmarked_orphans: bool,
 }
 
 impl Snapshot {
     /// Resolves every override against `policy`.
     pub fn build(policy: Arc<Policy>, tables: OverrideTables, config_version: i64) -> Self {
-        let global = policy.prepare(&tables.global);
+        let fingerprints = Arc::new(Fingerprints::of(&policy));
+        Self::assemble(policy, fingerprints, tables, config_version)
+    }
+
+    /// A snapshot of the same policy with other tables (the fingerprints
+    /// are not computed again).
+    fn with_tables(&self, tables: OverrideTables, config_version: i64) -> Self {
+        Self::assemble(self.policy.clone(), self.fingerprints.clone(), tables, config_version)
+    }
+
+    fn assemble(policy: Arc<Policy>, fingerprints: Arc<Fingerprints>, tables: OverrideTables, version: i64) -> Self {
+        // Settings not bound to the served rule of their name are left out
+        // here, so no decision can apply them.
+        let in_force = tables.resolve(&fingerprints);
+        let global = policy.prepare(&in_force.global);
         let mut customers = rustc_hash::FxHashMap::default();
-        let ids = tables.customers.keys().chain(tables.settings.keys());
+        let ids = in_force.customers.keys().chain(tables.settings.keys());
         for id in ids {
             if customers.contains_key(id) {
                 continue;
             }
-            let layered = match tables.customers.get(id) {
-                Some(o) => tables.global.layered(o),
-                None => tables.global.clone(),
+            let layered = match in_force.customers.get(id) {
+                Some(o) => in_force.global.layered(o),
+                None => in_force.global.clone(),
             };
             let rate_limit = tables.settings.get(id).and_then(|s| {
                 let requests = u32::try_from(s.rate_limit_requests?).ok().filter(|r| *r > 0)?;
@@ -65,9 +82,7 @@ impl Snapshot {
             });
             customers.insert(*id, CustomerView { overrides: policy.prepare(&layered), rate_limit });
         }
-        let unmarked_orphans =
-            !global.unknown_rules().is_empty() || customers.values().any(|v| !v.overrides.unknown_rules().is_empty());
-        Self { policy, global, customers, tables, config_version, unmarked_orphans }
+        Self { policy, fingerprints, global, customers, tables, in_force, config_version: version }
     }
 
     /// The overrides and rate limit for a customer.
@@ -76,6 +91,12 @@ impl Snapshot {
             Some(v) => (&v.overrides, v.rate_limit),
             None => (&self.global, None),
         }
+    }
+
+    /// The toggles and overrides that apply to nothing under this policy,
+    /// by rule.
+    pub fn orphans(&self) -> &[Orphan] {
+        &self.in_force.orphans
     }
 }
 
@@ -105,15 +126,8 @@ impl Live {
     }
 
     /// Reloads the override tables if the database's change counter is
-    /// ahead of the current snapshot's, and marks orphaned settings if the
-    /// serving snapshot has some unmarked (a backstop for a set served
-    /// without [`Live::mark_orphans`], retried on every call until it
-    /// succeeds). Returns whether it reloaded.
+    /// ahead of the current snapshot's. Returns whether it reloaded.
     pub async fn refresh_overrides(&self, store: &Store) -> Result<bool, StoreError> {
-        if self.load().unmarked_orphans {
-            self.mark_orphans(store).await?;
-            return Ok(true);
-        }
         if store.config_version().await? <= self.load().config_version {
             return Ok(false);
         }
@@ -130,31 +144,13 @@ impl Live {
         let _swap = self.swap.lock().await;
         let current = self.load();
         if version >= current.config_version {
-            self.store(Snapshot::build(current.policy.clone(), tables, version));
+            self.store(current.with_tables(tables, version));
         }
         Ok(())
     }
 
-    /// Marks as orphaned, in the database, every toggle and override whose
-    /// rule the serving policy doesn't have (see [`Store::mark_orphans`]),
-    /// then reloads the override tables. Returns every orphaned setting.
-    /// Call it after serving a new set: at start-up and after a reload.
-    /// Holds the swap lock throughout, so the set can't change between
-    /// reading its rule names and installing the new tables.
-    pub async fn mark_orphans(&self, store: &Store) -> Result<Vec<Orphan>, StoreError> {
-        let _swap = self.swap.lock().await;
-        let current = self.load();
-        let rules: Vec<&str> = current.policy.rule_names().collect();
-        let orphans = store.mark_orphans(&rules).await?;
-        let version = store.config_version().await?;
-        let tables = store.load_overrides().await?;
-        if version >= current.config_version {
-            self.store(Snapshot::build(current.policy.clone(), tables, version));
-        }
-        Ok(orphans)
-    }
-
-    /// Swaps in a new policy, keeping the current override tables.
+    /// Swaps in a new policy, keeping the current override tables (resolved
+    /// again against it: which settings apply, which are orphaned).
     pub async fn replace_policy(&self, policy: Arc<Policy>) {
         let _swap = self.swap.lock().await;
         let current = self.load();

@@ -235,7 +235,7 @@ impl PolicyReloader {
                 });
                 state.metrics.set_policy_version(&version);
                 state.metrics.policy_reload("ok");
-                report_orphans(&state.live.mark_orphans(&state.store).await);
+                report_orphans(state.live.load().orphans());
                 tracing::info!(%version, "policy reloaded");
                 let files: Vec<String> =
                     state.live.load().policy.set().sources.iter().map(|f| f.name.clone()).collect();
@@ -296,22 +296,26 @@ pub fn spawn_sighup(
     Ok(())
 }
 
-/// Logs the settings left without their rule by the set now serving (they
-/// apply to nothing until an admin re-confirms or deletes them). Marking
-/// them failed only delays it: the change poll marks them within a second.
-pub fn report_orphans(marked: &Result<Vec<crate::store::Orphan>, crate::store::StoreError>) {
-    match marked {
-        Ok(orphans) if !orphans.is_empty() => {
-            let mut rules: Vec<&str> = orphans.iter().map(|o| o.rule.as_str()).collect();
-            rules.sort_unstable();
-            rules.dedup();
-            tracing::warn!(
-                settings = orphans.len(),
-                rules = %rules.join(", "),
-                "settings for rules this policy set doesn't have are orphaned: they apply to nothing until re-confirmed or deleted (GET /api/admin/orphans)"
-            );
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "could not mark orphaned settings; the change poll retries"),
+/// Logs the toggles and overrides that apply to nothing under the set now
+/// served (their rule is missing, or is not the rule they were set for), by
+/// reason and rule. Nothing is written: each instance works this out
+/// against the set it serves, and they apply again as soon as their rule
+/// does (or once an admin re-confirms or deletes them).
+pub fn report_orphans(orphans: &[crate::store::Orphan]) {
+    use crate::store::OrphanReason;
+    if orphans.is_empty() {
+        return;
     }
+    let rules = |reason: OrphanReason| {
+        let mut names: Vec<&str> = orphans.iter().filter(|o| o.reason == reason).map(|o| o.rule.as_str()).collect();
+        names.dedup();
+        names.join(", ")
+    };
+    tracing::warn!(
+        settings = orphans.len(),
+        rule_missing = %rules(OrphanReason::RuleMissing),
+        rule_changed = %rules(OrphanReason::RuleChanged),
+        "settings that don't apply to the policy set now served (their rule is missing, or is not the rule they were \
+         set for): listed at GET /api/admin/orphans until their rule is back, or an admin re-confirms or deletes them"
+    );
 }

@@ -159,14 +159,13 @@ impl From<&ServeConfig> for Options {
 pub async fn build_state(store: Store, policy: Policy, options: &Options) -> anyhow::Result<(AppState, AuditWriter)> {
     let metrics = Arc::new(Metrics::new());
     metrics.set_policy_version(policy.version());
+    // Settings made before rules had fingerprints are bound, once per
+    // database, to the rules this set serves under their names.
+    store.adopt_legacy_fingerprints(&policy).await.context("binding settings made before rule fingerprints")?;
     let version = store.config_version().await.context("reading the change counter")?;
     let tables = store.load_overrides().await.context("loading overrides")?;
     let live = Arc::new(Live::new(Snapshot::build(Arc::new(policy), tables, version)));
-    // Settings whose rule this set lacks must be marked before a rule of
-    // that name can come back and inherit them.
-    let orphans = live.mark_orphans(&store).await;
-    crate::reload::report_orphans(&orphans);
-    orphans.context("marking orphaned settings")?;
+    crate::reload::report_orphans(live.load().orphans());
     let settings = audit::QueueSettings {
         capacity: options.audit_queue_capacity,
         on_full: options.audit_on_full,

@@ -27,8 +27,8 @@ pub use audit::{AuditRecord, AuditRow, LogFilter, MAX_BATCH, Outcome, Stats, aud
 pub use customers::Customer;
 pub use customers::now;
 pub use keys::{KeyRecord, KeySummary, NewKey, Role};
-pub use orphans::Orphan;
-pub use overrides::{CustomerSettings, OverrideTables, StoredOverride};
+pub use orphans::{Adopted, Fingerprints, InForce, Orphan, OrphanReason};
+pub use overrides::{Binding, Bindings, CustomerSettings, OverrideTables, StoredOverride};
 
 /// Runs `$body` with `$p` bound to the configured pool. The body is
 /// type-checked once per backend.

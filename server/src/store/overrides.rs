@@ -1,10 +1,12 @@
 //! Global toggles, per-customer rule overrides and per-customer settings.
 //!
-//! Toggles and overrides are stored by rule name. A row whose rule has left
-//! the served policy set is orphaned (see [`super::orphans`]): it is never
-//! loaded into the tables decisions use, so it can't apply to a later rule
-//! that takes the same name, until an admin sets it again (which
-//! re-confirms it) or deletes it.
+//! Toggles and overrides are stored by rule name, each with the fingerprint
+//! of the rule it was set for ([`Policy::rule_fingerprint`]): setting one
+//! records the fingerprint of the rule now serving under that name. Which
+//! of them apply is decided against the set being served (see
+//! [`super::orphans`]): one whose rule is missing, or whose rule now has
+//! another fingerprint, is orphaned and applies to nothing. Nothing is
+//! written when the set changes.
 //!
 //! Every change records in the admin trail the values in force before and
 //! after it, each with its source (`file`, `global`, `override`,
@@ -18,7 +20,7 @@ use uuid::Uuid;
 use warden_engine::{Overrides, Policy, RuleOverride};
 
 use super::customers::now;
-use super::orphans::Orphan;
+use super::orphans::{OrphanReason, binding};
 use super::{AdminChange, Store, StoreError, admin_tx, on_pool};
 use crate::rate_limit::Quota;
 
@@ -35,34 +37,82 @@ pub struct CustomerSettings {
     pub rate_limit_window_seconds: Option<i64>,
 }
 
-/// Everything the database says about how rules apply.
+/// Everything the database says about how rules apply, as stored: which
+/// toggles and overrides apply depends on the set served
+/// ([`OverrideTables::resolve`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OverrideTables {
-    /// Global toggles, as overrides of `enabled` only (orphans excluded).
+    /// Global toggles (those with `enabled` set), as overrides of `enabled`
+    /// only, orphaned or not.
     pub global: Overrides,
-    /// Per-customer overrides (rules and threshold; orphans excluded).
+    /// Per-customer overrides, orphaned or not, and thresholds.
     pub customers: BTreeMap<Uuid, Overrides>,
     /// Per-customer settings (threshold and rate limit).
     pub settings: BTreeMap<Uuid, CustomerSettings>,
-    /// Toggles and overrides whose rule left the served set: listed, never
-    /// applied.
-    pub orphans: Vec<Orphan>,
+    /// The rule each toggle and override above was set for. One without an
+    /// entry here is bound to no rule: it applies to nothing.
+    pub bindings: Bindings,
+}
+
+/// The rules stored toggles and overrides were set for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bindings {
+    /// Global toggles, by rule name.
+    pub global: BTreeMap<String, Binding>,
+    /// Per-customer overrides, by customer and rule name.
+    pub customers: BTreeMap<Uuid, BTreeMap<String, Binding>>,
+}
+
+/// The rule one toggle or override was set for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The fingerprint of the rule it was set for ([`Policy::rule_fingerprint`]);
+    /// `None` for a setting made before fingerprints that could not adopt
+    /// one (see [`Store::adopt_legacy_fingerprints`]).
+    pub fingerprint: Option<String>,
+    /// When it was last set (UTC).
+    pub set_at: DateTime<Utc>,
+}
+
+impl OverrideTables {
+    /// Binds every toggle and override to the rule of its name in `policy`,
+    /// as if each had just been set (those naming a rule `policy` lacks stay
+    /// unbound). For tables built by hand: benchmarks and tests.
+    pub fn bind_all(&mut self, policy: &Policy) {
+        let bind = |name: &str| Binding { fingerprint: policy.rule_fingerprint(name), set_at: now() };
+        self.bindings.global = self.global.rules.keys().map(|name| (name.clone(), bind(name))).collect();
+        self.bindings.customers = self
+            .customers
+            .iter()
+            .map(|(id, o)| (*id, o.rules.keys().map(|name| (name.clone(), bind(name))).collect()))
+            .collect();
+    }
 }
 
 /// A customer's stored override of one rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredOverride {
     /// What it sets.
     pub rule: RuleOverride,
-    /// When its rule left the served set; while set, it doesn't apply.
-    pub orphaned_at: Option<DateTime<Utc>>,
+    /// The fingerprint of the rule it was set for (`None`: unbound).
+    pub fingerprint: Option<String>,
+    /// When it was last set (UTC).
+    pub set_at: DateTime<Utc>,
+}
+
+impl StoredOverride {
+    /// Why it doesn't apply under `policy`, or `None` if it does.
+    pub fn orphaned(&self, policy: &Policy, rule: &str) -> Option<OrphanReason> {
+        binding(policy.rule_fingerprint(rule).as_deref(), self.fingerprint.as_deref()).err()
+    }
 }
 
 #[derive(sqlx::FromRow)]
-struct ToggleRow {
-    rule_key: String,
-    enabled: Option<bool>,
-    orphaned_at: Option<DateTime<Utc>>,
+pub(super) struct ToggleRow {
+    pub(super) rule_key: String,
+    pub(super) enabled: Option<bool>,
+    pub(super) rule_fingerprint: Option<String>,
+    pub(super) updated_at: DateTime<Utc>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -71,9 +121,13 @@ pub(super) struct CustomerRuleRow {
     pub(super) rule_key: String,
     pub(super) enabled: Option<bool>,
     pub(super) score: Option<i64>,
-    pub(super) orphaned_at: Option<DateTime<Utc>>,
+    pub(super) rule_fingerprint: Option<String>,
+    pub(super) updated_at: DateTime<Utc>,
 }
 
+const SELECT_TOGGLES: &str = "SELECT rule_key, enabled, rule_fingerprint, updated_at FROM policy";
+const SELECT_CUSTOMER_RULES: &str =
+    "SELECT customer_id, rule_key, enabled, score, rule_fingerprint, updated_at FROM customer_policy";
 const SELECT_SETTINGS: &str =
     "SELECT customer_id, threshold, rate_limit_requests, rate_limit_window_seconds FROM customer_settings";
 
@@ -107,36 +161,37 @@ fn with_rule(overrides: &Overrides, rule: &str, o: Option<RuleOverride>) -> Over
     out
 }
 
+/// Whether a row set for the rule with `fingerprint` applies to the rule
+/// named `rule` in `policy`.
+fn applies(policy: &Policy, rule: &str, fingerprint: Option<&str>) -> bool {
+    binding(policy.rule_fingerprint(rule).as_deref(), fingerprint).is_ok()
+}
+
 impl Store {
-    /// Loads every toggle, override and setting; orphaned rows are listed
-    /// in [`OverrideTables::orphans`] and nowhere else.
+    /// Loads every toggle, override and setting, each toggle and override
+    /// with the rule it was set for.
     pub async fn load_overrides(&self) -> Result<OverrideTables, StoreError> {
-        let toggles = on_pool!(self, p => sqlx::query_as::<_, ToggleRow>(
-            "SELECT rule_key, enabled, orphaned_at FROM policy").fetch_all(p).await)?;
-        let rules = on_pool!(self, p => sqlx::query_as::<_, CustomerRuleRow>(
-            "SELECT customer_id, rule_key, enabled, score, orphaned_at FROM customer_policy").fetch_all(p).await)?;
+        let toggles = on_pool!(self, p => sqlx::query_as::<_, ToggleRow>(SELECT_TOGGLES).fetch_all(p).await)?;
+        let rules =
+            on_pool!(self, p => sqlx::query_as::<_, CustomerRuleRow>(SELECT_CUSTOMER_RULES).fetch_all(p).await)?;
         let settings = on_pool!(self, p => sqlx::query_as::<_, CustomerSettings>(SELECT_SETTINGS).fetch_all(p).await)?;
         let mut out = OverrideTables::default();
         for t in toggles {
-            match (t.enabled, t.orphaned_at) {
-                (None, _) => {}
-                (Some(_), Some(at)) => out.orphans.push(Orphan::toggle(t.rule_key, t.enabled, at)),
-                (Some(_), None) => {
-                    out.global.rules.insert(t.rule_key, RuleOverride { enabled: t.enabled, score: None });
-                }
+            // `enabled` unset: the rule as written in the files; nothing to bind.
+            if t.enabled.is_none() {
+                continue;
             }
+            out.global.rules.insert(t.rule_key.clone(), RuleOverride { enabled: t.enabled, score: None });
+            out.bindings.global.insert(t.rule_key, Binding { fingerprint: t.rule_fingerprint, set_at: t.updated_at });
         }
         for r in rules {
-            match r.orphaned_at {
-                Some(at) => out.orphans.push(Orphan::from_row(r, at)),
-                None => {
-                    out.customers
-                        .entry(r.customer_id)
-                        .or_default()
-                        .rules
-                        .insert(r.rule_key, RuleOverride { enabled: r.enabled, score: r.score });
-                }
-            }
+            let o = RuleOverride { enabled: r.enabled, score: r.score };
+            out.customers.entry(r.customer_id).or_default().rules.insert(r.rule_key.clone(), o);
+            out.bindings
+                .customers
+                .entry(r.customer_id)
+                .or_default()
+                .insert(r.rule_key, Binding { fingerprint: r.rule_fingerprint, set_at: r.updated_at });
         }
         for s in settings {
             if s.threshold.is_some() {
@@ -144,28 +199,28 @@ impl Store {
             }
             out.settings.insert(s.customer_id, s);
         }
-        out.orphans.sort_by(Orphan::order);
         Ok(out)
     }
 
-    /// The global toggles in force (orphans excluded).
-    async fn fleet_overrides(&self) -> Result<Overrides, StoreError> {
-        let sql = "SELECT rule_key, enabled, orphaned_at FROM policy WHERE enabled IS NOT NULL AND orphaned_at IS NULL";
-        let rows = on_pool!(self, p => sqlx::query_as::<_, ToggleRow>(sql).fetch_all(p).await)?;
+    /// The global toggles in force under `policy` (orphans left out).
+    async fn fleet_overrides(&self, policy: &Policy) -> Result<Overrides, StoreError> {
+        let sql = format!("{SELECT_TOGGLES} WHERE enabled IS NOT NULL");
+        let rows = on_pool!(self, p => sqlx::query_as::<_, ToggleRow>(&sql).fetch_all(p).await)?;
         let mut out = Overrides::default();
-        for t in rows {
+        for t in rows.into_iter().filter(|t| applies(policy, &t.rule_key, t.rule_fingerprint.as_deref())) {
             out.rules.insert(t.rule_key, RuleOverride { enabled: t.enabled, score: None });
         }
         Ok(out)
     }
 
-    /// One customer's overrides in force (orphans excluded) and threshold.
-    async fn customer_overrides(&self, customer_id: Uuid) -> Result<Overrides, StoreError> {
-        let sql = "SELECT customer_id, rule_key, enabled, score, orphaned_at FROM customer_policy \
-                   WHERE customer_id = $1 AND orphaned_at IS NULL";
-        let rows = on_pool!(self, p => sqlx::query_as::<_, CustomerRuleRow>(sql).bind(customer_id).fetch_all(p).await)?;
+    /// One customer's overrides in force under `policy` (orphans left out)
+    /// and threshold.
+    async fn customer_overrides(&self, policy: &Policy, customer_id: Uuid) -> Result<Overrides, StoreError> {
+        let sql = format!("{SELECT_CUSTOMER_RULES} WHERE customer_id = $1");
+        let rows =
+            on_pool!(self, p => sqlx::query_as::<_, CustomerRuleRow>(&sql).bind(customer_id).fetch_all(p).await)?;
         let mut out = Overrides::default();
-        for r in rows {
+        for r in rows.into_iter().filter(|r| applies(policy, &r.rule_key, r.rule_fingerprint.as_deref())) {
             out.rules.insert(r.rule_key, RuleOverride { enabled: r.enabled, score: r.score });
         }
         out.threshold = self.customer_settings(customer_id).await?.and_then(|s| s.threshold);
@@ -173,22 +228,17 @@ impl Store {
     }
 
     /// The stored global toggle of one rule (`enabled` `None`: as written in
-    /// the files), and when it was orphaned.
-    async fn toggle_row(&self, rule_key: &str) -> Result<Option<ToggleRow>, StoreError> {
-        let sql = "SELECT rule_key, enabled, orphaned_at FROM policy WHERE rule_key = $1";
-        Ok(on_pool!(self, p => sqlx::query_as::<_, ToggleRow>(sql).bind(rule_key).fetch_optional(p).await)?)
-    }
-
-    /// The global toggle of one rule in force (`None`: as written in the
-    /// files, or orphaned).
-    pub async fn global_toggle(&self, rule_key: &str) -> Result<Option<bool>, StoreError> {
-        Ok(self.toggle_row(rule_key).await?.filter(|t| t.orphaned_at.is_none()).and_then(|t| t.enabled))
+    /// the files), bound or not.
+    pub(super) async fn toggle_row(&self, rule_key: &str) -> Result<Option<ToggleRow>, StoreError> {
+        let sql = format!("{SELECT_TOGGLES} WHERE rule_key = $1");
+        Ok(on_pool!(self, p => sqlx::query_as::<_, ToggleRow>(&sql).bind(rule_key).fetch_optional(p).await)?)
     }
 
     /// Sets (or, with `None`, clears) the global toggle of `rule_key`, a
-    /// rule of `policy`. Setting an orphaned toggle re-confirms it. The
-    /// trail records the rule's `enabled` in force for customers without an
-    /// override, before and after.
+    /// rule of `policy`, binding it to that rule's fingerprint; over an
+    /// orphaned toggle this re-confirms it. The trail records the rule's
+    /// `enabled` in force for customers without an override, before and
+    /// after (and the orphan re-confirmed, if any).
     pub async fn set_global_toggle(
         &self,
         policy: &Policy,
@@ -196,43 +246,52 @@ impl Store {
         enabled: Option<bool>,
         actor: Option<Uuid>,
     ) -> Result<(), StoreError> {
-        let fleet = self.fleet_overrides().await?;
+        let fleet = self.fleet_overrides(policy).await?;
         let after_fleet = with_rule(&fleet, rule_key, enabled.map(|e| RuleOverride { enabled: Some(e), score: None }));
         let mut after = rule_in_force(policy, &after_fleet, None, rule_key);
-        if let Some(orphan) =
-            self.toggle_row(rule_key).await?.filter(|t| t.orphaned_at.is_some() && t.enabled.is_some())
-        {
-            after.insert(
-                "reconfirmed_orphan".into(),
-                json!({ "enabled": orphan.enabled, "orphaned_at": orphan.orphaned_at }),
-            );
+        let fingerprint = policy.rule_fingerprint(rule_key);
+        if let Some(orphan) = self.toggle_row(rule_key).await?.filter(|t| t.enabled.is_some()) {
+            if let Err(reason) = binding(fingerprint.as_deref(), orphan.rule_fingerprint.as_deref()) {
+                after.insert("reconfirmed_orphan".into(), json!({ "enabled": orphan.enabled, "reason": reason }));
+            }
         }
         let change = AdminChange::new(actor, "policy.toggle", rule_key)
             .before(rule_in_force(policy, &fleet, None, rule_key))
             .after(after);
         let description = policy.rules().find(|r| r.name == rule_key).map(|r| r.description).unwrap_or_default();
-        let sql = "INSERT INTO policy (rule_key, description, enabled, updated_at) VALUES ($1, $2, $3, $4) \
-                   ON CONFLICT (rule_key) DO UPDATE SET description = $2, enabled = $3, updated_at = $4, orphaned_at = NULL";
+        // `orphaned_at` is cleared for instances of earlier releases, which
+        // still read it.
+        let sql = "INSERT INTO policy (rule_key, description, enabled, updated_at, rule_fingerprint) \
+                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (rule_key) DO UPDATE SET description = $2, enabled = $3, \
+                   updated_at = $4, rule_fingerprint = $5, orphaned_at = NULL";
         admin_tx!(self, &change, tx => {
-            sqlx::query(sql).bind(rule_key).bind(description).bind(enabled).bind(now()).execute(&mut *tx).await?;
+            sqlx::query(sql)
+                .bind(rule_key)
+                .bind(description)
+                .bind(enabled)
+                .bind(now())
+                .bind(&fingerprint)
+                .execute(&mut *tx)
+                .await?;
         });
         Ok(())
     }
 
     /// A customer's stored override of one rule, orphaned or not.
     pub async fn customer_rule(&self, customer_id: Uuid, rule_key: &str) -> Result<Option<StoredOverride>, StoreError> {
-        let sql = "SELECT customer_id, rule_key, enabled, score, orphaned_at FROM customer_policy \
-                   WHERE customer_id = $1 AND rule_key = $2";
-        let row = on_pool!(self, p => sqlx::query_as::<_, CustomerRuleRow>(sql).bind(customer_id).bind(rule_key).fetch_optional(p).await)?;
+        let sql = format!("{SELECT_CUSTOMER_RULES} WHERE customer_id = $1 AND rule_key = $2");
+        let row = on_pool!(self, p => sqlx::query_as::<_, CustomerRuleRow>(&sql).bind(customer_id).bind(rule_key).fetch_optional(p).await)?;
         Ok(row.map(|r| StoredOverride {
             rule: RuleOverride { enabled: r.enabled, score: r.score },
-            orphaned_at: r.orphaned_at,
+            fingerprint: r.rule_fingerprint,
+            set_at: r.updated_at,
         }))
     }
 
-    /// Sets a customer's override of `rule_key`, a rule of `policy`.
-    /// Setting an orphaned override re-confirms it. The trail records the
-    /// rule's values in force for the customer, before and after.
+    /// Sets a customer's override of `rule_key`, a rule of `policy`, binding
+    /// it to that rule's fingerprint; over an orphaned override this
+    /// re-confirms it. The trail records the rule's values in force for the
+    /// customer, before and after (and the orphan re-confirmed, if any).
     pub async fn set_customer_rule(
         &self,
         policy: &Policy,
@@ -241,26 +300,36 @@ impl Store {
         o: RuleOverride,
         actor: Option<Uuid>,
     ) -> Result<(), StoreError> {
-        let fleet = self.fleet_overrides().await?;
-        let mine = self.customer_overrides(customer_id).await?;
+        let fleet = self.fleet_overrides(policy).await?;
+        let mine = self.customer_overrides(policy, customer_id).await?;
         let after_mine = with_rule(&mine, rule_key, Some(o));
         let mut after = rule_in_force(policy, &fleet, Some(&after_mine), rule_key);
-        if let Some(orphan) = self.customer_rule(customer_id, rule_key).await?.filter(|s| s.orphaned_at.is_some()) {
-            after.insert(
-                "reconfirmed_orphan".into(),
-                json!({
-                    "enabled": orphan.rule.enabled, "score": orphan.rule.score, "orphaned_at": orphan.orphaned_at,
-                }),
-            );
+        if let Some(stored) = self.customer_rule(customer_id, rule_key).await? {
+            if let Some(reason) = stored.orphaned(policy, rule_key) {
+                after.insert(
+                    "reconfirmed_orphan".into(),
+                    json!({ "enabled": stored.rule.enabled, "score": stored.rule.score, "reason": reason }),
+                );
+            }
         }
         let change =
             AdminChange::new(actor, "customer.policy.set", format!("customer/{customer_id}/policy/{rule_key}"))
                 .before(rule_in_force(policy, &fleet, Some(&mine), rule_key))
                 .after(after);
-        let sql = "INSERT INTO customer_policy (customer_id, rule_key, enabled, score, updated_at) VALUES ($1, $2, $3, $4, $5) \
-                   ON CONFLICT (customer_id, rule_key) DO UPDATE SET enabled = $3, score = $4, updated_at = $5, orphaned_at = NULL";
+        let sql = "INSERT INTO customer_policy (customer_id, rule_key, enabled, score, updated_at, rule_fingerprint) \
+                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (customer_id, rule_key) DO UPDATE SET enabled = $3, \
+                   score = $4, updated_at = $5, rule_fingerprint = $6, orphaned_at = NULL";
+        let fingerprint = policy.rule_fingerprint(rule_key);
         admin_tx!(self, &change, tx => {
-            sqlx::query(sql).bind(customer_id).bind(rule_key).bind(o.enabled).bind(o.score).bind(now()).execute(&mut *tx).await?;
+            sqlx::query(sql)
+                .bind(customer_id)
+                .bind(rule_key)
+                .bind(o.enabled)
+                .bind(o.score)
+                .bind(now())
+                .bind(&fingerprint)
+                .execute(&mut *tx)
+                .await?;
         });
         Ok(())
     }
@@ -276,13 +345,13 @@ impl Store {
         actor: Option<Uuid>,
     ) -> Result<bool, StoreError> {
         let Some(stored) = self.customer_rule(customer_id, rule_key).await? else { return Ok(false) };
-        let fleet = self.fleet_overrides().await?;
-        let mine = self.customer_overrides(customer_id).await?;
+        let fleet = self.fleet_overrides(policy).await?;
+        let mine = self.customer_overrides(policy, customer_id).await?;
         let mut before = rule_in_force(policy, &fleet, Some(&mine), rule_key);
-        if let Some(at) = stored.orphaned_at {
+        if let Some(reason) = stored.orphaned(policy, rule_key) {
             before.insert(
                 "orphan".into(),
-                json!({ "enabled": stored.rule.enabled, "score": stored.rule.score, "orphaned_at": at }),
+                json!({ "enabled": stored.rule.enabled, "score": stored.rule.score, "reason": reason }),
             );
         }
         let change =
@@ -321,8 +390,8 @@ impl Store {
         default_quota: Quota,
         actor: Option<Uuid>,
     ) -> Result<(), StoreError> {
-        let fleet = self.fleet_overrides().await?;
-        let mine = self.customer_overrides(s.customer_id).await?;
+        let fleet = self.fleet_overrides(policy).await?;
+        let mine = self.customer_overrides(policy, s.customer_id).await?;
         let before = self.customer_settings(s.customer_id).await?.unwrap_or_default();
         let in_force = |settings: &CustomerSettings| {
             let customer = Overrides { threshold: settings.threshold, ..mine.clone() };

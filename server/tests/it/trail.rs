@@ -69,3 +69,39 @@ each_backend!(the_trail_records_values_in_force_and_their_sources, |backend| {
     assert_eq!(after["threshold"], sourced(json!(80), "override"));
     assert_eq!(after["rate_limit"], sourced(json!({"requests": 7, "window_seconds": 30}), "override"));
 });
+
+/// The shipped input block and a rule set of two rules, for the orphan case.
+fn policy(approved: &str) -> std::sync::Arc<warden_engine::Policy> {
+    let dir = crate::support::policy_dir_copy();
+    std::fs::write(
+        dir.join("models.warden"),
+        format!(
+            "rule approved_models {{\n  description \"d\"\n  enabled false\n  when not (model in [{approved}])\n  deny\n  reason unapproved_model\n}}\n"
+        ),
+    )
+    .unwrap();
+    let p = crate::support::policy_from(&dir);
+    let _ = std::fs::remove_dir_all(dir);
+    std::sync::Arc::new(p)
+}
+
+each_backend!(values_in_force_leave_out_settings_made_for_another_rule, |backend| {
+    let app = TestApp::new(backend).await;
+    let base = format!("/api/admin/customers/{}", app.customer_id);
+    app.state.live.replace_policy(policy(r#""gpt-4""#)).await;
+    change(&app, "PATCH", "/api/admin/policies/approved_models", Some(json!({"enabled": true}))).await;
+    change(&app, "PUT", &format!("{base}/policies/approved_models"), Some(json!({"enabled": false}))).await;
+    // Another rule of the same name: the toggle and the override were made
+    // for the old one, so neither is in force for the new one.
+    app.state.live.replace_policy(policy(r#""gpt-4", "gpt-4o""#)).await;
+    let (before, after) =
+        change(&app, "PATCH", "/api/admin/policies/approved_models", Some(json!({"enabled": true}))).await;
+    assert_eq!(before, json!({"enabled": sourced(json!(false), "file")}));
+    assert_eq!(after["enabled"], sourced(json!(true), "global"));
+    assert_eq!(after["reconfirmed_orphan"], json!({"enabled": true, "reason": "rule_changed"}));
+    // The customer's override is still orphaned: the toggle, now re-confirmed, is what is in force.
+    let (before, after) = change(&app, "DELETE", &format!("{base}/policies/approved_models"), None).await;
+    assert_eq!(before["enabled"], sourced(json!(true), "global"));
+    assert_eq!(before["orphan"], json!({"enabled": false, "score": null, "reason": "rule_changed"}));
+    assert_eq!(after, json!({"enabled": sourced(json!(true), "global")}));
+});

@@ -1,7 +1,7 @@
 //! `/api/admin/customers/{id}/effective-policy`: every rule as one customer
 //! gets it, each value with where it comes from, as the engine resolves it
 //! for decisions ([`warden_engine::Policy::effective`]), and the orphaned
-//! settings that no longer apply to it.
+//! settings that don't apply to it (see `store/orphans.rs`).
 
 use axum::Json;
 use axum::extract::State;
@@ -76,9 +76,9 @@ struct EffectivePolicy {
     rate_limit: Sourced<RateLimitView>,
     /// Every rule, in source order.
     rules: Vec<EffectiveRule>,
-    /// Global toggles and this customer's overrides whose rule left the
-    /// policy set: they don't apply, even to a rule of the same name, until
-    /// set again or deleted.
+    /// Global toggles and this customer's overrides that apply to nothing:
+    /// no rule of their name is served (`rule_missing`), or the rule of that
+    /// name is not the one they were set for (`rule_changed`).
     orphans: Vec<Orphan>,
 }
 
@@ -93,8 +93,8 @@ async fn effective_policy(
 ) -> Result<Json<EffectivePolicy>, ApiError> {
     let customer = super::customer(&state, &id).await?;
     let snapshot = state.live.load();
-    let tables = &snapshot.tables;
-    let effective = snapshot.policy.effective(&tables.global, tables.customers.get(&customer.id));
+    let in_force = &snapshot.in_force;
+    let effective = snapshot.policy.effective(&in_force.global, in_force.customers.get(&customer.id));
     let (_, quota) = snapshot.for_customer(&customer.id);
     let rate_limit = match quota {
         Some(q) => Sourced {
@@ -127,7 +127,8 @@ async fn effective_policy(
             }
         })
         .collect();
-    let orphans = tables.orphans.iter().filter(|o| o.customer_id.is_none_or(|c| c == customer.id)).cloned().collect();
+    let orphans =
+        snapshot.orphans().iter().filter(|o| o.customer_id.is_none_or(|c| c == customer.id)).cloned().collect();
     Ok(Json(EffectivePolicy {
         customer_id: customer.id,
         policy_version: snapshot.policy.version().to_owned(),

@@ -1,9 +1,13 @@
-//! `/api/admin/orphans`: global toggles and per-customer overrides whose
-//! rule left the policy set. They never apply, not even to a later rule of
-//! the same name, until an admin sets them again (`PATCH
+//! `/api/admin/orphans`: global toggles and per-customer overrides that
+//! apply to nothing under the policy set this instance serves, because no
+//! rule of their name is served (`rule_missing`) or the rule of that name
+//! is not the one they were set for (`rule_changed`). Each instance works
+//! this out against its own set. They apply again if their rule returns
+//! unchanged, or once an admin sets them again (`PATCH
 //! /api/admin/policies/{key}`, `PUT /api/admin/customers/{id}/policies/{key}`,
-//! which re-confirm them) or deletes them (here for a toggle, `DELETE
-//! /api/admin/customers/{id}/policies/{key}` for an override).
+//! which re-confirm them for the rule now served); or they can be deleted
+//! (here for a toggle, `DELETE /api/admin/customers/{id}/policies/{key}`
+//! for an override).
 
 use axum::Json;
 use axum::extract::State;
@@ -23,7 +27,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_orphans)).routes(routes!(delete_orphaned_toggle))
 }
 
-/// Every orphaned setting, oldest first.
+/// Every orphaned setting under the set this instance serves, by rule
+/// (global toggles first), with why it doesn't apply.
 #[utoipa::path(get, path = "/api/admin/orphans", tag = "admin", params(PageParams),
     responses((status = 200, description = "A page of orphaned settings", body = Page<Orphan>)))]
 async fn list_orphans(
@@ -32,12 +37,11 @@ async fn list_orphans(
     Params(params): Params<PageParams>,
 ) -> Result<Json<Page<Orphan>>, ApiError> {
     let (page, size) = params.resolve()?;
-    // Read from the database, not the snapshot: an orphan marked by another
-    // instance a moment ago is listed too.
-    let all = state.store.orphans().await?;
+    let snapshot = state.live.load();
+    let all = snapshot.orphans();
     let total = i64::try_from(all.len()).unwrap_or(i64::MAX);
     let start = (page as usize - 1).saturating_mul(size as usize);
-    let items = all.into_iter().skip(start).take(size as usize).collect();
+    let items = all.iter().skip(start).take(size as usize).cloned().collect();
     Ok(Json(Page { items, page, page_size: size, total }))
 }
 
@@ -50,7 +54,8 @@ async fn delete_orphaned_toggle(
     Admin(actor): Admin,
     PathParams(key): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
-    if !storable(&key) || !state.store.delete_orphaned_toggle(&key, Some(actor.key_id)).await? {
+    let policy = state.live.load().policy.clone();
+    if !storable(&key) || !state.store.delete_orphaned_toggle(&policy, &key, Some(actor.key_id)).await? {
         return Err(ApiError::NotFound(format!("no orphaned global toggle of `{}`", key.escape_default())));
     }
     apply_now(&state).await;

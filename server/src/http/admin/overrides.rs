@@ -1,12 +1,12 @@
 //! `/api/admin/customers/{id}/policies/{key}`: one customer's override of
-//! one rule. An orphaned override (its rule left the policy set) can still
-//! be read and deleted, even while no rule has its name; setting it again
-//! re-confirms it.
+//! one rule. An orphaned override (no rule of its name is served, or the
+//! one served is not the rule it was set for) can still be read and
+//! deleted, even while no rule has its name; setting it again re-confirms
+//! it for the rule now served.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -20,7 +20,7 @@ use super::rules::rule;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
 use crate::state::AppState;
-use crate::store::StoredOverride;
+use crate::store::{OrphanReason, StoredOverride};
 
 /// `/api/admin/customers/{id}/policies/{key}`.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -48,16 +48,18 @@ struct OverrideView {
     enabled: Option<bool>,
     /// This customer's score (`null`: not overridden).
     score: Option<i64>,
-    /// Set when the rule left the policy set: the override doesn't apply
-    /// (not even to a later rule of the same name) until set again or
-    /// deleted.
+    /// Present when the override applies to nothing: `rule_missing` (no
+    /// rule of its name is served) or `rule_changed` (the rule of that name
+    /// is not the one it was set for). It applies again if its rule
+    /// returns unchanged, or once set again (re-confirmed); it can be
+    /// deleted meanwhile.
     #[serde(skip_serializing_if = "Option::is_none")]
-    orphaned_at: Option<DateTime<Utc>>,
+    orphaned: Option<OrphanReason>,
 }
 
-impl From<StoredOverride> for OverrideView {
-    fn from(o: StoredOverride) -> Self {
-        Self { enabled: o.rule.enabled, score: o.rule.score, orphaned_at: o.orphaned_at }
+impl OverrideView {
+    fn of(o: &StoredOverride, policy: &warden_engine::Policy, key: &str) -> Self {
+        Self { enabled: o.rule.enabled, score: o.rule.score, orphaned: o.orphaned(policy, key) }
     }
 }
 
@@ -81,8 +83,9 @@ async fn customer_and_override(
     let stored = state.store.customer_rule(customer, key).await?;
     match (in_set, stored) {
         (Ok(_), stored) => Ok((customer, stored)),
-        (Err(_), Some(orphan)) if orphan.orphaned_at.is_some() => Ok((customer, Some(orphan))),
-        (Err(e), _) => Err(e),
+        // No rule of its name is served: an orphan.
+        (Err(_), Some(orphan)) => Ok((customer, Some(orphan))),
+        (Err(e), None) => Err(e),
     }
 }
 
@@ -96,11 +99,12 @@ async fn get_override(
     PathParams((id, key)): PathParams<(String, String)>,
 ) -> Result<Json<OverrideView>, ApiError> {
     let (customer, stored) = customer_and_override(&state, &id, &key).await?;
-    Ok(Json(stored.ok_or_else(|| no_override(customer, &key))?.into()))
+    let stored = stored.ok_or_else(|| no_override(customer, &key))?;
+    Ok(Json(OverrideView::of(&stored, &state.live.load().policy, &key)))
 }
 
-/// Set a customer's override of one rule; over an orphaned override, this
-/// re-confirms it for the rule now of that name.
+/// Set a customer's override of one rule, for the rule now served under
+/// that name; over an orphaned override, this re-confirms it.
 #[utoipa::path(put, path = "/api/admin/customers/{id}/policies/{key}", tag = "admin", request_body = Option<OverrideBody>,
     params(("id" = Uuid, Path, description = "Customer id"), ("key" = String, Path, description = "Rule key")),
     responses(
@@ -126,7 +130,7 @@ async fn put_override(
     let stored = RuleOverride { enabled: o.enabled, score: o.score.map(Int::get) };
     state.store.set_customer_rule(&snapshot.policy, customer, &key, stored, Some(actor.key_id)).await?;
     apply_now(&state).await;
-    Ok(Json(StoredOverride { rule: stored, orphaned_at: None }.into()))
+    Ok(Json(OverrideView { enabled: stored.enabled, score: stored.score, orphaned: None }))
 }
 
 /// Remove a customer's override of one rule (also an orphaned one, whose

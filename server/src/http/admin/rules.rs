@@ -36,7 +36,8 @@ struct RuleView {
     enabled: bool,
     /// Whether the files enable it.
     enabled_in_files: bool,
-    /// The global toggle, if one is set.
+    /// The global toggle, if one is set for this rule (an orphaned toggle,
+    /// set for another rule of this name, is not: see `/api/admin/orphans`).
     global_toggle: Option<bool>,
     /// Its reason code.
     reason: String,
@@ -96,7 +97,7 @@ async fn list_policies(
         .policy
         .rules()
         .map(|r| {
-            let toggle = snapshot.tables.global.rules.get(r.name).and_then(|o| o.enabled);
+            let toggle = snapshot.in_force.global.rules.get(r.name).and_then(|o| o.enabled);
             rule_view(&r, toggle, blocks.get(r.reason).copied().unwrap_or(0))
         })
         .collect();
@@ -145,6 +146,6 @@ async fn patch_policy(
     apply_now(&state).await;
     let snapshot = state.live.load();
     let r = rule(&snapshot, &key)?;
-    let toggle = snapshot.tables.global.rules.get(&key).and_then(|o| o.enabled);
+    let toggle = snapshot.in_force.global.rules.get(&key).and_then(|o| o.enabled);
     Ok(Json(rule_view(&r, toggle, 0)))
 }

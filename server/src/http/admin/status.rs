@@ -26,8 +26,9 @@ struct Status {
     rules: usize,
     /// The last reload of the policy files, and its error if it failed.
     reload: ReloadStatus,
-    /// Toggles and overrides whose rule left the policy set (listed at
-    /// `/api/admin/orphans`); they apply to nothing until re-confirmed.
+    /// Toggles and overrides that apply to nothing under the set served:
+    /// their rule is missing or is not the rule they were set for (listed
+    /// at `/api/admin/orphans`).
     orphaned_settings: usize,
     /// Audit rows waiting to be written.
     audit_queue_depth: usize,
@@ -57,7 +58,7 @@ async fn status(State(state): State<AppState>, _: Admin) -> Json<Status> {
         files: policy.set().sources.iter().map(|f| f.name.clone()).collect(),
         rules: policy.set().rules.len(),
         reload: state.reloader.as_ref().map(|r| r.status()).unwrap_or_default(),
-        orphaned_settings: snapshot.tables.orphans.len(),
+        orphaned_settings: snapshot.orphans().len(),
         audit_queue_depth: state.audit.depth(),
         audit_writer_healthy: state.audit.writer_healthy(),
         database: state.store.backend(),
