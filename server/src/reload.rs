@@ -15,11 +15,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::watch as signal;
-use warden_dsl::SourceFile;
-use warden_engine::Policy;
+use warden_engine::{Policy, SourceFile};
 
-use crate::app::AppState;
+use crate::live::Live;
 use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::store::Store;
 
 pub use watch::{IDENTITY_CHECK, spawn_watcher};
 
@@ -113,7 +114,7 @@ fn build(dir: &Path, serving: &[SourceFile], settle: Duration) -> Result<Policy,
         let errors = diags.iter().filter(|d| d.is_error()).count();
         fail(
             format!("{errors} error(s) in the policy files"),
-            diags.iter().map(|d| warden_dsl::render(d, false)).collect(),
+            diags.iter().map(|d| warden_engine::render(d, false)).collect(),
         )
     })?;
     let report = warden_engine::run_tests(&policy);
@@ -202,7 +203,8 @@ impl PolicyReloader {
     }
 
     /// Reloads now. Concurrent calls run one after the other.
-    pub async fn reload(&self, state: &AppState) -> Reloaded {
+    pub async fn reload<'a>(&self, target: impl Into<ReloadTarget<'a>>) -> Reloaded {
+        let state = target.into();
         let _one_at_a_time = self.running.lock().await;
         let dir = self.dir.clone();
         let serving = state.live.load().policy.set().sources.clone();
@@ -241,7 +243,7 @@ impl PolicyReloader {
                     state.live.load().policy.set().sources.iter().map(|f| f.name.clone()).collect();
                 let event = serde_json::json!({"policy_version": version, "files": files});
                 crate::webhooks::emit(
-                    &state.store,
+                    state.store,
                     crate::webhooks::Event::new(crate::webhooks::EventType::PolicyReloaded, event),
                 )
                 .await;
@@ -259,13 +261,31 @@ impl PolicyReloader {
                 let serving = state.live.load().policy.version().to_owned();
                 let event = serde_json::json!({"error": message, "serving_policy_version": serving});
                 crate::webhooks::emit(
-                    &state.store,
+                    state.store,
                     crate::webhooks::Event::new(crate::webhooks::EventType::PolicyReloadFailed, event),
                 )
                 .await;
                 Reloaded::Failed(message)
             }
         }
+    }
+}
+
+/// What a reload touches, and nothing else: the live snapshot it swaps,
+/// the metrics it counts in, and the store its webhook events go to.
+#[derive(Debug, Clone, Copy)]
+pub struct ReloadTarget<'a> {
+    /// The serving snapshot.
+    pub live: &'a Live,
+    /// Reload and version metrics.
+    pub metrics: &'a Metrics,
+    /// Where `policy.reloaded` / `policy.reload_failed` events are queued.
+    pub store: &'a Store,
+}
+
+impl<'a> From<&'a AppState> for ReloadTarget<'a> {
+    fn from(state: &'a AppState) -> Self {
+        Self { live: &state.live, metrics: &state.metrics, store: &state.store }
     }
 }
 

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Liveness: answers as long as the process serves HTTP. No auth, no database.
 #[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, description = "Alive", body = Object, example = json!({"status": "ok"}))))]

@@ -24,7 +24,7 @@ use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use warden_dsl::SourceFile;
+use warden_engine::SourceFile;
 
 /// The pause between two reads that must agree.
 const REREAD: Duration = Duration::from_millis(25);

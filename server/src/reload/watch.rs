@@ -33,7 +33,7 @@ use notify::Watcher as _;
 use tokio::sync::{mpsc, watch};
 
 use super::{DEBOUNCE, MAX_DEBOUNCE, PolicyReloader};
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// How often the directory's identity is checked.
 pub const IDENTITY_CHECK: Duration = Duration::from_secs(1);
