@@ -69,6 +69,15 @@ pub(crate) fn document_common_responses(api: &mut OpenApi) {
                 add(op, "403", "Not an admin key");
                 add(op, "503", "The database is unavailable; try again");
             }
+            // Every authenticated operation runs key verification, whose
+            // failures are limited per key id and client address.
+            if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                add(
+                    op,
+                    "429",
+                    "Rate limited, or too many failed key verifications (`too_many_failures`); see Retry-After",
+                );
+            }
             // The listener's request timeout applies to every route.
             add(op, "408", "The body or the answer took longer than the request timeout");
             if let Some(body) = op.request_body.as_mut() {
