@@ -70,12 +70,17 @@ for role in app admin; do
   key_var="${role}_key"
   echo "== schemathesis --checks all, ${role} key, at most $MAX_EXAMPLES examples per operation"
   # Bounded: examples per operation, and a wall-clock limit for the run.
+  # Registering webhook endpoints is left out: the service would deliver the
+  # run's decision events to whatever public URLs were generated, and tests
+  # send traffic to this machine only (the endpoint checks are covered by
+  # server/tests/it/webhooks.rs).
   if ! timeout 300 "$ST" run "$base/openapi.json" \
     --checks all \
     --header "Authorization: Bearer ${!key_var}" \
     --max-examples "$MAX_EXAMPLES" \
     --seed 1 \
     --request-timeout 10 \
+    --exclude-name "POST /api/admin/webhooks" \
     --no-color; then
     status=1
   fi

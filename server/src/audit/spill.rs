@@ -154,7 +154,8 @@ pub(crate) fn segments_in(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Writes `files` (spill segments) to the database in order, each in one
-/// transaction, deleting each once committed. Returns how many rows it
+/// transaction, deleting each once committed. Rows already in the table (a
+/// write that committed after its batch was spilled) are left out. Returns how many rows it
 /// wrote. Stops at the first error the database may get over (the files
 /// not yet written stay for the next try). A file with unreadable lines, or
 /// with rows the database refuses outright, is kept, renamed `.bad`, for an
@@ -164,6 +165,10 @@ pub(crate) async fn replay_files(store: &Store, files: Vec<PathBuf>) -> anyhow::
     let mut total = 0u64;
     for path in files {
         let (rows, mut bad) = read_segment(&path)?;
+        let rows = match store.unwritten(rows).await {
+            Ok(rows) => rows,
+            Err(e) => return Err(e.into()),
+        };
         if !rows.is_empty() {
             match store.insert_audit(&rows).await {
                 Ok(()) => total += rows.len() as u64,

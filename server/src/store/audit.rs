@@ -198,6 +198,31 @@ impl Store {
         Ok(())
     }
 
+    /// `rows` without those already in `usage_log` (same decision id). A
+    /// spill file can hold rows whose database write committed after all,
+    /// once its stall had sent them to the spill; writing them again would
+    /// record those decisions twice (each copy on the chain). The lookup is
+    /// bounded by the rows' times, on the `created_at` index.
+    pub async fn unwritten(&self, rows: Vec<AuditRecord>) -> Result<Vec<AuditRecord>, StoreError> {
+        let times = rows.iter().map(|r| crate::audit::chain::to_micros(r.created_at));
+        let (Some(lo), Some(hi)) = (times.clone().min(), times.max()) else { return Ok(rows) };
+        let sql = "SELECT decision_id FROM usage_log WHERE created_at >= $1 AND created_at <= $2";
+        let written: Vec<Uuid> = on_pool!(self, p => sqlx::query_scalar(sql).bind(lo).bind(hi).fetch_all(p).await)?;
+        if written.is_empty() {
+            return Ok(rows);
+        }
+        let written: std::collections::HashSet<Uuid> = written.into_iter().collect();
+        let before = rows.len();
+        let rows: Vec<AuditRecord> = rows.into_iter().filter(|r| !written.contains(&r.decision_id)).collect();
+        if rows.len() < before {
+            tracing::info!(
+                rows = before - rows.len(),
+                "spilled audit rows already in the database (their write committed after all); not written again"
+            );
+        }
+        Ok(rows)
+    }
+
     /// How many audit rows there are.
     pub async fn count_audit(&self) -> Result<i64, StoreError> {
         Ok(on_pool!(self, p => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM usage_log").fetch_one(p).await)?)

@@ -2,7 +2,8 @@
 //! inserted or reordered straight in the database are each named by
 //! `warden audit verify`; two instances writing at once leave one valid
 //! chain; prune writes a checkpoint that verify starts from; rows spilled
-//! during an outage and rows written after a restart stay on the chain; the
+//! during an outage and rows written after a restart stay on the chain (and
+//! a spilled row whose write committed after all is not written twice); the
 //! head endpoint and the verification endpoints.
 
 use std::time::{Duration, Instant};
@@ -343,19 +344,23 @@ each_backend!(spilled_rows_and_rows_after_a_restart_stay_on_the_chain, |backend|
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
     let now = warden_server::store::now();
-    store.insert_audit(&(0..10).map(|i| record(now, i)).collect::<Vec<_>>()).await.unwrap();
+    let written: Vec<AuditRecord> = (0..10).map(|i| record(now, i)).collect();
+    store.insert_audit(&written).await.unwrap();
     // Rows decided during an outage, spilled to a file: they are chained
-    // when they are finally written, after the rows already there.
+    // when they are finally written, after the rows already there. The
+    // file also holds three rows whose stalled write committed after all:
+    // they are not written a second time.
     let dir = std::env::temp_dir().join(format!("warden-chain-spill-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let earlier = now - chrono::Duration::minutes(5);
     let mut text = String::new();
-    for i in 0..20 {
-        text.push_str(&serde_json::to_string(&record(earlier, i)).unwrap());
+    for r in (0..20).map(|i| record(earlier, i)).chain(written[..3].iter().cloned()) {
+        text.push_str(&serde_json::to_string(&r).unwrap());
         text.push('\n');
     }
     std::fs::write(dir.join(format!("audit-spill-{}.jsonl", Uuid::now_v7())), text).unwrap();
     assert_eq!(warden_server::audit::replay_spill(&store, &dir).await.unwrap(), 20);
+    assert_eq!(store.count_audit().await.unwrap(), 30, "no decision twice");
     store.close().await;
     // A restart: a new process (pool) carries on from the stored head.
     let restarted = Store::connect(&url).await.unwrap();
