@@ -17,8 +17,8 @@ use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
 use crate::state::AppState;
 use crate::store::Page;
-use crate::webhooks::net::{Client, SendError};
 use crate::webhooks::endpoints::{Attempt, Endpoint, NewEndpoint};
+use crate::webhooks::net::{Client, SendError};
 use crate::webhooks::sign::Key;
 use crate::webhooks::{EventType, Filter};
 
