@@ -46,6 +46,12 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 const PROBE_MIN: Duration = Duration::from_millis(250);
 const PROBE_MAX: Duration = Duration::from_secs(5);
 
+/// At shutdown, once rows could be neither written nor spilled for this
+/// long past the drain timeout, they are counted as dropped and the writer
+/// returns: a process that can reach neither its database nor its disk
+/// must still exit rather than retry forever.
+const FINAL_GRACE: Duration = Duration::from_secs(30);
+
 /// The background writer.
 #[derive(Debug)]
 pub struct AuditWriter {
@@ -147,6 +153,18 @@ impl AuditWriter {
                     tracing::warn!("shutdown drain timeout reached; spilling the audit rows still queued");
                     self.spilling = true;
                 }
+                if since.elapsed() >= spill.drain_timeout + FINAL_GRACE {
+                    buf.append(&mut self.held);
+                    while let Ok(q) = self.rx.try_recv() {
+                        buf.push(q);
+                    }
+                    tracing::error!(
+                        rows = buf.len(),
+                        "shutdown: neither the database nor the spill directory took these audit rows; they are lost"
+                    );
+                    self.metrics.audit_dropped(buf.len() as u64);
+                    break;
+                }
             }
             self.deliver(std::mem::take(&mut buf)).await;
         }
@@ -176,6 +194,8 @@ impl AuditWriter {
                 Err(e) => {
                     tracing::error!(error = %e, rows = records.len(), "audit rows could not be spilled; trying the database instead");
                     self.spilling = false;
+                    // Neither store may be answering: don't spin.
+                    tokio::time::sleep(PROBE_MIN).await;
                     self.hold(records, acks);
                 }
             }
