@@ -208,7 +208,7 @@ impl Encoder {
 
     fn json(&mut self, v: Option<&serde_json::Value>) {
         match v {
-            Some(v) => self.bytes(&canonical_json(v)),
+            Some(v) => self.text(&canonical_json(v)),
             None => self.null(),
         }
     }
@@ -250,12 +250,19 @@ pub fn to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
 /// serde_json can't hold in the first place (non-finite numbers); such a
 /// value would be refused before it reached a row, so the fallback (plain
 /// serde_json text) is never used for a stored row.
-fn canonical_json(v: &serde_json::Value) -> Vec<u8> {
-    serde_json_canonicalizer::to_vec(v).unwrap_or_else(|_| v.to_string().into_bytes())
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    serde_json_canonicalizer::to_string(v).unwrap_or_else(|_| v.to_string())
 }
 
 /// The encoding of a `usage_log` row.
 pub fn encode_usage(r: &UsageFields<'_>) -> Vec<u8> {
+    encode_usage_canonical(r, &canonical_json(r.meta))
+}
+
+/// The encoding of a `usage_log` row whose `meta` is already in canonical
+/// form (`meta`, from [`canonical_json`]; `r.meta` is not read): the writer
+/// stores that same text, so it serialises each row's `meta` once.
+pub fn encode_usage_canonical(r: &UsageFields<'_>, meta: &str) -> Vec<u8> {
     let mut e = Encoder::new(Chain::UsageLog);
     e.uuid(r.decision_id);
     e.text(r.request_id);
@@ -263,7 +270,7 @@ pub fn encode_usage(r: &UsageFields<'_>) -> Vec<u8> {
     e.uuid(r.api_key_id);
     e.opt_text(r.model);
     e.opt_text(r.operation);
-    e.json(Some(r.meta));
+    e.text(meta);
     e.int(r.risk_score);
     e.text(if r.allowed { "true" } else { "false" });
     e.text(r.status);

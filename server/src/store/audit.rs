@@ -136,8 +136,15 @@ impl Store {
                             chain_seq, prev_hash, row_hash) ";
         // Encoded before the transaction: only the SHA-256 links, which need
         // the head, are computed while it is held.
-        let encodings: Vec<Vec<u8>> =
-            rows.iter().zip(&times).map(|(r, at)| crate::audit::chain::encode_usage(&usage_fields(r, *at))).collect();
+        // `meta` is serialised once, in canonical form: that text is both
+        // hashed and stored.
+        let metas: Vec<String> = rows.iter().map(|r| crate::audit::chain::canonical_json(&r.meta)).collect();
+        let encodings: Vec<Vec<u8>> = rows
+            .iter()
+            .zip(&times)
+            .zip(&metas)
+            .map(|((r, at), meta)| crate::audit::chain::encode_usage_canonical(&usage_fields(r, *at), meta))
+            .collect();
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
             let (mut seq, mut prev, webhooks) = chain::take_chain_head!(tx, crate::audit::chain::Chain::UsageLog);
@@ -151,16 +158,17 @@ impl Store {
             for chunk in power_of_two_chunks(rows) {
                 let chunk_links = links.get(offset..offset + chunk.len()).unwrap_or_default();
                 let chunk_times = times.get(offset..offset + chunk.len()).unwrap_or_default();
+                let chunk_metas = metas.get(offset..offset + chunk.len()).unwrap_or_default();
                 offset += chunk.len();
                 let mut q = sqlx::QueryBuilder::new(HEAD);
-                q.push_values(chunk.iter().zip(chunk_links).zip(chunk_times), |mut b, ((r, (seq, prev, hash)), at)| {
+                q.push_values(chunk.iter().zip(chunk_links).zip(chunk_times).zip(chunk_metas), |mut b, (((r, (seq, prev, hash)), at), meta)| {
                     b.push_bind(r.decision_id)
                         .push_bind(r.request_id.as_str())
                         .push_bind(r.customer_id)
                         .push_bind(r.api_key_id)
                         .push_bind(r.model.as_deref())
                         .push_bind(r.operation.as_deref())
-                        .push_bind(Json(&r.meta))
+                        .push_bind(CanonicalJson(meta))
                         .push_bind(r.risk_score)
                         .push_bind(r.allowed)
                         .push_bind(r.outcome.as_str())
@@ -233,6 +241,45 @@ impl Store {
         let sql = "SELECT id, decision_id, request_id, customer_id, api_key_id, model, operation, meta, risk_score, allowed, \
                    status, reason, policy_version, latency_us, created_at FROM usage_log ORDER BY id DESC LIMIT $1";
         Ok(on_pool!(self, p => sqlx::query_as::<_, AuditRow>(sql).bind(limit).fetch_all(p).await)?)
+    }
+}
+
+/// JSON text already in canonical form, bound as it is: `jsonb` on Postgres
+/// (binary format, version 1), `TEXT` on SQLite. sqlx's `Json` would
+/// serialise the value again; this saves that for every audit row.
+#[derive(Debug, Clone, Copy)]
+struct CanonicalJson<'a>(&'a str);
+
+impl sqlx::Type<sqlx::Postgres> for CanonicalJson<'_> {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        // jsonb's fixed OID in pg_type.
+        sqlx::postgres::PgTypeInfo::with_oid(sqlx::postgres::types::Oid(3802))
+    }
+}
+
+impl sqlx::Encode<'_, sqlx::Postgres> for CanonicalJson<'_> {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        buf.push(1);
+        buf.extend_from_slice(self.0.as_bytes());
+        Ok(sqlx::encode::IsNull::No)
+    }
+}
+
+impl sqlx::Type<sqlx::Sqlite> for CanonicalJson<'_> {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <str as sqlx::Type<sqlx::Sqlite>>::type_info()
+    }
+}
+
+impl<'q> sqlx::Encode<'q, sqlx::Sqlite> for CanonicalJson<'q> {
+    fn encode_by_ref(
+        &self,
+        buf: &mut Vec<sqlx::sqlite::SqliteArgumentValue<'q>>,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <&str as sqlx::Encode<'q, sqlx::Sqlite>>::encode_by_ref(&self.0, buf)
     }
 }
 
