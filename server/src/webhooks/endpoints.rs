@@ -165,6 +165,22 @@ impl Store {
         Ok(true)
     }
 
+    /// Turns a disabled endpoint back on, its failure count reset (recorded
+    /// in the admin trail). Its waiting events are delivered from where
+    /// they stopped. `false` if there is no such endpoint.
+    pub async fn enable_webhook(&self, id: Uuid, actor: Option<Uuid>) -> Result<bool, StoreError> {
+        let Some(before) = self.webhook(id).await? else { return Ok(false) };
+        let change = AdminChange::new(actor, "webhook.enable", id.to_string())
+            .before(serde_json::json!({"active": before.active, "disabled_reason": before.disabled_reason}))
+            .after(serde_json::json!({"active": true}));
+        let sql = "UPDATE webhook_endpoint SET active = TRUE, failures = 0, disabled_at = NULL, disabled_reason = NULL, \
+                   next_send_at = $1 WHERE id = $2";
+        crate::store::admin_tx!(self, &change, tx => {
+            sqlx::query(sql).bind(crate::store::now()).bind(id).execute(&mut *tx).await?;
+        });
+        Ok(true)
+    }
+
     /// An endpoint's attempts, newest first.
     pub async fn webhook_attempts(
         &self,

@@ -412,6 +412,7 @@ each_backend!(the_openapi_document_matches_the_router, |backend| {
         "POST /api/admin/keys/{id}/rotate",
         "POST /api/admin/webhooks",
         "POST /api/admin/webhooks/{id}/deliveries/{delivery}/redeliver",
+        "POST /api/admin/webhooks/{id}/enable",
         "POST /api/evaluate",
         "POST /v1/check",
         "PUT /api/admin/customers/{id}/policies/{key}",

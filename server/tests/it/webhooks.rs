@@ -269,6 +269,13 @@ each_backend!(a_receiver_failing_twice_gets_each_event_once_and_signatures_verif
         results.iter().filter(|r| r.0 == "delivered").count(),
         requests.iter().filter(|r| r.answered == 200).count()
     );
+    // The metrics count attempts by endpoint and result.
+    let metrics = warden.state.metrics.render(0);
+    let failed_line = format!("warden_webhook_deliveries_total{{endpoint=\"{endpoint}\",result=\"failed\"}} 2");
+    assert!(metrics.contains(&failed_line), "{metrics}");
+    assert!(
+        metrics.contains("warden_webhook_queue_depth") && metrics.contains("warden_webhook_oldest_undelivered_seconds")
+    );
     // Redelivering an attempt sends its message again, with the same id.
     let last = attempts["items"][0]["id"].as_i64().unwrap();
     let before = receiver.requests().len();
@@ -475,4 +482,11 @@ each_backend!(endpoints_are_checked_and_one_that_keeps_failing_is_disabled, |bac
     let (_, attempts) = call(&warden, &admin, "GET", &format!("/api/admin/webhooks/{id}/deliveries"), None).await;
     assert_eq!(attempts["total"], 3);
     assert!(!attempts["items"][0]["error"].as_str().unwrap().is_empty());
+    // Turned back on, with a receiver there now: the waiting event arrives.
+    let receiver = Receiver::start_on(port, Arc::new(Mutex::new(ReceiverState::default()))).await;
+    let (status, e) = call(&warden, &admin, "POST", &format!("/api/admin/webhooks/{id}/enable"), None).await;
+    assert_eq!((status, e["active"].clone(), e["failures"].clone()), (200, json!(true), json!(0)), "{e}");
+    wait_for("the waiting event", Duration::from_secs(20), || delivered_events(&receiver.requests()).len() == 1).await;
+    let (_, trail) = call(&warden, &admin, "GET", "/api/admin/audit?page_size=5", None).await;
+    assert!(trail["items"].as_array().unwrap().iter().any(|e| e["action"] == "webhook.enable"), "{trail}");
 });

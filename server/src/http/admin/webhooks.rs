@@ -27,6 +27,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_webhooks, create_webhook))
         .routes(routes!(get_webhook, delete_webhook))
+        .routes(routes!(enable_webhook))
         .routes(routes!(list_deliveries))
         .routes(routes!(redeliver))
 }
@@ -48,7 +49,7 @@ struct NewWebhook {
     /// Event names (`decision.blocked`, `decision.rejected`,
     /// `policy.reloaded`, `policy.reload_failed`, `key.created`,
     /// `key.rotated`, `key.deleted`, `override.changed`) or `*` for all.
-    #[schema(min_items = 1)]
+    #[schema(schema_with = event_names)]
     events: Vec<String>,
     /// `whsec_` and the base64 of 24 to 64 random bytes; generated when
     /// absent. Shown in this answer only.
@@ -58,6 +59,16 @@ struct NewWebhook {
     description: Option<String>,
     /// Limits decision events to some customers or reasons.
     filter: Option<Filter>,
+}
+
+/// `events`: a non-empty list of event names or `*`.
+fn event_names() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let names: Vec<&str> = EventType::ALL.iter().map(|e| e.as_str()).chain(["*"]).collect();
+    ArrayBuilder::new()
+        .items(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names)))
+        .min_items(Some(1))
+        .build()
 }
 
 /// A registered endpoint, with its secret (this once).
@@ -227,6 +238,21 @@ async fn delete_webhook(
         return Err(ApiError::NotFound(format!("no webhook endpoint with id `{id}`")));
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Turn an endpoint back on after it was disabled for repeated failures
+/// (its failure count starts again from zero; undelivered events resume).
+#[utoipa::path(post, path = "/api/admin/webhooks/{id}/enable", tag = "admin",
+    params(("id" = Uuid, Path, description = "Endpoint id")),
+    responses((status = 200, description = "The endpoint, active", body = Endpoint), (status = 404, description = "Unknown endpoint", body = ErrorBody)))]
+async fn enable_webhook(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Endpoint>, ApiError> {
+    let e = endpoint(&state, &id).await?;
+    state.store.enable_webhook(e.id, Some(actor.key_id)).await?;
+    Ok(Json(endpoint(&state, &id).await?))
 }
 
 /// An endpoint's delivery attempts, newest first: result, HTTP status,
