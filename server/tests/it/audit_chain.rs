@@ -429,6 +429,8 @@ each_backend!(the_head_endpoint_proves_the_log_was_not_cut_short, |backend| {
     assert_eq!(app.send(req).await.0, 403);
 });
 
+/// Ignored because it is a measurement (a million rows, minutes in a debug
+/// build), not a check; README's "Audit integrity" figure comes from it:
 /// `cargo test --release -p warden-server --test it audit_chain::verify_speed -- --ignored --nocapture`
 /// (with WARDEN_TEST_POSTGRES_URL for Postgres too): fills a table with a
 /// million chained rows and prints how fast `verify` walks it. Not a

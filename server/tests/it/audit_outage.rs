@@ -15,27 +15,12 @@ use tokio::sync::watch;
 use uuid::Uuid;
 use warden_server::audit::{self, Durability, OnFull, QueueSettings, Spill};
 use warden_server::metrics::Metrics;
-use warden_server::store::{AuditRecord, Outcome, Store};
+use warden_server::store::{AuditRecord, Store};
 
 use crate::support::TestApp;
 
 fn record() -> AuditRecord {
-    AuditRecord {
-        decision_id: Uuid::now_v7(),
-        request_id: "r".into(),
-        customer_id: Uuid::new_v4(),
-        api_key_id: Uuid::new_v4(),
-        model: Some("gpt-4".into()),
-        operation: Some("classify".into()),
-        meta: serde_json::json!({"metadata.contains_personal_data": true}),
-        risk_score: 70,
-        allowed: false,
-        outcome: Outcome::Blocked,
-        reason: "contains_personal_data".into(),
-        policy_version: "v".into(),
-        latency_us: 12,
-        created_at: warden_server::store::now(),
-    }
+    crate::support::audit_record(warden_server::store::now())
 }
 
 /// Decision ids of every row in the spill files under `dir`.

@@ -8,25 +8,10 @@ use tokio::sync::watch;
 use uuid::Uuid;
 use warden_server::audit::{self, OnFull};
 use warden_server::metrics::Metrics;
-use warden_server::store::{AuditRecord, Outcome, Store, StoreError};
+use warden_server::store::{AuditRecord, Store, StoreError};
 
 fn record(created_at: chrono::DateTime<chrono::Utc>) -> AuditRecord {
-    AuditRecord {
-        decision_id: Uuid::now_v7(),
-        request_id: "r".into(),
-        customer_id: Uuid::new_v4(),
-        api_key_id: Uuid::new_v4(),
-        model: Some("gpt-4".into()),
-        operation: Some("classify".into()),
-        meta: serde_json::json!({"metadata.contains_personal_data": true}),
-        risk_score: 70,
-        allowed: false,
-        outcome: Outcome::Blocked,
-        reason: "contains_personal_data".into(),
-        policy_version: "v".into(),
-        latency_us: 12,
-        created_at,
-    }
+    crate::support::audit_record(created_at)
 }
 
 each_backend!(two_processes_starting_at_once_on_a_new_database_is_safe, |backend| {

@@ -405,3 +405,23 @@ impl Drop for PrivateRedis {
         self.stop();
     }
 }
+
+/// A blocked decision's audit record made at `created_at`, for storage tests.
+pub fn audit_record(created_at: chrono::DateTime<chrono::Utc>) -> warden_server::store::AuditRecord {
+    warden_server::store::AuditRecord {
+        decision_id: Uuid::now_v7(),
+        request_id: "r".into(),
+        customer_id: Uuid::new_v4(),
+        api_key_id: Uuid::new_v4(),
+        model: Some("gpt-4".into()),
+        operation: Some("classify".into()),
+        meta: serde_json::json!({"metadata.contains_personal_data": true}),
+        risk_score: 70,
+        allowed: false,
+        outcome: warden_server::store::Outcome::Blocked,
+        reason: "contains_personal_data".into(),
+        policy_version: "v".into(),
+        latency_us: 12,
+        created_at,
+    }
+}
