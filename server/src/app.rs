@@ -17,6 +17,7 @@ pub fn router(state: AppState) -> Router {
     let routes = http::RouteLabels::from_openapi(&api);
     let max_body = state.max_body_bytes;
     api_router
+        .merge(crate::ui::router(&state))
         .route_layer(axum::middleware::from_fn_with_state((state.clone(), routes), http::track_requests))
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)

@@ -136,6 +136,21 @@ pub struct ServeConfig {
     /// Consecutive failed delivery attempts after which a webhook endpoint
     /// is disabled (recorded in the admin trail).
     pub webhook_disable_after: u32,
+    /// Serve the web dashboard under `/ui/` (and `/docs`). Off: `/ui/*` is 404.
+    pub dashboard: bool,
+    /// Mark the dashboard's session cookie `Secure` (sent over HTTPS only).
+    /// Turn it off only to use the dashboard over plain HTTP, e.g. on
+    /// localhost.
+    pub cookie_secure: bool,
+    /// A dashboard session ends after this long without a request.
+    #[serde(with = "humantime_serde")]
+    pub session_idle_timeout: Duration,
+    /// A dashboard session ends this long after sign-in, however active.
+    #[serde(with = "humantime_serde")]
+    pub session_lifetime: Duration,
+    /// Dashboard sign-in attempts allowed per client address per minute;
+    /// more get 429.
+    pub sign_in_limit: u32,
 }
 
 impl Default for ServeConfig {
@@ -175,6 +190,11 @@ impl Default for ServeConfig {
             webhook_allow_private: options.webhooks.allow_private,
             webhook_timeout: options.webhooks.timeout,
             webhook_disable_after: options.webhooks.disable_after,
+            dashboard: options.dashboard.enabled,
+            cookie_secure: options.dashboard.cookie_secure,
+            session_idle_timeout: options.dashboard.session_idle_timeout,
+            session_lifetime: options.dashboard.session_lifetime,
+            sign_in_limit: options.dashboard.sign_in_quota.requests,
         }
     }
 }
@@ -183,7 +203,7 @@ impl Default for ServeConfig {
 /// Only these are read, so unrelated `WARDEN_*` variables (`WARDEN_CONFIG`,
 /// test settings) are not mistaken for unknown settings. A unit test checks
 /// the list against [`ServeConfig`]'s fields.
-const SETTINGS: [&str; 31] = [
+const SETTINGS: [&str; 36] = [
     "listen",
     "database_url",
     "policies",
@@ -215,6 +235,11 @@ const SETTINGS: [&str; 31] = [
     "webhook_allow_private",
     "webhook_timeout",
     "webhook_disable_after",
+    "dashboard",
+    "cookie_secure",
+    "session_idle_timeout",
+    "session_lifetime",
+    "sign_in_limit",
 ];
 
 /// The environment variable naming the configuration file.
@@ -354,6 +379,26 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_disable_after: Option<u32>,
+    /// Don't serve the web dashboard (`/ui/*` and `/docs` answer 404).
+    #[arg(long)]
+    #[serde(skip)]
+    pub no_dashboard: bool,
+    /// `--cookie-secure=false` lets the dashboard's session cookie travel over plain HTTP [default: true].
+    #[arg(long, action = clap::ArgAction::Set, value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookie_secure: Option<bool>,
+    /// A dashboard session ends after this long idle [default: 30m].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
+    pub session_idle_timeout: Option<Duration>,
+    /// A dashboard session ends this long after sign-in [default: 12h].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde::option", skip_serializing_if = "Option::is_none")]
+    pub session_lifetime: Option<Duration>,
+    /// Dashboard sign-in attempts per client address per minute, then 429 [default: 10].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sign_in_limit: Option<u32>,
 }
 
 /// A configuration that can't be used.
@@ -391,7 +436,9 @@ impl ServeConfig {
             }
             figment = figment.merge(Toml::file(path));
         }
-        Ok(figment.merge(Env::prefixed("WARDEN_").only(&SETTINGS)).merge(Serialized::defaults(args)))
+        let figment = figment.merge(Env::prefixed("WARDEN_").only(&SETTINGS)).merge(Serialized::defaults(args));
+        // `--no-dashboard` is the flag form of `dashboard = false`.
+        Ok(if args.no_dashboard { figment.merge(Serialized::default("dashboard", false)) } else { figment })
     }
 
     /// Checks ranges the types can't express.
@@ -458,6 +505,22 @@ impl ServeConfig {
             problems.push(format!(
                 "`webhook_timeout` must be at most 60s, got {}",
                 humantime::format_duration(self.webhook_timeout)
+            ));
+        }
+        if self.sign_in_limit == 0 {
+            problems.push("`sign_in_limit` must be at least 1".to_owned());
+        }
+        if self.session_idle_timeout < Duration::from_secs(60) {
+            problems.push(format!(
+                "`session_idle_timeout` must be at least one minute, got {}",
+                humantime::format_duration(self.session_idle_timeout)
+            ));
+        }
+        if self.session_lifetime < self.session_idle_timeout {
+            problems.push(format!(
+                "`session_lifetime` ({}) must be at least `session_idle_timeout` ({})",
+                humantime::format_duration(self.session_lifetime),
+                humantime::format_duration(self.session_idle_timeout)
             ));
         }
         if !(4..=31).contains(&self.bcrypt_cost) {

@@ -63,10 +63,14 @@ impl RouteLabels {
         Self(Arc::new(api.paths.paths.keys().map(|p| Arc::from(p.as_str())).collect()))
     }
 
-    /// The template `req` matched, if it is one of ours.
+    /// The template `req` matched, if it is one of ours: an API route, or a
+    /// dashboard route (also a fixed template, never the path as sent).
     fn label(&self, req: &Request) -> Option<Arc<str>> {
         let matched = req.extensions().get::<MatchedPath>()?;
-        self.0.get(matched.as_str()).cloned()
+        self.0.get(matched.as_str()).cloned().or_else(|| {
+            let path = matched.as_str();
+            (path == "/" || path == "/ui" || path.starts_with("/ui/") || path == "/docs").then(|| Arc::from(path))
+        })
     }
 }
 

@@ -77,6 +77,9 @@ pub struct Options {
     /// How webhook deliveries behave (private addresses, timeout, when an
     /// endpoint is disabled, retries). Default [`crate::webhooks::Settings`].
     pub webhooks: crate::webhooks::Settings,
+    /// The web dashboard: on or off, its cookie and sessions. Default
+    /// [`crate::ui::Settings`].
+    pub dashboard: crate::ui::Settings,
 }
 
 impl Default for Options {
@@ -104,6 +107,7 @@ impl Default for Options {
             auth_failure_quota: crate::auth::DEFAULT_FAILURE_QUOTA,
             client_address_header: None,
             webhooks: crate::webhooks::Settings::default(),
+            dashboard: crate::ui::Settings::default(),
         }
     }
 }
@@ -149,6 +153,13 @@ impl From<&ServeConfig> for Options {
                 timeout: c.webhook_timeout,
                 disable_after: c.webhook_disable_after,
                 ..crate::webhooks::Settings::default()
+            },
+            dashboard: crate::ui::Settings {
+                enabled: c.dashboard,
+                cookie_secure: c.cookie_secure,
+                session_idle_timeout: c.session_idle_timeout,
+                session_lifetime: c.session_lifetime,
+                sign_in_quota: Quota { requests: c.sign_in_limit, window: Duration::from_secs(60) },
             },
         }
     }
@@ -217,8 +228,21 @@ pub async fn build_state(store: Store, policy: Policy, options: &Options) -> any
         bcrypt_cost: options.bcrypt_cost,
         started: Instant::now(),
         webhooks: options.webhooks.clone(),
+        dashboard: crate::ui::Dashboard::new(options.dashboard.clone()),
     });
     Ok((state, writer))
+}
+
+/// Deletes dashboard sessions past their idle timeout or lifetime (each is
+/// also refused when presented; this keeps the table small).
+async fn prune_sessions(state: &AppState) {
+    let settings = &state.dashboard.settings;
+    let now = crate::store::now();
+    let ago = |d: Duration| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero());
+    if let Err(e) = state.store.prune_sessions(ago(settings.session_idle_timeout), ago(settings.session_lifetime)).await
+    {
+        tracing::debug!(error = %e, "could not prune expired dashboard sessions; the next minute tries again");
+    }
 }
 
 /// How often SQLite instances check the change counter; Postgres instances
@@ -297,13 +321,17 @@ pub fn spawn_background(state: &AppState, stop: watch::Receiver<bool>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    s.limiter.sweep();
-                    s.auth.sweep_failures();
-                }
-                _ = rx.wait_for(|v| *v) => break,
+            let stopping = tokio::select! {
+                _ = tick.tick() => false,
+                _ = rx.wait_for(|v| *v) => true,
+            };
+            if stopping {
+                break;
             }
+            s.limiter.sweep();
+            s.auth.sweep_failures();
+            s.dashboard.sweep();
+            prune_sessions(&s).await;
         }
     });
 }

@@ -57,4 +57,7 @@ pub struct Services {
     pub started: Instant,
     /// How webhook deliveries behave (the endpoints' URL rules too).
     pub webhooks: crate::webhooks::Settings,
+    /// The web dashboard's settings and its in-process state (sign-in
+    /// limits).
+    pub dashboard: crate::ui::Dashboard,
 }

@@ -11,6 +11,7 @@ mod customers;
 mod keys;
 mod orphans;
 mod overrides;
+mod sessions;
 
 use std::str::FromStr as _;
 
@@ -28,6 +29,7 @@ pub use customers::Customer;
 pub use customers::now;
 pub use keys::{KeyRecord, KeySummary, NewKey, Role};
 pub use orphans::{Adopted, Fingerprints, InForce, Orphan, OrphanReason};
+pub use sessions::SessionRecord;
 pub use overrides::{Binding, Bindings, CustomerSettings, OverrideTables, StoredOverride};
 
 /// Runs `$body` with `$p` bound to the configured pool. The body is

@@ -21,4 +21,6 @@ mod reload;
 mod slow_clients;
 mod store;
 mod trail;
+mod ui_session;
+mod ui_support;
 mod webhooks;
