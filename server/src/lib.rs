@@ -1,6 +1,7 @@
 //! The `warden` binary's library: the policy author's commands and the
 //! decision service. `main.rs` only calls [`cli::run`].
 
+mod admin;
 pub mod app;
 pub mod audit;
 pub mod auth;

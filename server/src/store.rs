@@ -7,6 +7,7 @@
 
 pub(crate) mod admin;
 mod audit;
+mod blocks;
 mod customers;
 mod keys;
 mod orphans;

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 
+use crate::admin::{apply_now, invalid};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -69,29 +70,13 @@ impl PageParams {
     }
 }
 
-/// A 422 naming `field`.
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::Invalid { field: field.to_owned(), message: message.into() }
-}
-
 /// Parses a path id; a malformed one is as unknown as a missing one. The
 /// raw text is not repeated: it may be anything the client typed.
 fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(raw).map_err(|_| ApiError::NotFound(format!("no {what} with that id (ids are UUIDs)")))
 }
 
-/// After a committed change: this instance sees it on its very next
-/// request. If reloading fails here the change still stands (it is
-/// committed), so the answer is still success; the background poll applies
-/// it within a second.
-async fn apply_now(state: &AppState) {
-    if let Err(e) = state.live.reload_overrides(&state.store).await {
-        tracing::warn!(error = %e, "change committed; applying it at the next poll");
-    }
-}
-
 /// The customer with this path id, or 404.
 async fn customer(state: &AppState, raw: &str) -> Result<crate::store::Customer, ApiError> {
-    let id = parse_id(raw, "customer")?;
-    state.store.customer(id).await?.ok_or_else(|| ApiError::NotFound(format!("no customer with id `{id}`")))
+    crate::admin::customers::get(state, parse_id(raw, "customer")?).await
 }

@@ -54,13 +54,30 @@ impl Store {
         Ok(on_pool!(self, p => sqlx::query_as::<_, Customer>(sql).bind(id).fetch_optional(p).await)?)
     }
 
-    /// Customers, oldest first.
-    pub async fn list_customers(&self, page: u32, page_size: u32) -> Result<Page<Customer>, StoreError> {
+    /// Customers, oldest first; with `search`, only those whose name or
+    /// email contains it, without regard to case (for names: any letter on
+    /// Postgres, ASCII letters on SQLite, whose `lower()` knows no other).
+    /// `%` and `_` in `search` match themselves.
+    pub async fn list_customers(
+        &self,
+        search: Option<&str>,
+        page: u32,
+        page_size: u32,
+    ) -> Result<Page<Customer>, StoreError> {
         let offset = i64::from(page.saturating_sub(1)) * i64::from(page_size);
-        let sql = "SELECT id, name, email, created_at FROM customer ORDER BY created_at, id LIMIT $1 OFFSET $2";
-        let items = on_pool!(self, p => sqlx::query_as::<_, Customer>(sql).bind(i64::from(page_size)).bind(offset).fetch_all(p).await)?;
-        let total =
-            on_pool!(self, p => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM customer").fetch_one(p).await)?;
+        let pattern = search.map(|s| format!("%{}%", escape_like(&s.to_lowercase())));
+        let matching = "($1 IS NULL OR lower(name) LIKE $1 ESCAPE '\\' OR email LIKE $1 ESCAPE '\\')";
+        let sql = format!(
+            "SELECT id, name, email, created_at FROM customer WHERE {matching} ORDER BY created_at, id LIMIT $2 OFFSET $3"
+        );
+        let items = on_pool!(self, p => sqlx::query_as::<_, Customer>(&sql)
+            .bind(&pattern)
+            .bind(i64::from(page_size))
+            .bind(offset)
+            .fetch_all(p)
+            .await)?;
+        let count = format!("SELECT COUNT(*) FROM customer WHERE {matching}");
+        let total = on_pool!(self, p => sqlx::query_scalar::<_, i64>(&count).bind(&pattern).fetch_one(p).await)?;
         Ok(Page { items, page, page_size, total })
     }
 
@@ -78,6 +95,19 @@ impl Store {
             Err(e) => Err(e),
         }
     }
+}
+
+/// `s` with the `LIKE` wildcards and the escape character (`\\`) escaped,
+/// so each matches itself.
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Now, in UTC, truncated to microseconds so that values compare the same on

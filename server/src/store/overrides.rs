@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 use warden_engine::{Overrides, Policy, RuleOverride};
 
-use super::customers::now;
+use super::customers::{Customer, now};
 use super::orphans::{OrphanReason, binding};
 use super::{AdminChange, Store, StoreError, admin_tx, on_pool};
 use crate::rate_limit::Quota;
@@ -123,6 +123,19 @@ pub(super) struct CustomerRuleRow {
     pub(super) score: Option<i64>,
     pub(super) rule_fingerprint: Option<String>,
     pub(super) updated_at: DateTime<Utc>,
+}
+
+/// A stored override with its customer.
+#[derive(sqlx::FromRow)]
+struct OverriderRow {
+    id: Uuid,
+    name: String,
+    email: String,
+    created_at: DateTime<Utc>,
+    enabled: Option<bool>,
+    score: Option<i64>,
+    rule_fingerprint: Option<String>,
+    updated_at: DateTime<Utc>,
 }
 
 const SELECT_TOGGLES: &str = "SELECT rule_key, enabled, rule_fingerprint, updated_at FROM policy";
@@ -286,6 +299,30 @@ impl Store {
             fingerprint: r.rule_fingerprint,
             set_at: r.updated_at,
         }))
+    }
+
+    /// The customers with a stored override of `rule_key` (orphaned or
+    /// not), by name, at most `limit` of them, and how many there are.
+    pub async fn overrides_of_rule(
+        &self,
+        rule_key: &str,
+        limit: u32,
+    ) -> Result<(Vec<(Customer, StoredOverride)>, i64), StoreError> {
+        let sql = "SELECT c.id, c.name, c.email, c.created_at, o.enabled, o.score, o.rule_fingerprint, o.updated_at \
+                   FROM customer_policy o JOIN customer c ON c.id = o.customer_id WHERE o.rule_key = $1 \
+                   ORDER BY c.name, c.id LIMIT $2";
+        let rows = on_pool!(self, p => sqlx::query_as::<_, OverriderRow>(sql).bind(rule_key).bind(i64::from(limit)).fetch_all(p).await)?;
+        let count = "SELECT COUNT(*) FROM customer_policy WHERE rule_key = $1";
+        let total = on_pool!(self, p => sqlx::query_scalar::<_, i64>(count).bind(rule_key).fetch_one(p).await)?;
+        let items = rows
+            .into_iter()
+            .map(|r| {
+                let customer = Customer { id: r.id, name: r.name, email: r.email, created_at: r.created_at };
+                let rule = RuleOverride { enabled: r.enabled, score: r.score };
+                (customer, StoredOverride { rule, fingerprint: r.rule_fingerprint, set_at: r.updated_at })
+            })
+            .collect();
+        Ok((items, total))
     }
 
     /// Sets a customer's override of `rule_key`, a rule of `policy`, binding

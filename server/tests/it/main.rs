@@ -21,6 +21,8 @@ mod reload;
 mod slow_clients;
 mod store;
 mod trail;
+mod ui_customers;
+mod ui_rules;
 mod ui_session;
 mod ui_support;
 mod webhooks;

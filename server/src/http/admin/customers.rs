@@ -7,8 +7,11 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::PageParams;
 use super::input::{Body, Params, PathParams};
-use super::{PageParams, invalid};
+use crate::admin::customers;
+// Other resources name things with the same rule.
+pub(super) use crate::admin::customers::display_name;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
 use crate::state::AppState;
@@ -33,35 +36,6 @@ struct NewCustomer {
     email: String,
 }
 
-/// Spaces, tabs and line breaks: what a name may not consist of only, and
-/// what an email may not contain. (The same set as the documented patterns;
-/// Unicode's wider notion of whitespace differs between regex engines.)
-fn blank(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\r')
-}
-
-/// A display name as documented: 1 to 200 characters, not all blank.
-/// Returns it without blank ends.
-pub(super) fn display_name<'a>(field: &str, name: &'a str) -> Result<&'a str, ApiError> {
-    if name.chars().all(blank) || name.chars().count() > 200 {
-        return Err(invalid(field, format!("`{field}` must be 1 to 200 characters, not only spaces")));
-    }
-    Ok(name.trim_matches(blank))
-}
-
-fn validate(c: &NewCustomer) -> Result<&str, ApiError> {
-    let name = display_name("name", &c.name)?;
-    let bad = |c: char| c == '@' || c == '\0' || blank(c);
-    let shaped = c.email.chars().count() <= 254
-        && c.email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && !local.chars().any(bad) && !domain.chars().any(bad) && domain.contains('.')
-        });
-    if !shaped {
-        return Err(invalid("email", "`email` must be an address such as ops@example.com, without spaces"));
-    }
-    Ok(name)
-}
-
 /// Create a customer.
 #[utoipa::path(post, path = "/api/admin/customers", tag = "admin", request_body = NewCustomer,
     responses(
@@ -73,21 +47,36 @@ async fn create_customer(
     Admin(actor): Admin,
     Body(c): Body<NewCustomer>,
 ) -> Result<(StatusCode, Json<Customer>), ApiError> {
-    let name = validate(&c)?;
-    let customer = state.store.create_customer(name, &c.email, Some(actor.key_id)).await?;
+    let customer = customers::create(&state, actor.key_id, &c.name, &c.email).await?;
     Ok((StatusCode::CREATED, Json(customer)))
 }
 
-/// List customers, oldest first.
-#[utoipa::path(get, path = "/api/admin/customers", tag = "admin", params(PageParams),
+/// `?page=&page_size=&q=`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct CustomerQuery {
+    /// From 1 (default 1).
+    #[param(minimum = 1, maximum = 4_294_967_295_u64, format = Int64)]
+    page: Option<u32>,
+    /// 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    page_size: Option<u32>,
+    /// Only customers whose name or email contains this, without regard
+    /// to case (at most 254 characters).
+    #[param(max_length = 254, pattern = "^[^\\u0000]*$")]
+    q: Option<String>,
+}
+
+/// List customers, oldest first, optionally only those matching `q`.
+#[utoipa::path(get, path = "/api/admin/customers", tag = "admin", params(CustomerQuery),
     responses((status = 200, description = "A page of customers", body = Page<Customer>)))]
 async fn list_customers(
     State(state): State<AppState>,
     _: Admin,
-    Params(params): Params<PageParams>,
+    Params(query): Params<CustomerQuery>,
 ) -> Result<Json<Page<Customer>>, ApiError> {
-    let (page, size) = params.resolve()?;
-    Ok(Json(state.store.list_customers(page, size).await?))
+    let (page, size) = PageParams { page: query.page, page_size: query.page_size }.resolve()?;
+    Ok(Json(customers::list(&state, query.q.as_deref(), page, size).await?))
 }
 
 /// One customer.

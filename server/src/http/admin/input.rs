@@ -17,13 +17,7 @@ use warden_engine::json::JsonError;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Whether both databases can store `s`. Postgres refuses the NUL
-/// character (U+0000) in `text` and `jsonb` values (SQLite keeps it); every
-/// other Unicode scalar value is storable in both, and the JSON parser
-/// already refuses unpaired surrogates.
-pub(super) fn storable(s: &str) -> bool {
-    !s.contains('\0')
-}
+pub(super) use crate::admin::storable;
 
 fn unstorable(field: String) -> ApiError {
     let message = format!("`{field}` contains a NUL character (U+0000), which can't be stored; remove it");

@@ -7,13 +7,12 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::apply_now;
 use super::input::{Body, PathParams};
 use super::int::Int;
+use crate::admin::customers::{self, MAX_RATE_REQUESTS, MAX_THRESHOLD, MAX_WINDOW_SECONDS, MIN_THRESHOLD};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
 use crate::state::AppState;
-use crate::store::CustomerSettings;
 
 /// `/api/admin/customers/{id}/settings`.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -26,10 +25,10 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 struct RateLimitBody {
     /// Requests per window (1 to 1000000000).
     #[schema(inline)]
-    requests: Int<1, 1_000_000_000>,
+    requests: Int<1, { MAX_RATE_REQUESTS }>,
     /// Window in seconds (1 to 86400).
     #[schema(inline)]
-    window_seconds: Int<1, 86_400>,
+    window_seconds: Int<1, { MAX_WINDOW_SECONDS }>,
 }
 
 /// A customer's settings. Absent fields are cleared (the set's threshold,
@@ -40,7 +39,7 @@ struct SettingsBody {
     /// This customer's threshold (-1000000000 to 1000000000).
     #[serde(default)]
     #[schema(inline)]
-    threshold: Option<Int<-1_000_000_000, 1_000_000_000>>,
+    threshold: Option<Int<{ MIN_THRESHOLD }, { MAX_THRESHOLD }>>,
     /// This customer's rate limit, per API key.
     #[serde(default)]
     rate_limit: Option<RateLimitBody>,
@@ -59,16 +58,15 @@ async fn put_settings(
     PathParams(id): PathParams<String>,
     body: Result<Body<SettingsBody>, ApiError>,
 ) -> Result<Json<SettingsBody>, ApiError> {
+    // An unknown customer is 404 whatever the body.
     let customer = super::customer(&state, &id).await?;
     let Body(s) = body?;
-    let settings = CustomerSettings {
-        customer_id: customer.id,
+    let settings = customers::Settings {
         threshold: s.threshold.map(Int::get),
-        rate_limit_requests: s.rate_limit.map(|r| r.requests.get()),
-        rate_limit_window_seconds: s.rate_limit.map(|r| r.window_seconds.get()),
+        rate_limit: s
+            .rate_limit
+            .map(|r| customers::RateLimit { requests: r.requests.get(), window_seconds: r.window_seconds.get() }),
     };
-    let policy = state.live.load().policy.clone();
-    state.store.set_customer_settings(&policy, &settings, state.default_quota, Some(actor.key_id)).await?;
-    apply_now(&state).await;
+    customers::set_settings(&state, actor.key_id, &customer, settings).await?;
     Ok(Json(s))
 }
