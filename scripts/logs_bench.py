@@ -33,12 +33,16 @@ def fill_sqlite(path):
     c.executemany(
         "INSERT INTO usage_log (decision_id, request_id, customer_id, api_key_id, model, operation, meta, risk_score, allowed, status, reason, policy_version, latency_us, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         ((d.bytes, r, c_.bytes, key_id.bytes, m, o, "{}", s, int(a), st, re, "bench", 10, t.isoformat(timespec="microseconds")) for d, r, c_, m, o, s, a, st, re, t in generate()))
+    # Rows written here bypass the audit writer, which keeps the daily
+    # rollup; fill it the way the migration does.
+    c.execute("INSERT INTO usage_rollup (day, status, reason, has_model, model, count) SELECT substr(created_at, 1, 10), status, reason, model IS NOT NULL, COALESCE(model, ''), COUNT(*) FROM usage_log GROUP BY 1, 2, 3, 4, 5")
     c.commit()
 
 def fill_postgres(url):
     data = "".join(f"{d}\t{r}\t{c_}\t{key_id}\t{m}\t{o}\t{{}}\t{s}\t{'t' if a else 'f'}\t{st}\t{re}\tbench\t10\t{t.isoformat()}\n" for d, r, c_, m, o, s, a, st, re, t in generate())
     subprocess.run(["psql", url, "-qc", "COPY usage_log (decision_id, request_id, customer_id, api_key_id, model, operation, meta, risk_score, allowed, status, reason, policy_version, latency_us, created_at) FROM STDIN"],
                    input=data, text=True, check=True)
+    subprocess.run(["psql", url, "-qc", "INSERT INTO usage_rollup (day, status, reason, has_model, model, count) SELECT (created_at AT TIME ZONE 'UTC')::date, status, reason, model IS NOT NULL, COALESCE(model, ''), COUNT(*) FROM usage_log GROUP BY 1, 2, 3, 4, 5"], check=True)
     subprocess.run(["psql", url, "-qc", "ANALYZE usage_log"], check=True)
 
 def bench(name, url, fill):

@@ -6,9 +6,11 @@
 //! doesn't exist, 422 naming the field for invalid input, 409 for a
 //! conflict with the target's state.
 
+pub(crate) mod audit_chain;
 pub(crate) mod customers;
 pub(crate) mod overrides;
 pub(crate) mod rules;
+pub(crate) mod status;
 
 use std::ops::RangeInclusive;
 

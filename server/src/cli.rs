@@ -179,7 +179,9 @@ pub enum KeysCommand {
 pub enum LogsCommand {
     /// Delete audit rows older than a duration (e.g. `90d`), recording a
     /// checkpoint (the last deleted row's chain position and hash, and the
-    /// count) that `warden audit verify` starts from.
+    /// count) that `warden audit verify` starts from. The daily counts the
+    /// dashboard's overview shows (`usage_rollup`) are kept: they describe
+    /// the traffic served, whatever the retention.
     Prune {
         /// Age limit, e.g. `90d`, `12h`.
         #[arg(long, value_parser = humantime::parse_duration)]

@@ -12,6 +12,7 @@ mod customers;
 mod keys;
 mod orphans;
 mod overrides;
+mod rollup;
 mod sessions;
 
 use std::str::FromStr as _;
@@ -32,6 +33,7 @@ pub use keys::{KeyRecord, KeySummary, NewKey, Role};
 pub use orphans::{Adopted, Fingerprints, InForce, Orphan, OrphanReason};
 pub use sessions::SessionRecord;
 pub use overrides::{Binding, Bindings, CustomerSettings, OverrideTables, StoredOverride};
+pub use rollup::{DayCounts, OutcomeCounts, RollupRow, Traffic};
 
 /// Runs `$body` with `$p` bound to the configured pool. The body is
 /// type-checked once per backend.

@@ -165,7 +165,7 @@ pub struct Report {
 /// The last verification in brief, for the status endpoint.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Summary {
-    /// `cli` or `api`.
+    /// `cli`, `api` or `dashboard`.
     pub source: String,
     /// When it started.
     pub started_at: DateTime<Utc>,
@@ -249,7 +249,7 @@ pub async fn verify(store: &Store, range: Range) -> Result<Report, StoreError> {
 }
 
 /// Runs [`verify`] and records its start and result in
-/// `audit_verification` (`source`: `cli` or `api`).
+/// `audit_verification` (`source`: `cli`, `api` or `dashboard`).
 ///
 /// # Errors
 /// A database error.

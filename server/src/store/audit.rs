@@ -145,6 +145,7 @@ impl Store {
             .zip(&metas)
             .map(|((r, at), meta)| crate::audit::chain::encode_usage_canonical(&usage_fields(r, *at), meta))
             .collect();
+        let rollup = super::rollup::RollupBatch::of(rows);
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
             let (mut seq, mut prev, webhooks) = chain::take_chain_head!(tx, crate::audit::chain::Chain::UsageLog);
@@ -183,6 +184,7 @@ impl Store {
                 q.build().execute(&mut *tx).await?;
             }
             chain::move_chain_head!(tx, crate::audit::chain::Chain::UsageLog, seq, &prev);
+            rollup.add(&mut tx).await?;
             // Webhook events for blocked and rejected decisions, in the same
             // transaction: they exist exactly when their audit rows do.
             let subs = if webhooks { crate::webhooks::outbox::load_subscriptions!(tx) } else { Vec::new() };

@@ -3,8 +3,6 @@
 //! /api/admin/audit/verify` (run a verification in the background) and
 //! `GET /api/admin/audit/verification` (the last one's result).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,7 +11,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::audit::chain::Chain;
-use crate::audit::verify::{self, Range};
 use crate::error::ApiError;
 use crate::http::Admin;
 use crate::state::AppState;
@@ -47,9 +44,6 @@ async fn head(State(state): State<AppState>, _: Admin) -> Result<Json<Heads>, Ap
     }))
 }
 
-/// One verification at a time per process.
-static RUNNING: AtomicBool = AtomicBool::new(false);
-
 /// A verification was started.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Started {
@@ -66,22 +60,7 @@ struct Started {
         (status = 409, description = "A verification started here is still running", body = crate::error::ErrorBody),
     ))]
 async fn start_verification(State(state): State<AppState>, _: Admin) -> Result<(StatusCode, Json<Started>), ApiError> {
-    if RUNNING.swap(true, Ordering::AcqRel) {
-        return Err(ApiError::Conflict("a verification is already running on this instance".to_owned()));
-    }
-    let store = state.store.clone();
-    tokio::spawn(async move {
-        match verify::verify_and_record(&store, Range::default(), "api").await {
-            Ok(report) if report.ok => {
-                tracing::info!(rows = report.rows_checked, "audit chain verified: every link holds");
-            }
-            Ok(report) => {
-                tracing::error!(rows = report.rows_checked, first_break = ?report.first_break, "audit chain verification found broken links");
-            }
-            Err(e) => tracing::error!(error = %e, "audit chain verification could not run"),
-        }
-        RUNNING.store(false, Ordering::Release);
-    });
+    crate::admin::audit_chain::start_verification(&state.store, "api")?;
     Ok((StatusCode::ACCEPTED, Json(Started { status: "started" })))
 }
 

@@ -375,7 +375,7 @@ impl Store {
 pub struct VerificationRecord {
     /// Its id.
     pub id: i64,
-    /// `cli` or `api`.
+    /// `cli`, `api` or `dashboard`.
     pub source: String,
     /// When it started.
     pub started_at: DateTime<Utc>,
