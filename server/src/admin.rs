@@ -8,9 +8,11 @@
 
 pub(crate) mod audit_chain;
 pub(crate) mod customers;
+pub(crate) mod keys;
 pub(crate) mod overrides;
 pub(crate) mod rules;
 pub(crate) mod status;
+pub(crate) mod webhooks;
 
 use std::ops::RangeInclusive;
 

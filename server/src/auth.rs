@@ -92,7 +92,7 @@ pub struct Principal {
     pub key_id: Uuid,
     /// Its customer.
     pub customer_id: Uuid,
-    /// App or admin.
+    /// App, admin or viewer.
     pub role: Role,
 }
 

@@ -159,6 +159,10 @@ pub enum KeysCommand {
         /// Make an admin key (default: an app key).
         #[arg(long)]
         admin: bool,
+        /// Make a viewer key: it reads the admin API and signs in to the
+        /// dashboard, changes nothing, and asks for no decisions.
+        #[arg(long, conflicts_with = "admin")]
+        viewer: bool,
         /// bcrypt cost (4–31). Each verification costs about 2^cost work.
         #[arg(long, env = "WARDEN_BCRYPT_COST", default_value_t = bcrypt::DEFAULT_COST, value_parser = clap::value_parser!(u32).range(4..=31))]
         bcrypt_cost: u32,

@@ -4,6 +4,7 @@ mod audit;
 mod check;
 mod eval;
 mod fmt;
+mod keys;
 mod serve;
 mod test;
 
@@ -25,7 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve(config) => serve::serve(config),
         Command::Migrate(db) => serve::migrate(&db),
-        Command::Keys { command } => serve::keys(command),
+        Command::Keys { command } => keys::run(command),
         Command::Logs { command } => audit::logs(command),
         Command::Audit { command } => audit::audit(command),
     }

@@ -21,6 +21,10 @@ pub enum ApiError {
     /// 403: an app key on an admin endpoint.
     #[error("this endpoint needs an admin key")]
     Forbidden,
+    /// 403: the key's role may not do this (a viewer key writing, or asking
+    /// for a decision); the message says which role may.
+    #[error("{0}")]
+    ForbiddenRole(&'static str),
     /// 404.
     #[error("{0}")]
     NotFound(String),
@@ -67,7 +71,7 @@ impl ApiError {
         match self {
             Self::Unauthorized(AuthError::Throttled { .. }) => "too_many_failures",
             Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden => "forbidden",
+            Self::Forbidden | Self::ForbiddenRole(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RequestTimeout(_) => "request_timeout",
@@ -87,7 +91,7 @@ impl ApiError {
             Self::Unauthorized(AuthError::Store(_)) | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthorized(AuthError::Throttled { .. }) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::ForbiddenRole(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,

@@ -13,8 +13,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
-use axum::http::HeaderName;
 use axum::http::request::Parts;
+use axum::http::{HeaderName, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi as _;
@@ -24,6 +24,7 @@ use utoipa_axum::routes;
 use crate::auth::{AuthError, Principal};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::store::Role;
 
 /// The request id header, propagated or generated.
 pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -74,8 +75,29 @@ impl RouteLabels {
     }
 }
 
-/// The caller, authenticated by API key (`Authorization: Bearer …` or
-/// `x-api-key: …`). Any role.
+/// The key a request carries (`Authorization: Bearer …` or `x-api-key: …`),
+/// verified. Any role: the extractors below decide what each role may do.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let token = match (header("authorization"), header("x-api-key")) {
+        (Some(auth), _) => {
+            let (scheme, token) = auth.split_once(' ').ok_or(ApiError::Unauthorized(AuthError::Malformed))?;
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(ApiError::Unauthorized(AuthError::Malformed));
+            }
+            token.trim()
+        }
+        (None, Some(key)) => key.trim(),
+        (None, None) => return Err(ApiError::Unauthorized(AuthError::Missing)),
+    };
+    let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let client = state.auth.client_address(&parts.headers, peer);
+    state.auth.authenticate(token, client).await.map_err(ApiError::Unauthorized)
+}
+
+/// The caller of a decision endpoint (`/v1/check`, `/api/evaluate`),
+/// authenticated by API key: an app or admin key. A viewer key gets 403: it
+/// is a person's read-only admin credential, not an application's.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Caller(pub Principal);
 
@@ -83,25 +105,20 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let token = match (header("authorization"), header("x-api-key")) {
-            (Some(auth), _) => {
-                let (scheme, token) = auth.split_once(' ').ok_or(ApiError::Unauthorized(AuthError::Malformed))?;
-                if !scheme.eq_ignore_ascii_case("bearer") {
-                    return Err(ApiError::Unauthorized(AuthError::Malformed));
-                }
-                token.trim()
-            }
-            (None, Some(key)) => key.trim(),
-            (None, None) => return Err(ApiError::Unauthorized(AuthError::Missing)),
-        };
-        let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-        let client = state.auth.client_address(&parts.headers, peer);
-        state.auth.authenticate(token, client).await.map(Caller).map_err(ApiError::Unauthorized)
+        let principal = authenticate(parts, state).await?;
+        if !principal.role.can_decide() {
+            return Err(ApiError::ForbiddenRole(
+                "a viewer key can't ask for decisions; use an app key (viewer keys are for reading the admin API and the dashboard)",
+            ));
+        }
+        Ok(Caller(principal))
     }
 }
 
-/// The caller, who must hold an admin key; an app key gets 403.
+/// The caller of the admin API: an admin key, or a viewer key on a read
+/// (`GET` or `HEAD`). An app key gets 403, and so does a viewer key on any
+/// other method. Decided here, by method, once for every admin route, so
+/// no handler can forget it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Admin(pub Principal);
 
@@ -109,11 +126,14 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Caller(principal) = Caller::from_request_parts(parts, state).await?;
-        if principal.role != crate::store::Role::Admin {
-            return Err(ApiError::Forbidden);
+        let principal = authenticate(parts, state).await?;
+        let read = matches!(parts.method, Method::GET | Method::HEAD);
+        match principal.role {
+            Role::Admin => Ok(Admin(principal)),
+            Role::Viewer if read => Ok(Admin(principal)),
+            Role::Viewer => Err(ApiError::ForbiddenRole("a viewer key can only read; this change needs an admin key")),
+            Role::App => Err(ApiError::Forbidden),
         }
-        Ok(Admin(principal))
     }
 }
 

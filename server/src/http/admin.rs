@@ -1,4 +1,5 @@
-//! The admin API (admin keys only; an app key gets 403), one module per
+//! The admin API (admin keys; viewer keys for `GET` only; an app key gets
+//! 403: see [`crate::http::Admin`]), one module per
 //! resource, each with its own router, merged by [`router`]. Lists are
 //! paged: `{items, page, page_size, total}` with `page_size` at most 500.
 

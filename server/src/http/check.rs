@@ -127,6 +127,7 @@ async fn rate_limit(
         (status = 200, description = "Decided (a block is `allowed: false`)", body = CheckResponse),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "Missing, malformed, unknown or inactive key", body = ErrorBody),
+        (status = 403, description = "A viewer key: viewers read the admin API and the dashboard, and ask for no decisions", body = ErrorBody),
         (status = 413, description = "Body over the size limit", body = ErrorBody),
         (status = 422, description = "Refused before evaluation: a forbidden content field, a key repeated in the JSON, a wrong type, a missing field, or nesting too deep", body = ErrorBody),
         (status = 429, description = "Rate limited; see Retry-After", body = ErrorBody),
@@ -247,6 +248,7 @@ pub struct EvaluateResponse {
     responses(
         (status = 200, description = "The key is valid", body = EvaluateResponse),
         (status = 401, description = "Missing, malformed, unknown or inactive key", body = ErrorBody),
+        (status = 403, description = "A viewer key: viewers read the admin API and the dashboard, and ask for no decisions", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody),
         (status = 503, description = "The key store is unavailable", body = ErrorBody),
     )

@@ -46,7 +46,7 @@ impl utoipa::Modify for Security {
 /// Adds the answers operations share, where an operation doesn't document
 /// them itself:
 /// - every admin operation: the key security schemes, 401 (no usable key),
-///   403 (not an admin key) and 503 (database unavailable);
+///   403 (not an admin key, or a viewer key on a change) and 503 (database unavailable);
 /// - every operation with a JSON body: 400 (not JSON), 413 (too large) and
 ///   422 (a field is invalid; `field` names it);
 /// - every operation with query parameters: 422 (a parameter is invalid).
@@ -66,7 +66,7 @@ pub(crate) fn document_common_responses(api: &mut OpenApi) {
                     ]);
                 }
                 add(op, "401", "Missing, malformed, unknown or inactive key");
-                add(op, "403", "Not an admin key");
+                add(op, "403", "Not an admin key (a viewer key may only read: GET)");
                 add(op, "503", "The database is unavailable; try again");
             }
             // Every authenticated operation runs key verification, whose

@@ -21,6 +21,10 @@ pub enum Role {
     App,
     /// Everything, including the admin API.
     Admin,
+    /// A person's read-only admin credential: every `GET` of the admin API
+    /// and the dashboard's pages, no change anywhere, and no decisions
+    /// (`/v1/check` and `/api/evaluate` answer 403: a viewer is not an app).
+    Viewer,
 }
 
 impl Role {
@@ -29,13 +33,37 @@ impl Role {
         match self {
             Self::App => "app",
             Self::Admin => "admin",
+            Self::Viewer => "viewer",
         }
     }
 
+    /// Whether the key may change things through the admin API (and the
+    /// dashboard): only an admin key. A viewer reads, an app decides.
+    pub fn can_write(self) -> bool {
+        self == Self::Admin
+    }
+
+    /// Whether the key may read the admin API (and sign in to the
+    /// dashboard): an admin or a viewer key.
+    pub fn can_read_admin(self) -> bool {
+        matches!(self, Self::Admin | Self::Viewer)
+    }
+
+    /// Whether the key may ask for decisions (`/v1/check`, `/api/evaluate`):
+    /// an app or an admin key, not a viewer.
+    pub fn can_decide(self) -> bool {
+        matches!(self, Self::App | Self::Admin)
+    }
+
     fn parse(s: &str) -> Self {
-        // The schema's CHECK constraint allows only these two; anything else
-        // gets the least privilege.
-        if s == "admin" { Self::Admin } else { Self::App }
+        // The schema's CHECK constraint allows only these three. Anything
+        // else would be a damaged row: it gets the role that can't see or
+        // change the admin API.
+        match s {
+            "admin" => Self::Admin,
+            "viewer" => Self::Viewer,
+            _ => Self::App,
+        }
     }
 }
 
@@ -48,7 +76,7 @@ pub struct NewKey {
     pub customer_id: Uuid,
     /// A label.
     pub name: String,
-    /// App or admin.
+    /// App, admin or viewer.
     pub role: Role,
     /// bcrypt hash of the secret.
     pub secret_hash: String,
@@ -61,7 +89,7 @@ pub struct KeyRecord {
     pub id: Uuid,
     /// Its customer.
     pub customer_id: Uuid,
-    /// App or admin.
+    /// App, admin or viewer.
     pub role: Role,
     /// bcrypt hash of the current secret.
     pub secret_hash: String,
@@ -94,7 +122,7 @@ pub struct KeySummary {
     pub customer_id: Uuid,
     /// The customer's email.
     pub customer_email: String,
-    /// `app` or `admin`.
+    /// `app`, `admin` or `viewer`.
     pub role: String,
     /// Whether it is accepted.
     pub active: bool,

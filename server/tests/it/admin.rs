@@ -10,7 +10,8 @@ const PII: &str = r#"{"model":"gpt-4","operation":"classify","metadata":{"contai
 const EXT: &str = r#"{"model":"gpt-4","operation":"classify","metadata":{"is_external_model":true}}"#;
 const OTHER_MODEL: &str = r#"{"model":"new-model","operation":"classify"}"#;
 
-async fn call(app: &TestApp, key: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+/// Sends `method path` with `key` and an optional JSON body: status and body.
+pub(crate) async fn call(app: &TestApp, key: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut req = Request::builder().method(method).uri(path).header("authorization", format!("Bearer {key}"));
     let body = match body {
         Some(b) => {

@@ -27,4 +27,5 @@ mod ui_rules;
 mod ui_session;
 mod ui_support;
 mod ui_status;
+mod viewer;
 mod webhooks;

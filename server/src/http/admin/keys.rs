@@ -1,12 +1,11 @@
-//! `/api/admin/keys`: list, create, rotate, delete. Responses never hold a
-//! secret or hash, except the new key itself, shown once on creation and
-//! rotation.
+//! `/api/admin/keys`: list, create, rotate, delete (the rules are in
+//! [`crate::admin::keys`]). Responses never hold a secret or hash, except
+//! the new key itself, shown once on creation and rotation.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -14,10 +13,11 @@ use uuid::Uuid;
 use super::input::{Body, Params, PathParams};
 use super::int::Int;
 use super::{PageParams, parse_id};
+use crate::admin::keys::{self, IssuedKey, KeyRequest};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
 use crate::state::AppState;
-use crate::store::{KeySummary, NewKey, Page, Role};
+use crate::store::{KeySummary, Page, Role};
 
 /// `/api/admin/keys`, `/api/admin/keys/{id}` and `/api/admin/keys/{id}/rotate`.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -48,7 +48,8 @@ struct NewKeyBody {
     name: String,
     /// The customer it belongs to.
     customer_id: Uuid,
-    /// `app` (default) or `admin`.
+    /// `app` (default), `admin`, or `viewer` (reads the admin API and the
+    /// dashboard, changes nothing, asks for no decisions).
     role: Option<Role>,
 }
 
@@ -61,31 +62,6 @@ struct RotateBody {
     #[serde(default)]
     #[schema(inline)]
     grace_seconds: Option<Int<0, 604_800>>,
-}
-
-/// A key with its plaintext, shown this once.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-struct IssuedKey {
-    /// The full key: `wdn_<id>_<secret>`. Store it now; it is never shown again.
-    key: String,
-    /// Until when the previous secret still works (rotation with a grace period).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    old_secret_valid_until: Option<DateTime<Utc>>,
-    /// The key as listed.
-    #[serde(flatten)]
-    summary: KeySummary,
-}
-
-async fn hash(state: &AppState, secret: String) -> Result<String, ApiError> {
-    let cost = state.bcrypt_cost;
-    tokio::task::spawn_blocking(move || crate::auth::hash_secret(&secret, cost))
-        .await
-        .map_err(|e| ApiError::Internal(format!("hashing task: {e}")))?
-        .map_err(|e| ApiError::Internal(format!("bcrypt: {e}")))
-}
-
-async fn summary(state: &AppState, id: Uuid) -> Result<KeySummary, ApiError> {
-    state.store.key_summary(id).await?.ok_or_else(|| ApiError::NotFound(format!("no key with id `{id}`")))
 }
 
 /// List keys (never their secrets or hashes).
@@ -111,20 +87,8 @@ async fn create_key(
     Admin(actor): Admin,
     Body(b): Body<NewKeyBody>,
 ) -> Result<(StatusCode, Json<IssuedKey>), ApiError> {
-    let name = super::customers::display_name("name", &b.name)?;
-    let customer = super::customer(&state, &b.customer_id.to_string()).await?;
-    let token = crate::auth::generate();
-    let secret_hash = hash(&state, token.secret).await?;
-    let key = NewKey {
-        id: token.id,
-        customer_id: customer.id,
-        name: name.to_owned(),
-        role: b.role.unwrap_or(Role::App),
-        secret_hash,
-    };
-    state.store.insert_key(&key, Some(actor.key_id)).await?;
-    let summary = summary(&state, token.id).await?;
-    Ok((StatusCode::CREATED, Json(IssuedKey { key: token.token, old_secret_valid_until: None, summary })))
+    let request = KeyRequest { name: b.name, customer_id: b.customer_id, role: b.role.unwrap_or(Role::App) };
+    Ok((StatusCode::CREATED, Json(keys::create(&state, actor.key_id, request).await?)))
 }
 
 /// Rotate a key's secret. The old secret fails at once, or after
@@ -143,20 +107,9 @@ async fn rotate_key(
 ) -> Result<Json<IssuedKey>, ApiError> {
     let id = parse_id(&id, "key")?;
     let Body(b) = body?;
-    let grace = b.grace_seconds.map_or(0, Int::get);
-    let existing = summary(&state, id).await?;
-    // A new secret for the same key id.
-    let fresh = crate::auth::generate();
-    let token = format!("{}{}_{}", crate::auth::PREFIX, id.simple(), fresh.secret);
-    let secret_hash = hash(&state, fresh.secret).await?;
-    let grace_until = (grace > 0).then(|| crate::store::now() + chrono::Duration::seconds(grace));
-    if !state.store.rotate_key(id, &secret_hash, grace_until, Some(actor.key_id)).await? {
-        return Err(ApiError::NotFound(format!("no key with id `{id}`")));
-    }
-    // Cached verifications of the old secret end here; during a grace
-    // period the old secret is verified again, against its kept hash.
-    state.auth.invalidate(id);
-    Ok(Json(IssuedKey { key: token, old_secret_valid_until: grace_until, summary: existing }))
+    // In range by the body's type (0 to 604800).
+    let grace = b.grace_seconds.map_or(0, |g| u32::try_from(g.get()).unwrap_or(u32::MAX));
+    Ok(Json(keys::rotate(&state, actor.key_id, id, grace).await?))
 }
 
 /// Delete a key; it fails at once.
@@ -169,9 +122,6 @@ async fn delete_key(
     PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id, "key")?;
-    if !state.store.delete_key(id, Some(actor.key_id)).await? {
-        return Err(ApiError::NotFound(format!("no key with id `{id}`")));
-    }
-    state.auth.invalidate(id);
+    keys::delete(&state, actor.key_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,7 @@
 //! `/api/admin/webhooks`: register, list, fetch and delete endpoints; list
-//! an endpoint's delivery attempts and send one again. The secret is shown
-//! once, when the endpoint is registered; listings never hold it.
+//! an endpoint's delivery attempts and send one again (the rules are in
+//! [`crate::admin::webhooks`]). The secret is shown once, when the endpoint
+//! is registered; listings never hold it.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -9,17 +10,15 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use super::input::{Params, PathParams, storable};
 use super::{PageParams, invalid, parse_id};
+use crate::admin::webhooks::{self, EndpointRequest, Registered};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
 use crate::state::AppState;
 use crate::store::Page;
-use crate::webhooks::endpoints::{Attempt, Endpoint, NewEndpoint};
-use crate::webhooks::net::{Client, SendError};
-use crate::webhooks::sign::Key;
+use crate::webhooks::endpoints::{Attempt, Endpoint};
 use crate::webhooks::{EventType, Filter};
 
 /// Every webhook route.
@@ -31,11 +30,6 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_deliveries))
         .routes(routes!(redeliver))
 }
-
-/// Longest URL accepted.
-const MAX_URL: usize = 2048;
-/// Most customers or reasons in a filter.
-const MAX_FILTER: usize = 1000;
 
 /// An endpoint to register.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -69,16 +63,6 @@ fn event_names() -> utoipa::openapi::schema::Array {
         .items(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names)))
         .min_items(Some(1))
         .build()
-}
-
-/// A registered endpoint, with its secret (this once).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-struct Registered {
-    /// The endpoint.
-    #[serde(flatten)]
-    endpoint: Endpoint,
-    /// The signing secret: store it now, it is not shown again.
-    secret: String,
 }
 
 /// Reads the body strictly (a key given twice, text with NUL, anything but
@@ -123,45 +107,6 @@ fn read_body(bytes: &[u8]) -> Result<NewWebhook, ApiError> {
     })
 }
 
-fn validate(body: &NewWebhook, allow_private: bool) -> Result<(), ApiError> {
-    if body.url.chars().count() > MAX_URL {
-        return Err(invalid("url", format!("`url` must be at most {MAX_URL} characters")));
-    }
-    let url = url::Url::parse(&body.url)
-        .map_err(|e| invalid("url", format!("`url` is not a URL ({e}); expected http:// or https://")))?;
-    Client::check_url(&url, allow_private).map_err(|e| match e {
-        SendError::Private(_) => invalid("url", e.to_string()),
-        _ => invalid("url", "`url` must be an http:// or https:// URL with a host"),
-    })?;
-    if body.events.is_empty() {
-        return Err(invalid("events", "`events` must name at least one event, or `*`"));
-    }
-    for (i, e) in body.events.iter().enumerate() {
-        if e != "*" && EventType::parse(e).is_none() {
-            let names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
-            return Err(invalid(
-                &format!("events[{i}]"),
-                format!("`{e}` is not an event; expected `*` or one of {}", names.join(", ")),
-            ));
-        }
-    }
-    if let Some(secret) = &body.secret {
-        Key::from_secret(secret).map_err(|e| invalid("secret", e.to_string()))?;
-    }
-    if body.description.as_ref().is_some_and(|d| d.chars().count() > 500) {
-        return Err(invalid("description", "`description` must be at most 500 characters"));
-    }
-    if let Some(f) = &body.filter {
-        if f.customers.as_ref().is_some_and(|c| c.len() > MAX_FILTER) {
-            return Err(invalid("filter.customers", format!("at most {MAX_FILTER} customers")));
-        }
-        if f.reasons.as_ref().is_some_and(|r| r.len() > MAX_FILTER || r.iter().any(|s| s.chars().count() > 200)) {
-            return Err(invalid("filter.reasons", format!("at most {MAX_FILTER} reasons of at most 200 characters")));
-        }
-    }
-    Ok(())
-}
-
 /// Register an endpoint. The answer holds the signing secret, once.
 #[utoipa::path(post, path = "/api/admin/webhooks", tag = "admin", request_body = NewWebhook,
     responses((status = 201, description = "Registered", body = Registered)))]
@@ -177,21 +122,15 @@ async fn create_webhook(
             ApiError::BadJson(r.body_text())
         }
     })?;
-    let body = read_body(&bytes)?;
-    validate(&body, state.webhooks.allow_private)?;
-    let secret = body.secret.clone().unwrap_or_else(Key::generate);
-    let new = NewEndpoint {
-        id: Uuid::now_v7(),
-        url: body.url,
-        events: body.events,
-        secret: secret.clone(),
-        description: body.description.unwrap_or_default(),
-        filter: body.filter,
+    let b = read_body(&bytes)?;
+    let request = EndpointRequest {
+        url: b.url,
+        events: b.events,
+        secret: b.secret,
+        description: b.description,
+        filter: b.filter,
     };
-    state.store.create_webhook(&new, Some(actor.key_id)).await?;
-    let endpoint =
-        state.store.webhook(new.id).await?.ok_or_else(|| ApiError::Internal("the new endpoint is missing".into()))?;
-    Ok((StatusCode::CREATED, Json(Registered { endpoint, secret })))
+    Ok((StatusCode::CREATED, Json(webhooks::register(&state, actor.key_id, request).await?)))
 }
 
 /// Registered endpoints, oldest first (never their secrets).
@@ -207,8 +146,7 @@ async fn list_webhooks(
 }
 
 async fn endpoint(state: &AppState, raw: &str) -> Result<Endpoint, ApiError> {
-    let id = parse_id(raw, "webhook endpoint")?;
-    state.store.webhook(id).await?.ok_or_else(|| ApiError::NotFound(format!("no webhook endpoint with id `{id}`")))
+    webhooks::endpoint(state, parse_id(raw, "webhook endpoint")?).await
 }
 
 /// One endpoint: its subscription, and whether it is active or was
@@ -233,10 +171,7 @@ async fn delete_webhook(
     Admin(actor): Admin,
     PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_id(&id, "webhook endpoint")?;
-    if !state.store.delete_webhook(id, Some(actor.key_id)).await? {
-        return Err(ApiError::NotFound(format!("no webhook endpoint with id `{id}`")));
-    }
+    webhooks::delete(&state, actor.key_id, parse_id(&id, "webhook endpoint")?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -250,9 +185,7 @@ async fn enable_webhook(
     Admin(actor): Admin,
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Endpoint>, ApiError> {
-    let e = endpoint(&state, &id).await?;
-    state.store.enable_webhook(e.id, Some(actor.key_id)).await?;
-    Ok(Json(endpoint(&state, &id).await?))
+    Ok(Json(webhooks::enable(&state, actor.key_id, parse_id(&id, "webhook endpoint")?).await?))
 }
 
 /// An endpoint's delivery attempts, newest first: result, HTTP status,
@@ -289,10 +222,9 @@ async fn redeliver(
     PathParams((id, delivery)): PathParams<(String, String)>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
     let e = endpoint(&state, &id).await?;
-    let not_found = || ApiError::NotFound(format!("no delivery attempt with that id for endpoint `{}`", e.id));
-    let attempt: i64 = delivery.parse().map_err(|_| not_found())?;
-    if !state.store.redeliver_webhook(e.id, attempt).await? {
-        return Err(not_found());
-    }
+    let attempt: i64 = delivery
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("no delivery attempt with that id for endpoint `{}`", e.id)))?;
+    webhooks::redeliver(&state, e.id, attempt).await?;
     Ok((StatusCode::ACCEPTED, Json(Queued { status: "queued" })))
 }
