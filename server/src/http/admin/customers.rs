@@ -10,8 +10,6 @@ use utoipa_axum::routes;
 use super::PageParams;
 use super::input::{Body, Params, PathParams};
 use crate::admin::customers;
-// Other resources name things with the same rule.
-pub(super) use crate::admin::customers::display_name;
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
 use crate::state::AppState;
