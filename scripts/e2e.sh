@@ -11,14 +11,14 @@
 #   --update-images  afterwards, copy the overview, logs and playground
 #                    screenshots (light theme) to docs/images/, compressed
 #                    with pngquant when it is installed.
-# Needs: the debug binary ($CARGO_TARGET_DIR/debug/warden, built by
+# Needs: the debug binary ($CARGO_TARGET_DIR/debug/warden, or $WARDEN_BIN; built by
 # `cargo test` or `cargo build`), node >= 20, `npm ci --prefix e2e`, and
 # chromium (apt-get install chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARGET="${CARGO_TARGET_DIR:-target}"
-BIN="$TARGET/debug/warden"
+BIN="${WARDEN_BIN:-$TARGET/debug/warden}"
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 update_images=0
 if [[ "${1:-}" == "--update-images" ]]; then

@@ -148,9 +148,12 @@ export class Browser {
   }
 }
 
-/** Signs in through the form with `key`; resolves on the page after it. */
+/**
+ * Signs in through the form with `key` (on the sign-in page the browser is
+ * on, which may hold where to go next); resolves on the page after it.
+ */
 export async function signIn(page, key) {
-  await page.goto("/ui/login");
+  if (!page.url().startsWith(`${server.base}/ui/login`)) await page.goto("/ui/login");
   await page.getByLabel("Admin key").fill(key);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.waitForLoadState("networkidle");
@@ -225,4 +228,9 @@ export async function tabTo(page, locator) {
     await page.keyboard.press("Tab");
   }
   throw new Error(`Tab never reached ${locator}`);
+}
+
+/** Everything in the page's localStorage and sessionStorage, as one string. */
+export function storage(page) {
+  return page.evaluate(() => JSON.stringify([{ ...localStorage }, { ...sessionStorage }]));
 }

@@ -7,7 +7,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { Browser, server } from "../lib/harness.js";
+import { Browser, axeViolations, screenshot, server } from "../lib/harness.js";
 
 let browser;
 before(async () => {
@@ -31,7 +31,7 @@ function upstreamHashes() {
   return hashes;
 }
 
-test("/docs renders the OpenAPI document with Swagger UI and tries an operation", async () => {
+test("/docs renders the OpenAPI document with Swagger UI and tries an operation", async (t) => {
   const context = await browser.context();
   const page = await context.newPage();
   const loaded = new Map();
@@ -53,9 +53,19 @@ test("/docs renders the OpenAPI document with Swagger UI and tries an operation"
   await health.locator(".opblock-summary").click();
   await health.getByRole("button", { name: "Try it out" }).click();
   await health.getByRole("button", { name: "Execute" }).click();
-  await health.locator(".live-responses-table .response-col_status").first().waitFor();
-  assert.match(await health.locator(".live-responses-table .response-col_status").first().innerText(), /200/);
+  const status = health.locator(".live-responses-table tr.response .response-col_status").first();
+  await status.waitFor();
+  assert.match(await status.innerText(), /^200/);
   await page.waitForLoadState("networkidle");
+  // Swagger UI's own markup has serious axe-core findings (nested
+  // interactive controls in each operation's summary, low-contrast version
+  // badges) that its stylesheet and React components decide, not our
+  // pages: they are reported here, not failed on.
+  for (const theme of ["light", "dark"]) {
+    await page.emulateMedia({ colorScheme: theme });
+    for (const v of await axeViolations(page)) t.diagnostic(`/docs (${theme}), Swagger UI: ${v}`);
+    await screenshot(page, "docs", theme);
+  }
 
   // What the browser decoded is the upstream file, byte for byte.
   const hashes = upstreamHashes();

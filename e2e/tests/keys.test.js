@@ -5,7 +5,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Browser, server, check, unique, tabTo } from "../lib/harness.js";
+import { Browser, server, check, unique, tabTo, storage } from "../lib/harness.js";
 
 let browser;
 before(async () => {
@@ -100,6 +100,7 @@ async function run({ keyboard }) {
   await press(page.locator('button[data-copy="new-key"]'));
   await assertClipboard(page, first);
   assert.equal((await check(body, first)).status, 200, "the new key decides");
+  assert.ok(!(await storage(page)).includes(first), "the secret is not kept in web storage");
 
   // Reloaded (asked for again), the page does not show the secret.
   await page.goto("/ui/keys");

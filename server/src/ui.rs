@@ -11,6 +11,7 @@
 mod assets;
 #[allow(dead_code, reason = "the overview and rule pages draw with it")]
 mod chart;
+mod docs;
 mod login;
 mod page;
 mod session;
@@ -98,6 +99,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/ui/{*rest}", get(not_found).post(not_found))
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::guard))
         .merge(assets::routes())
+        .merge(docs::routes())
         .route("/", get(|| async { Redirect::to("/ui/") }))
         .layer(axum::middleware::from_fn(security_headers))
 }
