@@ -9,12 +9,14 @@
 //! `/ui/*` only, and an API key never authorises `/ui/*`.
 
 mod assets;
-#[allow(dead_code, reason = "the overview and rule pages draw with it")]
 mod chart;
 mod docs;
 mod login;
+mod overview;
 mod page;
+mod playground;
 mod session;
+mod status;
 
 use std::time::Duration;
 
@@ -106,7 +108,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
 
 /// The pages, each module's routes with full paths.
 fn pages() -> Router<AppState> {
-    Router::new().merge(login::routes()).route("/ui/", get(page::placeholder_overview))
+    Router::new().merge(login::routes()).merge(overview::routes()).merge(playground::routes()).merge(status::routes())
 }
 
 /// The HTML 404 page, in the layout.

@@ -2,29 +2,46 @@
 //! /api/admin/audit/verify` and the dashboard's **Verify audit log**
 //! button.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
 
 use crate::audit::verify::{self, Range};
 use crate::error::ApiError;
-use crate::store::Store;
+use crate::state::{AppState, Services};
 
-/// One verification at a time per process.
-static RUNNING: AtomicBool = AtomicBool::new(false);
+/// The service instances with a verification running, by the address of
+/// their shared state: one verification at a time per instance. (A
+/// process serves one instance; tests build several in one process.)
+static RUNNING: Mutex<Option<HashSet<usize>>> = Mutex::new(None);
+
+/// The key of `state`'s instance in [`RUNNING`].
+fn instance(state: &AppState) -> usize {
+    std::ptr::from_ref::<Services>(state) as usize
+}
+
+/// Marks `id` running (`true`) or done; returns whether it was running.
+fn set_running(id: usize, running: bool) -> bool {
+    let mut guard = RUNNING.lock().unwrap_or_else(PoisonError::into_inner);
+    let set = guard.get_or_insert_with(HashSet::new);
+    if running { !set.insert(id) } else { set.remove(&id) }
+}
 
 /// Whether a verification started on this instance is still running.
-pub(crate) fn verification_running() -> bool {
-    RUNNING.load(Ordering::Acquire)
+pub(crate) fn verification_running(state: &AppState) -> bool {
+    RUNNING.lock().unwrap_or_else(PoisonError::into_inner).as_ref().is_some_and(|s| s.contains(&instance(state)))
 }
 
 /// Starts a verification of both chains (what `warden audit verify` does)
 /// in the background; `source` (`api`, `dashboard`) is recorded with its
 /// result, which appears at `GET /api/admin/audit/verification` and in the
-/// status. Errors: [`ApiError::Conflict`] while one started here runs.
-pub(crate) fn start_verification(store: &Store, source: &'static str) -> Result<(), ApiError> {
-    if RUNNING.swap(true, Ordering::AcqRel) {
+/// status. Errors: [`ApiError::Conflict`] while one started on this
+/// instance runs.
+pub(crate) fn start_verification(state: &AppState, source: &'static str) -> Result<(), ApiError> {
+    let id = instance(state);
+    if set_running(id, true) {
         return Err(ApiError::Conflict("a verification is already running on this instance".to_owned()));
     }
-    let store = store.clone();
+    let store = state.store.clone();
     tokio::spawn(async move {
         match verify::verify_and_record(&store, Range::default(), source).await {
             Ok(report) if report.ok => {
@@ -35,7 +52,7 @@ pub(crate) fn start_verification(store: &Store, source: &'static str) -> Result<
             }
             Err(e) => tracing::error!(error = %e, "audit chain verification could not run"),
         }
-        RUNNING.store(false, Ordering::Release);
+        set_running(id, false);
     });
     Ok(())
 }

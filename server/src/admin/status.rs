@@ -99,6 +99,6 @@ pub(crate) async fn gather(state: &AppState) -> Status {
         version: BUILD_VERSION,
         rate_limit: crate::rate_limit::LimitsStatus::of(&state.limiter, &state.metrics),
         audit_verification,
-        audit_verification_running: super::audit_chain::verification_running(),
+        audit_verification_running: super::audit_chain::verification_running(state),
     }
 }

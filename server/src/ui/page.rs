@@ -257,15 +257,3 @@ impl IntoResponse for UiError {
         self.page(None)
     }
 }
-
-/// The signed-in home page until the overview lands: who is signed in.
-#[derive(Template)]
-#[template(path = "home.html")]
-struct Home {
-    shell: Shell,
-}
-
-/// `GET /ui/`.
-pub(crate) async fn placeholder_overview(user: UiUser) -> Response {
-    render(&Home { shell: Shell::new(&user, Nav::Overview, "Overview") })
-}

@@ -24,6 +24,8 @@ mod store;
 mod trail;
 mod ui_customers;
 mod ui_docs;
+mod ui_overview;
+mod ui_playground;
 mod ui_rules;
 mod ui_session;
 mod ui_status;

@@ -60,7 +60,7 @@ struct Started {
         (status = 409, description = "A verification started here is still running", body = crate::error::ErrorBody),
     ))]
 async fn start_verification(State(state): State<AppState>, _: Admin) -> Result<(StatusCode, Json<Started>), ApiError> {
-    crate::admin::audit_chain::start_verification(&state.store, "api")?;
+    crate::admin::audit_chain::start_verification(&state, "api")?;
     Ok((StatusCode::ACCEPTED, Json(Started { status: "started" })))
 }
 
