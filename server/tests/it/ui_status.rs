@@ -106,3 +106,20 @@ each_backend!(the_verify_button_records_a_verification_and_shows_its_result, |ba
     let partial = session.get(&app, "/ui/status/verification").await;
     assert_eq!((partial.status, partial.location()), (303, "/ui/status"));
 });
+
+each_backend!(a_viewer_sees_no_verify_button_and_gets_403_for_it_but_may_use_the_playground, |backend| {
+    let app = TestApp::new(backend).await;
+    let (viewer, _, _) =
+        crate::support::create_key(&app.store, "viewer@example.com", warden_server::store::Role::Viewer).await;
+    let session = sign_in(&app, &viewer).await;
+    let page = session.get(&app, "/ui/status").await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(!page.html.contains("Verify audit log</button>"), "{}", page.html);
+    let posted = session.post(&app, "/ui/status/verify", &[]).await;
+    assert_eq!(posted.status, 403, "{}", posted.html);
+    assert!(app.store.last_verification().await.unwrap().is_none(), "nothing was started");
+    let decided =
+        session.post(&app, "/ui/playground", &[("body", r#"{"model":"gpt-4","operation":"classify"}"#)]).await;
+    assert_eq!(decided.status, 200, "{}", decided.html);
+    assert!(decided.html.contains("<span class=\"badge allowed\">allowed</span>"), "{}", decided.html);
+});
