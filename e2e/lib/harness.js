@@ -223,8 +223,9 @@ export function unique(prefix) {
  * a control with the keyboard alone.
  */
 export async function tabTo(page, locator) {
+  const target = await locator.elementHandle();
   for (let i = 0; i < 200; i += 1) {
-    if (await locator.evaluate((el) => el === document.activeElement).catch(() => false)) return;
+    if (await target.evaluate((el) => el === document.activeElement)) return;
     await page.keyboard.press("Tab");
   }
   throw new Error(`Tab never reached ${locator}`);
