@@ -9,8 +9,8 @@
 #
 # Usage: scripts/e2e.sh [--update-images] [node --test arguments...]
 #   --update-images  afterwards, copy the overview, logs and playground
-#                    screenshots (light theme) to docs/images/, compressed
-#                    with pngquant when it is installed.
+#                    (after Decide) screenshots, light theme, to
+#                    docs/images/, compressed with pngquant when installed.
 # Needs: the debug binary ($CARGO_TARGET_DIR/debug/warden, or $WARDEN_BIN; built by
 # `cargo test` or `cargo build`), node >= 20, `npm ci --prefix e2e`, and
 # chromium (apt-get install chromium).
@@ -106,6 +106,8 @@ elif [[ "$update_images" -eq 1 ]]; then
   mkdir -p docs/images
   for page in overview logs playground; do
     src="$screenshots/$page-light.png"
+    # The playground after Decide, showing a decision and its trace.
+    [[ "$page" == playground ]] && src="$screenshots/playground-decision-light.png"
     if command -v pngquant >/dev/null; then
       pngquant --force --strip --speed 1 --quality 60-85 --output "docs/images/$page.png" "$src"
     else

@@ -137,10 +137,22 @@ export class Browser {
     return file;
   }
 
-  /** Fails when a request left the origin or a page logged an error. */
+  /** Forgets what earlier tests recorded (each test starts clean). */
+  reset() {
+    this.offOrigin.length = 0;
+    this.errors.length = 0;
+    this.expected.length = 0;
+  }
+
+  /**
+   * Fails when a request left the origin or a page logged an error since
+   * the last call (each test ends with one).
+   */
   assertClean() {
-    assert.deepEqual(this.offOrigin, [], "requests to another origin (aborted)");
-    assert.deepEqual(this.errors, [], "console errors, uncaught exceptions or CSP violations");
+    const offOrigin = this.offOrigin.splice(0);
+    const errors = this.errors.splice(0);
+    assert.deepEqual(offOrigin, [], "requests to another origin (aborted)");
+    assert.deepEqual(errors, [], "console errors, uncaught exceptions or CSP violations");
   }
 
   async close() {
@@ -201,6 +213,21 @@ export async function api(method, path, { key = server.adminKey, body } = {}) {
 /** `POST /v1/check` with `body` and an app key. */
 export function check(body, key = server.appKey) {
   return api("POST", "/v1/check", { key, body });
+}
+
+/**
+ * `POST /v1/check` until `wanted(decision)` holds (at most 50 times, 100 ms
+ * apart: a change reaches the served snapshot asynchronously); returns the
+ * last answer, for the caller to assert on.
+ */
+export async function checkUntil(body, wanted, key = server.appKey) {
+  let answer;
+  for (let i = 0; i < 50; i += 1) {
+    answer = await check(body, key);
+    if (answer.status === 200 && wanted(answer.body)) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return answer;
 }
 
 /** The id of the customer with this email or name, from the admin API. */

@@ -2,7 +2,7 @@
 // admin key signs in with a cookie the page's scripts can't read; Sign out
 // ends the session on the server, so replaying the old cookie fails.
 
-import { test, before, after } from "node:test";
+import { test, before, beforeEach, after } from "node:test";
 import assert from "node:assert/strict";
 import { Browser, server, signIn, storage } from "../lib/harness.js";
 
@@ -10,6 +10,7 @@ let browser;
 before(async () => {
   browser = await Browser.launch();
 });
+beforeEach(() => browser?.reset());
 after(async () => {
   await browser?.close();
 });

@@ -3,7 +3,7 @@
 // vendored files, as a browser receives them, are the upstream files
 // recorded in server/assets/VENDORED.md.
 
-import { test, before, after } from "node:test";
+import { test, before, beforeEach, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -13,6 +13,7 @@ let browser;
 before(async () => {
   browser = await Browser.launch();
 });
+beforeEach(() => browser?.reset());
 after(async () => {
   await browser?.close();
 });

@@ -2,7 +2,7 @@
 // exactly the filtered rows, and a canary string sent in an undeclared
 // field appears in no page and no CSV.
 
-import { test, before, after } from "node:test";
+import { test, before, beforeEach, after } from "node:test";
 import assert from "node:assert/strict";
 import { Browser, NAV, check, unique, customerId, server } from "../lib/harness.js";
 
@@ -10,6 +10,7 @@ let browser;
 before(async () => {
   browser = await Browser.launch();
 });
+beforeEach(() => browser?.reset());
 after(async () => {
   await browser?.close();
 });

@@ -4,7 +4,7 @@
 // page fits 768 px without scrolling sideways; and a screenshot of each
 // is saved.
 
-import { test, before, after } from "node:test";
+import { test, before, beforeEach, after } from "node:test";
 import assert from "node:assert/strict";
 import { Browser, NAV, axeViolations, check, customerId, screenshot, server } from "../lib/harness.js";
 
@@ -23,6 +23,7 @@ before(async () => {
     ["not-found", "/ui/no-such-page"],
   ];
 });
+beforeEach(() => browser?.reset());
 after(async () => {
   await browser?.close();
 });
@@ -31,33 +32,40 @@ function pages() {
   return [...NAV.map(([name, path]) => [name.toLowerCase(), path]), ...extra, ["login", "/ui/login"]];
 }
 
+/** What is wrong with the page at `path` in `page` (empty: nothing). */
+async function inspect(page, name, path) {
+  const problems = [];
+  const response = await page.goto(path);
+  await page.waitForLoadState("networkidle");
+  const status = name === "not-found" ? 404 : 200;
+  if (response.status() !== status) return [`${path}: status ${response.status()}, not ${status}`];
+  if (name !== "login") {
+    const nav = page.getByRole("navigation", { name: "Main" });
+    for (const [label] of NAV) {
+      if ((await nav.getByRole("link", { name: label, exact: true }).count()) !== 1) problems.push(`${path}: no nav link ${label}`);
+    }
+    if ((await page.getByRole("button", { name: "Sign out" }).count()) !== 1) problems.push(`${path}: no Sign out`);
+  }
+  for (const v of await axeViolations(page)) problems.push(`${path}: ${v}`);
+  return problems;
+}
+
 for (const theme of ["light", "dark"]) {
   test(`every page in ${theme} mode: layout, axe-core, screenshot`, async () => {
     const signedIn = await browser.context({ role: "admin", colorScheme: theme });
     const anonymous = await browser.context({ colorScheme: theme });
-    const failures = [];
+    const problems = [];
+    browser.expected.push(/status of 404/);
     for (const [name, path] of pages()) {
-      const context = name === "login" ? anonymous : signedIn;
-      const page = await context.newPage();
-      if (name === "not-found") browser.expected.push(/status of 404/);
-      const response = await page.goto(path);
-      await page.waitForLoadState("networkidle");
-      assert.equal(response.status(), name === "not-found" ? 404 : 200, path);
-      if (name !== "login") {
-        const nav = page.getByRole("navigation").first();
-        for (const [label] of NAV) {
-          assert.equal(await nav.getByRole("link", { name: label, exact: true }).count(), 1, `${path}: nav link ${label}`);
-        }
-        assert.equal(await page.getByRole("button", { name: "Sign out" }).count(), 1, `${path}: Sign out`);
-      }
-      for (const v of await axeViolations(page)) failures.push(`${path} (${theme}): ${v}`);
+      const page = await (name === "login" ? anonymous : signedIn).newPage();
+      problems.push(...(await inspect(page, name, path)));
       await screenshot(page, name, theme);
-      if (name === "not-found") browser.expected.pop();
       await page.close();
     }
+    browser.expected.pop();
     await signedIn.close();
     await anonymous.close();
-    assert.deepEqual(failures, [], "serious or critical axe-core violations");
+    assert.deepEqual(problems, [], `pages in ${theme} mode`);
     browser.assertClean();
   });
 }
@@ -68,7 +76,11 @@ test("every page fits 768 px without scrolling sideways", async () => {
   const wide = [];
   for (const [name, path] of pages()) {
     if (name === "not-found") continue;
-    await page.goto(path);
+    const response = await page.goto(path);
+    if (response.status() !== 200) {
+      wide.push(`${path}: status ${response.status()}`);
+      continue;
+    }
     const [scroll, client] = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
     if (scroll > client) wide.push(`${path}: ${scroll}px wide`);
   }

@@ -2,14 +2,15 @@
 // changes the next /v1/check; a customer's override and threshold show in
 // its effective policy with their sources, and change its decisions.
 
-import { test, before, after } from "node:test";
+import { test, before, beforeEach, after } from "node:test";
 import assert from "node:assert/strict";
-import { Browser, server, check, customerId } from "../lib/harness.js";
+import { Browser, server, check, checkUntil, customerId } from "../lib/harness.js";
 
 let browser;
 before(async () => {
   browser = await Browser.launch();
 });
+beforeEach(() => browser?.reset());
 after(async () => {
   await browser?.close();
 });
@@ -22,14 +23,18 @@ function control(scope, name) {
   return scope.getByRole("button", { name }).or(scope.getByRole("link", { name })).first();
 }
 
-/** Submits the rule's global toggle and its confirmation; returns the warning shown. */
+/**
+ * Follows the rule's global toggle link named `name` on /ui/rules, and
+ * confirms; returns the text of the confirmation page's alert.
+ */
 async function toggle(page, rule, name) {
   await page.goto("/ui/rules");
-  await control(page.locator("tr").filter({ hasText: rule }), name).click();
-  // A confirmation page says what the change means before it is made.
+  const row = page.locator("tr").filter({ has: page.getByRole("link", { name: rule, exact: true }) });
+  await control(row, name).click();
+  await page.waitForURL(/\/toggle/);
   const warning = await page.locator("main .alert").first().innerText();
-  await control(page.locator("main"), name).click();
-  await page.waitForURL(/\/ui\/rules/);
+  await control(page.locator("main"), /^Confirm$/).click();
+  await page.waitForURL(/\/ui\/rules$/);
   return warning;
 }
 
@@ -38,14 +43,15 @@ test("switching a rule off globally shows a warning and changes the next decisio
   const page = await context.newPage();
   assert.equal((await check(external)).body?.allowed, false, "external_model blocks at first");
 
-  const warning = await toggle(page, "external_model", /off|disable/i);
-  assert.match(warning, /off|disable|no longer|stop/i, "the confirmation warns what switching off means");
-  const after = await check(external);
+  const warning = await toggle(page, "external_model", /^Switch off$/);
+  assert.match(warning, /switching this rule off means requests it would have blocked are allowed/i);
+  const after = await checkUntil(external, (d) => d.allowed);
   assert.equal(after.status, 200);
   assert.equal(after.body.allowed, true, "with the rule off, the next check allows");
 
-  await toggle(page, "external_model", /\bon\b|enable/i);
-  assert.equal((await check(external)).body.allowed, false, "switched back on, it blocks again");
+  // Back to what the policy files say: on.
+  await toggle(page, "external_model", /^Follow files$/);
+  assert.equal((await checkUntil(external, (d) => !d.allowed)).body.allowed, false, "following the files again, it blocks");
   await context.close();
   browser.assertClean();
 });
@@ -54,46 +60,46 @@ test("a customer override and threshold show in the effective policy with their 
   const context = await browser.context({ role: "admin" });
   const page = await context.newPage();
   const id = await customerId(server.appCustomer);
-  assert.equal((await check(personal)).body.allowed, false, "personal data (70) blocks at the file's threshold 50");
+  const before = await check(personal);
+  assert.equal(before.body.risk_score, 70);
+  assert.equal(before.body.allowed, false, "personal data (70) blocks at the files' threshold 50");
 
   await page.goto(`/ui/customers/${id}`);
-  // Settings: a threshold of its own.
-  await page.getByLabel(/threshold/i).first().fill("90");
-  await control(page.locator("form").filter({ has: page.getByLabel(/threshold/i) }), /save|set|update|change/i).click();
+  const settings = page.locator("#settings");
+  await settings.getByLabel("Threshold", { exact: true }).fill("90");
+  await settings.getByRole("button", { name: "Save settings" }).click();
+  await page.waitForLoadState("networkidle");
+  assert.equal((await checkUntil(personal, (d) => d.allowed)).body.allowed, true, "70 is under the customer's threshold 90");
+
+  const effective = page.locator("#rules");
+  const rowOf = (rule) => effective.locator("tbody tr").filter({ has: page.getByRole("link", { name: rule, exact: true }) });
+  await rowOf("contains_personal_data").getByLabel("Score", { exact: true }).fill("95");
+  await rowOf("contains_personal_data").getByRole("button", { name: /^Set score/ }).click();
   await page.waitForLoadState("networkidle");
 
-  // An override: contains_personal_data scores 95 for this customer.
-  const overrides = page.locator("form").filter({ hasText: /score/i }).filter({ has: page.getByRole("combobox").or(page.locator("select")) }).first();
   await page.goto(`/ui/customers/${id}`);
-  const overrideForm = page.locator("form").filter({ has: page.getByLabel(/^score/i) }).first();
-  const ruleField = overrideForm.getByLabel(/rule/i);
-  if (await ruleField.count()) await ruleField.selectOption("contains_personal_data");
-  await overrideForm.getByLabel(/^score/i).fill("95");
-  await control(overrideForm, /save|set|override|score/i).click();
+  const threshold = await settings.locator("dd").first().innerText();
+  assert.match(threshold, /\b90\b/);
+  assert.match(threshold, /override|customer/i, `the threshold's source is the customer's setting: ${threshold}`);
+  const overridden = await rowOf("contains_personal_data").innerText();
+  assert.match(overridden, /\b95\b/);
+  assert.match(overridden, /override/i, `the score's source is the override: ${overridden}`);
+  assert.match(await rowOf("external_model").innerText(), /\bfile\b/, "an untouched rule comes from the files");
+
+  const decided = await checkUntil(personal, (d) => d.risk_score === 95);
+  assert.equal(decided.body.risk_score, 95, "the override's score applies");
+  assert.equal(decided.body.allowed, false, "95 reaches the threshold 90");
+
+  // Clear both from the page: the customer follows the files again.
+  await rowOf("contains_personal_data").getByRole("button", { name: /^Clear/ }).click();
   await page.waitForLoadState("networkidle");
-  void overrides;
-
   await page.goto(`/ui/customers/${id}`);
-  const effective = page.locator("section, .card").filter({ hasText: /effective/i }).last();
-  const thresholdRow = effective.locator("tr").filter({ hasText: /threshold/i }).first();
-  assert.match(await thresholdRow.innerText(), /90/);
-  assert.match(await thresholdRow.innerText(), /override|customer/i, "the threshold's source is the customer's setting");
-  const ruleRow = effective.locator("tr").filter({ hasText: "contains_personal_data" }).first();
-  assert.match(await ruleRow.innerText(), /95/);
-  assert.match(await ruleRow.innerText(), /override/i, "the score's source is the override");
-  const untouched = effective.locator("tr").filter({ hasText: "external_model" }).first();
-  assert.match(await untouched.innerText(), /file|global|default/i);
-
-  // The decision follows: 95 reaches 90.
-  const decided = await check(personal);
-  assert.equal(decided.body.risk_score, 95);
-  assert.equal(decided.body.allowed, false);
-
-  // Clear both, through the API, so the other tests see the file's policy.
-  await fetch(new URL(`/api/admin/customers/${id}/policies/contains_personal_data`, server.base), {
-    method: "DELETE",
-    headers: { authorization: `Bearer ${server.adminKey}` },
-  });
+  await settings.getByLabel("Threshold", { exact: true }).fill("");
+  await settings.getByRole("button", { name: "Save settings" }).click();
+  await page.waitForLoadState("networkidle");
+  const cleared = await checkUntil(personal, (d) => d.risk_score === 70 && !d.allowed);
+  assert.equal(cleared.body.risk_score, 70);
+  assert.equal(cleared.body.allowed, false);
   await context.close();
   browser.assertClean();
 });

@@ -1,7 +1,7 @@
 // A viewer sees every page but no write control, and a forged write (with
 // the viewer's own session and CSRF token) gets 403.
 
-import { test, before, after } from "node:test";
+import { test, before, beforeEach, after } from "node:test";
 import assert from "node:assert/strict";
 import { Browser, NAV, customerId, server } from "../lib/harness.js";
 
@@ -9,6 +9,7 @@ let browser;
 before(async () => {
   browser = await Browser.launch();
 });
+beforeEach(() => browser?.reset());
 after(async () => {
   await browser?.close();
 });
