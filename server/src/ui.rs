@@ -10,11 +10,13 @@
 
 mod assets;
 mod chart;
+mod customers;
 mod docs;
 mod login;
 mod overview;
 mod page;
 mod playground;
+mod rules;
 mod session;
 mod status;
 
@@ -108,7 +110,13 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
 
 /// The pages, each module's routes with full paths.
 fn pages() -> Router<AppState> {
-    Router::new().merge(login::routes()).merge(overview::routes()).merge(playground::routes()).merge(status::routes())
+    Router::new()
+        .merge(login::routes())
+        .merge(overview::routes())
+        .merge(customers::routes())
+        .merge(rules::routes())
+        .merge(playground::routes())
+        .merge(status::routes())
 }
 
 /// The HTML 404 page, in the layout.

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{apply_now, in_range, invalid, storable};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::{Customer, CustomerSettings, Page};
+use crate::store::{AuditRow, Customer, CustomerSettings, LogFilter, Page};
 
 /// The range of a customer's threshold.
 pub(crate) const THRESHOLD: RangeInclusive<i64> = MIN_THRESHOLD..=MAX_THRESHOLD;
@@ -103,6 +103,16 @@ pub(crate) struct Settings {
     pub(crate) rate_limit: Option<RateLimit>,
 }
 
+/// The customer's settings as stored (both `None` when never set).
+pub(crate) async fn settings(state: &AppState, customer: &Customer) -> Result<Settings, ApiError> {
+    let stored = state.store.customer_settings(customer.id).await?.unwrap_or_default();
+    let rate_limit = stored
+        .rate_limit_requests
+        .zip(stored.rate_limit_window_seconds)
+        .map(|(requests, window_seconds)| RateLimit { requests, window_seconds });
+    Ok(Settings { threshold: stored.threshold, rate_limit })
+}
+
 /// Replaces the customer's settings (a `None` clears that setting), from
 /// its next request on. 422 naming `threshold`, `rate_limit.requests` or
 /// `rate_limit.window_seconds` when out of range. Recorded as
@@ -133,4 +143,14 @@ pub(crate) async fn set_settings(
     state.store.set_customer_settings(&policy, &settings, state.default_quota, Some(actor)).await?;
     apply_now(state).await;
     Ok(())
+}
+
+/// The customer's latest `limit` decisions (and rejections), newest first.
+pub(crate) async fn latest_decisions(
+    state: &AppState,
+    customer: &Customer,
+    limit: u32,
+) -> Result<Vec<AuditRow>, ApiError> {
+    let filter = LogFilter { customer_id: Some(customer.id), ..LogFilter::default() };
+    Ok(state.store.list_audit(&filter, 1, limit).await?.items)
 }

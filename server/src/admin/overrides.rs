@@ -7,6 +7,7 @@
 //! while no rule has its name; setting it again re-confirms it for the
 //! rule now served.
 
+use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 
 use serde::Serialize;
@@ -211,4 +212,10 @@ pub(crate) fn effective(state: &AppState, customer: &Customer) -> EffectivePolic
         rules,
         orphans,
     }
+}
+
+/// The customer's overrides that apply under the serving set, by rule
+/// (orphaned ones are in [`EffectivePolicy::orphans`]).
+pub(crate) fn in_force(state: &AppState, customer: &Customer) -> BTreeMap<String, RuleOverride> {
+    state.live.load().in_force.customers.get(&customer.id).map(|o| o.rules.clone()).unwrap_or_default()
 }

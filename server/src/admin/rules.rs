@@ -1,6 +1,7 @@
 //! Rules as the fleet gets them: their global toggles, their blocks, their
 //! source text, and the customers that override them.
 
+use chrono::{Days, NaiveDate};
 use serde::Serialize;
 use uuid::Uuid;
 use warden_engine::{Effect, RuleInfo};
@@ -9,9 +10,10 @@ use super::apply_now;
 use crate::error::ApiError;
 use crate::live::Snapshot;
 use crate::state::AppState;
+use crate::store::{Customer, OrphanReason};
 
 /// The window of [`RuleView::violations_last_7_days`], in days.
-const RECENT_DAYS: i64 = 7;
+const RECENT_DAYS: u64 = 7;
 
 /// A rule as the fleet gets it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -35,7 +37,8 @@ pub(crate) struct RuleView {
     pub(crate) reason: String,
     /// Where it is defined, `file:line`.
     pub(crate) source: String,
-    /// Blocked decisions with this rule's reason in the last 7 days.
+    /// Blocked decisions with this rule's reason in the last 7 days (UTC
+    /// days: today and the 6 before).
     pub(crate) violations_last_7_days: i64,
 }
 
@@ -74,10 +77,12 @@ fn view(snapshot: &Snapshot, r: &RuleInfo<'_>, violations: i64) -> RuleView {
     }
 }
 
-/// Blocked decisions per reason over the last 7 days.
+/// Blocked decisions per reason over the last 7 UTC days (today and the
+/// 6 before it, as the overview counts them).
 async fn recent_blocks(state: &AppState) -> Result<std::collections::HashMap<String, i64>, ApiError> {
-    let since = crate::store::now() - chrono::Duration::days(RECENT_DAYS);
-    Ok(state.store.blocks_by_reason(since).await?)
+    let today = crate::store::now().date_naive();
+    let first = today.checked_sub_days(Days::new(RECENT_DAYS - 1)).unwrap_or(today);
+    Ok(state.store.blocks_per_reason(first).await?)
 }
 
 /// Every rule of the serving set, in source order.
@@ -111,4 +116,104 @@ pub(crate) async fn toggle(
     state.store.set_global_toggle(&snapshot.policy, key, enabled, Some(actor)).await?;
     apply_now(state).await;
     get(state, key).await
+}
+
+/// Blocked decisions on one UTC day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DayBlocks {
+    /// The day (UTC).
+    pub(crate) day: NaiveDate,
+    /// Blocked decisions with the rule's reason that day.
+    pub(crate) blocks: i64,
+}
+
+/// The rule's blocks (decisions blocked with its reason) on each of the
+/// last `days` UTC days, today last, days without blocks included as 0.
+/// 404 for a rule the serving set lacks.
+pub(crate) async fn blocks_per_day(state: &AppState, key: &str, days: u32) -> Result<Vec<DayBlocks>, ApiError> {
+    let reason = rule(&state.live.load(), key)?.reason.to_owned();
+    let today = crate::store::now().date_naive();
+    let first = today.checked_sub_days(Days::new(u64::from(days.saturating_sub(1)))).unwrap_or(today);
+    let counts = state.store.blocks_per_day(&reason, first, today).await?;
+    Ok(first
+        .iter_days()
+        .take_while(|d| *d <= today)
+        .map(|day| DayBlocks { day, blocks: counts.get(&day).copied().unwrap_or(0) })
+        .collect())
+}
+
+/// One line of a policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SourceLine {
+    /// From 1.
+    pub(crate) number: usize,
+    /// The line's text, without its line break.
+    pub(crate) text: String,
+    /// Whether the rule is written on it.
+    pub(crate) highlighted: bool,
+}
+
+/// The file a rule is written in, as the serving set was loaded from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RuleSource {
+    /// The file's path relative to the policy directory.
+    pub(crate) file: String,
+    /// Every line of the file.
+    pub(crate) lines: Vec<SourceLine>,
+}
+
+/// The text of the file that defines `key`, with the rule's lines marked.
+/// 404 for a rule the serving set lacks.
+pub(crate) fn source(snapshot: &Snapshot, key: &str) -> Result<RuleSource, ApiError> {
+    rule(snapshot, key)?;
+    let set = snapshot.policy.set();
+    let def = set.rules.iter().find(|r| r.node.name.node == key);
+    let Some((file, span)) = def.and_then(|d| set.source(&d.loc).map(|f| (f, &d.loc.span))) else {
+        return Err(ApiError::Internal(format!("the set has rule `{key}` but not its source file")));
+    };
+    let (first, _) = file.line_col(span.start);
+    let (last, _) = file.line_col(span.end);
+    let lines = file
+        .text
+        .lines()
+        .enumerate()
+        .map(|(i, text)| SourceLine {
+            number: i + 1,
+            text: text.to_owned(),
+            highlighted: (first..=last).contains(&(i + 1)),
+        })
+        .collect();
+    Ok(RuleSource { file: file.name.clone(), lines })
+}
+
+/// A customer's override of one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Overrider {
+    /// The customer.
+    pub(crate) customer: Customer,
+    /// On or off for this customer (`None`: not overridden).
+    pub(crate) enabled: Option<bool>,
+    /// This customer's score (`None`: not overridden).
+    pub(crate) score: Option<i64>,
+    /// Why it applies to nothing, if it doesn't (set for another rule of
+    /// this name).
+    pub(crate) orphaned: Option<OrphanReason>,
+}
+
+/// The customers with an override of `key`, by name, at most `limit`, and
+/// how many there are. 404 for a rule the serving set lacks.
+pub(crate) async fn overriders(state: &AppState, key: &str, limit: u32) -> Result<(Vec<Overrider>, i64), ApiError> {
+    let snapshot = state.live.load();
+    rule(&snapshot, key)?;
+    let (rows, total) = state.store.overrides_of_rule(key, limit).await?;
+    let items = rows
+        .into_iter()
+        .map(|(customer, o)| Overrider {
+            orphaned: o.orphaned(&snapshot.policy, key),
+            customer,
+            enabled: o.rule.enabled,
+            score: o.rule.score,
+        })
+        .collect();
+    Ok((items, total))
 }

@@ -1,45 +1,37 @@
-//! Blocked decisions counted by reason code, for the rules views. A
-//! decision's row records its reason, not every rule that contributed, so
-//! a rule's blocks are the blocked decisions with its reason (rules that
-//! share a reason share their counts).
+//! Blocked decisions counted by reason code, for the rules views, read
+//! from the daily rollup (see [`super::rollup`]) so a rules page reads a
+//! few rows per day rather than counting the audit log. A decision's row
+//! records its reason, not every rule that contributed, so a rule's blocks
+//! are the blocked decisions with its reason (rules that share a reason
+//! share their counts).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, Utc};
+use chrono::NaiveDate;
 
-use super::{Pool, Store, StoreError};
+use super::{Store, StoreError, on_pool};
 
 impl Store {
-    /// Blocked decisions with `reason` since `since`, per UTC day
-    /// (`YYYY-MM-DD`; days without any are absent).
+    /// Blocked decisions with `reason` on each UTC day from `first` to
+    /// `last` inclusive (days without any are absent).
     pub async fn blocks_per_day(
         &self,
         reason: &str,
-        since: DateTime<Utc>,
-    ) -> Result<BTreeMap<String, i64>, StoreError> {
-        // Bucketing a timestamp by UTC day is the one place the dialects differ.
-        let rows: Vec<(String, i64)> = match &self.pool {
-            Pool::Postgres(p) => {
-                sqlx::query_as(
-                    "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, COUNT(*) FROM usage_log \
-                     WHERE created_at >= $1 AND status = 'blocked' AND reason = $2 GROUP BY day",
-                )
-                .bind(since)
-                .bind(reason)
-                .fetch_all(p)
-                .await?
-            }
-            Pool::Sqlite(p) => {
-                sqlx::query_as(
-                    "SELECT substr(created_at, 1, 10) AS day, COUNT(*) FROM usage_log \
-                     WHERE created_at >= $1 AND status = 'blocked' AND reason = $2 GROUP BY day",
-                )
-                .bind(since)
-                .bind(reason)
-                .fetch_all(p)
-                .await?
-            }
-        };
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> Result<BTreeMap<NaiveDate, i64>, StoreError> {
+        let sql = "SELECT day, CAST(SUM(count) AS BIGINT) FROM usage_rollup \
+                   WHERE day >= $1 AND day <= $2 AND status = 'blocked' AND reason = $3 GROUP BY day";
+        let rows: Vec<(NaiveDate, i64)> =
+            on_pool!(self, p => sqlx::query_as(sql).bind(first).bind(last).bind(reason).fetch_all(p).await)?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Blocked decisions per reason on the UTC days from `first` on.
+    pub async fn blocks_per_reason(&self, first: NaiveDate) -> Result<HashMap<String, i64>, StoreError> {
+        let sql = "SELECT reason, CAST(SUM(count) AS BIGINT) FROM usage_rollup \
+                   WHERE day >= $1 AND status = 'blocked' GROUP BY reason";
+        let rows: Vec<(String, i64)> = on_pool!(self, p => sqlx::query_as(sql).bind(first).fetch_all(p).await)?;
         Ok(rows.into_iter().collect())
     }
 }
