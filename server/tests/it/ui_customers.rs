@@ -198,3 +198,30 @@ each_backend!(an_unknown_customer_is_the_404_page_in_the_layout, |backend| {
     assert_eq!(page.status, 404);
     assert!(page.html.contains("no rule `nope`"), "{}", page.html);
 });
+
+each_backend!(a_viewer_sees_customers_and_rules_without_forms_and_cannot_change_them, |backend| {
+    let app = TestApp::new(backend).await;
+    let (viewer_key, _, _) =
+        crate::support::create_key(&app.store, "viewer@example.com", warden_server::store::Role::Viewer).await;
+    let viewer = sign_in(&app, &viewer_key).await;
+    let customer = format!("/ui/customers/{}", app.customer_id);
+    for path in ["/ui/customers", customer.as_str(), "/ui/rules", "/ui/rules/contains_personal_data"] {
+        let page = viewer.get(&app, path).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.html);
+        // The only form is the layout's sign-out.
+        assert_eq!(page.html.matches("<form method=\"post\"").count(), 1, "{path}: {}", page.html);
+        assert!(!page.html.contains("/toggle"), "{path} links no toggle");
+    }
+    assert_eq!(viewer.get(&app, "/ui/rules/contains_personal_data/toggle").await.status, 403);
+    for (path, fields) in [
+        ("/ui/customers".to_owned(), vec![("name", "X"), ("email", "x@example.com")]),
+        (format!("{customer}/settings"), vec![("threshold", "1")]),
+        (format!("{customer}/rules/external_model"), vec![("action", "disable")]),
+        ("/ui/rules/external_model/toggle".to_owned(), vec![("to", "off")]),
+    ] {
+        assert_eq!(viewer.post(&app, &path, &fields).await.status, 403, "{path}");
+    }
+    let (_, effective) =
+        admin(&app, "GET", &format!("/api/admin/customers/{}/effective-policy", app.customer_id), None).await;
+    assert_eq!(effective["threshold"]["source"], json!("file"), "nothing changed");
+});
