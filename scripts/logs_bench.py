@@ -3,11 +3,12 @@
 
 Fills a fresh database with N rows (default 1,000,000; 100 customers, 30
 days, a mix of outcomes) straight through SQL, starts the release binary on
-it, and times each /api/admin/logs and /api/admin/stats query (median of 5,
-over HTTP on loopback). SQLite always; Postgres too when reachable.
+it, and times each /api/admin/logs and /api/admin/stats query and the
+dashboard's overview and status pages (median of 5, over HTTP on
+loopback). SQLite always; Postgres too when reachable.
 Usage: scripts/logs_bench.py [rows]
 """
-import datetime, http.client, json, os, random, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, uuid
+import datetime, http.client, json, os, random, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.parse, uuid
 
 rows = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -84,6 +85,22 @@ def bench(name, url, fill):
                 t = time.perf_counter(); body = get(path); times.append((time.perf_counter() - t) * 1000)
             total = body.get("total", "")
             print(f"  {label:<26} median {statistics.median(times):7.1f} ms   total {total}")
+        # Dashboard pages: sign in once (same origin), then time each page
+        # with the session cookie.
+        conn.request("POST", "/ui/login", body=urllib.parse.urlencode({"key": admin}),
+                     headers={"Origin": f"http://127.0.0.1:{port}", "Content-Type": "application/x-www-form-urlencoded"})
+        r = conn.getresponse(); r.read()
+        assert r.status == 303, ("sign-in", r.status)
+        cookie = r.getheader("Set-Cookie").split(";")[0]
+        def page(path):
+            conn.request("GET", path, headers={"Cookie": cookie})
+            r = conn.getresponse(); html = r.read()
+            assert r.status == 200, (path, r.status, html[:300])
+        for label, path in [("dashboard overview", "/ui/"), ("dashboard status", "/ui/status")]:
+            times = []
+            for _ in range(5):
+                t = time.perf_counter(); page(path); times.append((time.perf_counter() - t) * 1000)
+            print(f"  {label:<26} median {statistics.median(times):7.1f} ms")
     finally:
         server.send_signal(signal.SIGTERM); server.wait()
 
