@@ -12,13 +12,16 @@ mod assets;
 mod chart;
 mod customers;
 mod docs;
+mod keys;
 mod login;
 mod overview;
 mod page;
 mod playground;
+mod reveal;
 mod rules;
 mod session;
 mod status;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -71,12 +74,14 @@ pub struct Dashboard {
     pub settings: Settings,
     /// Sign-in attempts per client address (`None`: no address known).
     sign_ins: LocalLimiter<Option<std::net::IpAddr>>,
+    /// New secrets waiting to be shown once (in memory only).
+    pub(crate) reveals: reveal::Reveals,
 }
 
 impl Dashboard {
     /// A dashboard with `settings`.
     pub fn new(settings: Settings) -> Self {
-        Self { settings, sign_ins: LocalLimiter::new() }
+        Self { settings, sign_ins: LocalLimiter::new(), reveals: reveal::Reveals::default() }
     }
 
     /// Counts one sign-in attempt from `client` against the sign-in quota.
@@ -117,6 +122,8 @@ fn pages() -> Router<AppState> {
         .merge(rules::routes())
         .merge(playground::routes())
         .merge(status::routes())
+        .merge(keys::routes())
+        .merge(webhooks::routes())
 }
 
 /// The HTML 404 page, in the layout.
@@ -149,7 +156,6 @@ async fn security_headers(req: Request, next: Next) -> Response {
 }
 
 /// `Cache-Control: no-store` on `response` (pages that show a secret).
-#[allow(dead_code, reason = "the key and webhook pages reveal secrets with it")]
 pub(crate) fn no_store(mut response: Response) -> Response {
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response

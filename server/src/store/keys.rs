@@ -159,6 +159,11 @@ impl From<KeyRow> for KeyRecord {
     }
 }
 
+/// Ends a key's dashboard sessions (rotation and deactivation; deletion
+/// ends them through the foreign key's cascade). Sessions are looked up in
+/// the database on every dashboard request, so this ends them on every
+/// instance at once.
+const END_SESSIONS: &str = "DELETE FROM admin_session WHERE api_key_id = $1";
 const KEY_COLUMNS: &str = "id, customer_id, role, secret_hash, previous_secret_hash, previous_valid_until, active";
 const SUMMARY: &str = "SELECT k.id, k.name, k.customer_id, c.email AS customer_email, k.role, k.active, k.created_at, \
     k.last_used_at, k.request_count FROM api_key k JOIN customer c ON c.id = k.customer_id";
@@ -221,7 +226,8 @@ impl Store {
         Ok(Page { items, page, page_size, total })
     }
 
-    /// Deletes a key. Returns whether it existed.
+    /// Deletes a key; its dashboard sessions go with it (`ON DELETE
+    /// CASCADE`; SQLite's foreign keys are on). Returns whether it existed.
     pub async fn delete_key(&self, id: Uuid, actor: Option<Uuid>) -> Result<bool, StoreError> {
         let Some(before) = self.key_summary(id).await? else { return Ok(false) };
         let change = AdminChange::new(actor, "key.delete", id.to_string()).before(&before);
@@ -233,7 +239,8 @@ impl Store {
         Ok(true)
     }
 
-    /// Marks a key inactive. Returns whether it existed.
+    /// Marks a key inactive and ends its dashboard sessions. Returns whether
+    /// it existed.
     pub async fn deactivate_key(&self, id: Uuid, actor: Option<Uuid>) -> Result<bool, StoreError> {
         let change = AdminChange::new(actor, "key.deactivate", id.to_string());
         admin_tx!(self, &change, tx => {
@@ -242,12 +249,15 @@ impl Store {
                 // Nothing changed: roll back, no audit row, no version bump.
                 return Ok(false);
             }
+            sqlx::query(END_SESSIONS).bind(id).execute(&mut *tx).await?;
         });
         Ok(true)
     }
 
-    /// Replaces a key's secret hash. With `grace`, the old secret stays valid
-    /// until then; without, it fails at once. Returns whether the key exists.
+    /// Replaces a key's secret hash and ends its dashboard sessions (whoever
+    /// signed in with the old secret signs in again). With `grace`, the old
+    /// secret stays valid for the API until then; without, it fails at once.
+    /// Returns whether the key exists.
     pub async fn rotate_key(
         &self,
         id: Uuid,
@@ -264,6 +274,7 @@ impl Store {
             if done == 0 {
                 return Ok(false);
             }
+            sqlx::query(END_SESSIONS).bind(id).execute(&mut *tx).await?;
         });
         Ok(true)
     }

@@ -187,6 +187,7 @@ impl From<ApiError> for UiError {
         match e {
             ApiError::NotFound(m) => Self::NotFound(m),
             ApiError::Forbidden => Self::Forbidden("This key may not do that.".to_owned()),
+            ApiError::ForbiddenRole(m) => Self::Forbidden(m.to_owned()),
             ApiError::Invalid { message, .. } => Self::Invalid(message),
             ApiError::Conflict(m) => Self::Conflict(m),
             ApiError::Unavailable(_) => Self::Unavailable,
