@@ -102,7 +102,7 @@ export class Browser {
     // Runs outside the page's CSP (injected by the browser, not the page).
     await context.addInitScript(() => {
       document.addEventListener("securitypolicyviolation", (e) => {
-        console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"}`);
+        console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"} (${e.sourceFile}:${e.lineNumber}:${e.columnNumber}; ${e.sample})`);
       });
     });
     context.on("page", (page) => this.watch(page));
@@ -187,7 +187,9 @@ export async function axeViolations(page) {
 /** Saves a screenshot as `<name>-<theme>.png` in the screenshot directory. */
 export async function screenshot(page, name, theme) {
   mkdirSync(server.screenshots, { recursive: true });
-  await page.screenshot({ path: join(server.screenshots, `${name}-${theme}.png`) });
+  // caret: "initial": hiding the caret would add an inline style, which
+  // the page's Content-Security-Policy refuses (and reports).
+  await page.screenshot({ path: join(server.screenshots, `${name}-${theme}.png`), caret: "initial" });
 }
 
 /** Calls the JSON API with a Bearer key; returns {status, body}. */
