@@ -105,6 +105,19 @@ each_backend!(the_verify_button_records_a_verification_and_shows_its_result, |ba
     // The panel alone, for htmx; a plain browser request gets the page.
     let partial = session.get(&app, "/ui/status/verification").await;
     assert_eq!((partial.status, partial.location()), (303, "/ui/status"));
+    let req = Request::get("/ui/status/verification")
+        .header("host", "warden.test")
+        .header("cookie", &session.cookie)
+        .header("hx-request", "true")
+        .body(Body::empty())
+        .unwrap();
+    let partial = crate::ui_support::send(&app, req).await;
+    assert_eq!(partial.status, 200, "{}", partial.html);
+    assert!(partial.html.trim_start().starts_with("<section id=\"verification\""), "{}", partial.html);
+    assert!(
+        partial.html.contains("Every link holds:") && !partial.html.contains("hx-trigger"),
+        "not polling once done"
+    );
 });
 
 each_backend!(a_viewer_sees_no_verify_button_and_gets_403_for_it_but_may_use_the_playground, |backend| {
