@@ -219,3 +219,42 @@ each_backend!(the_dashboard_can_be_turned_off, |backend| {
     assert_eq!(get(&app, "/ui/", None).await.status, 404);
     assert_eq!(get(&app, "/", None).await.status, 404);
 });
+
+each_backend!(htmx_swaps_error_pages_in_so_a_refused_form_says_why, |backend| {
+    // htmx 2 leaves the page as it was on a 4xx/5xx unless told otherwise;
+    // the dashboard's error pages must show.
+    let app = TestApp::new(backend).await;
+    let page = get(&app, "/ui/login", None).await;
+    let at = page.html.find("name=\"htmx-config\" content='").unwrap() + "name=\"htmx-config\" content='".len();
+    let config: serde_json::Value = serde_json::from_str(page.html[at..].split('\'').next().unwrap()).unwrap();
+    let rules = config["responseHandling"].as_array().unwrap();
+    for status in ["422", "403", "404", "503"] {
+        let rule = rules
+            .iter()
+            .find(|r| regex_like(r["code"].as_str().unwrap(), status))
+            .unwrap_or_else(|| panic!("no rule for {status}"));
+        assert_eq!(rule["swap"], true, "{status} is not swapped in");
+    }
+    assert_eq!(config["allowEval"], false);
+});
+
+/// Whether htmx's code pattern (digits and `.` or `[..]` classes) matches.
+fn regex_like(pattern: &str, status: &str) -> bool {
+    let mut chars = status.chars();
+    let mut p = pattern.chars();
+    while let Some(c) = p.next() {
+        let Some(s) = chars.next() else { return false };
+        match c {
+            '.' => {}
+            '[' => {
+                let class: String = p.by_ref().take_while(|c| *c != ']').collect();
+                if !class.contains(s) {
+                    return false;
+                }
+            }
+            d if d == s => {}
+            _ => return false,
+        }
+    }
+    chars.next().is_none()
+}
