@@ -225,3 +225,21 @@ each_backend!(a_viewer_sees_customers_and_rules_without_forms_and_cannot_change_
         admin(&app, "GET", &format!("/api/admin/customers/{}/effective-policy", app.customer_id), None).await;
     assert_eq!(effective["threshold"]["source"], json!("file"), "nothing changed");
 });
+
+each_backend!(the_customer_list_pages_and_keeps_the_search_in_its_links, |backend| {
+    let app = TestApp::new(backend).await;
+    let session = sign_in(&app, &app.admin_key).await;
+    for i in 0..51 {
+        app.store.create_customer(&format!("Paged {i:02}"), &format!("paged{i:02}@example.com"), None).await.unwrap();
+    }
+    let first = session.get(&app, "/ui/customers?q=paged").await;
+    assert!(first.html.contains("51 customers matching"), "{}", first.html);
+    assert!(first.html.contains("paged49@example.com") && !first.html.contains("paged50@example.com"));
+    assert!(first.html.contains("rel=\"next\" href=\"/ui/customers?q=paged&amp;page=2\""), "{}", first.html);
+    assert!(!first.html.contains("rel=\"prev\""));
+    let second = session.get(&app, "/ui/customers?q=paged&page=2").await;
+    assert!(second.html.contains("paged50@example.com") && !second.html.contains("paged49@example.com"));
+    assert!(second.html.contains("rel=\"prev\" href=\"/ui/customers?q=paged&amp;page=1\""), "{}", second.html);
+    // A page number that isn't one is the first page.
+    assert!(session.get(&app, "/ui/customers?page=x").await.html.contains("paged00@example.com"));
+});
