@@ -5,6 +5,7 @@
 //! the admin API ([`crate::admin::keys`]).
 
 use askama::Template;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -168,6 +169,12 @@ async fn list(
     list_page(&state, &user, query, None).await.unwrap_or_else(|e| e.page(Some(&user)))
 }
 
+/// The answer to a POST whose body is not a form (every field of these
+/// forms is optional text, so only the body's type can be wrong).
+fn not_a_form(user: &UiUser) -> Response {
+    UiError::Invalid("the request was not a form post; use the page's form".into()).page(Some(user))
+}
+
 /// The form's role, or a 422.
 fn role(raw: &str) -> Result<Role, ApiError> {
     match raw {
@@ -190,7 +197,12 @@ fn request(form: &NewKeyForm) -> Result<KeyRequest, ApiError> {
 /// `POST /ui/keys`: makes the key and sends the browser to its one-time
 /// reveal page; invalid input shows the list again with the form as typed
 /// and why (422, or 404 for an unknown customer).
-async fn create(State(state): State<AppState>, user: UiUser, Form(form): Form<NewKeyForm>) -> Response {
+async fn create(
+    State(state): State<AppState>,
+    user: UiUser,
+    form: Result<Form<NewKeyForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else { return not_a_form(&user) };
     let made = match request(&form) {
         Ok(request) => keys::create(&state, user.key_id, request).await,
         Err(e) => Err(e),
@@ -341,8 +353,9 @@ async fn rotate(
     State(state): State<AppState>,
     user: UiUser,
     Path(raw): Path<String>,
-    Form(form): Form<RotateForm>,
+    form: Result<Form<RotateForm>, FormRejection>,
 ) -> Response {
+    let Ok(Form(form)) = form else { return not_a_form(&user) };
     let id = match key_id(&raw) {
         Ok(id) => id,
         Err(e) => return e.page(Some(&user)),

@@ -97,6 +97,23 @@ each_backend!(the_list_filters_by_customer_and_the_form_says_what_is_wrong, |bac
     let page = s.post(&app, "/ui/keys", &[("name", "x"), ("customer_id", &customer), ("role", "root")]).await;
     assert_eq!(page.status, 422);
     assert_eq!(app.store.list_keys(None, 1, 100).await.unwrap().total, before);
+    // Names are text, not markup.
+    let url = create(&app, &s, "<b>ops</b>", "app").await;
+    s.get(&app, &url).await;
+    let list = s.get(&app, "/ui/keys").await;
+    assert!(list.html.contains("ops") && !list.html.contains("<b>ops"), "escaped");
+    // A POST that is not a form: 422 in the layout, nothing made.
+    let req = axum::http::Request::post("/ui/keys")
+        .header("host", "warden.test")
+        .header("origin", crate::ui_support::ORIGIN)
+        .header("cookie", &s.cookie)
+        .header("x-csrf-token", &s.csrf)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from("{}"))
+        .unwrap();
+    let page = crate::ui_support::send(&app, req).await;
+    assert_eq!(page.status, 422, "{}", page.html);
+    assert!(page.html.contains("form post"));
 });
 
 each_backend!(rotate_with_grace_then_delete_after_confirming, |backend| {
