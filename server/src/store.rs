@@ -23,10 +23,12 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-pub use admin::{AdminChange, AdminEntry, Page};
+pub use admin::{AdminChange, AdminEntry, AdminFilter, Cursor, Page};
 pub(crate) use audit::chain::{self as audit_chain_sql, move_chain_head, take_chain_head};
 pub use audit::chain::{ChainHead, ChainRow, Checkpoint, Pruned, VerificationRecord};
-pub use audit::{AuditRecord, AuditRow, LogFilter, MAX_BATCH, Outcome, Stats, audit_batch_size};
+pub use audit::{
+    AuditRecord, AuditRow, Contribution, LogEntry, LogFilter, MAX_BATCH, Outcome, Stats, audit_batch_size,
+};
 pub use customers::Customer;
 pub use customers::now;
 pub use keys::{KeyRecord, KeySummary, NewKey, Role};
@@ -52,7 +54,45 @@ pub(crate) use on_pool;
 /// transaction; on Postgres it also notifies `warden_config` after commit so
 /// other instances reload at once. `$body` may use `?` and evaluates to the
 /// method's result value.
+///
+/// A change whose `before` (or `after`) is read from the database uses the
+/// `read change => { … }` form: the block reads the state and builds the
+/// change, and the write commits only if no other admin change committed
+/// since that read. Every admin change moves the admin trail's chain head,
+/// and the transaction checks the head under its lock just before
+/// appending (after `$body`'s writes, the lock order every admin change
+/// uses); if it moved, the transaction rolls back and the read and the
+/// write run again. So the trail's `before` is the state the write
+/// replaced, never a value read before another instance's change.
 macro_rules! admin_tx {
+    ($store:expr, read $change:ident => $read:block, $tx:ident => $body:block) => {{
+        let mut tries = 0u32;
+        let out = loop {
+            let seen = $store.admin_head_seq().await?;
+            let $change: $crate::store::AdminChange = $read;
+            let done = $crate::store::on_pool!($store, p => {
+                let mut $tx = p.begin().await?;
+                let out = $body;
+                let (head, _, _) = $crate::store::take_chain_head!($tx, $crate::audit::chain::Chain::AdminAudit);
+                if head == seen {
+                    $crate::store::admin::append_admin_audit!($tx, &$change);
+                    sqlx::query("UPDATE config_version SET version = version + 1 WHERE id = 1").execute(&mut *$tx).await?;
+                    $tx.commit().await?;
+                    Some(out)
+                } else {
+                    // Dropping the transaction rolls it back.
+                    None
+                }
+            });
+            match done {
+                Some(out) => break out,
+                None if tries < $crate::store::admin::MAX_CHANGE_RETRIES => tries += 1,
+                None => return Err($crate::store::StoreError::Contended("admin changes")),
+            }
+        };
+        $store.notify_change().await;
+        out
+    }};
     ($store:expr, $change:expr, $tx:ident => $body:block) => {{
         let change: &$crate::store::AdminChange = $change;
         let out = $crate::store::on_pool!($store, p => {
@@ -80,6 +120,10 @@ pub enum StoreError {
         "unsupported database URL `{0}`: expected `sqlite://PATH` or `postgres://…` (the URL is shown without its password)"
     )]
     UnsupportedUrl(String),
+    /// Other writers kept changing the same thing: the change was retried
+    /// and did not get through (names what).
+    #[error("too many concurrent {0}; try again")]
+    Contended(&'static str),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -61,8 +61,16 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
-/// The encoding's version tag, the first field of every encoding.
+/// The encoding's version tag, the first field of every encoding of
+/// version 1 (every `admin_audit` row; `usage_log` rows without
+/// contributions).
 pub const VERSION_TAG: &str = "warden.audit.v1";
+
+/// The tag of version 2: a `usage_log` row that records its contributions.
+/// Version 1's fields, then `contributions` as the last one. Rows written
+/// before the column existed (and rejections, which have none) keep
+/// version 1, so their hashes are unchanged.
+pub const VERSION_TAG_V2: &str = "warden.audit.v2";
 
 /// The `prev_hash` of a chain's first row: 32 zero bytes, in hex.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -127,6 +135,9 @@ pub struct UsageFields<'a> {
     pub latency_us: i64,
     /// `created_at`.
     pub created_at: DateTime<Utc>,
+    /// `contributions` (JSON, canonicalised): NULL selects version 1 of the
+    /// encoding, which leaves the field out; a value selects version 2.
+    pub contributions: Option<&'a serde_json::Value>,
 }
 
 /// An `admin_audit` row's hashed columns, in encoding order.
@@ -151,8 +162,12 @@ struct Encoder(Vec<u8>);
 
 impl Encoder {
     fn new(chain: Chain) -> Self {
+        Self::tagged(VERSION_TAG, chain)
+    }
+
+    fn tagged(tag: &str, chain: Chain) -> Self {
         let mut e = Self(Vec::with_capacity(512));
-        e.bytes(VERSION_TAG.as_bytes());
+        e.bytes(tag.as_bytes());
         e.bytes(chain.name().as_bytes());
         e
     }
@@ -254,16 +269,22 @@ pub fn canonical_json(v: &serde_json::Value) -> String {
     serde_json_canonicalizer::to_string(v).unwrap_or_else(|_| v.to_string())
 }
 
-/// The encoding of a `usage_log` row.
+/// The encoding of a `usage_log` row: version 2 when it has
+/// `contributions`, else version 1.
 pub fn encode_usage(r: &UsageFields<'_>) -> Vec<u8> {
-    encode_usage_canonical(r, &canonical_json(r.meta))
+    let contributions = r.contributions.map(canonical_json);
+    encode_usage_canonical(r, &canonical_json(r.meta), contributions.as_deref())
 }
 
-/// The encoding of a `usage_log` row whose `meta` is already in canonical
-/// form (`meta`, from [`canonical_json`]; `r.meta` is not read): the writer
-/// stores that same text, so it serialises each row's `meta` once.
-pub fn encode_usage_canonical(r: &UsageFields<'_>, meta: &str) -> Vec<u8> {
-    let mut e = Encoder::new(Chain::UsageLog);
+/// The encoding of a `usage_log` row whose `meta` and `contributions` are
+/// already in canonical form (from [`canonical_json`]; `r.meta` and
+/// `r.contributions` are not read): the writer stores that same text, so it
+/// serialises each once. `contributions` `None` is version 1.
+pub fn encode_usage_canonical(r: &UsageFields<'_>, meta: &str, contributions: Option<&str>) -> Vec<u8> {
+    let mut e = match contributions {
+        Some(_) => Encoder::tagged(VERSION_TAG_V2, Chain::UsageLog),
+        None => Encoder::new(Chain::UsageLog),
+    };
     e.uuid(r.decision_id);
     e.text(r.request_id);
     e.uuid(r.customer_id);
@@ -278,6 +299,9 @@ pub fn encode_usage_canonical(r: &UsageFields<'_>, meta: &str) -> Vec<u8> {
     e.text(r.policy_version);
     e.int(r.latency_us);
     e.time(r.created_at);
+    if let Some(contributions) = contributions {
+        e.text(contributions);
+    }
     e.0
 }
 
@@ -364,6 +388,7 @@ mod tests {
             policy_version: "0889fb2cb0fc3ad6",
             latency_us: 7,
             created_at: DateTime::from_timestamp_micros(1_796_000_000_123_456).unwrap(),
+            contributions: None,
         }
     }
 
@@ -456,6 +481,28 @@ mod tests {
             created_at: usage(&meta).created_at,
         };
         assert_eq!(admin_hash(&h, &admin), "732dbb5d779f8cf1438ef0f67aa5a7fa7d45424ca09d5174f0126d908b589b60");
+    }
+
+    #[test]
+    fn a_row_with_contributions_is_version_2_and_a_known_value() {
+        // Same independent implementation as above, with the tag
+        // `warden.audit.v2` and the contributions as a sixteenth field.
+        let meta = serde_json::json!({"metadata": {"contains_personal_data": true}});
+        let contributions = serde_json::json!([
+            {"score": 70, "rule": "contains_personal_data"},
+            {"rule": "external_model", "score": 50},
+        ]);
+        let row = UsageFields { contributions: Some(&contributions), ..usage(&meta) };
+        assert!(encode_usage(&row).starts_with(b"\0\0\0\x0fwarden.audit.v2"));
+        assert_eq!(usage_hash(GENESIS, &row), "36f97ddcd52dcaacef6eaa1f8a731cbff1c36c1c6cf9beae65cbd67dcf51778e");
+        // Each is distinct: none, empty, and a changed score.
+        let empty = serde_json::json!([]);
+        let changed = serde_json::json!([{"rule": "contains_personal_data", "score": 71}, {"rule": "external_model", "score": 50}]);
+        let hashes: std::collections::HashSet<String> = [None, Some(&empty), Some(&contributions), Some(&changed)]
+            .into_iter()
+            .map(|c| usage_hash(GENESIS, &UsageFields { contributions: c, ..usage(&meta) }))
+            .collect();
+        assert_eq!(hashes.len(), 4);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::{Caller, request_id};
 use crate::error::{ApiError, ErrorBody, rate_limit_headers};
 use crate::rate_limit::Verdict;
 use crate::state::AppState;
-use crate::store::{AuditRecord, Outcome};
+use crate::store::{AuditRecord, Contribution, Outcome};
 
 /// The body of `/v1/check`: the fields the policy set declares in its
 /// `input` blocks (the shipped set: `model`, `operation` and a few
@@ -184,6 +184,7 @@ pub async fn check(
         policy_version: policy.version().to_owned(),
         latency_us: i64::try_from(latency.as_micros()).unwrap_or(i64::MAX),
         created_at: crate::store::now(),
+        contributions: None,
     };
     let answer = match recorded.outcome {
         Ok(d) => {
@@ -194,6 +195,9 @@ pub async fn check(
             record.allowed = d.allowed;
             record.outcome = if d.allowed { Outcome::Allowed } else { Outcome::Blocked };
             record.reason = d.reason.to_owned();
+            record.contributions = Some(
+                d.contributions.iter().map(|c| Contribution { rule: c.rule.to_owned(), score: c.score }).collect(),
+            );
             Ok(response_body(&d, decision_id))
         }
         Err(rejection) => {

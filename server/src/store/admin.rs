@@ -52,6 +52,10 @@ macro_rules! append_admin_audit {
 }
 pub(crate) use append_admin_audit;
 
+/// How many times an admin change whose `before` was overtaken by another
+/// change is read and written again (see `admin_tx!`) before giving up.
+pub(crate) const MAX_CHANGE_RETRIES: u32 = 20;
+
 /// One change, as recorded in `admin_audit`.
 #[derive(Debug, Clone)]
 pub struct AdminChange {
@@ -95,6 +99,8 @@ pub struct AdminEntry {
     pub id: i64,
     /// The admin key that made it (`null`: the CLI).
     pub actor_key_id: Option<Uuid>,
+    /// That key's name (`null`: the CLI, or a key since deleted).
+    pub actor_key_name: Option<String>,
     /// What was done.
     pub action: String,
     /// To what.
@@ -108,6 +114,79 @@ pub struct AdminEntry {
     /// When (UTC).
     pub created_at: DateTime<Utc>,
 }
+
+/// Filters for the admin trail. Absent filters match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdminFilter {
+    /// Exact action, e.g. `policy.toggle`.
+    pub action: Option<String>,
+    /// Changes made by this key.
+    pub actor_key_id: Option<Uuid>,
+}
+
+/// Where a keyset page starts: a row, by id. A page holds the rows just
+/// older (`Before`) or newer (`After`) than it in its list's order, newest
+/// first (the admin trail: by id; the decision log: by time, then id).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Cursor {
+    /// The newest rows.
+    #[default]
+    Newest,
+    /// Rows older than this row id (the next page).
+    Before(i64),
+    /// Rows newer than this row id (the previous page): the oldest of them,
+    /// still returned newest first.
+    After(i64),
+}
+
+impl Cursor {
+    /// The `WHERE` clause (without its bound id) and the id, if any.
+    pub(crate) fn clause(self) -> Option<(&'static str, i64)> {
+        match self {
+            Self::Newest => None,
+            Self::Before(id) => Some(("id < ", id)),
+            Self::After(id) => Some(("id > ", id)),
+        }
+    }
+}
+
+/// `ORDER BY id … LIMIT` for a cursor: the rows nearest to it (ascending
+/// after an `After` cursor; the caller's outer query puts them newest
+/// first).
+pub(crate) fn push_cursor_order<'a, DB: sqlx::Database>(q: &mut sqlx::QueryBuilder<'a, DB>, cursor: Cursor, limit: i64)
+where
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let order = if matches!(cursor, Cursor::After(_)) { " ORDER BY id ASC LIMIT " } else { " ORDER BY id DESC LIMIT " };
+    q.push(order).push_bind(limit);
+}
+
+/// Appends `WHERE …` for the admin trail's filters and cursor.
+fn push_admin_filters<'a, DB: sqlx::Database>(q: &mut sqlx::QueryBuilder<'a, DB>, f: &'a AdminFilter, cursor: Cursor)
+where
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Uuid: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut sep = " WHERE ";
+    if let Some(v) = &f.action {
+        q.push(sep).push("action = ").push_bind(v.as_str());
+        sep = " AND ";
+    }
+    if let Some(v) = f.actor_key_id {
+        q.push(sep).push("actor_key_id = ").push_bind(v);
+        sep = " AND ";
+    }
+    if let Some((clause, id)) = cursor.clause() {
+        q.push(sep).push(clause).push_bind(id);
+    }
+}
+
+/// The admin trail's columns, from an inner query `a`, with the actor's
+/// key name.
+const TRAIL_HEAD: &str = "SELECT a.id, a.actor_key_id, k.name AS actor_key_name, a.action, a.target, a.before, \
+    a.after, a.created_at FROM (SELECT id, actor_key_id, action, target, before, after, created_at FROM admin_audit";
+const TRAIL_TAIL: &str = ") a LEFT JOIN api_key k ON k.id = a.actor_key_id ORDER BY a.id DESC";
 
 /// One page of a list.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -130,6 +209,12 @@ impl Store {
         Ok(on_pool!(self, p => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await)?)
     }
 
+    /// The admin trail's chain position: it moves with every admin change.
+    pub(crate) async fn admin_head_seq(&self) -> Result<i64, StoreError> {
+        let sql = "SELECT seq FROM audit_chain WHERE chain = 'admin_audit'";
+        Ok(on_pool!(self, p => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await)?)
+    }
+
     /// Tells other instances (Postgres only) that something changed. Best
     /// effort: they also poll.
     pub(crate) async fn notify_change(&self) {
@@ -140,14 +225,51 @@ impl Store {
         }
     }
 
-    /// The admin trail, newest first.
-    pub async fn admin_audit(&self, page: u32, page_size: u32) -> Result<Page<AdminEntry>, StoreError> {
+    /// The admin trail matching `filter`, newest first: page `page` of
+    /// `page_size` entries, with the total.
+    pub async fn admin_audit(
+        &self,
+        filter: &AdminFilter,
+        page: u32,
+        page_size: u32,
+    ) -> Result<Page<AdminEntry>, StoreError> {
         let offset = i64::from(page.saturating_sub(1)) * i64::from(page_size);
-        let sql = "SELECT id, actor_key_id, action, target, before, after, created_at FROM admin_audit \
-                   ORDER BY id DESC LIMIT $1 OFFSET $2";
-        let items = on_pool!(self, p => sqlx::query_as::<_, AdminEntry>(sql).bind(i64::from(page_size)).bind(offset).fetch_all(p).await)?;
-        let total =
-            on_pool!(self, p => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM admin_audit").fetch_one(p).await)?;
+        let items = on_pool!(self, p => {
+            let mut q = sqlx::QueryBuilder::new(TRAIL_HEAD);
+            push_admin_filters(&mut q, filter, Cursor::Newest);
+            push_cursor_order(&mut q, Cursor::Newest, i64::from(page_size));
+            q.push(" OFFSET ").push_bind(offset).push(TRAIL_TAIL);
+            q.build_query_as::<AdminEntry>().fetch_all(p).await
+        })?;
+        let total = on_pool!(self, p => {
+            let mut q = sqlx::QueryBuilder::new("SELECT COUNT(*) FROM admin_audit");
+            push_admin_filters(&mut q, filter, Cursor::Newest);
+            q.build_query_scalar::<i64>().fetch_one(p).await
+        })?;
         Ok(Page { items, page, page_size, total })
+    }
+
+    /// Up to `limit` entries of the admin trail matching `filter` nearest
+    /// to `cursor`, newest first (keyset paging, no count).
+    pub async fn admin_trail_page(
+        &self,
+        filter: &AdminFilter,
+        cursor: Cursor,
+        limit: u32,
+    ) -> Result<Vec<AdminEntry>, StoreError> {
+        Ok(on_pool!(self, p => {
+            let mut q = sqlx::QueryBuilder::new(TRAIL_HEAD);
+            push_admin_filters(&mut q, filter, cursor);
+            push_cursor_order(&mut q, cursor, i64::from(limit));
+            q.push(TRAIL_TAIL);
+            q.build_query_as::<AdminEntry>().fetch_all(p).await
+        })?)
+    }
+
+    /// The actions recorded in the admin trail, sorted (for a filter's
+    /// choices).
+    pub async fn admin_actions(&self) -> Result<Vec<String>, StoreError> {
+        let sql = "SELECT DISTINCT action FROM admin_audit ORDER BY action";
+        Ok(on_pool!(self, p => sqlx::query_scalar::<_, String>(sql).fetch_all(p).await)?)
     }
 }

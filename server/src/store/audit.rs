@@ -2,6 +2,9 @@
 //! on the hash chain (see [`chain`] and [`crate::audit::chain`]).
 
 pub(crate) mod chain;
+mod read;
+
+pub use read::{LogEntry, LogFilter, Stats};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -31,6 +34,15 @@ impl Outcome {
             Self::Rejected => "rejected",
         }
     }
+}
+
+/// One rule's part in a decision's score, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Contribution {
+    /// The rule's name.
+    pub rule: String,
+    /// What it added to the score.
+    pub score: i64,
 }
 
 /// One row to write. It never holds request content: `meta` is built from
@@ -65,6 +77,11 @@ pub struct AuditRecord {
     pub latency_us: i64,
     /// When (UTC).
     pub created_at: DateTime<Utc>,
+    /// The rules that added to the score, in evaluation order; `None` for
+    /// rejections (nothing was evaluated). Absent in spill files written
+    /// before the field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contributions: Option<Vec<Contribution>>,
 }
 
 /// A row as read back.
@@ -101,9 +118,13 @@ pub struct AuditRow {
     pub latency_us: i64,
     /// When.
     pub created_at: DateTime<Utc>,
+    /// The rules that added to the score, in evaluation order (absent on
+    /// rejections and on rows written before contributions were recorded).
+    #[schema(value_type = Option<Vec<Contribution>>)]
+    pub contributions: Option<Json<Vec<Contribution>>>,
 }
 
-/// Most rows per INSERT statement: 17 values each, well under SQLite's
+/// Most rows per INSERT statement: 18 values each, well under SQLite's
 /// limit of 32,766 bound values.
 pub const MAX_BATCH: usize = 512;
 
@@ -133,17 +154,20 @@ impl Store {
         let times: Vec<DateTime<Utc>> = rows.iter().map(|r| crate::audit::chain::to_micros(r.created_at)).collect();
         const HEAD: &str = "INSERT INTO usage_log (decision_id, request_id, customer_id, api_key_id, model, operation, \
                             meta, risk_score, allowed, status, reason, policy_version, latency_us, created_at, \
-                            chain_seq, prev_hash, row_hash) ";
+                            chain_seq, prev_hash, row_hash, contributions) ";
         // Encoded before the transaction: only the SHA-256 links, which need
         // the head, are computed while it is held.
         // `meta` is serialised once, in canonical form: that text is both
         // hashed and stored.
         let metas: Vec<String> = rows.iter().map(|r| crate::audit::chain::canonical_json(&r.meta)).collect();
+        let contributions: Vec<Option<String>> = rows.iter().map(canonical_contributions).collect();
         let encodings: Vec<Vec<u8>> = rows
             .iter()
             .zip(&times)
-            .zip(&metas)
-            .map(|((r, at), meta)| crate::audit::chain::encode_usage_canonical(&usage_fields(r, *at), meta))
+            .zip(metas.iter().zip(&contributions))
+            .map(|((r, at), (meta, c))| {
+                crate::audit::chain::encode_usage_canonical(&usage_fields(r, *at), meta, c.as_deref())
+            })
             .collect();
         let rollup = super::rollup::RollupBatch::of(rows);
         on_pool!(self, p => {
@@ -160,9 +184,11 @@ impl Store {
                 let chunk_links = links.get(offset..offset + chunk.len()).unwrap_or_default();
                 let chunk_times = times.get(offset..offset + chunk.len()).unwrap_or_default();
                 let chunk_metas = metas.get(offset..offset + chunk.len()).unwrap_or_default();
+                let chunk_contributions = contributions.get(offset..offset + chunk.len()).unwrap_or_default();
                 offset += chunk.len();
                 let mut q = sqlx::QueryBuilder::new(HEAD);
-                q.push_values(chunk.iter().zip(chunk_links).zip(chunk_times).zip(chunk_metas), |mut b, (((r, (seq, prev, hash)), at), meta)| {
+                let values = chunk.iter().zip(chunk_links).zip(chunk_times).zip(chunk_metas.iter().zip(chunk_contributions));
+                q.push_values(values, |mut b, (((r, (seq, prev, hash)), at), (meta, c))| {
                     b.push_bind(r.decision_id)
                         .push_bind(r.request_id.as_str())
                         .push_bind(r.customer_id)
@@ -179,7 +205,8 @@ impl Store {
                         .push_bind(*at)
                         .push_bind(*seq)
                         .push_bind(prev.as_str())
-                        .push_bind(hash.as_str());
+                        .push_bind(hash.as_str())
+                        .push_bind(c.as_deref().map(CanonicalJson));
                 });
                 q.build().execute(&mut *tx).await?;
             }
@@ -240,10 +267,15 @@ impl Store {
 
     /// The newest `limit` rows, newest first.
     pub async fn recent_audit(&self, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
-        let sql = "SELECT id, decision_id, request_id, customer_id, api_key_id, model, operation, meta, risk_score, allowed, \
-                   status, reason, policy_version, latency_us, created_at FROM usage_log ORDER BY id DESC LIMIT $1";
-        Ok(on_pool!(self, p => sqlx::query_as::<_, AuditRow>(sql).bind(limit).fetch_all(p).await)?)
+        let sql = format!("SELECT {} FROM usage_log ORDER BY id DESC LIMIT $1", read::AUDIT_COLUMNS);
+        Ok(on_pool!(self, p => sqlx::query_as::<_, AuditRow>(&sql).bind(limit).fetch_all(p).await)?)
     }
+}
+
+/// A row's contributions in canonical form: hashed and stored as that text.
+fn canonical_contributions(r: &AuditRecord) -> Option<String> {
+    let value = serde_json::to_value(r.contributions.as_ref()?).ok()?;
+    Some(crate::audit::chain::canonical_json(&value))
 }
 
 /// JSON text already in canonical form, bound as it is: `jsonb` on Postgres
@@ -302,6 +334,8 @@ fn usage_fields(r: &AuditRecord, at: DateTime<Utc>) -> crate::audit::chain::Usag
         policy_version: &r.policy_version,
         latency_us: r.latency_us,
         created_at: at,
+        // Hashed from its canonical text (see `insert_audit`), not from here.
+        contributions: None,
     }
 }
 
@@ -338,178 +372,5 @@ mod tests {
         assert_eq!(power_of_two_chunks::<u32>(&[]).count(), 0);
         let flat: Vec<u32> = power_of_two_chunks(&rows).flatten().copied().collect();
         assert_eq!(flat, rows);
-    }
-}
-
-/// Filters for listing audit rows. Absent filters match everything.
-#[derive(Debug, Clone, Default)]
-pub struct LogFilter {
-    /// Exact model.
-    pub model: Option<String>,
-    /// Exact operation.
-    pub operation: Option<String>,
-    /// `allowed`, `blocked` or `rejected`.
-    pub status: Option<Outcome>,
-    /// One customer.
-    pub customer_id: Option<Uuid>,
-    /// Exact reason (or rejection code).
-    pub reason: Option<String>,
-    /// Created at or after.
-    pub from: Option<DateTime<Utc>>,
-    /// Created before.
-    pub to: Option<DateTime<Utc>>,
-    /// Keyset paging: only rows with a smaller id (newer pages first).
-    pub before_id: Option<i64>,
-}
-
-/// Counts over a period.
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
-pub struct Stats {
-    /// Days covered, ending now.
-    pub days: u32,
-    /// Allowed decisions.
-    pub allowed: i64,
-    /// Blocked decisions.
-    pub blocked: i64,
-    /// Rejected requests.
-    pub rejected: i64,
-    /// Count per reason (or rejection code).
-    pub by_reason: std::collections::BTreeMap<String, i64>,
-    /// Count per model.
-    pub by_model: std::collections::BTreeMap<String, i64>,
-    /// Count per UTC day (`YYYY-MM-DD`).
-    pub by_day: std::collections::BTreeMap<String, i64>,
-}
-
-const AUDIT_COLUMNS: &str = "id, decision_id, request_id, customer_id, api_key_id, model, operation, meta, risk_score, \
-    allowed, status, reason, policy_version, latency_us, created_at";
-
-/// Appends `WHERE …` for the filters that are set, so each query uses the
-/// indexes its filters allow.
-fn push_filters<'a, DB: sqlx::Database>(q: &mut sqlx::QueryBuilder<'a, DB>, f: &'a LogFilter, with_cursor: bool)
-where
-    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    Uuid: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    DateTime<Utc>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    let mut sep = " WHERE ";
-    let mut and = |q: &mut sqlx::QueryBuilder<'a, DB>, clause: &str| {
-        q.push(sep).push(clause);
-        sep = " AND ";
-    };
-    if let Some(v) = &f.model {
-        and(q, "model = ");
-        q.push_bind(v.as_str());
-    }
-    if let Some(v) = &f.operation {
-        and(q, "operation = ");
-        q.push_bind(v.as_str());
-    }
-    if let Some(v) = f.status {
-        and(q, "status = ");
-        q.push_bind(v.as_str());
-    }
-    if let Some(v) = f.customer_id {
-        and(q, "customer_id = ");
-        q.push_bind(v);
-    }
-    if let Some(v) = &f.reason {
-        and(q, "reason = ");
-        q.push_bind(v.as_str());
-    }
-    if let Some(v) = f.from {
-        and(q, "created_at >= ");
-        q.push_bind(v);
-    }
-    if let Some(v) = f.to {
-        and(q, "created_at < ");
-        q.push_bind(v);
-    }
-    if with_cursor {
-        if let Some(v) = f.before_id {
-            and(q, "id < ");
-            q.push_bind(v);
-        }
-    }
-}
-
-impl Store {
-    /// Audit rows matching `filter`, newest first, one page of them.
-    pub async fn list_audit(
-        &self,
-        filter: &LogFilter,
-        page: u32,
-        page_size: u32,
-    ) -> Result<super::Page<AuditRow>, StoreError> {
-        let offset = i64::from(page.saturating_sub(1)) * i64::from(page_size);
-        let items = on_pool!(self, p => {
-            let mut q = sqlx::QueryBuilder::new(format!("SELECT {AUDIT_COLUMNS} FROM usage_log"));
-            push_filters(&mut q, filter, true);
-            q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(page_size));
-            if filter.before_id.is_none() {
-                q.push(" OFFSET ").push_bind(offset);
-            }
-            q.build_query_as::<AuditRow>().fetch_all(p).await
-        })?;
-        let total = on_pool!(self, p => {
-            let mut q = sqlx::QueryBuilder::new("SELECT COUNT(*) FROM usage_log");
-            push_filters(&mut q, filter, false);
-            q.build_query_scalar::<i64>().fetch_one(p).await
-        })?;
-        Ok(super::Page { items, page, page_size, total })
-    }
-
-    /// Counts over the last `days` days.
-    pub async fn stats(&self, days: u32) -> Result<Stats, StoreError> {
-        let since = super::now() - chrono::Duration::days(i64::from(days));
-        let mut stats = Stats { days, ..Stats::default() };
-        let by_status: Vec<(String, i64)> = on_pool!(self, p => sqlx::query_as(
-            "SELECT status, COUNT(*) FROM usage_log WHERE created_at >= $1 GROUP BY status").bind(since).fetch_all(p).await)?;
-        for (status, n) in by_status {
-            match status.as_str() {
-                "allowed" => stats.allowed = n,
-                "blocked" => stats.blocked = n,
-                _ => stats.rejected += n,
-            }
-        }
-        let by_reason: Vec<(String, i64)> = on_pool!(self, p => sqlx::query_as(
-            "SELECT reason, COUNT(*) FROM usage_log WHERE created_at >= $1 GROUP BY reason").bind(since).fetch_all(p).await)?;
-        stats.by_reason = by_reason.into_iter().collect();
-        let by_model: Vec<(Option<String>, i64)> = on_pool!(self, p => sqlx::query_as(
-            "SELECT model, COUNT(*) FROM usage_log WHERE created_at >= $1 GROUP BY model").bind(since).fetch_all(p).await)?;
-        stats.by_model = by_model.into_iter().map(|(m, n)| (m.unwrap_or_else(|| "(none)".to_owned()), n)).collect();
-        // Bucketing a timestamp by UTC day is the one place the dialects differ.
-        let by_day: Vec<(String, i64)> = match &self.pool {
-            super::Pool::Postgres(p) => {
-                sqlx::query_as(
-                    "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, COUNT(*) FROM usage_log \
-                 WHERE created_at >= $1 GROUP BY day",
-                )
-                .bind(since)
-                .fetch_all(p)
-                .await?
-            }
-            super::Pool::Sqlite(p) => sqlx::query_as(
-                "SELECT substr(created_at, 1, 10) AS day, COUNT(*) FROM usage_log WHERE created_at >= $1 GROUP BY day",
-            )
-            .bind(since)
-            .fetch_all(p)
-            .await?,
-        };
-        stats.by_day = by_day.into_iter().collect();
-        Ok(stats)
-    }
-
-    /// Blocked decisions per reason since `since`.
-    pub async fn blocks_by_reason(
-        &self,
-        since: DateTime<Utc>,
-    ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
-        let sql =
-            "SELECT reason, COUNT(*) FROM usage_log WHERE created_at >= $1 AND status = 'blocked' GROUP BY reason";
-        let rows: Vec<(String, i64)> = on_pool!(self, p => sqlx::query_as(sql).bind(since).fetch_all(p).await)?;
-        Ok(rows.into_iter().collect())
     }
 }

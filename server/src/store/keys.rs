@@ -229,9 +229,10 @@ impl Store {
     /// Deletes a key; its dashboard sessions go with it (`ON DELETE
     /// CASCADE`; SQLite's foreign keys are on). Returns whether it existed.
     pub async fn delete_key(&self, id: Uuid, actor: Option<Uuid>) -> Result<bool, StoreError> {
-        let Some(before) = self.key_summary(id).await? else { return Ok(false) };
-        let change = AdminChange::new(actor, "key.delete", id.to_string()).before(&before);
-        admin_tx!(self, &change, tx => {
+        admin_tx!(self, read change => {
+            let Some(before) = self.key_summary(id).await? else { return Ok(false) };
+            AdminChange::new(actor, "key.delete", id.to_string()).before(&before)
+        }, tx => {
             if sqlx::query("DELETE FROM api_key WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected() == 0 {
                 return Ok(false);
             }

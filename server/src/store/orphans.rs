@@ -257,21 +257,22 @@ impl Store {
         actor: Option<Uuid>,
     ) -> Result<bool, StoreError> {
         let served = policy.rule_fingerprint(rule_key);
-        let Some(row) = self.toggle_row(rule_key).await?.filter(|t| t.enabled.is_some()) else { return Ok(false) };
-        let Err(reason) = binding(served.as_deref(), row.rule_fingerprint.as_deref()) else { return Ok(false) };
-        let orphan = Orphan {
-            customer_id: None,
-            rule: row.rule_key,
-            enabled: row.enabled,
-            score: None,
-            reason,
-            set_at: row.updated_at,
-        };
-        let change = AdminChange::new(actor, "policy.toggle.delete", rule_key).before(&orphan);
         // Only while it is still orphaned: not if it was re-confirmed since.
         let sql = "DELETE FROM policy WHERE rule_key = $1 AND enabled IS NOT NULL \
                    AND ($2 IS NULL OR rule_fingerprint IS NULL OR rule_fingerprint <> $2)";
-        admin_tx!(self, &change, tx => {
+        admin_tx!(self, read change => {
+            let Some(row) = self.toggle_row(rule_key).await?.filter(|t| t.enabled.is_some()) else { return Ok(false) };
+            let Err(reason) = binding(served.as_deref(), row.rule_fingerprint.as_deref()) else { return Ok(false) };
+            let orphan = Orphan {
+                customer_id: None,
+                rule: row.rule_key,
+                enabled: row.enabled,
+                score: None,
+                reason,
+                set_at: row.updated_at,
+            };
+            AdminChange::new(actor, "policy.toggle.delete", rule_key).before(&orphan)
+        }, tx => {
             let done = sqlx::query(sql).bind(rule_key).bind(&served).execute(&mut *tx).await?.rows_affected();
             if done == 0 {
                 return Ok(false);

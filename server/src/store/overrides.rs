@@ -259,25 +259,27 @@ impl Store {
         enabled: Option<bool>,
         actor: Option<Uuid>,
     ) -> Result<(), StoreError> {
-        let fleet = self.fleet_overrides(policy).await?;
-        let after_fleet = with_rule(&fleet, rule_key, enabled.map(|e| RuleOverride { enabled: Some(e), score: None }));
-        let mut after = rule_in_force(policy, &after_fleet, None, rule_key);
         let fingerprint = policy.rule_fingerprint(rule_key);
-        if let Some(orphan) = self.toggle_row(rule_key).await?.filter(|t| t.enabled.is_some()) {
-            if let Err(reason) = binding(fingerprint.as_deref(), orphan.rule_fingerprint.as_deref()) {
-                after.insert("reconfirmed_orphan".into(), json!({ "enabled": orphan.enabled, "reason": reason }));
-            }
-        }
-        let change = AdminChange::new(actor, "policy.toggle", rule_key)
-            .before(rule_in_force(policy, &fleet, None, rule_key))
-            .after(after);
         let description = policy.rules().find(|r| r.name == rule_key).map(|r| r.description).unwrap_or_default();
         // `orphaned_at` is cleared for instances of earlier releases, which
         // still read it.
         let sql = "INSERT INTO policy (rule_key, description, enabled, updated_at, rule_fingerprint) \
                    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (rule_key) DO UPDATE SET description = $2, enabled = $3, \
                    updated_at = $4, rule_fingerprint = $5, orphaned_at = NULL";
-        admin_tx!(self, &change, tx => {
+        admin_tx!(self, read change => {
+            let fleet = self.fleet_overrides(policy).await?;
+            let after_fleet =
+                with_rule(&fleet, rule_key, enabled.map(|e| RuleOverride { enabled: Some(e), score: None }));
+            let mut after = rule_in_force(policy, &after_fleet, None, rule_key);
+            if let Some(orphan) = self.toggle_row(rule_key).await?.filter(|t| t.enabled.is_some()) {
+                if let Err(reason) = binding(fingerprint.as_deref(), orphan.rule_fingerprint.as_deref()) {
+                    after.insert("reconfirmed_orphan".into(), json!({ "enabled": orphan.enabled, "reason": reason }));
+                }
+            }
+            AdminChange::new(actor, "policy.toggle", rule_key)
+                .before(rule_in_force(policy, &fleet, None, rule_key))
+                .after(after)
+        }, tx => {
             sqlx::query(sql)
                 .bind(rule_key)
                 .bind(description)
@@ -337,27 +339,27 @@ impl Store {
         o: RuleOverride,
         actor: Option<Uuid>,
     ) -> Result<(), StoreError> {
-        let fleet = self.fleet_overrides(policy).await?;
-        let mine = self.customer_overrides(policy, customer_id).await?;
-        let after_mine = with_rule(&mine, rule_key, Some(o));
-        let mut after = rule_in_force(policy, &fleet, Some(&after_mine), rule_key);
-        if let Some(stored) = self.customer_rule(customer_id, rule_key).await? {
-            if let Some(reason) = stored.orphaned(policy, rule_key) {
-                after.insert(
-                    "reconfirmed_orphan".into(),
-                    json!({ "enabled": stored.rule.enabled, "score": stored.rule.score, "reason": reason }),
-                );
-            }
-        }
-        let change =
-            AdminChange::new(actor, "customer.policy.set", format!("customer/{customer_id}/policy/{rule_key}"))
-                .before(rule_in_force(policy, &fleet, Some(&mine), rule_key))
-                .after(after);
         let sql = "INSERT INTO customer_policy (customer_id, rule_key, enabled, score, updated_at, rule_fingerprint) \
                    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (customer_id, rule_key) DO UPDATE SET enabled = $3, \
                    score = $4, updated_at = $5, rule_fingerprint = $6, orphaned_at = NULL";
         let fingerprint = policy.rule_fingerprint(rule_key);
-        admin_tx!(self, &change, tx => {
+        admin_tx!(self, read change => {
+            let fleet = self.fleet_overrides(policy).await?;
+            let mine = self.customer_overrides(policy, customer_id).await?;
+            let after_mine = with_rule(&mine, rule_key, Some(o));
+            let mut after = rule_in_force(policy, &fleet, Some(&after_mine), rule_key);
+            if let Some(stored) = self.customer_rule(customer_id, rule_key).await? {
+                if let Some(reason) = stored.orphaned(policy, rule_key) {
+                    after.insert(
+                        "reconfirmed_orphan".into(),
+                        json!({ "enabled": stored.rule.enabled, "score": stored.rule.score, "reason": reason }),
+                    );
+                }
+            }
+            AdminChange::new(actor, "customer.policy.set", format!("customer/{customer_id}/policy/{rule_key}"))
+                .before(rule_in_force(policy, &fleet, Some(&mine), rule_key))
+                .after(after)
+        }, tx => {
             sqlx::query(sql)
                 .bind(customer_id)
                 .bind(rule_key)
@@ -381,23 +383,23 @@ impl Store {
         rule_key: &str,
         actor: Option<Uuid>,
     ) -> Result<bool, StoreError> {
-        let Some(stored) = self.customer_rule(customer_id, rule_key).await? else { return Ok(false) };
-        let fleet = self.fleet_overrides(policy).await?;
-        let mine = self.customer_overrides(policy, customer_id).await?;
-        let mut before = rule_in_force(policy, &fleet, Some(&mine), rule_key);
-        if let Some(reason) = stored.orphaned(policy, rule_key) {
-            before.insert(
-                "orphan".into(),
-                json!({ "enabled": stored.rule.enabled, "score": stored.rule.score, "reason": reason }),
-            );
-        }
-        let change =
-            AdminChange::new(actor, "customer.policy.delete", format!("customer/{customer_id}/policy/{rule_key}"))
-                .before(before)
-                .after(rule_in_force(policy, &fleet, Some(&with_rule(&mine, rule_key, None)), rule_key));
         // The change counter must move on deletion too, or pollers would
         // keep the override; `updated_at` can't record a removed row.
-        admin_tx!(self, &change, tx => {
+        admin_tx!(self, read change => {
+            let Some(stored) = self.customer_rule(customer_id, rule_key).await? else { return Ok(false) };
+            let fleet = self.fleet_overrides(policy).await?;
+            let mine = self.customer_overrides(policy, customer_id).await?;
+            let mut before = rule_in_force(policy, &fleet, Some(&mine), rule_key);
+            if let Some(reason) = stored.orphaned(policy, rule_key) {
+                before.insert(
+                    "orphan".into(),
+                    json!({ "enabled": stored.rule.enabled, "score": stored.rule.score, "reason": reason }),
+                );
+            }
+            AdminChange::new(actor, "customer.policy.delete", format!("customer/{customer_id}/policy/{rule_key}"))
+                .before(before)
+                .after(rule_in_force(policy, &fleet, Some(&with_rule(&mine, rule_key, None)), rule_key))
+        }, tx => {
             let done = sqlx::query("DELETE FROM customer_policy WHERE customer_id = $1 AND rule_key = $2")
                 .bind(customer_id)
                 .bind(rule_key)
@@ -427,12 +429,9 @@ impl Store {
         default_quota: Quota,
         actor: Option<Uuid>,
     ) -> Result<(), StoreError> {
-        let fleet = self.fleet_overrides(policy).await?;
-        let mine = self.customer_overrides(policy, s.customer_id).await?;
-        let before = self.customer_settings(s.customer_id).await?.unwrap_or_default();
-        let in_force = |settings: &CustomerSettings| {
+        let in_force = |fleet: &Overrides, mine: &Overrides, settings: &CustomerSettings| {
             let customer = Overrides { threshold: settings.threshold, ..mine.clone() };
-            let threshold = policy.effective(&fleet, Some(&customer)).threshold;
+            let threshold = policy.effective(fleet, Some(&customer)).threshold;
             let rate_limit = match settings.rate_limit_requests.zip(settings.rate_limit_window_seconds) {
                 Some((requests, window_seconds)) => json!({
                     "value": {"requests": requests, "window_seconds": window_seconds}, "source": "override",
@@ -447,13 +446,17 @@ impl Store {
             };
             json!({ "threshold": threshold, "rate_limit": rate_limit })
         };
-        let change = AdminChange::new(actor, "customer.settings.set", format!("customer/{}/settings", s.customer_id))
-            .before(in_force(&before))
-            .after(in_force(s));
         let sql = "INSERT INTO customer_settings (customer_id, threshold, rate_limit_requests, rate_limit_window_seconds, updated_at) \
                    VALUES ($1, $2, $3, $4, $5) ON CONFLICT (customer_id) DO UPDATE SET threshold = $2, \
                    rate_limit_requests = $3, rate_limit_window_seconds = $4, updated_at = $5";
-        admin_tx!(self, &change, tx => {
+        admin_tx!(self, read change => {
+            let fleet = self.fleet_overrides(policy).await?;
+            let mine = self.customer_overrides(policy, s.customer_id).await?;
+            let before = self.customer_settings(s.customer_id).await?.unwrap_or_default();
+            AdminChange::new(actor, "customer.settings.set", format!("customer/{}/settings", s.customer_id))
+                .before(in_force(&fleet, &mine, &before))
+                .after(in_force(&fleet, &mine, s))
+        }, tx => {
             sqlx::query(sql)
                 .bind(s.customer_id)
                 .bind(s.threshold)

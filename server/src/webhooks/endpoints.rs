@@ -148,11 +148,12 @@ impl Store {
     /// Deletes an endpoint, its waiting events, messages and attempts.
     /// `false` if there was none.
     pub async fn delete_webhook(&self, id: Uuid, actor: Option<Uuid>) -> Result<bool, StoreError> {
-        let Some(before) = self.webhook(id).await? else { return Ok(false) };
-        let change = AdminChange::new(actor, "webhook.delete", id.to_string()).before(&before);
         // Children first: SQLite enforces the foreign keys, and no cascade
         // is left to chance.
-        crate::store::admin_tx!(self, &change, tx => {
+        crate::store::admin_tx!(self, read change => {
+            let Some(before) = self.webhook(id).await? else { return Ok(false) };
+            AdminChange::new(actor, "webhook.delete", id.to_string()).before(&before)
+        }, tx => {
             for sql in [
                 "DELETE FROM webhook_attempt WHERE endpoint_id = $1",
                 "DELETE FROM webhook_event WHERE endpoint_id = $1",
@@ -169,13 +170,14 @@ impl Store {
     /// in the admin trail). Its waiting events are delivered from where
     /// they stopped. `false` if there is no such endpoint.
     pub async fn enable_webhook(&self, id: Uuid, actor: Option<Uuid>) -> Result<bool, StoreError> {
-        let Some(before) = self.webhook(id).await? else { return Ok(false) };
-        let change = AdminChange::new(actor, "webhook.enable", id.to_string())
-            .before(serde_json::json!({"active": before.active, "disabled_reason": before.disabled_reason}))
-            .after(serde_json::json!({"active": true}));
         let sql = "UPDATE webhook_endpoint SET active = TRUE, failures = 0, disabled_at = NULL, disabled_reason = NULL, \
                    next_send_at = $1 WHERE id = $2";
-        crate::store::admin_tx!(self, &change, tx => {
+        crate::store::admin_tx!(self, read change => {
+            let Some(before) = self.webhook(id).await? else { return Ok(false) };
+            AdminChange::new(actor, "webhook.enable", id.to_string())
+                .before(serde_json::json!({"active": before.active, "disabled_reason": before.disabled_reason}))
+                .after(serde_json::json!({"active": true}))
+        }, tx => {
             sqlx::query(sql).bind(crate::store::now()).bind(id).execute(&mut *tx).await?;
         });
         Ok(true)

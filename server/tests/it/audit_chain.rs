@@ -34,6 +34,10 @@ fn record(created_at: chrono::DateTime<chrono::Utc>, i: usize) -> AuditRecord {
         policy_version: "v".into(),
         latency_us: 12,
         created_at,
+        // Every other row records contributions (encoding version 2), the
+        // rest none (version 1): one chain holds both.
+        contributions: (i % 2 == 0)
+            .then(|| vec![warden_server::store::Contribution { rule: "contains_personal_data".into(), score: 70 }]),
     }
 }
 
@@ -122,6 +126,20 @@ each_backend!(a_row_altered_in_the_database_is_named, |backend| {
     assert_eq!(first_break(&report), (Chain::UsageLog, Damage::Altered, Some(id)));
     let admin = &report.chains[1].problems;
     assert_eq!((admin.len(), admin[0].kind, admin[0].id), (1, Damage::Altered, Some(admin_id)), "{report:#?}");
+});
+
+each_backend!(a_row_whose_contributions_are_cleared_or_edited_is_named, |backend| {
+    // Rows at odd positions record contributions (encoding version 2).
+    for edit in ["NULL", "'[]'", "'[{\"rule\":\"contains_personal_data\",\"score\":1}]'"] {
+        let (store, _cleanup) = chained_store(backend, 10).await;
+        let id = id_at(&store, Chain::UsageLog, 3).await;
+        let value =
+            if backend == Backend::Postgres && edit != "NULL" { format!("{edit}::jsonb") } else { edit.to_owned() };
+        exec(&store, &format!("UPDATE usage_log SET contributions = {value} WHERE id = {id}")).await;
+        let report = verify_all(&store).await;
+        assert_eq!(first_break(&report), (Chain::UsageLog, Damage::Altered, Some(id)), "{edit}");
+        assert_eq!(report.chains[0].problems.len(), 1, "{edit}: {report:#?}");
+    }
 });
 
 each_backend!(a_row_removed_from_the_database_is_named, |backend| {
@@ -313,7 +331,7 @@ each_backend!(prune_writes_a_checkpoint_that_verify_starts_from, |backend| {
     let usage = &report.chains[0];
     assert_eq!((usage.start, usage.from_seq, usage.rows_checked), (verify::Start::Checkpoint, 26, 15));
     // The prune is on the admin chain, which still verifies.
-    let trail = store.admin_audit(1, 10).await.unwrap();
+    let trail = store.admin_audit(&Default::default(), 1, 10).await.unwrap();
     assert_eq!(trail.items[0].action, "audit.prune");
     // Pruning again with nothing old enough changes nothing.
     let again = store.prune_audit(now - chrono::Duration::days(90)).await.unwrap();

@@ -423,5 +423,9 @@ pub fn audit_record(created_at: chrono::DateTime<chrono::Utc>) -> warden_server:
         policy_version: "v".into(),
         latency_us: 12,
         created_at,
+        contributions: Some(vec![warden_server::store::Contribution {
+            rule: "contains_personal_data".into(),
+            score: 70,
+        }]),
     }
 }

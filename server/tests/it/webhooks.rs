@@ -145,6 +145,7 @@ fn blocked(i: usize) -> AuditRecord {
         policy_version: "v".into(),
         latency_us: 3,
         created_at: warden_server::store::now(),
+        contributions: None,
     }
 }
 
