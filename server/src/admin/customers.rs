@@ -152,5 +152,7 @@ pub(crate) async fn latest_decisions(
     limit: u32,
 ) -> Result<Vec<AuditRow>, ApiError> {
     let filter = LogFilter { customer_id: Some(customer.id), ..LogFilter::default() };
-    Ok(state.store.list_audit(&filter, 1, limit).await?.items)
+    // A keyset page: no count of the customer's rows.
+    let page = state.store.log_page(&filter, crate::store::Cursor::Newest, limit).await?;
+    Ok(page.into_iter().map(|e| e.row).collect())
 }
