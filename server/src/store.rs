@@ -33,9 +33,9 @@ pub use customers::Customer;
 pub use customers::now;
 pub use keys::{KeyRecord, KeySummary, NewKey, Role};
 pub use orphans::{Adopted, Fingerprints, InForce, Orphan, OrphanReason};
-pub use sessions::SessionRecord;
 pub use overrides::{Binding, Bindings, CustomerSettings, OverrideTables, StoredOverride};
 pub use rollup::{DayCounts, OutcomeCounts, RollupRow, Traffic};
+pub use sessions::SessionRecord;
 
 /// Runs `$body` with `$p` bound to the configured pool. The body is
 /// type-checked once per backend.

@@ -225,9 +225,15 @@ impl Store {
         }
     }
 
+    /// The whole admin trail, newest first: page `page` of `page_size`
+    /// entries, with the total.
+    pub async fn admin_audit(&self, page: u32, page_size: u32) -> Result<Page<AdminEntry>, StoreError> {
+        self.admin_audit_filtered(&AdminFilter::default(), page, page_size).await
+    }
+
     /// The admin trail matching `filter`, newest first: page `page` of
     /// `page_size` entries, with the total.
-    pub async fn admin_audit(
+    pub async fn admin_audit_filtered(
         &self,
         filter: &AdminFilter,
         page: u32,

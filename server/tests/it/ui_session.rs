@@ -16,7 +16,7 @@ fn options_with(idle: Duration, lifetime: Duration) -> Options {
 }
 
 async fn trail_actions(app: &TestApp) -> Vec<String> {
-    app.store.admin_audit(&Default::default(), 1, 100).await.unwrap().items.into_iter().map(|e| e.action).collect()
+    app.store.admin_audit(1, 100).await.unwrap().items.into_iter().map(|e| e.action).collect()
 }
 
 each_backend!(signed_out_pages_send_the_browser_to_sign_in, |backend| {

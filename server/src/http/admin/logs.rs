@@ -149,7 +149,7 @@ async fn list_logs(
 ) -> Result<Json<Page<AuditRow>>, ApiError> {
     let (page, size) = PageParams { page: q.page, page_size: q.page_size }.resolve()?;
     let filter = filters.filter()?;
-    Ok(Json(state.store.list_audit(&filter, q.before_id, page, size).await?))
+    Ok(Json(state.store.list_audit_paged(&filter, q.before_id, page, size).await?))
 }
 
 /// `?days=`.
@@ -218,5 +218,5 @@ async fn admin_audit(
     Params(params): Params<PageParams>,
 ) -> Result<Json<Page<AdminEntry>>, ApiError> {
     let (page, size) = params.resolve()?;
-    Ok(Json(state.store.admin_audit(&filters.filter()?, page, size).await?))
+    Ok(Json(state.store.admin_audit_filtered(&filters.filter()?, page, size).await?))
 }

@@ -173,9 +173,20 @@ impl Store {
     }
 
     /// Audit rows matching `filter`, newest first (by time, then row id),
+    /// page `page` of `page_size` rows, with the total.
+    pub async fn list_audit(
+        &self,
+        filter: &LogFilter,
+        page: u32,
+        page_size: u32,
+    ) -> Result<super::super::Page<AuditRow>, StoreError> {
+        self.list_audit_paged(filter, None, page, page_size).await
+    }
+
+    /// Audit rows matching `filter`, newest first (by time, then row id),
     /// one page of them: by offset, or past `before_id` (keyset), with the
     /// total.
-    pub async fn list_audit(
+    pub async fn list_audit_paged(
         &self,
         filter: &LogFilter,
         before_id: Option<i64>,
