@@ -69,7 +69,8 @@ struct NewCustomer {
 
 /// The list page's URL for `q` and `page`.
 fn list_url(q: &str, page: u32) -> String {
-    let mut url = url::form_urlencoded::Serializer::new(String::from("/ui/customers?"));
+    let base = "/ui/customers?";
+    let mut url = url::form_urlencoded::Serializer::for_suffix(String::from(base), base.len());
     if !q.is_empty() {
         url.append_pair("q", q);
     }

@@ -235,11 +235,11 @@ each_backend!(the_customer_list_pages_and_keeps_the_search_in_its_links, |backen
     let first = session.get(&app, "/ui/customers?q=paged").await;
     assert!(first.html.contains("51 customers matching"), "{}", first.html);
     assert!(first.html.contains("paged49@example.com") && !first.html.contains("paged50@example.com"));
-    assert!(first.html.contains("rel=\"next\" href=\"/ui/customers?q=paged&amp;page=2\""), "{}", first.html);
+    assert!(first.html.contains("rel=\"next\" href=\"/ui/customers?q=paged&#38;page=2\""), "{}", first.html);
     assert!(!first.html.contains("rel=\"prev\""));
     let second = session.get(&app, "/ui/customers?q=paged&page=2").await;
     assert!(second.html.contains("paged50@example.com") && !second.html.contains("paged49@example.com"));
-    assert!(second.html.contains("rel=\"prev\" href=\"/ui/customers?q=paged&amp;page=1\""), "{}", second.html);
+    assert!(second.html.contains("rel=\"prev\" href=\"/ui/customers?q=paged&#38;page=1\""), "{}", second.html);
     // A page number that isn't one is the first page.
     assert!(session.get(&app, "/ui/customers?page=x").await.html.contains("paged00@example.com"));
 });
