@@ -112,7 +112,9 @@ struct NewKeyForm {
 
 /// The list page's URL for `customer` and `page`.
 fn list_url(customer: &str, page: u32) -> String {
-    let mut url = url::form_urlencoded::Serializer::new(String::from("/ui/keys?"));
+    let base = "/ui/keys?";
+    // `for_suffix`: the pairs start after the `?`, with no `&` before the first.
+    let mut url = url::form_urlencoded::Serializer::for_suffix(String::from(base), base.len());
     if !customer.is_empty() {
         url.append_pair("customer_id", customer);
     }

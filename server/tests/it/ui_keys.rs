@@ -116,6 +116,22 @@ each_backend!(the_list_filters_by_customer_and_the_form_says_what_is_wrong, |bac
     assert!(page.html.contains("form post"));
 });
 
+each_backend!(the_key_list_pages_by_50_keeping_the_filter, |backend| {
+    let app = TestApp::new(backend).await;
+    let s = sign_in(&app, &app.admin_key).await;
+    for _ in 0..50 {
+        create_key(&app.store, "app@example.com", Role::App).await;
+    }
+    let first = s.get(&app, "/ui/keys").await;
+    assert!(first.html.contains("52 keys"), "two from the test app and 50 more");
+    assert!(first.html.contains("rel=\"next\" href=\"/ui/keys?page=2\""), "{}", first.html);
+    assert!(!first.html.contains("rel=\"prev\""));
+    let filtered = s.get(&app, &format!("/ui/keys?customer_id={}&page=2", app.customer_id)).await;
+    let prev = format!("rel=\"prev\" href=\"/ui/keys?customer_id={}&#38;page=1\"", app.customer_id);
+    assert!(filtered.html.contains(&prev), "{}", filtered.html);
+    assert_eq!(filtered.html.matches("<tr>").count(), 2, "the header and the 51st key of this customer");
+});
+
 each_backend!(rotate_with_grace_then_delete_after_confirming, |backend| {
     let app = TestApp::new(backend).await;
     let s = sign_in(&app, &app.admin_key).await;
