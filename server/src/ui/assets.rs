@@ -66,6 +66,7 @@ static ASSETS: &[Asset] = &[
     asset!("swagger-ui.css", CSS, "vendor/swagger-ui.css.gz", Stored::Gzip),
     asset!("swagger-ui-bundle.js", JS, "vendor/swagger-ui-bundle.js.gz", Stored::Gzip),
     asset!("docs.js", JS, "docs.js", Stored::Plain),
+    asset!("favicon.svg", "image/svg+xml", "favicon.svg", Stored::Plain),
 ];
 
 /// Each file with its hashed file name, computed once.

@@ -23,6 +23,8 @@ struct DocsPage {
     bundle: &'static str,
     /// URL of `docs.js`.
     init: &'static str,
+    /// URL of the icon.
+    icon: &'static str,
 }
 
 /// `GET /docs`.
@@ -35,5 +37,6 @@ async fn docs() -> Response {
         css: assets::url("swagger-ui.css").unwrap_or_default(),
         bundle: assets::url("swagger-ui-bundle.js").unwrap_or_default(),
         init: assets::url("docs.js").unwrap_or_default(),
+        icon: assets::url("favicon.svg").unwrap_or_default(),
     })
 }

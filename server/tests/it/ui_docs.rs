@@ -24,7 +24,7 @@ async fn docs_loads_swagger_ui_from_this_origin_without_a_session() {
     assert!(page.html.contains("/openapi.json"));
 
     let urls = asset_urls(&page.html);
-    assert_eq!(urls.len(), 3, "{urls:?}");
+    assert_eq!(urls.len(), 4, "{urls:?}");
     for url in &urls {
         let req = axum::http::Request::get(url.as_str())
             .header("host", "warden.test")
