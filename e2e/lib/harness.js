@@ -248,6 +248,25 @@ export function unique(prefix) {
 }
 
 /**
+ * Clicks `control` (or, with `keyboard`, presses Enter on it) and waits for
+ * the form post it sends to be answered without an error, then for the
+ * page it leads to: the change is made before the test goes on.
+ */
+export async function submit(page, control, { keyboard = false } = {}) {
+  const answered = page.waitForResponse((r) => r.request().method() === "POST");
+  if (keyboard) {
+    await control.focus();
+    await page.keyboard.press("Enter");
+  } else {
+    await control.click();
+  }
+  const response = await answered;
+  assert.ok(response.status() < 400, `POST ${response.url()} answered ${response.status()}`);
+  await page.waitForLoadState("networkidle");
+  return response;
+}
+
+/**
  * Presses Tab until `locator` has the focus (at most 200 times): reaching
  * a control with the keyboard alone.
  */

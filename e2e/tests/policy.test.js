@@ -4,7 +4,7 @@
 
 import { test, before, beforeEach, after } from "node:test";
 import assert from "node:assert/strict";
-import { Browser, server, check, checkUntil, customerId } from "../lib/harness.js";
+import { Browser, server, check, checkUntil, customerId, submit } from "../lib/harness.js";
 
 let browser;
 before(async () => {
@@ -33,7 +33,7 @@ async function toggle(page, rule, name) {
   await control(row, name).click();
   await page.waitForURL(/\/toggle/);
   const warning = await page.locator("main .alert").first().innerText();
-  await control(page.locator("main"), /^Confirm$/).click();
+  await submit(page, control(page.locator("main"), /^Confirm$/));
   await page.waitForURL(/\/ui\/rules$/);
   return warning;
 }
@@ -67,36 +67,32 @@ test("a customer override and threshold show in the effective policy with their 
   await page.goto(`/ui/customers/${id}`);
   const settings = page.locator("#settings");
   await settings.getByLabel("Threshold", { exact: true }).fill("90");
-  await settings.getByRole("button", { name: "Save settings" }).click();
-  await page.waitForLoadState("networkidle");
+  await submit(page, settings.getByRole("button", { name: "Save settings" }));
   assert.equal((await checkUntil(personal, (d) => d.allowed)).body.allowed, true, "70 is under the customer's threshold 90");
 
   const effective = page.locator("#rules");
   const rowOf = (rule) => effective.locator("tbody tr").filter({ has: page.getByRole("link", { name: rule, exact: true }) });
   await rowOf("contains_personal_data").getByLabel("Score", { exact: true }).fill("95");
-  await rowOf("contains_personal_data").getByRole("button", { name: /^Set score/ }).click();
-  await page.waitForLoadState("networkidle");
+  await submit(page, rowOf("contains_personal_data").getByRole("button", { name: /^Set score/ }));
 
   await page.goto(`/ui/customers/${id}`);
-  const threshold = await settings.locator("dd").first().innerText();
+  const threshold = await settings.locator("dd").first().textContent();
   assert.match(threshold, /\b90\b/);
   assert.match(threshold, /override|customer/i, `the threshold's source is the customer's setting: ${threshold}`);
-  const overridden = await rowOf("contains_personal_data").innerText();
+  const overridden = await rowOf("contains_personal_data").textContent();
   assert.match(overridden, /\b95\b/);
   assert.match(overridden, /override/i, `the score's source is the override: ${overridden}`);
-  assert.match(await rowOf("external_model").innerText(), /\bfile\b/, "an untouched rule comes from the files");
+  assert.match(await rowOf("external_model").textContent(), /\bfile\b/, "an untouched rule comes from the files");
 
   const decided = await checkUntil(personal, (d) => d.risk_score === 95);
   assert.equal(decided.body.risk_score, 95, "the override's score applies");
   assert.equal(decided.body.allowed, false, "95 reaches the threshold 90");
 
   // Clear both from the page: the customer follows the files again.
-  await rowOf("contains_personal_data").getByRole("button", { name: /^Clear/ }).click();
-  await page.waitForLoadState("networkidle");
+  await submit(page, rowOf("contains_personal_data").getByRole("button", { name: /^Clear/ }));
   await page.goto(`/ui/customers/${id}`);
   await settings.getByLabel("Threshold", { exact: true }).fill("");
-  await settings.getByRole("button", { name: "Save settings" }).click();
-  await page.waitForLoadState("networkidle");
+  await submit(page, settings.getByRole("button", { name: "Save settings" }));
   const cleared = await checkUntil(personal, (d) => d.risk_score === 70 && !d.allowed);
   assert.equal(cleared.body.risk_score, 70);
   assert.equal(cleared.body.allowed, false);
