@@ -160,6 +160,7 @@ impl From<&ServeConfig> for Options {
                 session_idle_timeout: c.session_idle_timeout,
                 session_lifetime: c.session_lifetime,
                 sign_in_quota: Quota { requests: c.sign_in_limit, window: Duration::from_secs(60) },
+                ..crate::ui::Settings::default()
             },
         }
     }

@@ -9,11 +9,13 @@
 //! `/ui/*` only, and an API key never authorises `/ui/*`.
 
 mod assets;
+mod audit;
 mod chart;
 mod customers;
 mod docs;
 mod keys;
 mod login;
+mod logs;
 mod overview;
 mod page;
 mod playground;
@@ -53,6 +55,8 @@ pub struct Settings {
     pub session_lifetime: Duration,
     /// Sign-in attempts allowed per client address. Default 10 a minute.
     pub sign_in_quota: Quota,
+    /// Most rows in one CSV export of the decision log. Default 100,000.
+    pub csv_max_rows: u32,
 }
 
 impl Default for Settings {
@@ -63,6 +67,7 @@ impl Default for Settings {
             session_idle_timeout: Duration::from_secs(30 * 60),
             session_lifetime: Duration::from_secs(12 * 60 * 60),
             sign_in_quota: Quota { requests: 10, window: Duration::from_secs(60) },
+            csv_max_rows: 100_000,
         }
     }
 }
@@ -124,6 +129,8 @@ fn pages() -> Router<AppState> {
         .merge(status::routes())
         .merge(keys::routes())
         .merge(webhooks::routes())
+        .merge(logs::routes())
+        .merge(audit::routes())
 }
 
 /// The HTML 404 page, in the layout.

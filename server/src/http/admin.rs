@@ -17,6 +17,8 @@ mod settings;
 mod status;
 mod webhooks;
 
+pub(crate) use logs::{AdminFilterParams, CursorParams, LogFilterParams};
+
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;

@@ -79,3 +79,32 @@ each_backend!(the_trail_filters_by_action_and_actor_and_pages_by_keyset, |backen
     let (status, _, body) = app.send(admin_request(&app, "GET", "/api/admin/audit?actor=me", None)).await;
     assert_eq!((status, body["field"].as_str()), (422, Some("actor")), "{body}");
 });
+
+each_backend!(the_audit_page_shows_changes_with_their_actor_and_values_in_force, |backend| {
+    let app = TestApp::new(backend).await;
+    let req = admin_request(&app, "PATCH", "/api/admin/policies/approved_models", Some(json!({"enabled": true})));
+    assert_eq!(app.send(req).await.0, 200);
+    let s = crate::ui_support::sign_in(&app, &app.admin_key).await;
+    let page = s.get(&app, "/ui/audit?action=policy.toggle").await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    let trail = app.store.admin_audit(1, 50).await.unwrap().items;
+    let toggle = trail.iter().find(|e| e.action == "policy.toggle").unwrap();
+    let actor = toggle.actor_key_id.unwrap();
+    assert!(page.html.contains(&format!("test <code>{actor}</code>")), "actor name and id: {}", page.html);
+    assert!(page.html.contains("<code>approved_models</code>"));
+    assert!(
+        page.html.contains("<dd>false (file)</dd>") && page.html.contains("<dd>true (global)</dd>"),
+        "{}",
+        page.html
+    );
+    assert!(!page.html.contains("<code>key.create</code>"), "filtered by action");
+    let by_actor = s.get(&app, &format!("/ui/audit?actor={actor}")).await;
+    assert!(by_actor.html.contains("<td><code>policy.toggle</code></td>"), "{}", by_actor.html);
+    assert!(
+        !by_actor.html.contains("<td><code>key.create</code></td>"),
+        "the setup's keys were made by the command line"
+    );
+    let bad = s.get(&app, "/ui/audit?actor=me").await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.html.contains("actor"), "{}", bad.html);
+});

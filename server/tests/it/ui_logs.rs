@@ -152,3 +152,134 @@ each_backend!(the_admin_api_reads_the_same_filters_and_refuses_bad_ones, |backen
     let (status, _, body) = get("status=&model=&customer_id=&from=&to=").await;
     assert_eq!(status, 200, "{body}");
 });
+
+/// Every `/ui/logs` row's decision link on the page, in order.
+fn decision_links(html: &str) -> Vec<String> {
+    html.split("href=\"/ui/logs/").skip(1).map(|s| s.split('"').next().unwrap().to_owned()).collect()
+}
+
+/// The page's link with `rel`, unescaped.
+fn rel_link(html: &str, rel: &str) -> Option<String> {
+    let at = html.find(&format!("rel=\"{rel}\" href=\""))? + format!("rel=\"{rel}\" href=\"").len();
+    Some(html[at..].split('"').next()?.replace("&amp;", "&").replace("&#38;", "&"))
+}
+
+each_backend!(the_logs_page_filters_pages_and_exports_what_it_shows, |backend| {
+    let mut app = TestApp::new(backend).await;
+    let canary = "CANARY-7f3a";
+    let comma_model = "m,\"q\"\nx";
+    for i in 0..25 {
+        let body = match i % 5 {
+            0 => json!({"model": comma_model, "operation": "classify", "metadata": {}, "note": canary}),
+            1 => json!({"model": "gpt-4", "operation": "classify", "metadata": {"contains_personal_data": true}}),
+            _ => json!({"model": "claude", "operation": "chat", "metadata": {}, "extra": canary}),
+        };
+        app.check(&app.app_key, &body.to_string()).await;
+    }
+    app.drain_audit().await;
+    let s = crate::ui_support::sign_in(&app, &app.admin_key).await;
+    // Unfiltered: 20 rows, then 5 more on the older page, none repeated.
+    let first = s.get(&app, "/ui/logs").await;
+    assert_eq!(first.status, 200, "{}", first.html);
+    let page1 = decision_links(&first.html);
+    assert_eq!(page1.len(), 20);
+    assert!(rel_link(&first.html, "prev").is_none());
+    let older = rel_link(&first.html, "next").unwrap();
+    let second = s.get(&app, &older).await;
+    let page2 = decision_links(&second.html);
+    assert_eq!(page2.len(), 5);
+    assert!(page2.iter().all(|id| !page1.contains(id)));
+    let newer = rel_link(&second.html, "prev").unwrap();
+    assert_eq!(decision_links(&s.get(&app, &newer).await.html), page1, "back to the first page");
+    // Filters: status, model (with a comma, a quote and a line break), customer.
+    let blocked = s.get(&app, "/ui/logs?status=blocked").await;
+    assert_eq!(decision_links(&blocked.html).len(), 5, "{}", blocked.html);
+    assert!(blocked.html.contains("<option value=\"blocked\" selected>"), "the form keeps the filter");
+    let q = url::form_urlencoded::Serializer::new(String::new()).append_pair("model", comma_model).finish();
+    assert_eq!(decision_links(&s.get(&app, &format!("/ui/logs?{q}")).await.html).len(), 5);
+    let mine = s.get(&app, &format!("/ui/logs?customer_id={}", app.customer_id)).await;
+    assert_eq!(decision_links(&mine.html).len(), 20);
+    let nobody = s.get(&app, &format!("/ui/logs?customer_id={}", Uuid::new_v4())).await;
+    assert!(decision_links(&nobody.html).is_empty() && nobody.html.contains("No decisions match these filters."));
+    // Paging keeps the filters.
+    let claude = s.get(&app, "/ui/logs?model=claude").await;
+    assert_eq!(decision_links(&claude.html).len(), 15);
+    // htmx asks for the table alone.
+    let req = axum::http::Request::get("/ui/logs?status=blocked")
+        .header("host", "warden.test")
+        .header("cookie", &s.cookie)
+        .header("hx-request", "true")
+        .header("hx-target", "log-table")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let partial = crate::ui_support::send(&app, req).await;
+    assert!(partial.html.starts_with("<div id=\"log-table\">") && !partial.html.contains("<html"), "{}", partial.html);
+    // CSV: a header and exactly the filtered rows, quoted as RFC 4180 says.
+    let csv = s.get(&app, &format!("/ui/logs.csv?{q}")).await;
+    assert_eq!(csv.status, 200);
+    assert!(csv.header("content-disposition").starts_with("attachment"));
+    let mut reader = ::csv::Reader::from_reader(csv.html.as_bytes());
+    assert_eq!(reader.headers().unwrap().get(0), Some("created_at"));
+    let records: Vec<::csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), 5);
+    assert!(records.iter().all(|r| &r[7] == comma_model));
+    assert!(csv.html.contains("\"m,\"\"q\"\"\nx\""), "quoted, quotes doubled: {}", csv.html);
+    assert!(csv.html.contains("\r\n"), "CRLF line ends");
+    let all = s.get(&app, "/ui/logs.csv").await;
+    assert_eq!(::csv::Reader::from_reader(all.html.as_bytes()).records().count(), 25);
+    // The canary sent in undeclared fields appears nowhere.
+    let one = &page1[0];
+    let decision = s.get(&app, &format!("/ui/logs/{one}")).await;
+    assert_eq!(decision.status, 200);
+    for page in [&first.html, &second.html, &decision.html, &all.html] {
+        assert!(!page.contains(canary));
+    }
+    // A blocked decision shows its contributions and declared metadata.
+    let blocked_one = &decision_links(&blocked.html)[0];
+    let shown = s.get(&app, &format!("/ui/logs/{blocked_one}")).await;
+    assert!(shown.html.contains("/ui/rules/contains_personal_data"), "{}", shown.html);
+    assert!(shown.html.contains("metadata.contains_personal_data"), "{}", shown.html);
+    assert_eq!(s.get(&app, &format!("/ui/logs/{}", Uuid::new_v4())).await.status, 404);
+    assert_eq!(s.get(&app, "/ui/logs/not-a-uuid").await.status, 404);
+});
+
+each_backend!(bad_log_filters_are_a_422_page_naming_the_parameter, |backend| {
+    let app = TestApp::new(backend).await;
+    let s = crate::ui_support::sign_in(&app, &app.admin_key).await;
+    for (query, name) in [
+        ("status=maybe", "status"),
+        ("customer_id=nope", "customer_id"),
+        ("from=yesterday", "from"),
+        ("before=x", "before"),
+        ("model=a%00b", "model"),
+    ] {
+        // The export has no pages: it ignores a cursor.
+        let paths: &[&str] = if name == "before" { &["/ui/logs"] } else { &["/ui/logs", "/ui/logs.csv"] };
+        for path in paths {
+            let page = s.get(&app, &format!("{path}?{query}")).await;
+            assert_eq!(page.status, 422, "{path}?{query}: {}", page.html);
+            assert!(
+                page.html.contains(&format!("<code>{name}</code>")) || page.html.contains(&format!("`{name}`")),
+                "{}",
+                page.html
+            );
+        }
+    }
+});
+
+each_backend!(the_csv_export_stops_at_its_row_limit, |backend| {
+    let mut options = TestApp::options();
+    options.dashboard.csv_max_rows = 3;
+    let mut app = TestApp::with_options(backend, options).await;
+    for _ in 0..5 {
+        app.check(&app.app_key, OK).await;
+    }
+    app.drain_audit().await;
+    let s = crate::ui_support::sign_in(&app, &app.admin_key).await;
+    let page = s.get(&app, "/ui/logs").await;
+    assert!(page.html.contains("at most 3 rows"), "{}", page.html);
+    let csv = s.get(&app, "/ui/logs.csv").await;
+    let ids: Vec<String> =
+        ::csv::Reader::from_reader(csv.html.as_bytes()).records().map(|r| r.unwrap()[1].to_owned()).collect();
+    assert_eq!(ids, decision_links(&page.html)[..3].to_vec(), "the newest three");
+});

@@ -13,7 +13,7 @@ use super::{PageParams, invalid};
 use crate::error::ApiError;
 use crate::http::Admin;
 use crate::state::AppState;
-use crate::store::{AdminEntry, AdminFilter, AuditRow, LogFilter, Outcome, Page, Stats};
+use crate::store::{AdminEntry, AdminFilter, AuditRow, Cursor, LogFilter, Outcome, Page, Stats};
 
 /// `/api/admin/logs`, `/api/admin/stats` and `/api/admin/audit`.
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -64,6 +64,23 @@ fn blank_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String
 }
 
 impl LogFilterParams {
+    /// The filters that are set, as query-string pairs (for links that
+    /// keep them).
+    pub(crate) fn pairs(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("status", &self.status),
+            ("model", &self.model),
+            ("operation", &self.operation),
+            ("customer_id", &self.customer_id),
+            ("reason", &self.reason),
+            ("from", &self.from),
+            ("to", &self.to),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v.as_deref()?)))
+        .collect()
+    }
+
     /// The filter, checked: an unknown status, a customer id that is not a
     /// UUID, a time that is not RFC 3339 or text the database can't store
     /// is a 422 naming the parameter.
@@ -114,6 +131,34 @@ struct LogPaging {
     /// Keyset paging: rows older than this row id (use the last id of the
     /// previous page; faster than `page` deep into a large log).
     before_id: Option<i64>,
+}
+
+/// A keyset position in the query string, as the dashboard's pager links
+/// write it: `before` (older than this row id) or `after` (newer).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct CursorParams {
+    /// Older than this row id.
+    #[serde(default, deserialize_with = "blank_is_none")]
+    pub before: Option<String>,
+    /// Newer than this row id.
+    #[serde(default, deserialize_with = "blank_is_none")]
+    pub after: Option<String>,
+}
+
+impl CursorParams {
+    /// The cursor, checked: each must be a row id (an integer), and only
+    /// one may be given.
+    pub(crate) fn cursor(&self) -> Result<Cursor, ApiError> {
+        let id = |field: &str, v: &str| {
+            v.trim().parse::<i64>().map_err(|_| invalid(field, format!("`{field}` must be a row id (an integer)")))
+        };
+        match (self.before.as_deref(), self.after.as_deref()) {
+            (None, None) => Ok(Cursor::Newest),
+            (Some(b), None) => id("before", b).map(Cursor::Before),
+            (None, Some(a)) => id("after", a).map(Cursor::After),
+            (Some(_), Some(_)) => Err(invalid("after", "give `before` or `after`, not both")),
+        }
+    }
 }
 
 /// An outcome to filter on (for the OpenAPI document).
