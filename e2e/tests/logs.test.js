@@ -120,6 +120,12 @@ test("log filters live in the URL; reload and Back keep them; the CSV holds exac
   assert.equal(records.length, 3, "the CSV holds the three filtered rows");
   const modelColumn = header.indexOf("model");
   for (const record of records) assert.equal(record[modelColumn], model);
+  const idColumn = header.indexOf("decision_id");
+  assert.ok(idColumn >= 0, "a decision_id column");
+  const shown = await rows.evaluateAll((trs) =>
+    trs.map((tr) => tr.querySelector('a[href^="/ui/logs/"]').getAttribute("href").split("/").pop()),
+  );
+  assert.deepEqual(records.map((r) => r[idColumn]).sort(), shown.sort(), "the CSV's decisions are the page's");
 
   await context.close();
   browser.assertClean();
