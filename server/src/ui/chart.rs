@@ -99,7 +99,10 @@ impl StackedBars {
                 base += value;
             }
             if i % step == 0 || i + 1 == bars.len() {
-                labels.push(Label { x: x + bar_w / 2, y: HEIGHT - 6, text: bar.label.clone(), anchor: "middle" });
+                // The last label ends at its bar's right edge, so it stays
+                // inside the drawing however long it is.
+                let (lx, anchor) = if i + 1 == bars.len() { (x + bar_w, "end") } else { (x + bar_w / 2, "middle") };
+                labels.push(Label { x: lx, y: HEIGHT - 6, text: bar.label.clone(), anchor });
             }
         }
         labels.push(Label { x: LEFT - 6, y: TOP + 10, text: max.to_string(), anchor: "end" });
@@ -156,6 +159,15 @@ mod tests {
         assert!(!html.contains("<b>"), "{html}");
         assert!(!html.contains("<per>"));
         assert!(html.contains("<td class=\"num\">3</td>"), "the table holds the total: {html}");
+    }
+
+    #[test]
+    fn the_last_label_ends_inside_the_drawing() {
+        let bars = (1..=30).map(|d| Bar { label: format!("2026-11-{d:02}"), values: vec![d, 1] }).collect();
+        let c = chart(bars);
+        let last = c.labels.iter().find(|l| l.text == "2026-11-30").unwrap();
+        assert_eq!(last.anchor, "end");
+        assert!(last.x <= WIDTH);
     }
 
     #[test]
