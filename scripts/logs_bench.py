@@ -4,8 +4,10 @@
 Fills a fresh database with N rows (default 1,000,000; 100 customers, 30
 days, a mix of outcomes) straight through SQL, starts the release binary on
 it, and times each /api/admin/logs and /api/admin/stats query and the
-dashboard's overview and status pages (median of 5, over HTTP on
-loopback). SQLite always; Postgres too when reachable.
+dashboard's pages: overview, status, the decision log with no filter and
+under each filter, a deep page, one decision, the admin trail (median of 5,
+over HTTP on loopback), and a CSV export of one customer's rows. SQLite
+always; Postgres too when reachable.
 Usage: scripts/logs_bench.py [rows]
 """
 import datetime, http.client, json, os, random, shutil, signal, socket, statistics, subprocess, sys, tempfile, time, urllib.parse, uuid
@@ -96,11 +98,35 @@ def bench(name, url, fill):
             conn.request("GET", path, headers={"Cookie": cookie})
             r = conn.getresponse(); html = r.read()
             assert r.status == 200, (path, r.status, html[:300])
-        for label, path in [("dashboard overview", "/ui/"), ("dashboard status", "/ui/status")]:
+        to = (now - datetime.timedelta(days=29)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        deep = first["items"][-1]["id"] - rows // 2
+        pages = [
+            ("dashboard overview", "/ui/"), ("dashboard status", "/ui/status"),
+            ("/ui/logs", "/ui/logs"),
+            ("/ui/logs status=rejected", "/ui/logs?status=rejected"),
+            ("/ui/logs model=llama-3", "/ui/logs?model=llama-3"),
+            ("/ui/logs operation", "/ui/logs?operation=classify"),
+            ("/ui/logs customer_id", f"/ui/logs?customer_id={customers[3]}"),
+            ("/ui/logs reason", "/ui/logs?reason=external_model"),
+            ("/ui/logs from 2 days", f"/ui/logs?from={frm}"),
+            ("/ui/logs to 29 days ago", f"/ui/logs?to={to}"),
+            ("/ui/logs deep page", f"/ui/logs?before={deep}"),
+            ("/ui/logs model=absent", "/ui/logs?model=absent"),
+            ("/ui/logs/{decision}", f"/ui/logs/{first['items'][0]['decision_id']}"),
+            ("/ui/audit", "/ui/audit"),
+            ("/ui/audit action", "/ui/audit?action=key.create"),
+        ]
+        for label, path in pages:
             times = []
             for _ in range(5):
                 t = time.perf_counter(); page(path); times.append((time.perf_counter() - t) * 1000)
             print(f"  {label:<26} median {statistics.median(times):7.1f} ms")
+        # The CSV export of one customer's rows (10,000), streamed.
+        t = time.perf_counter()
+        conn.request("GET", f"/ui/logs.csv?customer_id={customers[3]}", headers={"Cookie": cookie})
+        r = conn.getresponse(); body = r.read(); assert r.status == 200
+        took, exported = (time.perf_counter() - t) * 1000, body.count(b"\r\n") - 1
+        print(f"  {'CSV, one customer':<26} {took:7.1f} ms   {exported:,} rows")
     finally:
         server.send_signal(signal.SIGTERM); server.wait()
 
