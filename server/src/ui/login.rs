@@ -55,7 +55,16 @@ struct SignIn {
 /// `next` if it is a dashboard path, else the overview.
 fn destination(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with("/ui/") && !n.contains("//") && !n.contains('\\') => n.to_owned(),
+        // Printable ASCII only: a header value can hold nothing else, and
+        // browsers send paths percent-encoded.
+        Some(n)
+            if n.starts_with("/ui/")
+                && !n.contains("//")
+                && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            n.to_owned()
+        }
         _ => "/ui/".to_owned(),
     }
 }
@@ -105,7 +114,11 @@ async fn sign_in(
         Ok(p) => p,
         Err(AuthError::Throttled { retry_after_secs }) => return UiError::TooMany(retry_after_secs).page(None),
         Err(AuthError::Store(e)) => return UiError::from(e).page(None),
-        Err(AuthError::Inactive) => return refused("inactive", "This key is no longer active.").await,
+        // The same words as a wrong key: an inactive key is found before its
+        // secret is checked, so saying so would tell anyone which ids exist.
+        Err(AuthError::Inactive) => {
+            return refused("inactive", "That key was not accepted. Paste a whole admin or viewer key.").await;
+        }
         Err(_) => return refused("unknown", "That key was not accepted. Paste a whole admin or viewer key.").await,
     };
     let role = principal.role.as_str();
@@ -136,4 +149,20 @@ async fn sign_out(State(state): State<AppState>, user: UiUser, headers: HeaderMa
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
     response.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::destination;
+
+    #[test]
+    fn only_printable_dashboard_paths_are_followed_after_sign_in() {
+        assert_eq!(destination(Some("/ui/logs?status=blocked")), "/ui/logs?status=blocked");
+        for bad in
+            ["/ui/\r", "/ui/\nx", "/ui/é", "https://evil.example/", "//evil.example", "/ui//x", "/ui/\\x", "/ui/ x"]
+        {
+            assert_eq!(destination(Some(bad)), "/ui/", "{bad:?}");
+        }
+        assert_eq!(destination(None), "/ui/");
+    }
 }

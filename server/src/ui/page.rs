@@ -48,7 +48,6 @@ pub(crate) struct NavLink {
 /// What the layout needs: the page title, the current navigation entry,
 /// who is signed in and their CSRF token. Every page's template struct
 /// holds one in a field named `shell`.
-#[derive(Debug)]
 pub(crate) struct Shell {
     /// The page's title (also the `<h1>` unless the page writes its own).
     pub title: String,
@@ -64,6 +63,19 @@ pub(crate) struct Shell {
     pub role: &'static str,
     /// The session's CSRF token, for forms and htmx requests.
     pub csrf: String,
+}
+
+/// Written by hand so the CSRF token never reaches a log through `{:?}`.
+impl std::fmt::Debug for Shell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shell")
+            .field("title", &self.title)
+            .field("nav", &self.nav)
+            .field("user_name", &self.user_name)
+            .field("can_write", &self.can_write)
+            .field("csrf", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shell {

@@ -77,7 +77,7 @@ impl Access {
 
 /// The signed-in key, as the session guard found it. Handlers take it as
 /// an extractor; it is there on every page but the sign-in page.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct UiUser {
     /// The key that signed in (the actor of every change made).
     pub key_id: Uuid,
@@ -87,6 +87,19 @@ pub(crate) struct UiUser {
     pub access: Access,
     /// This session's CSRF token.
     pub csrf: String,
+}
+
+/// Written by hand so the CSRF token (tied to the session) never reaches a
+/// log through `{:?}`.
+impl std::fmt::Debug for UiUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UiUser")
+            .field("key_id", &self.key_id)
+            .field("key_name", &self.key_name)
+            .field("access", &self.access)
+            .field("csrf", &"<redacted>")
+            .finish()
+    }
 }
 
 impl UiUser {

@@ -55,8 +55,8 @@ each_backend!(the_status_page_shows_a_failed_reload_with_its_diagnostics, |backe
         assert_eq!(page.status, 200, "{}", page.html);
         let html = &page.html;
         assert!(html.contains("The last reload was refused"), "{html}");
-        let pre = html.split("<pre class=\"diagnostics\">").nth(1).expect("the diagnostics in a <pre>");
-        let pre = pre.split("</pre>").next().unwrap();
+        let pre = html.split("<pre class=\"diagnostics\"").nth(1).expect("the diagnostics in a <pre>");
+        let pre = pre.split_once('>').unwrap().1.split("</pre>").next().unwrap();
         assert!(pre.contains("risk.warden:") && pre.contains("syntax error"), "{pre}");
         assert!(html.contains(app.state.live.load().policy.version()), "the last good version is shown");
     }

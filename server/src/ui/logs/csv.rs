@@ -97,6 +97,18 @@ fn rows(
     })
 }
 
+/// A free-text value (chosen by whoever calls `/v1/check` or names a key)
+/// made safe to open in a spreadsheet: one starting with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return gets a leading `'`, so it is read as
+/// text, not run as a formula (OWASP, "CSV Injection").
+fn text_cell(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{value}"))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
 /// `chunk` as CSV records, after the header row when `header`.
 fn write(chunk: &[LogEntry], header: bool) -> Result<Vec<u8>, ::csv::Error> {
     let mut w = ::csv::WriterBuilder::new().terminator(::csv::Terminator::CRLF).from_writer(Vec::new());
@@ -111,15 +123,15 @@ fn write(chunk: &[LogEntry], header: bool) -> Result<Vec<u8>, ::csv::Error> {
             &r.decision_id.to_string(),
             &r.request_id,
             &r.customer_id.to_string(),
-            e.customer_name.as_deref().unwrap_or_default(),
+            &text_cell(e.customer_name.as_deref().unwrap_or_default()),
             &r.api_key_id.to_string(),
-            e.key_name.as_deref().unwrap_or_default(),
-            r.model.as_deref().unwrap_or_default(),
-            r.operation.as_deref().unwrap_or_default(),
+            &text_cell(e.key_name.as_deref().unwrap_or_default()),
+            &text_cell(r.model.as_deref().unwrap_or_default()),
+            &text_cell(r.operation.as_deref().unwrap_or_default()),
             &r.status,
             if r.allowed { "true" } else { "false" },
             &r.risk_score.to_string(),
-            &r.reason,
+            &text_cell(&r.reason),
             &r.policy_version,
             &r.latency_us.to_string(),
             contributions.as_deref().unwrap_or_default(),
@@ -128,4 +140,19 @@ fn write(chunk: &[LogEntry], header: bool) -> Result<Vec<u8>, ::csv::Error> {
         ])?;
     }
     w.into_inner().map_err(|e| ::csv::Error::from(e.into_error()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text_cell;
+
+    #[test]
+    fn text_that_a_spreadsheet_would_run_as_a_formula_is_quoted() {
+        for bad in ["=HYPERLINK(\"https://evil.example\")", "+1", "-1+2", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(text_cell(bad), format!("'{bad}"));
+        }
+        for fine in ["gpt-4", "classify", "", "a=b"] {
+            assert_eq!(text_cell(fine), fine);
+        }
+    }
 }
