@@ -183,15 +183,33 @@ fn timestamp(field: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, Ap
     .transpose()
 }
 
+/// The API reads a blank parameter of a typed filter (`?to=`, `?actor=`) as
+/// the mistake it is: a 422 naming it. (The dashboard's GET forms send every
+/// field, so there a blank value is no filter; [`LogFilterParams`] reads it
+/// so for both.)
+fn refuse_blank(uri: &axum::http::Uri, typed: &[&str]) -> Result<(), ApiError> {
+    let query = uri.query().unwrap_or_default();
+    for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if value.trim().is_empty() {
+            if let Some(name) = typed.iter().find(|t| **t == name) {
+                return Err(invalid(name, format!("`{name}` is empty: give a value or leave the parameter out")));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Decisions, newest first.
 #[utoipa::path(get, path = "/api/admin/logs", tag = "admin", params(LogFilterParams, LogPaging),
     responses((status = 200, description = "A page of audit rows", body = Page<AuditRow>)))]
 async fn list_logs(
     State(state): State<AppState>,
     _: Admin,
+    uri: axum::http::Uri,
     Params(filters): Params<LogFilterParams>,
     Params(q): Params<LogPaging>,
 ) -> Result<Json<Page<AuditRow>>, ApiError> {
+    refuse_blank(&uri, &["status", "customer_id", "from", "to"])?;
     let (page, size) = PageParams { page: q.page, page_size: q.page_size }.resolve()?;
     let filter = filters.filter()?;
     Ok(Json(state.store.list_audit_paged(&filter, q.before_id, page, size).await?))
@@ -259,9 +277,11 @@ impl AdminFilterParams {
 async fn admin_audit(
     State(state): State<AppState>,
     _: Admin,
+    uri: axum::http::Uri,
     Params(filters): Params<AdminFilterParams>,
     Params(params): Params<PageParams>,
 ) -> Result<Json<Page<AdminEntry>>, ApiError> {
+    refuse_blank(&uri, &["actor"])?;
     let (page, size) = params.resolve()?;
     Ok(Json(state.store.admin_audit_filtered(&filters.filter()?, page, size).await?))
 }
