@@ -111,6 +111,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .merge(pages())
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
         .route("/ui/{*rest}", get(not_found).post(not_found))
+        .layer(axum::middleware::from_fn(html_errors))
         .layer(axum::middleware::from_fn_with_state(state.clone(), session::guard))
         .merge(assets::routes())
         .merge(docs::routes())
@@ -136,6 +137,34 @@ fn pages() -> Router<AppState> {
 /// The HTML 404 page, in the layout.
 async fn not_found(user: Option<UiUser>) -> Response {
     UiError::NotFound("There is no page at this address.".to_owned()).page(user.as_ref())
+}
+
+/// Turns the plain-text refusals of axum's extractors (a form or query that
+/// can't be read: 400, 415, 422, a wrong method: 405) into error pages in
+/// the layout, for every page at once, so no handler can answer bad input
+/// with a bare body. Their text is not repeated: the page says what kind of
+/// input was wrong.
+async fn html_errors(req: Request, next: Next) -> Response {
+    let user = req.extensions().get::<UiUser>().cloned();
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html"));
+    if is_html || !status.is_client_error() {
+        return response;
+    }
+    let message = match status.as_u16() {
+        405 => "This address doesn't take that kind of request.",
+        415 => "This form must be sent as an HTML form (application/x-www-form-urlencoded).",
+        _ => "A field of this form or address is missing or can't be read; go back, check it and try again.",
+    };
+    let page = UiError::Invalid(message.to_owned()).page(user.as_ref());
+    let (mut parts, body) = page.into_parts();
+    parts.status = status;
+    Response::from_parts(parts, body)
 }
 
 /// The Content-Security-Policy of every dashboard response: only this

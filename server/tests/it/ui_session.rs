@@ -258,3 +258,27 @@ fn regex_like(pattern: &str, status: &str) -> bool {
     }
     chars.next().is_none()
 }
+
+each_backend!(unreadable_forms_and_queries_get_a_page_in_the_layout_not_plain_text, |backend| {
+    let app = TestApp::new(backend).await;
+    // Not a form.
+    let req = axum::http::Request::post("/ui/login")
+        .header("host", "warden.test")
+        .header("origin", crate::ui_support::ORIGIN)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from("{\"key\":\"x\"}"))
+        .unwrap();
+    let page = crate::ui_support::send(&app, req).await;
+    assert_eq!(page.status, 415);
+    assert!(page.header("content-type").starts_with("text/html"), "{}", page.html);
+    assert!(page.html.contains("role=\"alert\"") && page.html.contains("HTML form"), "{}", page.html);
+    // A form without its field.
+    let page = post(&app, "/ui/login", None, &[("nokey", "x")]).await;
+    assert!(page.header("content-type").starts_with("text/html"), "{}: {}", page.status, page.html);
+    assert!((400..500).contains(&page.status));
+    // Signed in: the page keeps the navigation.
+    let session = sign_in(&app, &app.admin_key).await;
+    let page = session.post(&app, "/ui/playground", &[("nothing", "here")]).await;
+    assert!(page.header("content-type").starts_with("text/html"), "{}: {}", page.status, page.html);
+    assert!(page.html.contains("Sign out"), "{}", page.html);
+});
