@@ -69,13 +69,7 @@ struct NewCustomer {
 
 /// The list page's URL for `q` and `page`.
 fn list_url(q: &str, page: u32) -> String {
-    let base = "/ui/customers?";
-    let mut url = url::form_urlencoded::Serializer::for_suffix(String::from(base), base.len());
-    if !q.is_empty() {
-        url.append_pair("q", q);
-    }
-    url.append_pair("page", &page.to_string());
-    url.finish()
+    super::page::paged_url("/ui/customers", &[("q", q)], page)
 }
 
 /// The list page; `form` is the create form as typed, with why it failed.

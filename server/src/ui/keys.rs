@@ -112,14 +112,7 @@ struct NewKeyForm {
 
 /// The list page's URL for `customer` and `page`.
 fn list_url(customer: &str, page: u32) -> String {
-    let base = "/ui/keys?";
-    // `for_suffix`: the pairs start after the `?`, with no `&` before the first.
-    let mut url = url::form_urlencoded::Serializer::for_suffix(String::from(base), base.len());
-    if !customer.is_empty() {
-        url.append_pair("customer_id", customer);
-    }
-    url.append_pair("page", &page.to_string());
-    url.finish()
+    super::page::paged_url("/ui/keys", &[("customer_id", customer)], page)
 }
 
 /// The list page; `refused` is the create form as typed, with why it failed.

@@ -134,6 +134,20 @@ impl Shell {
     }
 }
 
+/// A list page's URL: `path?` then each non-empty filter and `page=N`,
+/// form-encoded. The pairs start right after the `?` (`for_suffix`), with
+/// no `&` before the first.
+pub(crate) fn paged_url(path: &str, filters: &[(&str, &str)], page: u32) -> String {
+    let base = format!("{path}?");
+    let start = base.len();
+    let mut url = url::form_urlencoded::Serializer::for_suffix(base, start);
+    for (name, value) in filters.iter().filter(|(_, v)| !v.is_empty()) {
+        url.append_pair(name, value);
+    }
+    url.append_pair("page", &page.to_string());
+    url.finish()
+}
+
 /// Renders `page` as an HTML response with `status`.
 pub(crate) fn render_with(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {
