@@ -8,6 +8,7 @@
 pub(crate) mod admin;
 mod audit;
 mod blocks;
+mod budget;
 mod customers;
 mod keys;
 mod orphans;
@@ -124,6 +125,10 @@ pub enum StoreError {
     /// and did not get through (names what).
     #[error("too many concurrent {0}; try again")]
     Contended(&'static str),
+    /// A read ran past its time budget and was cancelled by the database
+    /// (Postgres `statement_timeout`, SQLite's progress handler).
+    #[error("the query ran longer than its budget of {0:?}")]
+    TimedOut(std::time::Duration),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -147,7 +152,10 @@ impl StoreError {
                 let sqlite_constraint = code.parse::<u32>().is_ok_and(|c| c & 0xff == 19);
                 !(postgres_data_error || sqlite_constraint)
             }
-            Self::Database(sqlx::Error::Encode(_)) | Self::Conflict(_) | Self::UnsupportedUrl(_) => false,
+            Self::Database(sqlx::Error::Encode(_))
+            | Self::Conflict(_)
+            | Self::UnsupportedUrl(_)
+            | Self::TimedOut(_) => false,
             _ => true,
         }
     }

@@ -57,6 +57,11 @@ pub struct Settings {
     pub sign_in_quota: Quota,
     /// Most rows in one CSV export of the decision log. Default 100,000.
     pub csv_max_rows: u32,
+    /// Longest the database may spend finding one page of the decision log
+    /// (`/ui/logs`); past it the page asks for a narrower filter instead of
+    /// waiting. Default 40 ms, which keeps the page within 50 ms of server
+    /// time at 1,000,000 rows.
+    pub log_query_budget: Duration,
 }
 
 impl Default for Settings {
@@ -68,6 +73,7 @@ impl Default for Settings {
             session_lifetime: Duration::from_secs(12 * 60 * 60),
             sign_in_quota: Quota { requests: 10, window: Duration::from_secs(60) },
             csv_max_rows: 100_000,
+            log_query_budget: Duration::from_millis(40),
         }
     }
 }

@@ -19,7 +19,7 @@ use super::page::{Nav, Shell, render};
 use super::{UiError, UiUser};
 use crate::http::admin::{CursorParams, LogFilterParams};
 use crate::state::AppState;
-use crate::store::{Cursor, LogEntry};
+use crate::store::{Cursor, LogEntry, StoreError};
 
 /// Rows on a page.
 const PAGE_SIZE: u32 = 20;
@@ -134,6 +134,9 @@ pub(super) struct Table {
     csv: String,
     csv_max_rows: String,
     filtered: bool,
+    /// Set when finding the page took longer than the budget (in ms): the
+    /// filters must be narrowed.
+    too_slow_ms: Option<u128>,
 }
 
 /// `/ui/logs`.
@@ -168,22 +171,35 @@ fn thousands(n: u32) -> String {
 async fn table(state: &AppState, f: &LogFilterParams, c: &CursorParams) -> Result<Table, UiError> {
     let filter = f.filter()?;
     let mut cursor = c.cursor()?;
-    let mut fetched = state.store.log_page(&filter, cursor, PAGE_SIZE + 1).await?;
-    // Back to the newest rows: a full first page, not a short one.
-    if matches!(cursor, Cursor::After(_)) && fetched.len() <= PAGE_SIZE as usize {
-        cursor = Cursor::Newest;
-        fetched = state.store.log_page(&filter, cursor, PAGE_SIZE + 1).await?;
-    }
-    let page = Keyset::of(fetched, cursor, PAGE_SIZE, |e| e.row.id);
+    let budget = state.dashboard.settings.log_query_budget;
     let pairs = f.pairs();
-    Ok(Table {
-        rows: page.rows.into_iter().map(Row::of).collect(),
-        newer: page.newer.map(|id| link("/ui/logs", &pairs, Some(("after", id)))),
-        older: page.older.map(|id| link("/ui/logs", &pairs, Some(("before", id)))),
+    let mut table = Table {
+        rows: Vec::new(),
+        newer: None,
+        older: None,
         csv: link("/ui/logs.csv", &pairs, None),
         csv_max_rows: thousands(state.dashboard.settings.csv_max_rows),
         filtered: !pairs.is_empty(),
-    })
+        too_slow_ms: None,
+    };
+    let mut fetched = state.store.log_page_within(&filter, cursor, PAGE_SIZE + 1, budget).await;
+    // Back to the newest rows: a full first page, not a short one.
+    if matches!(cursor, Cursor::After(_)) && fetched.as_ref().is_ok_and(|rows| rows.len() <= PAGE_SIZE as usize) {
+        cursor = Cursor::Newest;
+        fetched = state.store.log_page_within(&filter, cursor, PAGE_SIZE + 1, budget).await;
+    }
+    let fetched = match fetched {
+        Err(StoreError::TimedOut(budget)) => {
+            table.too_slow_ms = Some(budget.as_millis());
+            return Ok(table);
+        }
+        other => other?,
+    };
+    let page = Keyset::of(fetched, cursor, PAGE_SIZE, |e| e.row.id);
+    table.rows = page.rows.into_iter().map(Row::of).collect();
+    table.newer = page.newer.map(|id| link("/ui/logs", &pairs, Some(("after", id))));
+    table.older = page.older.map(|id| link("/ui/logs", &pairs, Some(("before", id))));
+    Ok(table)
 }
 
 /// `GET /ui/logs`: the page, or only the table when the filter form asks

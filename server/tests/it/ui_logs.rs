@@ -286,3 +286,62 @@ each_backend!(the_csv_export_stops_at_its_row_limit, |backend| {
         ::csv::Reader::from_reader(csv.html.as_bytes()).records().map(|r| r.unwrap()[1].to_owned()).collect();
     assert_eq!(ids, decision_links(&page.html)[..3].to_vec(), "the newest three");
 });
+
+/// `n` rows in two halves that share no model and no customer: `claude`
+/// rows for `customers[0]`, `gpt-4` rows for `customers[1]`. Filtering on
+/// `gpt-4` and `customers[0]` matches nothing, yet whichever index the
+/// database walks, it reads half the rows to learn so.
+async fn disjoint_halves(store: &Store, n: usize) -> [Uuid; 2] {
+    let customers = [Uuid::new_v4(), Uuid::new_v4()];
+    let now = warden_server::store::now();
+    let rows: Vec<_> = (0..n)
+        .map(|i| {
+            let mut r = audit_record(now - chrono::Duration::milliseconds((n - i) as i64));
+            r.customer_id = customers[i % 2];
+            r.model = Some(["claude", "gpt-4"][i % 2].to_owned());
+            r
+        })
+        .collect();
+    for batch in rows.chunks(1000) {
+        store.insert_audit(batch).await.unwrap();
+    }
+    customers
+}
+
+each_backend!(a_log_page_past_its_budget_is_cancelled_by_the_database, |backend| {
+    use std::time::Duration;
+    use warden_server::store::StoreError;
+    let (store, _cleanup) = fresh_store(backend).await;
+    let customers = disjoint_halves(&store, 40_000).await;
+    let none = LogFilter { model: Some("gpt-4".into()), customer_id: Some(customers[0]), ..LogFilter::default() };
+    let cut = store.log_page_within(&none, Cursor::Newest, 21, Duration::from_millis(1)).await;
+    assert!(matches!(cut, Err(StoreError::TimedOut(_))), "{cut:?}");
+    // The connection is usable again, without the deadline: the same read
+    // with room finishes, and so do the next ones.
+    for _ in 0..8 {
+        let found = store.log_page_within(&none, Cursor::Newest, 21, Duration::from_secs(60)).await.unwrap();
+        assert!(found.is_empty());
+        let page = store.log_page(&LogFilter::default(), Cursor::Newest, 21).await.unwrap();
+        assert_eq!(page.len(), 21);
+    }
+    // A time range bounds the walk: the same filters over the newest
+    // rows fit a budget that the whole log did not.
+    let from = store.log_page(&LogFilter::default(), Cursor::Newest, 100).await.unwrap()[99].row.created_at;
+    let narrow = LogFilter { from: Some(from), ..none.clone() };
+    let found = store.log_page_within(&narrow, Cursor::Newest, 21, Duration::from_millis(500)).await.unwrap();
+    assert!(found.is_empty());
+});
+
+each_backend!(the_logs_page_asks_for_a_narrower_filter_when_a_page_takes_too_long, |backend| {
+    let mut options = TestApp::options();
+    options.dashboard.log_query_budget = std::time::Duration::from_millis(1);
+    let app = TestApp::with_options(backend, options).await;
+    let customers = disjoint_halves(&app.store, 40_000).await;
+    let s = crate::ui_support::sign_in(&app, &app.admin_key).await;
+    let page = s.get(&app, &format!("/ui/logs?model=gpt-4&customer_id={}", customers[0])).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.html.contains("took longer than 1 ms"), "{}", page.html);
+    assert!(page.html.contains("Add a time range"), "{}", page.html);
+    assert!(page.html.contains(r#"value="gpt-4""#), "the filters stay in the form: {}", page.html);
+    assert!(!page.html.contains("No decisions match"), "not mistaken for an empty result");
+});

@@ -16,7 +16,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::super::admin::Cursor;
-use super::super::{Store, StoreError, on_pool};
+use super::super::{Pool, Store, StoreError, budget, on_pool};
 use super::{AuditRow, Outcome};
 
 /// Filters for listing audit rows. Absent filters match everything.
@@ -73,7 +73,7 @@ pub struct Stats {
 
 /// The columns of [`AuditRow`].
 pub(in crate::store) const AUDIT_COLUMNS: &str = "id, decision_id, request_id, customer_id, api_key_id, model, \
-    operation, meta, risk_score, allowed, status, reason, policy_version, latency_us, created_at, contributions";
+    operation, meta, risk_score, allowed, status, reason, policy_version, latency_us, created_at, contributions, shadow";
 
 /// A page of rows (an inner query on `usage_log`) joined with names.
 const WITH_NAMES: &str = "SELECT u.*, k.name AS key_name, c.name AS customer_name FROM (";
@@ -158,6 +158,21 @@ where
     q.push_bind(limit);
 }
 
+/// A page of rows matching `f` nearest the position, with names.
+fn page_query<'a, DB: sqlx::Database>(f: &'a LogFilter, pos: Option<Position>, limit: u32) -> sqlx::QueryBuilder<'a, DB>
+where
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Uuid: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    DateTime<Utc>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut q = sqlx::QueryBuilder::new(format!("{WITH_NAMES}SELECT {AUDIT_COLUMNS} FROM usage_log"));
+    push_filters(&mut q, f, pos);
+    push_order(&mut q, pos, i64::from(limit));
+    q.push(NAMES_JOIN);
+    q
+}
+
 impl Store {
     /// Where `cursor` points: `Some(None)` for the newest rows; `None`
     /// when the row it names is gone (pruned), so nothing lies past it.
@@ -220,13 +235,50 @@ impl Store {
     /// A cursor naming a row since pruned has nothing past it.
     pub async fn log_page(&self, filter: &LogFilter, cursor: Cursor, limit: u32) -> Result<Vec<LogEntry>, StoreError> {
         let Some(pos) = self.position(cursor).await? else { return Ok(Vec::new()) };
-        Ok(on_pool!(self, p => {
-            let mut q = sqlx::QueryBuilder::new(format!("{WITH_NAMES}SELECT {AUDIT_COLUMNS} FROM usage_log"));
-            push_filters(&mut q, filter, pos);
-            push_order(&mut q, pos, i64::from(limit));
-            q.push(NAMES_JOIN);
-            q.build_query_as::<LogEntry>().fetch_all(p).await
-        })?)
+        Ok(on_pool!(self, p => page_query(filter, pos, limit).build_query_as::<LogEntry>().fetch_all(p).await)?)
+    }
+
+    /// [`Store::log_page`] within `budget`: a read that would run longer is
+    /// cancelled by the database ([`StoreError::TimedOut`]) and its
+    /// connection freed at once. Any one filter reads one index range, but
+    /// two equality filters together (say a model and a customer) may make
+    /// the database walk every row of one to find the few of the other; a
+    /// caller with a time limit (a page) bounds that walk and asks for a
+    /// narrower filter.
+    ///
+    /// # Errors
+    /// [`StoreError::TimedOut`] past the budget; otherwise as `log_page`.
+    pub async fn log_page_within(
+        &self,
+        filter: &LogFilter,
+        cursor: Cursor,
+        limit: u32,
+        budget: std::time::Duration,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let Some(pos) = self.position(cursor).await? else { return Ok(Vec::new()) };
+        let timed_out = |e| budget::timed_out(e, budget);
+        match &self.pool {
+            Pool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+                    .bind(budget::pg_statement_timeout(budget))
+                    .execute(&mut *tx)
+                    .await?;
+                let rows = page_query(filter, pos, limit)
+                    .build_query_as::<LogEntry>()
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(timed_out)?;
+                tx.commit().await?;
+                Ok(rows)
+            }
+            Pool::Sqlite(p) => {
+                let mut conn = budget::SqliteBudget::arm(p, budget).await?;
+                let rows = page_query(filter, pos, limit).build_query_as::<LogEntry>().fetch_all(conn.conn()).await;
+                conn.disarm().await?;
+                rows.map_err(timed_out)
+            }
+        }
     }
 
     /// The decision with this id, with names.
