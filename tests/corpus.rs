@@ -39,6 +39,12 @@ struct Expect {
     score: Option<i64>,
     reason: Option<String>,
     contributions: Option<Vec<String>>,
+    /// The shadow rules that held, in source order (`[]`: none).
+    shadow: Option<Vec<String>>,
+    /// The decision had the shadow rules been enforced.
+    shadow_allowed: Option<bool>,
+    shadow_score: Option<i64>,
+    shadow_reason: Option<String>,
     rejected: Option<String>,
     path: Option<String>,
     /// Why the case's overrides must be refused: `duplicate_key`,
@@ -58,6 +64,10 @@ impl Expect {
             || self.score.is_some()
             || self.reason.is_some()
             || self.contributions.is_some()
+            || self.shadow.is_some()
+            || self.shadow_allowed.is_some()
+            || self.shadow_score.is_some()
+            || self.shadow_reason.is_some()
             || self.rejected.is_some()
             || self.invalid_overrides.is_some()
             || self.errors.is_some()
@@ -68,7 +78,7 @@ impl Expect {
 fn run(case: &Case) -> Result<(), String> {
     if !case.expect.expects_something() {
         return Err("the case expects nothing: state an outcome in `[expect]` (allowed, score, reason, \
-             contributions, rejected, invalid_overrides, errors or warnings)"
+             contributions, shadow…, rejected, invalid_overrides, errors or warnings)"
             .to_owned());
     }
     if case.expect.path.is_some() && case.expect.rejected.is_none() {
@@ -104,6 +114,10 @@ fn run(case: &Case) -> Result<(), String> {
         || e.score.is_some()
         || e.reason.is_some()
         || e.contributions.is_some()
+        || e.shadow.is_some()
+        || e.shadow_allowed.is_some()
+        || e.shadow_score.is_some()
+        || e.shadow_reason.is_some()
         || e.rejected.is_some();
     if expects_decision && case.input.is_none() {
         return Err("the case expects a decision or a rejection but gives no `input`".to_owned());
@@ -158,11 +172,17 @@ fn run(case: &Case) -> Result<(), String> {
                 return Err(format!("expected rejection `{r}`, got a decision {d:?}"));
             }
             let contributions: Vec<String> = d.contributions.iter().map(|c| c.rule.to_owned()).collect();
+            let shadow: Vec<String> = d.shadow.iter().map(|m| m.rule.to_owned()).collect();
+            let other = d.shadow_outcome.as_ref();
             let mismatches = [
                 e.allowed.is_some_and(|a| a != d.allowed),
                 e.score.is_some_and(|s| s != d.risk_score),
                 e.reason.as_deref().is_some_and(|r| r != d.reason),
                 e.contributions.as_ref().is_some_and(|c| *c != contributions),
+                e.shadow.as_ref().is_some_and(|s| *s != shadow),
+                e.shadow_allowed.is_some_and(|a| other.is_none_or(|o| o.allowed != a)),
+                e.shadow_score.is_some_and(|s| other.is_none_or(|o| o.risk_score != s)),
+                e.shadow_reason.as_deref().is_some_and(|r| other.is_none_or(|o| o.reason != r)),
             ];
             if mismatches.iter().any(|m| *m) { Err(format!("got {d:?}, expected {e:?}")) } else { Ok(()) }
         }

@@ -13,11 +13,11 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use warden_dsl::ast::{
-    CompareOp, Effect, Expr, ExprKind, FieldDecl, FieldPath, InputBlock, Item, Literal, PolicyFile, Presence, Rule,
-    TextOp, Type,
+    CompareOp, Effect, Expr, ExprKind, FieldDecl, FieldPath, InputBlock, Item, Literal, Mode, PolicyFile, Presence,
+    Rule, TextOp, Type,
 };
 use warden_dsl::{Node, SourceFile};
-use warden_engine::{Overrides, Policy, RuleOverride};
+use warden_engine::{Overrides, Policy, RuleMode, RuleOverride};
 
 // ---- the schema every generated policy declares ----------------------------
 
@@ -190,19 +190,23 @@ fn indexed_condition() -> impl Strategy<Value = Expr> {
     ]
 }
 
-fn rules() -> impl Strategy<Value = Vec<(Expr, Effect, bool, &'static str)>> {
+/// A generated rule: condition, effect, `enabled`, `mode`, reason.
+type GenRule = (Expr, Effect, bool, Mode, &'static str);
+
+fn rules() -> impl Strategy<Value = Vec<GenRule>> {
     prop::collection::vec(
         (
             prop_oneof![condition(), indexed_condition()],
             effect(),
             prop::bool::weighted(0.85),
+            prop_oneof![4 => Just(Mode::Enforce), 1 => Just(Mode::Shadow)],
             prop::sample::select(vec!["a", "b", "c", "own"]),
         ),
         1..16,
     )
 }
 
-fn policy_file(rules: &[(Expr, Effect, bool, &'static str)], threshold: Option<i64>) -> PolicyFile {
+fn policy_file(rules: &[GenRule], threshold: Option<i64>) -> PolicyFile {
     let fields = FIELDS
         .iter()
         .map(|(p, ty, default, required)| {
@@ -218,13 +222,14 @@ fn policy_file(rules: &[(Expr, Effect, bool, &'static str)], threshold: Option<i
     if let Some(t) = threshold {
         items.push(Item::Threshold(Node::bare(t)));
     }
-    for (i, (cond, effect, enabled, reason)) in rules.iter().enumerate() {
+    for (i, (cond, effect, enabled, mode, reason)) in rules.iter().enumerate() {
         let name = format!("r{i}");
         let reason = if *reason == "own" { name.clone() } else { (*reason).to_owned() };
         items.push(Item::Rule(Node::bare(Rule {
             name: Node::bare(name),
             description: Node::bare("generated".to_owned()),
             enabled: *enabled,
+            mode: *mode,
             condition: cond.clone(),
             effect: Node::bare(*effect),
             reason: Node::bare(reason),
@@ -306,8 +311,9 @@ fn spell(name: &str, spelling: usize) -> String {
 }
 
 fn overrides(rule_count: usize) -> impl Strategy<Value = Overrides> {
-    let one = (prop::option::of(any::<bool>()), prop::option::of(score()))
-        .prop_map(|(enabled, score)| RuleOverride { enabled, score });
+    let mode = prop::option::of(prop_oneof![Just(RuleMode::Enforce), Just(RuleMode::Shadow)]);
+    let one = (prop::option::of(any::<bool>()), prop::option::of(score()), mode)
+        .prop_map(|(enabled, score, mode)| RuleOverride { enabled, score, mode });
     (prop::option::weighted(0.3, 0i64..200), prop::collection::btree_map(0..rule_count.max(1) + 1, one, 0..4)).prop_map(
         move |(threshold, rules)| Overrides {
             threshold,
@@ -319,7 +325,10 @@ fn overrides(rule_count: usize) -> impl Strategy<Value = Overrides> {
 
 // ---- the reference interpreter --------------------------------------------
 
-type Outcome = Result<(bool, i64, String, Vec<(String, i64)>), (String, String)>;
+/// `(allowed, risk_score, reason, contributions, shadow matches, shadow
+/// outcome)`, or a rejection's `(code, path)`.
+type Outcome = Result<Decided, (String, String)>;
+type Decided = (bool, i64, String, Vec<(String, i64)>, Vec<(String, &'static str, i64)>, Option<(bool, i64, String)>);
 
 fn path_string(segs: &[String]) -> String {
     segs.join(".")
@@ -516,34 +525,69 @@ fn reference(file: &PolicyFile, input: &Value, ov: &Overrides) -> Outcome {
         }
     }
     let threshold = ov.threshold.unwrap_or(threshold);
-    let (mut total, mut contributions, mut best, mut deny, mut allow) =
-        (0i64, Vec::new(), None::<(i64, String)>, None, None);
+    // The rules that are on and whose conditions hold, each with whether it
+    // runs in shadow and its score in force.
+    let mut held = Vec::new();
     for rule in rules {
         let o = ov.rules.get(&rule.name.node);
         if !o.and_then(|o| o.enabled).unwrap_or(rule.enabled) || !eval(input, &rule.condition) {
             continue;
         }
-        match rule.effect.node {
-            Effect::Score(s) => {
-                let s = o.and_then(|o| o.score).unwrap_or(s);
-                if s != 0 {
-                    total += s;
-                    contributions.push((rule.name.node.clone(), s));
-                    if best.as_ref().is_none_or(|(b, _)| s > *b) {
-                        best = Some((s, rule.reason.node.clone()));
+        let shadow = match o.and_then(|o| o.mode) {
+            Some(m) => m == RuleMode::Shadow,
+            None => rule.mode == Mode::Shadow,
+        };
+        let score = match rule.effect.node {
+            Effect::Score(s) => o.and_then(|o| o.score).unwrap_or(s),
+            _ => 0,
+        };
+        held.push((rule, shadow, score));
+    }
+    // The decision over the rules given: enforced ones only, or all of them
+    // (what the shadow rules would make of it).
+    let decide = |with_shadow: bool| {
+        let (mut total, mut contributions, mut best, mut deny, mut allow) =
+            (0i64, Vec::new(), None::<(i64, String)>, None, None);
+        for (rule, _, s) in held.iter().filter(|(_, shadow, _)| with_shadow || !shadow) {
+            match rule.effect.node {
+                Effect::Score(_) => {
+                    if *s != 0 {
+                        total += s;
+                        contributions.push((rule.name.node.clone(), *s));
+                        if best.as_ref().is_none_or(|(b, _)| s > b) {
+                            best = Some((*s, rule.reason.node.clone()));
+                        }
                     }
                 }
+                Effect::Deny => deny = deny.or(Some(rule.reason.node.clone())),
+                Effect::Allow => allow = allow.or(Some(rule.reason.node.clone())),
             }
-            Effect::Deny => deny = deny.or(Some(rule.reason.node.clone())),
-            Effect::Allow => allow = allow.or(Some(rule.reason.node.clone())),
         }
-    }
-    let (allowed, reason) = match (deny, allow) {
-        (Some(r), _) => (false, r),
-        (None, Some(r)) => (true, r),
-        _ => (total < threshold, best.map_or("ok".to_owned(), |(_, r)| r)),
+        let (allowed, reason) = match (deny, allow) {
+            (Some(r), _) => (false, r),
+            (None, Some(r)) => (true, r),
+            _ => (total < threshold, best.map_or("ok".to_owned(), |(_, r)| r)),
+        };
+        (allowed, total, reason, contributions)
     };
-    Ok((allowed, total, reason, contributions))
+    let (allowed, total, reason, contributions) = decide(false);
+    let shadow: Vec<_> = held
+        .iter()
+        .filter(|(_, shadow, _)| *shadow)
+        .map(|(rule, _, s)| {
+            let kind = match rule.effect.node {
+                Effect::Score(_) => "score",
+                Effect::Deny => "deny",
+                Effect::Allow => "allow",
+            };
+            (rule.name.node.clone(), kind, *s)
+        })
+        .collect();
+    let shadow_outcome = (!shadow.is_empty()).then(|| {
+        let (a, t, r, _) = decide(true);
+        (a, t, r)
+    });
+    Ok((allowed, total, reason, contributions, shadow, shadow_outcome))
 }
 
 fn compiled(policy: &Policy, input: &Value, ov: &Overrides) -> Outcome {
@@ -553,6 +597,8 @@ fn compiled(policy: &Policy, input: &Value, ov: &Overrides) -> Outcome {
             d.risk_score,
             d.reason.to_owned(),
             d.contributions.iter().map(|c| (c.rule.to_owned(), c.score)).collect(),
+            d.shadow.iter().map(|m| (m.rule.to_owned(), m.effect, m.score)).collect(),
+            d.shadow_outcome.map(|o| (o.allowed, o.risk_score, o.reason.to_owned())),
         )),
         Err(r) => Err((r.code().to_owned(), r.path)),
     }
@@ -586,6 +632,25 @@ proptest! {
             prop_assert_eq!((recorded.model, recorded.operation), (sent("model"), sent("operation")));
             let want = if recorded.outcome.is_ok() { reference_declared(input) } else { Map::new() };
             prop_assert_eq!(&recorded.declared, &want, "input {}", input);
+            // Shadow rules never change the enforced outcome: switching
+            // every rule that runs in shadow off leaves it as it was.
+            if let Ok(explained) = policy.explain(input, Some(&ov)) {
+                let mut without = ov.clone();
+                for trace in explained.rules.iter().filter(|t| t.mode == "shadow") {
+                    without.rules.entry(trace.rule.to_owned()).or_default().enabled = Some(false);
+                }
+                let enforced = |d: &warden_engine::Decision<'_>| {
+                    let contributions: Vec<(String, i64)> = d.contributions.iter().map(|c| (c.rule.to_owned(), c.score)).collect();
+                    (d.allowed, d.risk_score, d.reason.to_owned(), contributions)
+                };
+                let with_shadow = policy.decide_with(input, &prepared);
+                let no_shadow = policy.decide_with(input, &policy.prepare(&without));
+                prop_assert!(with_shadow.is_ok() && no_shadow.is_ok());
+                if let (Ok(a), Ok(b)) = (with_shadow, no_shadow) {
+                    prop_assert!(b.shadow.is_empty() && b.shadow_outcome.is_none());
+                    prop_assert_eq!(enforced(&a), enforced(&b), "shadow rules changed the outcome\n{}\ninput {}", text, input);
+                }
+            }
             // `decide` and `explain` agree with `decide_with`.
             let plain = policy.decide(input).map(|d| (d.allowed, d.risk_score));
             let explained = policy.explain(input, None).map(|e| (e.decision.allowed, e.decision.risk_score));

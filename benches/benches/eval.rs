@@ -86,7 +86,12 @@ fn bench_generated(c: &mut Criterion) {
             threshold: Some(120),
             rules: (0..n)
                 .step_by(n / 10)
-                .map(|i| (format!("r{i}"), warden_engine::RuleOverride { enabled: Some(i % 20 != 0), score: Some(15) }))
+                .map(|i| {
+                    (
+                        format!("r{i}"),
+                        warden_engine::RuleOverride { enabled: Some(i % 20 != 0), score: Some(15), mode: None },
+                    )
+                })
                 .collect(),
         };
         let prepared = policy.prepare(&overrides);

@@ -28,17 +28,21 @@ fn bench(c: &mut Criterion) {
     let input = json!({"model": "gpt-4", "operation": "classify", "metadata": {"contains_personal_data": true, "is_external_model": true}});
     let ids: Vec<Uuid> = (0..10_000u128).map(Uuid::from_u128).collect();
     let mut tables = OverrideTables::default();
-    tables.global.rules.insert("approved_models".into(), RuleOverride { enabled: Some(false), score: None });
+    tables
+        .global
+        .rules
+        .insert("approved_models".into(), RuleOverride { enabled: Some(false), score: None, mode: None });
     for (i, id) in ids.iter().enumerate() {
         let mut o = Overrides { threshold: (i % 3 == 0).then_some(80), ..Overrides::default() };
-        o.rules.insert("external_model".into(), RuleOverride { enabled: None, score: Some((i % 60) as i64) });
+        o.rules
+            .insert("external_model".into(), RuleOverride { enabled: None, score: Some((i % 60) as i64), mode: None });
         // Three overrides each, none of which turns on a rule the baseline
         // doesn't evaluate: the difference measured is finding and applying
         // overrides, not deciding more rules.
-        o.rules.insert("approved_models".into(), RuleOverride { enabled: Some(false), score: None });
+        o.rules.insert("approved_models".into(), RuleOverride { enabled: Some(false), score: None, mode: None });
         o.rules.insert(
             "contains_personal_data".into(),
-            RuleOverride { enabled: Some(true), score: Some(40 + (i % 50) as i64) },
+            RuleOverride { enabled: Some(true), score: Some(40 + (i % 50) as i64), mode: None },
         );
         tables.customers.insert(*id, o);
     }

@@ -143,12 +143,37 @@ pub struct Rule {
     pub description: Node<String>,
     /// `enabled false` ships a rule switched off; absent means enabled.
     pub enabled: bool,
+    /// `mode shadow` evaluates the rule on every request without letting it
+    /// change the decision; absent (or `mode enforce`) means enforced.
+    pub mode: Mode,
     /// `when <condition>`.
     pub condition: Expr,
     /// `score +70`, `deny` or `allow`.
     pub effect: Node<Effect>,
     /// `reason code`.
     pub reason: Node<String>,
+}
+
+/// How an enabled rule takes part in decisions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// `mode enforce` (the default): the rule's effect counts.
+    #[default]
+    Enforce,
+    /// `mode shadow`: the rule is evaluated and reported (in the decision's
+    /// `shadow` list and `shadow_outcome`) but never changes `allowed`,
+    /// `risk_score` or `reason`.
+    Shadow,
+}
+
+impl Mode {
+    /// The mode as written: `enforce` or `shadow`.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Self::Enforce => "enforce",
+            Self::Shadow => "shadow",
+        }
+    }
 }
 
 /// What a rule does when its condition holds.
@@ -290,6 +315,26 @@ pub struct TestCase {
     pub overrides: Option<Node<serde_json::Value>>,
     /// The expected outcome.
     pub expect: Node<Expectation>,
+    /// `expect shadow …`: what the shadow rules should make of the request.
+    pub expect_shadow: Option<Node<ShadowExpectation>>,
+}
+
+/// What a test expects of the shadow rules (`expect shadow …`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShadowExpectation {
+    /// `expect shadow none`: no shadow rule's condition holds.
+    None,
+    /// `expect shadow allowed|blocked [score N] [reason code]`: the
+    /// decision had the shadow rules been enforced. Its `allowed`, `score`
+    /// and `reason` are as in [`Expectation::Decision`].
+    Outcome {
+        /// `allowed` or `blocked`.
+        allowed: bool,
+        /// The expected risk score, if stated.
+        score: Option<i64>,
+        /// The expected reason code, if stated.
+        reason: Option<String>,
+    },
 }
 
 /// What a test expects.

@@ -8,7 +8,7 @@ mod suggest;
 
 use std::collections::{HashMap, HashSet};
 
-use crate::ast::{Effect, Expectation, ExprKind, FieldPath, Item, Literal, PolicyFile, Presence, Type};
+use crate::ast::{Effect, Expectation, ExprKind, FieldPath, Item, Literal, Mode, PolicyFile, Presence, Type};
 use crate::err::{Diagnostic, DiagnosticKind, has_errors};
 use crate::parser::parse_file;
 use crate::set::{Checked, DEFAULT_FORBIDDEN_FIELDS, DEFAULT_THRESHOLD, FieldSpec, PolicySet, RuleDef, TestDef};
@@ -227,14 +227,19 @@ impl Checker<'_> {
         for t in tests {
             let loc = t.loc;
             let t = t.node;
-            if let Expectation::Decision { reason: Some(reason), .. } = &t.expect.node {
+            let shadow_reason = match t.expect_shadow.as_ref().map(|e| (&e.node, &e.loc)) {
+                Some((crate::ast::ShadowExpectation::Outcome { reason: Some(r), .. }, loc)) => Some((r, loc)),
+                _ => None,
+            };
+            let decision_reason = match &t.expect.node {
+                Expectation::Decision { reason: Some(r), .. } => Some((r, &t.expect.loc)),
+                _ => None,
+            };
+            for (reason, at) in decision_reason.into_iter().chain(shadow_reason) {
                 if reason != "ok" && !reasons.contains(reason.as_str()) {
                     let candidates = reasons.iter().copied().chain(std::iter::once("ok"));
                     let mut d = self
-                        .at(
-                            DiagnosticKind::InvalidTest { message: format!("no rule gives reason `{reason}`") },
-                            &t.expect.loc,
-                        )
+                        .at(DiagnosticKind::InvalidTest { message: format!("no rule gives reason `{reason}`") }, at)
                         .with_label("this reason can never be the outcome");
                     if let Some(s) = suggest::closest(reason, candidates) {
                         d = d.with_help(format!("did you mean `{s}`?"));
@@ -247,6 +252,7 @@ impl Checker<'_> {
                 input: t.input.node,
                 overrides: t.overrides,
                 expect: t.expect.node,
+                expect_shadow: t.expect_shadow.map(|e| e.node),
                 loc,
             });
         }
@@ -261,7 +267,7 @@ impl Checker<'_> {
         }
         let max: i64 = rules
             .iter()
-            .filter(|r| r.node.enabled)
+            .filter(|r| r.node.enabled && r.node.mode == Mode::Enforce)
             .filter_map(|r| match r.node.effect.node {
                 Effect::Score(s) if s > 0 => Some(s),
                 _ => None,
@@ -280,7 +286,10 @@ impl Checker<'_> {
     }
 
     fn warn_shadowed(&mut self, rules: &[RuleDef]) {
-        for allow in rules.iter().filter(|r| r.node.enabled && r.node.effect.node == Effect::Allow) {
+        // A shadow allow rule exempts nothing, so it hides no rule.
+        let enforced_allow =
+            |r: &&RuleDef| r.node.enabled && r.node.mode == Mode::Enforce && r.node.effect.node == Effect::Allow;
+        for allow in rules.iter().filter(enforced_allow) {
             let allow_parts = conjuncts(&allow.node.condition.node);
             for rule in rules.iter().filter(|r| matches!(r.node.effect.node, Effect::Score(_))) {
                 let parts = conjuncts(&rule.node.condition.node);

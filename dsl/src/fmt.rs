@@ -9,7 +9,10 @@
 use std::fmt::Write as _;
 use std::ops::Range;
 
-use crate::ast::{Effect, Expectation, ExprKind, FieldDecl, Item, Literal, PolicyFile, Presence, Rule, TestCase};
+use crate::ast::{
+    Effect, Expectation, ExprKind, FieldDecl, Item, Literal, Mode, PolicyFile, Presence, Rule, ShadowExpectation,
+    TestCase,
+};
 use crate::err::Diagnostic;
 use crate::parser::literal::{format_number, quote};
 use crate::parser::parse_file;
@@ -191,6 +194,9 @@ impl Printer<'_> {
         if !r.enabled {
             self.unit(1, None, "enabled false");
         }
+        if r.mode != Mode::Enforce {
+            self.unit(1, None, &format!("mode {}", r.mode.keyword()));
+        }
         self.unit(1, Some(r.condition.loc.span.clone()), &format!("when {}", expr(&r.condition.node)));
         let effect = match r.effect.node {
             Effect::Score(n) => format!("score {n:+}"),
@@ -210,6 +216,15 @@ impl Printer<'_> {
             self.unit(1, Some(o.loc.span.clone()), &format!("overrides {}", json(&o.node)));
         }
         self.unit(1, Some(t.expect.loc.span.clone()), &format!("expect {}", expectation(&t.expect.node)));
+        if let Some(e) = &t.expect_shadow {
+            let what = match &e.node {
+                ShadowExpectation::None => "none".to_owned(),
+                ShadowExpectation::Outcome { allowed, score, reason } => {
+                    expectation(&Expectation::Decision { allowed: *allowed, score: *score, reason: reason.clone() })
+                }
+            };
+            self.unit(1, Some(e.loc.span.clone()), &format!("expect shadow {what}"));
+        }
         self.close_block(test.loc.span.end);
     }
 }

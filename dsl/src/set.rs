@@ -89,6 +89,8 @@ pub struct TestDef {
     pub overrides: Option<Node<serde_json::Value>>,
     /// The expected outcome.
     pub expect: Expectation,
+    /// What the shadow rules should make of the request (`expect shadow`).
+    pub expect_shadow: Option<crate::ast::ShadowExpectation>,
     /// Where the test is.
     pub loc: Loc,
 }

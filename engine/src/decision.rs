@@ -22,6 +22,74 @@ pub struct Decision<'p> {
     pub contributions: Vec<Contribution<'p>>,
     /// Content hash of the policy set the decision was made under.
     pub policy_version: &'p str,
+    /// The rules in shadow mode whose conditions held, in source order.
+    /// They never change `allowed`, `risk_score` or `reason`. Empty (and
+    /// left out of the JSON) when none held.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shadow: Vec<ShadowMatch<'p>>,
+    /// What the decision would have been had the shadow rules in `shadow`
+    /// been enforced; `None` (left out of the JSON) when `shadow` is empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow_outcome: Option<ShadowOutcome<'p>>,
+}
+
+impl Decision<'_> {
+    /// Whether enforcing the shadow rules would change whether the request
+    /// is allowed: `Some(true)` allowed → blocked, `Some(false)` blocked →
+    /// allowed, `None` no change (or no shadow rule held).
+    pub fn shadow_flip(&self) -> Option<Flip> {
+        let other = self.shadow_outcome.as_ref()?;
+        match (self.allowed, other.allowed) {
+            (true, false) => Some(Flip::AllowToBlock),
+            (false, true) => Some(Flip::BlockToAllow),
+            _ => None,
+        }
+    }
+}
+
+/// A change of `allowed` between two decisions of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flip {
+    /// Allowed, would be blocked.
+    AllowToBlock,
+    /// Blocked, would be allowed.
+    BlockToAllow,
+}
+
+impl Flip {
+    /// `allow_to_block` or `block_to_allow`, as metrics and the admin API
+    /// name them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AllowToBlock => "allow_to_block",
+            Self::BlockToAllow => "block_to_allow",
+        }
+    }
+}
+
+/// A shadow rule whose condition held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ShadowMatch<'p> {
+    /// The rule's name.
+    pub rule: &'p str,
+    /// `score`, `deny` or `allow`.
+    pub effect: &'static str,
+    /// What it would add to the score (after overrides); 0 for deny and
+    /// allow rules.
+    pub score: i64,
+}
+
+/// A decision's outcome had its shadow rules been enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ShadowOutcome<'p> {
+    /// Whether the operation would go ahead.
+    pub allowed: bool,
+    /// The summed score, shadow rules included.
+    pub risk_score: i64,
+    /// The reason, chosen as for [`Decision::reason`] over enforced and
+    /// shadow rules together.
+    pub reason: &'p str,
 }
 
 /// One request as the decision service records it: the outcome, and what its
@@ -74,11 +142,14 @@ pub struct RuleTrace<'p> {
     pub effect: String,
     /// Whether the rule was on (after overrides).
     pub enabled: bool,
+    /// `enforce`, `shadow` or `off` (after overrides).
+    pub mode: &'static str,
     /// Whether its condition held for this request.
     pub condition_held: bool,
-    /// Whether it fired: enabled and its condition held.
+    /// Whether it fired: on (enforced or in shadow) and its condition held.
     pub fired: bool,
-    /// What it added to the score.
+    /// What it added to the score (0 for a shadow rule: see the decision's
+    /// `shadow` list).
     pub contributed: i64,
 }
 

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::overrides::{Overrides, enabled_in_force, score_in_force, threshold_in_force};
+use crate::overrides::{Overrides, RuleMode, enabled_in_force, mode_in_force, score_in_force, threshold_in_force};
 use crate::policy::{Policy, RuleInfo};
 
 /// Where a value in force comes from.
@@ -66,6 +66,10 @@ pub struct EffectiveRule<'p> {
     pub rule: RuleInfo<'p>,
     /// Whether it is on.
     pub enabled: Sourced<bool>,
+    /// How it runs: `enforce`, `shadow` or `off` (off exactly when not
+    /// `enabled`). Its source is the highest layer that sets the rule's
+    /// `mode` or `enabled`.
+    pub mode: Sourced<RuleMode>,
     /// Its score; `None` for deny and allow rules, which have none (a
     /// `score` override for them is ignored, as decisions ignore it).
     pub score: Option<Sourced<i64>>,
@@ -85,7 +89,7 @@ pub struct EffectivePolicy<'p> {
 }
 
 impl Policy {
-    /// Every rule's effective `enabled` and score, and the threshold, for a
+    /// Every rule's effective `enabled`, mode and score, and the threshold, for a
     /// customer with overrides `customer` (or none) under the fleet-wide
     /// overrides `global`, each with its [`ValueSource`]: `override` when
     /// the customer sets it, else `global` when the fleet does, else `file`
@@ -129,6 +133,14 @@ impl Policy {
                         ValueSource::File,
                     ),
                 };
+                let mode = Sourced {
+                    value: mode_in_force(rule.enabled, rule.mode, ov),
+                    source: ValueSource::of(
+                        mine.is_some_and(|o| o.enabled.is_some() || o.mode.is_some()),
+                        theirs.is_some_and(|o| o.enabled.is_some() || o.mode.is_some()),
+                        ValueSource::File,
+                    ),
+                };
                 let score = match rule.effect {
                     warden_dsl::ast::Effect::Score(written) => Some(Sourced {
                         value: score_in_force(written, ov),
@@ -140,7 +152,7 @@ impl Policy {
                     }),
                     _ => None,
                 };
-                EffectiveRule { rule, enabled, score }
+                EffectiveRule { rule, enabled, mode, score }
             })
             .collect();
         let threshold = Sourced {
@@ -280,11 +292,11 @@ rule c { description "d" when model == "blocked" deny reason c }
             for (ge, ce, gs, cs) in combos {
                 let global = Overrides {
                     threshold: None,
-                    rules: [("a".to_owned(), RuleOverride { enabled: ge, score: gs })].into(),
+                    rules: [("a".to_owned(), RuleOverride { enabled: ge, score: gs, mode: None })].into(),
                 };
                 let customer = Overrides {
                     threshold: Some(60),
-                    rules: [("a".to_owned(), RuleOverride { enabled: ce, score: cs })].into(),
+                    rules: [("a".to_owned(), RuleOverride { enabled: ce, score: cs, mode: None })].into(),
                 };
                 let e = p.effective(&global, Some(&customer));
                 let layered = global.layered(&customer);

@@ -36,17 +36,18 @@ mod testing;
 mod version;
 
 pub use decision::{
-    Contribution, Decision, Explanation, REJECTION_CODES, Recorded, Rejection, RejectionKind, RuleTrace,
+    Contribution, Decision, Explanation, Flip, REJECTION_CODES, Recorded, Rejection, RejectionKind, RuleTrace,
+    ShadowMatch, ShadowOutcome,
 };
 pub use effective::{EffectivePolicy, EffectiveRule, Sourced, ValueSource};
 pub use input::DEFAULT_MAX_DEPTH;
-pub use overrides::{Overrides, OverridesError, PreparedOverrides, RuleOverride};
+pub use overrides::{Overrides, OverridesError, PreparedOverrides, RuleMode, RuleOverride};
 pub use policy::{Policy, RuleInfo};
 pub use testing::{TestOutcome, TestReport, run_tests};
 // What a caller of the engine needs from the language (a file's text, a
 // rule's effect, a field's type, diagnostics and their rendering, the
 // formatter), so it can use the engine without depending on the parser and
 // its AST.
-pub use warden_dsl::ast::{Effect, Type};
+pub use warden_dsl::ast::{Effect, Mode, Type};
 pub use warden_dsl::fmt::format_source;
 pub use warden_dsl::{Diagnostic, SourceFile, render};

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use warden_dsl::ast::Mode;
+
 use crate::json::JsonError;
 
 /// Changes one customer (or the whole fleet, for global toggles) makes to the
@@ -36,7 +38,7 @@ pub enum OverridesError {
     /// The JSON is not in the shape of [`Overrides`]: an unknown key, a
     /// wrong type.
     #[error(
-        "not valid overrides: {0}; expected {{\"threshold\"?: integer, \"rules\"?: {{\"<rule>\": {{\"enabled\"?: boolean, \"score\"?: integer}}}}}}"
+        "not valid overrides: {0}; expected {{\"threshold\"?: integer, \"rules\"?: {{\"<rule>\": {{\"enabled\"?: boolean, \"score\"?: integer, \"mode\"?: \"enforce\"|\"shadow\"|\"off\"}}}}}}"
     )]
     Shape(String),
 }
@@ -47,7 +49,7 @@ fn unique_rules<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<S
         type Value = BTreeMap<String, RuleOverride>;
 
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a map from rule name to {\"enabled\"?, \"score\"?}")
+            f.write_str("a map from rule name to {\"enabled\"?, \"score\"?, \"mode\"?}")
         }
 
         fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
@@ -65,8 +67,16 @@ fn unique_rules<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<S
 }
 
 /// A change to one rule.
+///
+/// In JSON, `mode` is `"enforce"`, `"shadow"` or `"off"`; `enabled` stays as
+/// a shorthand for on and off. `"off"` is `enabled: false`; `"enforce"` and
+/// `"shadow"` also switch the rule on unless `enabled` says otherwise. Each
+/// field layers on its own ([`Overrides::layered`]), so a customer's
+/// `enabled: false` turns off a rule the fleet runs in shadow, and its
+/// `enabled: true` runs that rule in the fleet's mode. `mode: "off"` with
+/// `enabled: true` contradicts itself and is refused.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, try_from = "RawRuleOverride")]
 pub struct RuleOverride {
     /// Switches the rule on or off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,6 +84,71 @@ pub struct RuleOverride {
     /// Replaces the rule's score (score rules only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<i64>,
+    /// How the rule runs when on: enforced, or in shadow. Never
+    /// [`RuleMode::Off`] once read (that becomes `enabled: false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<RuleMode>,
+}
+
+/// How a rule takes part in decisions, after overrides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleMode {
+    /// Its effect counts.
+    Enforce,
+    /// Evaluated and reported in the decision's `shadow` list and
+    /// `shadow_outcome`, never changing `allowed`, `risk_score` or `reason`.
+    Shadow,
+    /// Not evaluated.
+    Off,
+}
+
+impl RuleMode {
+    /// `enforce`, `shadow` or `off`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Enforce => "enforce",
+            Self::Shadow => "shadow",
+            Self::Off => "off",
+        }
+    }
+
+    /// The mode written in a policy file.
+    pub fn of_written(enabled: bool, mode: Mode) -> Self {
+        match (enabled, mode) {
+            (false, _) => Self::Off,
+            (true, Mode::Enforce) => Self::Enforce,
+            (true, Mode::Shadow) => Self::Shadow,
+        }
+    }
+}
+
+/// [`RuleOverride`] as written, before `mode` and `enabled` are reconciled.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRuleOverride {
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    score: Option<i64>,
+    #[serde(default)]
+    mode: Option<RuleMode>,
+}
+
+impl TryFrom<RawRuleOverride> for RuleOverride {
+    type Error = String;
+
+    fn try_from(raw: RawRuleOverride) -> Result<Self, String> {
+        let RawRuleOverride { enabled, score, mode } = raw;
+        match mode {
+            Some(RuleMode::Off) if enabled == Some(true) => {
+                Err("`mode` \"off\" contradicts `enabled: true`; give one of them".to_owned())
+            }
+            Some(RuleMode::Off) => Ok(Self { enabled: Some(false), score, mode: None }),
+            Some(m) => Ok(Self { enabled: enabled.or(Some(true)), score, mode: Some(m) }),
+            None => Ok(Self { enabled, score, mode: None }),
+        }
+    }
 }
 
 impl Overrides {
@@ -113,6 +188,9 @@ impl Overrides {
             if o.score.is_some() {
                 entry.score = o.score;
             }
+            if o.mode.is_some() {
+                entry.mode = o.mode;
+            }
         }
         out
     }
@@ -137,10 +215,24 @@ pub struct PreparedOverrides {
 
 /// Whether a rule is on: an override's `enabled` wins over the file's. The
 /// one place this precedence is written; decisions, `--explain` and
-/// [`crate::Policy::effective`] all go through it.
+/// [`crate::Policy::effective`] all go through it (via [`mode_in_force`]).
 #[inline]
 pub(crate) fn enabled_in_force(written: bool, ov: Option<&RuleOverride>) -> bool {
     ov.and_then(|o| o.enabled).unwrap_or(written)
+}
+
+/// How a rule runs: off unless [`enabled_in_force`]; then an override's
+/// `mode` wins over the file's. A `mode` of `off` in an override built in
+/// code (never one read from JSON) also means off.
+#[inline]
+pub(crate) fn mode_in_force(written_enabled: bool, written: Mode, ov: Option<&RuleOverride>) -> RuleMode {
+    if !enabled_in_force(written_enabled, ov) {
+        return RuleMode::Off;
+    }
+    match ov.and_then(|o| o.mode) {
+        Some(m) => m,
+        None => RuleMode::of_written(true, written),
+    }
 }
 
 /// A score rule's score: an override's `score` wins over the file's.
@@ -187,7 +279,7 @@ mod tests {
             serde_json::from_str(r#"{"threshold": 80, "rules": {"a": {"enabled": true}}}"#).unwrap();
         let merged = global.layered(&customer);
         assert_eq!(merged.threshold, Some(80));
-        assert_eq!(merged.rules.get("a"), Some(&RuleOverride { enabled: Some(true), score: Some(5) }));
+        assert_eq!(merged.rules.get("a"), Some(&RuleOverride { enabled: Some(true), score: Some(5), mode: None }));
     }
 
     #[test]
@@ -207,6 +299,42 @@ mod tests {
         assert!(matches!(Overrides::from_json(br#"{"treshold": 1}"#), Err(OverridesError::Shape(_))));
         let ok = Overrides::from_json(br#"{"threshold": 80, "rules": {"a": {"enabled": true}, "b": {}}}"#).unwrap();
         assert_eq!((ok.threshold, ok.rules.len()), (Some(80), 2));
+    }
+
+    #[test]
+    fn mode_and_enabled_are_read_together_and_layer_field_by_field() {
+        let read = |text: &str| serde_json::from_str::<RuleOverride>(text);
+        let on = |mode| RuleOverride { enabled: Some(true), score: None, mode: Some(mode) };
+        assert_eq!(read(r#"{"mode": "shadow"}"#).unwrap(), on(RuleMode::Shadow));
+        assert_eq!(read(r#"{"mode": "enforce"}"#).unwrap(), on(RuleMode::Enforce));
+        assert_eq!(
+            read(r#"{"mode": "off"}"#).unwrap(),
+            RuleOverride { enabled: Some(false), ..RuleOverride::default() }
+        );
+        // Off, and in shadow when switched on: consistent, kept.
+        let off_shadow = read(r#"{"enabled": false, "mode": "shadow"}"#).unwrap();
+        assert_eq!(mode_in_force(true, Mode::Enforce, Some(&off_shadow)), RuleMode::Off);
+        let err = read(r#"{"enabled": true, "mode": "off"}"#).unwrap_err().to_string();
+        assert!(err.contains("contradicts"), "{err}");
+        for bad in [r#"{"mode": "audit"}"#, r#"{"mode": true}"#, r#"{"mode": "shadow", "x": 1}"#] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
+        // What it serialises reads back the same.
+        for o in [on(RuleMode::Shadow), off_shadow] {
+            assert_eq!(read(&serde_json::to_string(&o).unwrap()).unwrap(), o);
+        }
+        // A customer's `enabled: false` turns off what the fleet shadows;
+        // its `enabled: true` runs a file-disabled rule in the fleet's mode.
+        let fleet: Overrides = serde_json::from_str(r#"{"rules": {"a": {"mode": "shadow"}}}"#).unwrap();
+        let off: Overrides = serde_json::from_str(r#"{"rules": {"a": {"enabled": false}}}"#).unwrap();
+        let merged = fleet.layered(&off);
+        assert_eq!(mode_in_force(true, Mode::Enforce, merged.rules.get("a")), RuleMode::Off);
+        let back: Overrides = serde_json::from_str(r#"{"rules": {"a": {"enabled": true}}}"#).unwrap();
+        let merged = merged.layered(&back);
+        assert_eq!(mode_in_force(false, Mode::Enforce, merged.rules.get("a")), RuleMode::Shadow);
+        // No override: the file decides.
+        assert_eq!(mode_in_force(true, Mode::Shadow, None), RuleMode::Shadow);
+        assert_eq!(mode_in_force(false, Mode::Shadow, None), RuleMode::Off);
     }
 
     #[test]

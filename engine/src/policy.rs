@@ -2,15 +2,18 @@
 
 use rustc_hash::FxHashMap;
 use serde_json::Value;
-use warden_dsl::ast::Effect;
+use warden_dsl::ast::{Effect, Mode};
 use warden_dsl::{Diagnostic, DiagnosticKind, PolicySet};
 
 use crate::cond::Cond;
-use crate::decision::{Contribution, Decision, Explanation, Recorded, Rejection, RuleTrace};
+use crate::decision::{
+    Contribution, Decision, Explanation, Recorded, Rejection, RuleTrace, ShadowMatch, ShadowOutcome,
+};
 use crate::index::RuleIndex;
 use crate::input::{InputSchema, Slot, SlotValue, Slots};
 use crate::overrides::{
-    Overrides, PreparedOverrides, RuleOverride, enabled_in_force, score_in_force, threshold_in_force,
+    Overrides, PreparedOverrides, RuleMode, RuleOverride, enabled_in_force, mode_in_force, score_in_force,
+    threshold_in_force,
 };
 
 /// Numbers compilations; see `Policy::compiled_id`.
@@ -67,6 +70,8 @@ pub struct RuleInfo<'p> {
     pub effect: Effect,
     /// Whether it is enabled in the files.
     pub enabled: bool,
+    /// Its mode in the files (`mode shadow`, else enforce).
+    pub mode: Mode,
     /// Its reason code.
     pub reason: &'p str,
     /// `file:line`.
@@ -79,6 +84,8 @@ pub(crate) struct CompiledRule {
     pub(crate) reason: Box<str>,
     pub(crate) effect: Effect,
     pub(crate) enabled: bool,
+    /// `mode` as written (enforce unless `mode shadow`).
+    pub(crate) mode: Mode,
     pub(crate) cond: Cond,
     /// What is left of `cond` to evaluate once the rule is a candidate: the
     /// index guarantees the rest.
@@ -110,6 +117,7 @@ impl Policy {
                     reason: r.reason.node.as_str().into(),
                     effect: r.effect.node,
                     enabled: r.enabled,
+                    mode: r.mode,
                     residual: Cond::Const(true),
                     cond,
                     source: set.position(&rule.loc).into(),
@@ -301,6 +309,7 @@ impl Policy {
             description: &def.node.description.node,
             effect: compiled.effect,
             enabled: compiled.enabled,
+            mode: compiled.mode,
             reason: &compiled.reason,
             source: &compiled.source,
         })
@@ -315,11 +324,12 @@ impl Policy {
         let threshold = threshold_in_force(self.set.threshold, overrides);
         let ov_rules: &[(u32, RuleOverride)] = overrides.map_or(&[], |o| &o.rules);
         let mut ov_pos = 0usize;
-        let mut total: i64 = 0;
+        let mut enforced = Tally::default();
         let mut contributions = Vec::new();
-        let mut best: Option<(i64, &'p str)> = None;
-        let mut deny: Option<&'p str> = None;
-        let mut allow: Option<&'p str> = None;
+        // Shadow rules are tallied apart and only combined with the
+        // enforced ones for `shadow_outcome`.
+        let mut shadowed = Tally::default();
+        let mut shadow = Vec::new();
         self.index.for_each_candidate(slots, |id| {
             let Some(rule) = self.rules.get(id as usize) else {
                 return;
@@ -337,34 +347,39 @@ impl Policy {
                     break;
                 }
             }
-            if !enabled_in_force(rule.enabled, ov) || !rule.residual.eval(slots) {
+            let mode = mode_in_force(rule.enabled, rule.mode, ov);
+            if mode == RuleMode::Off || !rule.residual.eval(slots) {
                 return;
             }
-            match rule.effect {
-                Effect::Score(written) => {
-                    let score = score_in_force(written, ov);
-                    if score != 0 {
-                        total = total.saturating_add(score);
-                        contributions.push(Contribution { rule: &rule.name, score });
-                        if best.is_none_or(|(s, _)| score > s) {
-                            best = Some((score, &rule.reason));
-                        }
-                    }
+            let score = match rule.effect {
+                Effect::Score(written) => score_in_force(written, ov),
+                Effect::Deny | Effect::Allow => 0,
+            };
+            if mode == RuleMode::Shadow {
+                shadow.push(ShadowMatch { rule: &rule.name, effect: effect_kind(rule.effect), score });
+                shadowed.add(id, rule.effect, score, &rule.reason);
+            } else {
+                if score != 0 {
+                    contributions.push(Contribution { rule: &rule.name, score });
                 }
-                Effect::Deny => {
-                    deny.get_or_insert(&rule.reason);
-                }
-                Effect::Allow => {
-                    allow.get_or_insert(&rule.reason);
-                }
+                enforced.add(id, rule.effect, score, &rule.reason);
             }
         });
-        let (allowed, reason) = match (deny, allow) {
-            (Some(r), _) => (false, r),
-            (None, Some(r)) => (true, r),
-            (None, None) => (total < threshold, best.map_or("ok", |(_, r)| r)),
-        };
-        Decision { allowed, risk_score: total, reason, contributions, policy_version: &self.version }
+        let (allowed, reason) = enforced.outcome(threshold);
+        let shadow_outcome = (!shadow.is_empty()).then(|| {
+            let all = enforced.with(&shadowed);
+            let (allowed, reason) = all.outcome(threshold);
+            ShadowOutcome { allowed, risk_score: all.total, reason }
+        });
+        Decision {
+            allowed,
+            risk_score: enforced.total,
+            reason,
+            contributions,
+            policy_version: &self.version,
+            shadow,
+            shadow_outcome,
+        }
     }
 
     /// Decides and reports what every rule did (`eval --explain`).
@@ -382,12 +397,13 @@ impl Policy {
             .map(|(id, rule)| {
                 let ov = prepared.as_ref().and_then(|p| p.rule(id));
                 let enabled = enabled_in_force(rule.enabled, ov);
+                let mode = mode_in_force(rule.enabled, rule.mode, ov);
                 let held = rule.cond.eval(&slots);
-                let fired = enabled && held;
+                let fired = mode != RuleMode::Off && held;
                 let (effect, contributed) = match rule.effect {
                     Effect::Score(written) => {
                         let score = score_in_force(written, ov);
-                        (format!("score {score:+}"), if fired { score } else { 0 })
+                        (format!("score {score:+}"), if fired && mode == RuleMode::Enforce { score } else { 0 })
                     }
                     Effect::Deny => ("deny".to_owned(), 0),
                     Effect::Allow => ("allow".to_owned(), 0),
@@ -397,6 +413,7 @@ impl Policy {
                     source: &rule.source,
                     effect,
                     enabled,
+                    mode: mode.as_str(),
                     condition_held: held,
                     fired,
                     contributed,
@@ -405,6 +422,83 @@ impl Policy {
             .collect();
         let threshold = threshold_in_force(self.set.threshold, prepared.as_ref());
         Ok(Explanation { decision, threshold, rules })
+    }
+}
+
+/// `score`, `deny` or `allow`.
+fn effect_kind(effect: Effect) -> &'static str {
+    match effect {
+        Effect::Score(_) => "score",
+        Effect::Deny => "deny",
+        Effect::Allow => "allow",
+    }
+}
+
+/// What the rules that fired add up to. Rule ids (source order) are kept
+/// so two tallies (enforced rules, shadow rules) combine exactly as if
+/// their rules had been tallied together.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally<'p> {
+    total: i64,
+    /// The highest non-zero score, the first in source order on a tie.
+    best: Option<(i64, u32, &'p str)>,
+    /// The first deny rule in source order.
+    deny: Option<(u32, &'p str)>,
+    /// The first allow rule in source order.
+    allow: Option<(u32, &'p str)>,
+}
+
+impl<'p> Tally<'p> {
+    /// Counts rule `id`, whose condition held. Rules come in increasing id
+    /// order.
+    #[inline]
+    fn add(&mut self, id: u32, effect: Effect, score: i64, reason: &'p str) {
+        match effect {
+            Effect::Score(_) => {
+                if score != 0 {
+                    self.total = self.total.saturating_add(score);
+                    if self.best.is_none_or(|(s, _, _)| score > s) {
+                        self.best = Some((score, id, reason));
+                    }
+                }
+            }
+            Effect::Deny => {
+                self.deny.get_or_insert((id, reason));
+            }
+            Effect::Allow => {
+                self.allow.get_or_insert((id, reason));
+            }
+        }
+    }
+
+    /// Both tallies as one.
+    fn with(&self, other: &Self) -> Self {
+        let first = |a: Option<(u32, &'p str)>, b: Option<(u32, &'p str)>| match (a, b) {
+            (Some(x), Some(y)) => Some(if y.0 < x.0 { y } else { x }),
+            (x, y) => x.or(y),
+        };
+        let best = match (self.best, other.best) {
+            (Some(x), Some(y)) => {
+                Some(if (y.0, std::cmp::Reverse(y.1)) > (x.0, std::cmp::Reverse(x.1)) { y } else { x })
+            }
+            (x, y) => x.or(y),
+        };
+        Self {
+            total: self.total.saturating_add(other.total),
+            best,
+            deny: first(self.deny, other.deny),
+            allow: first(self.allow, other.allow),
+        }
+    }
+
+    /// `(allowed, reason)`: a deny rule blocks, else an allow rule allows,
+    /// else the score decides against `threshold`.
+    fn outcome(&self, threshold: i64) -> (bool, &'p str) {
+        match (self.deny, self.allow) {
+            (Some((_, r)), _) => (false, r),
+            (None, Some((_, r))) => (true, r),
+            (None, None) => (self.total < threshold, self.best.map_or("ok", |(_, _, r)| r)),
+        }
     }
 }
 

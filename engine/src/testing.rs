@@ -2,10 +2,10 @@
 //! swaps in a reloaded set).
 
 use serde::Serialize;
-use warden_dsl::ast::{Effect, Expectation};
+use warden_dsl::ast::{Effect, Expectation, ShadowExpectation};
 use warden_dsl::{Diagnostic, DiagnosticKind, TestDef};
 
-use crate::decision::REJECTION_CODES;
+use crate::decision::{Decision, Explanation, REJECTION_CODES, Rejection};
 use crate::overrides::Overrides;
 use crate::policy::Policy;
 
@@ -140,27 +140,66 @@ fn run_one(policy: &Policy, test: &TestDef, ov: Option<&Overrides>, fired: &mut 
             *flag |= trace.fired;
         }
     }
-    match (&test.expect, result) {
+    let shadow = match (&test.expect_shadow, &result) {
+        (Some(want), Ok(ex)) => check_shadow(want, &ex.decision),
+        (Some(_), Err(rej)) => {
+            Some(format!("expected shadow results, but the request was rejected: {} ({})", rej.code(), rej.message()))
+        }
+        (None, _) => None,
+    };
+    let main = check_expectation(&test.expect, result);
+    match (main, shadow) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    }
+}
+
+/// What `expect shadow …` finds wrong with `d`, if anything.
+fn check_shadow(want: &ShadowExpectation, d: &Decision<'_>) -> Option<String> {
+    let held = || d.shadow.iter().map(|m| format!("`{}`", m.rule)).collect::<Vec<_>>().join(", ");
+    match (want, &d.shadow_outcome) {
+        (ShadowExpectation::None, None) => None,
+        (ShadowExpectation::None, Some(_)) => Some(format!("expected no shadow rule to hold, but {} did", held())),
+        (ShadowExpectation::Outcome { .. }, None) => {
+            Some("expected a shadow outcome, but no shadow rule held".to_owned())
+        }
+        (ShadowExpectation::Outcome { allowed, score, reason }, Some(o)) => {
+            let wrong =
+                mismatches("shadow ", (*allowed, *score, reason.as_deref()), (o.allowed, o.risk_score, o.reason));
+            wrong.map(|w| format!("{w} (shadow rules that held: {})", held()))
+        }
+    }
+}
+
+/// How an outcome differs from what was expected of it (`prefix` names
+/// which: "" or "shadow "), comparing only what was stated.
+fn mismatches(
+    prefix: &str,
+    (allowed, score, reason): (bool, Option<i64>, Option<&str>),
+    (got_allowed, got_score, got_reason): (bool, i64, &str),
+) -> Option<String> {
+    let mut wrong = Vec::new();
+    if got_allowed != allowed {
+        wrong.push(format!("expected {prefix}{}, got {}", verdict(allowed), verdict(got_allowed)));
+    }
+    if score.is_some_and(|s| s != got_score) {
+        wrong.push(format!("expected {prefix}score {}, got {got_score}", score.unwrap_or_default()));
+    }
+    if let Some(r) = reason.filter(|r| *r != got_reason) {
+        wrong.push(format!("expected {prefix}reason `{r}`, got `{got_reason}`"));
+    }
+    (!wrong.is_empty()).then(|| wrong.join("; "))
+}
+
+/// What `expect …` finds wrong with the result, if anything.
+fn check_expectation(expect: &Expectation, result: Result<Explanation<'_>, Rejection>) -> Option<String> {
+    match (expect, result) {
         (Expectation::Decision { .. }, Err(rej)) => {
             Some(format!("expected a decision, but the request was rejected: {} ({})", rej.code(), rej.message()))
         }
         (Expectation::Decision { allowed, score, reason }, Ok(ex)) => {
             let d = &ex.decision;
-            let mut wrong = Vec::new();
-            if d.allowed != *allowed {
-                wrong.push(format!("expected {}, got {}", verdict(*allowed), verdict(d.allowed)));
-            }
-            if let Some(s) = score {
-                if d.risk_score != *s {
-                    wrong.push(format!("expected score {s}, got {}", d.risk_score));
-                }
-            }
-            if let Some(r) = reason {
-                if d.reason != r {
-                    wrong.push(format!("expected reason `{r}`, got `{}`", d.reason));
-                }
-            }
-            (!wrong.is_empty()).then(|| wrong.join("; "))
+            mismatches("", (*allowed, *score, reason.as_deref()), (d.allowed, d.risk_score, d.reason))
         }
         (Expectation::Rejected { code, .. }, Ok(ex)) => Some(format!(
             "expected rejection `{code}`, but the request was decided: {} with score {}, reason `{}`",
@@ -185,4 +224,71 @@ fn run_one(policy: &Policy, test: &TestDef, ov: Option<&Overrides>, fired: &mut 
 
 fn verdict(allowed: bool) -> &'static str {
     if allowed { "allowed" } else { "blocked" }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)] // tests fail loudly
+
+    use warden_dsl::SourceFile;
+
+    use super::run_tests;
+    use crate::Policy;
+
+    const SET: &str = r#"
+input { model: string  metadata.pii: bool = false }
+rule pii { description "d" when metadata.pii score +70 reason pii }
+rule strict { description "d" mode shadow when metadata.pii deny reason strict }
+rule cheap { description "d" mode shadow when model == "cheap" score +10 reason cheap }
+
+test "passes: the shadow deny would block" {
+  input {"model": "gpt-4", "metadata": {"pii": true}}
+  expect blocked score 70 reason pii
+  expect shadow blocked score 70 reason strict
+}
+test "passes: nothing in shadow" {
+  input {"model": "gpt-4"}
+  expect allowed
+  expect shadow none
+}
+test "fails: a shadow rule held" {
+  input {"model": "gpt-4", "metadata": {"pii": true}}
+  expect blocked
+  expect shadow none
+}
+test "fails: wrong shadow score and reason" {
+  input {"model": "cheap"}
+  expect allowed
+  expect shadow allowed score 20 reason pii
+}
+test "fails: no shadow rule held" {
+  input {"model": "gpt-4"}
+  expect allowed
+  expect shadow allowed
+}
+"#;
+
+    #[test]
+    fn expect_shadow_checks_the_shadow_outcome() {
+        let policy = match Policy::from_sources(vec![SourceFile::new("p.warden", SET)]) {
+            Ok((p, _)) => p,
+            Err(e) => panic!("{:?}", e.iter().map(ToString::to_string).collect::<Vec<_>>()),
+        };
+        let report = run_tests(&policy);
+        let failures: Vec<Option<&str>> = report.outcomes.iter().map(|o| o.failure.as_deref()).collect();
+        assert_eq!(
+            failures,
+            [
+                None,
+                None,
+                Some("expected no shadow rule to hold, but `strict` did"),
+                Some(
+                    "expected shadow score 20, got 10; expected shadow reason `pii`, got `cheap` (shadow rules that held: `cheap`)"
+                ),
+                Some("expected a shadow outcome, but no shadow rule held"),
+            ]
+        );
+        // A shadow rule that held counts as covered.
+        assert!(report.uncovered.is_empty(), "{:?}", report.uncovered);
+    }
 }

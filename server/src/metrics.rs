@@ -58,6 +58,16 @@ struct ReasonLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabels {
+    rule: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
     endpoint: String,
     result: &'static str,
@@ -98,6 +108,8 @@ pub struct Metrics {
     webhook_deliveries: Family<DeliveryLabels, Counter>,
     webhook_queue: Gauge,
     webhook_oldest: Gauge<f64, std::sync::atomic::AtomicU64>,
+    shadow_matches: Family<RuleLabels, Counter>,
+    shadow_flips: Family<DirectionLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -196,7 +208,24 @@ impl Metrics {
             "Age of the oldest webhook event not yet acknowledged (0 when none)",
             webhook_oldest.clone(),
         );
+        let shadow_matches = Family::<RuleLabels, Counter>::default();
+        r.register(
+            "warden_shadow_matches",
+            "Decisions on which a rule in shadow mode held, by rule",
+            shadow_matches.clone(),
+        );
+        let shadow_flips = Family::<DirectionLabels, Counter>::default();
+        r.register(
+            "warden_shadow_flips",
+            "Decisions whose allowed would change were the shadow rules enforced (allow_to_block, block_to_allow)",
+            shadow_flips.clone(),
+        );
+        for direction in [warden_engine::Flip::AllowToBlock, warden_engine::Flip::BlockToAllow] {
+            let _ = shadow_flips.get_or_create(&DirectionLabels { direction: direction.as_str() });
+        }
         Self {
+            shadow_matches,
+            shadow_flips,
             registry: Mutex::new(r),
             http,
             decisions,
@@ -307,6 +336,17 @@ impl Metrics {
             })
             .inc();
         self.latency.observe(seconds);
+    }
+
+    /// Counts the shadow rules that held in `d` and whether enforcing them
+    /// would flip it.
+    pub fn shadow(&self, d: &warden_engine::Decision<'_>) {
+        for m in &d.shadow {
+            self.shadow_matches.get_or_create(&RuleLabels { rule: m.rule.to_owned() }).inc();
+        }
+        if let Some(flip) = d.shadow_flip() {
+            self.shadow_flips.get_or_create(&DirectionLabels { direction: flip.as_str() }).inc();
+        }
     }
 
     /// Counts a request refused by the rate limiter.

@@ -8,7 +8,8 @@ use pest::iterators::Pair;
 use super::Rule as R;
 use super::literal;
 use crate::ast::{
-    Effect, Expectation, FieldDecl, FieldPath, InputBlock, Item, Literal, PolicyFile, Presence, Rule, TestCase, Type,
+    Effect, Expectation, FieldDecl, FieldPath, InputBlock, Item, Literal, Mode, PolicyFile, Presence, Rule,
+    ShadowExpectation, TestCase, Type,
 };
 use crate::err::{Diagnostic, DiagnosticKind};
 use crate::source::{FileId, Loc, Node, SourceFile};
@@ -38,6 +39,7 @@ fn is_marker(rule: R) -> bool {
             | R::k_test
             | R::k_desc
             | R::k_enabled
+            | R::k_mode
             | R::k_when
             | R::k_score
             | R::k_reason
@@ -195,6 +197,7 @@ impl<'a> Builder<'a> {
         let owner = format!("rule `{}`", name.node);
         let mut description = None;
         let mut enabled = None;
+        let mut mode = None;
         let mut condition = None;
         let mut effect = None;
         let mut reason = None;
@@ -210,6 +213,13 @@ impl<'a> Builder<'a> {
                 R::enabled => {
                     let b = self.boolean(self.next(&mut inner, "enabled flag", &part_loc)?)?;
                     self.set_once(&mut enabled, b, &owner, "enabled", &part_loc)?;
+                }
+                R::mode => {
+                    let m = match self.next(&mut inner, "mode", &part_loc)?.as_rule() {
+                        R::k_shadow => Mode::Shadow,
+                        _ => Mode::Enforce,
+                    };
+                    self.set_once(&mut mode, m, &owner, "mode", &part_loc)?;
                 }
                 R::when_clause => {
                     let e = self.expr(self.next(&mut inner, "condition", &part_loc)?)?;
@@ -235,6 +245,7 @@ impl<'a> Builder<'a> {
             description: description
                 .ok_or_else(|| missing("description", "add `description \"what this rule is for\"`"))?,
             enabled: enabled.unwrap_or(true),
+            mode: mode.unwrap_or_default(),
             condition: condition.ok_or_else(|| {
                 missing("when", "add `when <condition>`, e.g. `when metadata.contains_personal_data`")
             })?,
@@ -277,6 +288,7 @@ impl<'a> Builder<'a> {
         let mut input = None;
         let mut overrides = None;
         let mut expect = None;
+        let mut expect_shadow = None;
         for part in it {
             let part_loc = self.loc(&part);
             let rule = part.as_rule();
@@ -295,6 +307,26 @@ impl<'a> Builder<'a> {
                     let e = Node::new(self.expectation(first)?, part_loc.clone());
                     self.set_once(&mut expect, e, &owner, "expect", &part_loc)?;
                 }
+                R::test_expect_shadow => {
+                    // `first` is the `shadow` keyword; what it expects follows.
+                    let what = self.next(&mut inner, "`none` or a decision", &part_loc)?;
+                    let e = match what.as_rule() {
+                        R::k_none => ShadowExpectation::None,
+                        _ => match self.expectation(what)? {
+                            Expectation::Decision { allowed, score, reason } => {
+                                ShadowExpectation::Outcome { allowed, score, reason }
+                            }
+                            Expectation::Rejected { .. } => return Err(self.internal("expect shadow", &part_loc)),
+                        },
+                    };
+                    self.set_once(
+                        &mut expect_shadow,
+                        Node::new(e, part_loc.clone()),
+                        &owner,
+                        "expect shadow",
+                        &part_loc,
+                    )?;
+                }
                 _ => return Err(self.internal("test part", &part_loc)),
             }
         }
@@ -310,6 +342,7 @@ impl<'a> Builder<'a> {
             expect: expect
                 .ok_or_else(|| missing("expect", "add `expect allowed` or `expect blocked score 70 reason <code>`"))?,
             overrides,
+            expect_shadow,
             name,
         };
         Ok(Node::new(test, loc))

@@ -4,8 +4,8 @@
 use proptest::prelude::*;
 use warden_dsl::Node;
 use warden_dsl::ast::{
-    CompareOp, Effect, Expectation, Expr, ExprKind, FieldDecl, FieldPath, InputBlock, Item, Literal, PolicyFile,
-    Presence, Rule, TestCase, TextOp, Type,
+    CompareOp, Effect, Expectation, Expr, ExprKind, FieldDecl, FieldPath, InputBlock, Item, Literal, Mode, PolicyFile,
+    Presence, Rule, ShadowExpectation, TestCase, TextOp, Type,
 };
 
 const RESERVED: [&str; 12] =
@@ -125,12 +125,14 @@ fn field_decl() -> impl Strategy<Value = Node<FieldDecl>> {
 
 fn rule() -> impl Strategy<Value = Node<Rule>> {
     let effect = prop_oneof![magnitude().prop_map(Effect::Score), Just(Effect::Deny), Just(Effect::Allow)];
-    (ident(), any::<String>(), any::<bool>(), expr(), effect, ident()).prop_map(
-        |(name, description, enabled, condition, effect, reason)| {
+    let mode = prop_oneof![Just(Mode::Enforce), Just(Mode::Shadow)];
+    (ident(), any::<String>(), any::<bool>(), mode, expr(), effect, ident()).prop_map(
+        |(name, description, enabled, mode, condition, effect, reason)| {
             Node::bare(Rule {
                 name: Node::bare(name),
                 description: Node::bare(description),
                 enabled,
+                mode,
                 condition,
                 effect: Node::bare(effect),
                 reason: Node::bare(reason),
@@ -145,13 +147,19 @@ fn test_case() -> impl Strategy<Value = Node<TestCase>> {
             .prop_map(|(allowed, score, reason)| Expectation::Decision { allowed, score, reason }),
         (ident(), prop::option::of(any::<String>())).prop_map(|(code, path)| Expectation::Rejected { code, path }),
     ];
-    (any::<String>(), json_object(), prop::option::of(json_object()), expect).prop_map(
-        |(name, input, overrides, expect)| {
+    let shadow = prop_oneof![
+        Just(ShadowExpectation::None),
+        (any::<bool>(), prop::option::of(magnitude()), prop::option::of(ident()))
+            .prop_map(|(allowed, score, reason)| ShadowExpectation::Outcome { allowed, score, reason }),
+    ];
+    (any::<String>(), json_object(), prop::option::of(json_object()), expect, prop::option::of(shadow)).prop_map(
+        |(name, input, overrides, expect, expect_shadow)| {
             Node::bare(TestCase {
                 name: Node::bare(name),
                 input: Node::bare(input),
                 overrides: overrides.map(Node::bare),
                 expect: Node::bare(expect),
+                expect_shadow: expect_shadow.map(Node::bare),
             })
         },
     )

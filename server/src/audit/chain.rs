@@ -72,6 +72,12 @@ pub const VERSION_TAG: &str = "warden.audit.v1";
 /// version 1, so their hashes are unchanged.
 pub const VERSION_TAG_V2: &str = "warden.audit.v2";
 
+/// The tag of version 3: a `usage_log` row that records shadow rules.
+/// Version 1's fields, then `contributions` (optional text: a 0 marker for
+/// NULL, as `model`), then `shadow` (JSON, canonicalised) as the last one.
+/// Rows without shadow rules keep version 1 or 2.
+pub const VERSION_TAG_V3: &str = "warden.audit.v3";
+
 /// The `prev_hash` of a chain's first row: 32 zero bytes, in hex.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -138,6 +144,8 @@ pub struct UsageFields<'a> {
     /// `contributions` (JSON, canonicalised): NULL selects version 1 of the
     /// encoding, which leaves the field out; a value selects version 2.
     pub contributions: Option<&'a serde_json::Value>,
+    /// `shadow` (JSON, canonicalised): a value selects version 3.
+    pub shadow: Option<&'a serde_json::Value>,
 }
 
 /// An `admin_audit` row's hashed columns, in encoding order.
@@ -269,21 +277,29 @@ pub fn canonical_json(v: &serde_json::Value) -> String {
     serde_json_canonicalizer::to_string(v).unwrap_or_else(|_| v.to_string())
 }
 
-/// The encoding of a `usage_log` row: version 2 when it has
-/// `contributions`, else version 1.
+/// The encoding of a `usage_log` row: version 3 when it has `shadow`, else
+/// version 2 when it has `contributions`, else version 1.
 pub fn encode_usage(r: &UsageFields<'_>) -> Vec<u8> {
     let contributions = r.contributions.map(canonical_json);
-    encode_usage_canonical(r, &canonical_json(r.meta), contributions.as_deref())
+    let shadow = r.shadow.map(canonical_json);
+    encode_usage_canonical(r, &canonical_json(r.meta), contributions.as_deref(), shadow.as_deref())
 }
 
 /// The encoding of a `usage_log` row whose `meta` and `contributions` are
 /// already in canonical form (from [`canonical_json`]; `r.meta` and
 /// `r.contributions` are not read): the writer stores that same text, so it
-/// serialises each once. `contributions` `None` is version 1.
-pub fn encode_usage_canonical(r: &UsageFields<'_>, meta: &str, contributions: Option<&str>) -> Vec<u8> {
-    let mut e = match contributions {
-        Some(_) => Encoder::tagged(VERSION_TAG_V2, Chain::UsageLog),
-        None => Encoder::new(Chain::UsageLog),
+/// serialises each once. `shadow` selects version 3; else `contributions`
+/// version 2; else version 1.
+pub fn encode_usage_canonical(
+    r: &UsageFields<'_>,
+    meta: &str,
+    contributions: Option<&str>,
+    shadow: Option<&str>,
+) -> Vec<u8> {
+    let mut e = match (shadow, contributions) {
+        (Some(_), _) => Encoder::tagged(VERSION_TAG_V3, Chain::UsageLog),
+        (None, Some(_)) => Encoder::tagged(VERSION_TAG_V2, Chain::UsageLog),
+        (None, None) => Encoder::new(Chain::UsageLog),
     };
     e.uuid(r.decision_id);
     e.text(r.request_id);
@@ -299,8 +315,13 @@ pub fn encode_usage_canonical(r: &UsageFields<'_>, meta: &str, contributions: Op
     e.text(r.policy_version);
     e.int(r.latency_us);
     e.time(r.created_at);
-    if let Some(contributions) = contributions {
-        e.text(contributions);
+    match (shadow, contributions) {
+        (Some(shadow), contributions) => {
+            e.opt_text(contributions);
+            e.text(shadow);
+        }
+        (None, Some(contributions)) => e.text(contributions),
+        (None, None) => {}
     }
     e.0
 }
@@ -389,6 +410,7 @@ mod tests {
             latency_us: 7,
             created_at: DateTime::from_timestamp_micros(1_796_000_000_123_456).unwrap(),
             contributions: None,
+            shadow: None,
         }
     }
 
@@ -502,6 +524,35 @@ mod tests {
             .into_iter()
             .map(|c| usage_hash(GENESIS, &UsageFields { contributions: c, ..usage(&meta) }))
             .collect();
+        assert_eq!(hashes.len(), 4);
+    }
+
+    #[test]
+    fn a_row_with_shadow_rules_is_version_3_and_a_known_value() {
+        // The vector was computed outside Warden (Python's hashlib over the
+        // length-prefixed fields): the tag `warden.audit.v3`, version 1's
+        // fields, the contributions, then the shadow record, both RFC 8785.
+        let meta = serde_json::json!({"metadata": {"contains_personal_data": true}});
+        let contributions = serde_json::json!([{"rule": "contains_personal_data", "score": 70}]);
+        let shadow = serde_json::json!({
+            "rules": [{"rule": "strict_pii", "effect": "score", "score": 70}],
+            "outcome": {"allowed": false, "risk_score": 140, "reason": "contains_personal_data"},
+        });
+        let row = UsageFields { contributions: Some(&contributions), shadow: Some(&shadow), ..usage(&meta) };
+        assert!(encode_usage(&row).starts_with(b"\0\0\0\x0fwarden.audit.v3"));
+        assert_eq!(usage_hash(GENESIS, &row), "a5ddb85e61a689062e9d229421352d6cd29fe8d3431d2be13f2185f9561426c9");
+        // Dropping the shadow record, or changing it, changes the hash; a
+        // NULL `contributions` is marked, not left out.
+        let other = serde_json::json!({"rules": [], "outcome": {"allowed": false, "risk_score": 140, "reason": "x"}});
+        let hashes: std::collections::HashSet<String> = [
+            row,
+            UsageFields { shadow: None, ..row },
+            UsageFields { shadow: Some(&other), ..row },
+            UsageFields { contributions: None, ..row },
+        ]
+        .iter()
+        .map(|r| usage_hash(GENESIS, r))
+        .collect();
         assert_eq!(hashes.len(), 4);
     }
 

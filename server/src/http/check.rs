@@ -17,7 +17,7 @@ use super::{Caller, request_id};
 use crate::error::{ApiError, ErrorBody, rate_limit_headers};
 use crate::rate_limit::Verdict;
 use crate::state::AppState;
-use crate::store::{AuditRecord, Contribution, Outcome};
+use crate::store::{AuditRecord, Contribution, Outcome, ShadowMatch, ShadowOutcome, ShadowRecord};
 
 /// The body of `/v1/check`: the fields the policy set declares in its
 /// `input` blocks (the shipped set: `model`, `operation` and a few
@@ -60,6 +60,15 @@ pub struct CheckResponse {
     policy_version: String,
     /// This decision's id, also on its audit row.
     decision_id: Uuid,
+    /// The rules in shadow mode whose conditions held, in source order;
+    /// left out when none did. They never change `allowed`, `risk_score`
+    /// or `reason`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    shadow: Vec<ShadowMatch>,
+    /// What the decision would have been had the rules in `shadow` been
+    /// enforced; left out when `shadow` is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shadow_outcome: Option<ShadowOutcome>,
 }
 
 /// `/v1/check` and `/api/evaluate`.
@@ -185,6 +194,7 @@ pub async fn check(
         latency_us: i64::try_from(latency.as_micros()).unwrap_or(i64::MAX),
         created_at: crate::store::now(),
         contributions: None,
+        shadow: None,
     };
     let answer = match recorded.outcome {
         Ok(d) => {
@@ -198,6 +208,8 @@ pub async fn check(
             record.contributions = Some(
                 d.contributions.iter().map(|c| Contribution { rule: c.rule.to_owned(), score: c.score }).collect(),
             );
+            record.shadow = ShadowRecord::of(&d);
+            state.metrics.shadow(&d);
             Ok(response_body(&d, decision_id))
         }
         Err(rejection) => {
@@ -231,6 +243,8 @@ fn response_body(d: &Decision<'_>, decision_id: Uuid) -> CheckResponse {
             .collect(),
         policy_version: d.policy_version.to_owned(),
         decision_id,
+        shadow: ShadowMatch::of(d),
+        shadow_outcome: ShadowOutcome::of(d),
     }
 }
 

@@ -3,8 +3,10 @@
 
 pub(crate) mod chain;
 mod read;
+mod shadow;
 
 pub use read::{LogEntry, LogFilter, Stats};
+pub use shadow::{ShadowMatch, ShadowOutcome, ShadowRecord};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -82,6 +84,10 @@ pub struct AuditRecord {
     /// before the field existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contributions: Option<Vec<Contribution>>,
+    /// The shadow rules that held and the outcome had they been enforced;
+    /// `None` when none held (and in spill files from before shadow rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowRecord>,
 }
 
 /// A row as read back.
@@ -122,9 +128,13 @@ pub struct AuditRow {
     /// rejections and on rows written before contributions were recorded).
     #[schema(value_type = Option<Vec<Contribution>>)]
     pub contributions: Option<Json<Vec<Contribution>>>,
+    /// The shadow rules that held and the outcome had they been enforced
+    /// (absent when none held).
+    #[schema(value_type = Option<ShadowRecord>)]
+    pub shadow: Option<Json<ShadowRecord>>,
 }
 
-/// Most rows per INSERT statement: 18 values each, well under SQLite's
+/// Most rows per INSERT statement: 19 values each, well under SQLite's
 /// limit of 32,766 bound values.
 pub const MAX_BATCH: usize = 512;
 
@@ -154,19 +164,25 @@ impl Store {
         let times: Vec<DateTime<Utc>> = rows.iter().map(|r| crate::audit::chain::to_micros(r.created_at)).collect();
         const HEAD: &str = "INSERT INTO usage_log (decision_id, request_id, customer_id, api_key_id, model, operation, \
                             meta, risk_score, allowed, status, reason, policy_version, latency_us, created_at, \
-                            chain_seq, prev_hash, row_hash, contributions) ";
+                            chain_seq, prev_hash, row_hash, contributions, shadow) ";
         // Encoded before the transaction: only the SHA-256 links, which need
         // the head, are computed while it is held.
         // `meta` is serialised once, in canonical form: that text is both
         // hashed and stored.
         let metas: Vec<String> = rows.iter().map(|r| crate::audit::chain::canonical_json(&r.meta)).collect();
         let contributions: Vec<Option<String>> = rows.iter().map(canonical_contributions).collect();
+        let shadows: Vec<Option<String>> = rows.iter().map(canonical_shadow).collect();
         let encodings: Vec<Vec<u8>> = rows
             .iter()
             .zip(&times)
-            .zip(metas.iter().zip(&contributions))
-            .map(|((r, at), (meta, c))| {
-                crate::audit::chain::encode_usage_canonical(&usage_fields(r, *at), meta, c.as_deref())
+            .zip(metas.iter().zip(contributions.iter().zip(&shadows)))
+            .map(|((r, at), (meta, (c, shadow)))| {
+                crate::audit::chain::encode_usage_canonical(
+                    &usage_fields(r, *at),
+                    meta,
+                    c.as_deref(),
+                    shadow.as_deref(),
+                )
             })
             .collect();
         let rollup = super::rollup::RollupBatch::of(rows);
@@ -185,10 +201,15 @@ impl Store {
                 let chunk_times = times.get(offset..offset + chunk.len()).unwrap_or_default();
                 let chunk_metas = metas.get(offset..offset + chunk.len()).unwrap_or_default();
                 let chunk_contributions = contributions.get(offset..offset + chunk.len()).unwrap_or_default();
+                let chunk_shadows = shadows.get(offset..offset + chunk.len()).unwrap_or_default();
                 offset += chunk.len();
                 let mut q = sqlx::QueryBuilder::new(HEAD);
-                let values = chunk.iter().zip(chunk_links).zip(chunk_times).zip(chunk_metas.iter().zip(chunk_contributions));
-                q.push_values(values, |mut b, (((r, (seq, prev, hash)), at), (meta, c))| {
+                let values = chunk
+                    .iter()
+                    .zip(chunk_links)
+                    .zip(chunk_times)
+                    .zip(chunk_metas.iter().zip(chunk_contributions.iter().zip(chunk_shadows)));
+                q.push_values(values, |mut b, (((r, (seq, prev, hash)), at), (meta, (c, shadow)))| {
                     b.push_bind(r.decision_id)
                         .push_bind(r.request_id.as_str())
                         .push_bind(r.customer_id)
@@ -206,7 +227,8 @@ impl Store {
                         .push_bind(*seq)
                         .push_bind(prev.as_str())
                         .push_bind(hash.as_str())
-                        .push_bind(c.as_deref().map(CanonicalJson));
+                        .push_bind(c.as_deref().map(CanonicalJson))
+                        .push_bind(shadow.as_deref().map(CanonicalJson));
                 });
                 q.build().execute(&mut *tx).await?;
             }
@@ -278,6 +300,12 @@ fn canonical_contributions(r: &AuditRecord) -> Option<String> {
     Some(crate::audit::chain::canonical_json(&value))
 }
 
+/// A row's shadow record in canonical form: hashed and stored as that text.
+fn canonical_shadow(r: &AuditRecord) -> Option<String> {
+    let value = serde_json::to_value(r.shadow.as_ref()?).ok()?;
+    Some(crate::audit::chain::canonical_json(&value))
+}
+
 /// JSON text already in canonical form, bound as it is: `jsonb` on Postgres
 /// (binary format, version 1), `TEXT` on SQLite. sqlx's `Json` would
 /// serialise the value again; this saves that for every audit row.
@@ -334,8 +362,9 @@ fn usage_fields(r: &AuditRecord, at: DateTime<Utc>) -> crate::audit::chain::Usag
         policy_version: &r.policy_version,
         latency_us: r.latency_us,
         created_at: at,
-        // Hashed from its canonical text (see `insert_audit`), not from here.
+        // Hashed from their canonical text (see `insert_audit`), not from here.
         contributions: None,
+        shadow: None,
     }
 }
 

@@ -194,11 +194,11 @@ impl Store {
             if t.enabled.is_none() {
                 continue;
             }
-            out.global.rules.insert(t.rule_key.clone(), RuleOverride { enabled: t.enabled, score: None });
+            out.global.rules.insert(t.rule_key.clone(), RuleOverride { enabled: t.enabled, score: None, mode: None });
             out.bindings.global.insert(t.rule_key, Binding { fingerprint: t.rule_fingerprint, set_at: t.updated_at });
         }
         for r in rules {
-            let o = RuleOverride { enabled: r.enabled, score: r.score };
+            let o = RuleOverride { enabled: r.enabled, score: r.score, mode: None };
             out.customers.entry(r.customer_id).or_default().rules.insert(r.rule_key.clone(), o);
             out.bindings
                 .customers
@@ -221,7 +221,7 @@ impl Store {
         let rows = on_pool!(self, p => sqlx::query_as::<_, ToggleRow>(&sql).fetch_all(p).await)?;
         let mut out = Overrides::default();
         for t in rows.into_iter().filter(|t| applies(policy, &t.rule_key, t.rule_fingerprint.as_deref())) {
-            out.rules.insert(t.rule_key, RuleOverride { enabled: t.enabled, score: None });
+            out.rules.insert(t.rule_key, RuleOverride { enabled: t.enabled, score: None, mode: None });
         }
         Ok(out)
     }
@@ -234,7 +234,7 @@ impl Store {
             on_pool!(self, p => sqlx::query_as::<_, CustomerRuleRow>(&sql).bind(customer_id).fetch_all(p).await)?;
         let mut out = Overrides::default();
         for r in rows.into_iter().filter(|r| applies(policy, &r.rule_key, r.rule_fingerprint.as_deref())) {
-            out.rules.insert(r.rule_key, RuleOverride { enabled: r.enabled, score: r.score });
+            out.rules.insert(r.rule_key, RuleOverride { enabled: r.enabled, score: r.score, mode: None });
         }
         out.threshold = self.customer_settings(customer_id).await?.and_then(|s| s.threshold);
         Ok(out)
@@ -269,7 +269,7 @@ impl Store {
         admin_tx!(self, read change => {
             let fleet = self.fleet_overrides(policy).await?;
             let after_fleet =
-                with_rule(&fleet, rule_key, enabled.map(|e| RuleOverride { enabled: Some(e), score: None }));
+                with_rule(&fleet, rule_key, enabled.map(|e| RuleOverride { enabled: Some(e), score: None, mode: None }));
             let mut after = rule_in_force(policy, &after_fleet, None, rule_key);
             if let Some(orphan) = self.toggle_row(rule_key).await?.filter(|t| t.enabled.is_some()) {
                 if let Err(reason) = binding(fingerprint.as_deref(), orphan.rule_fingerprint.as_deref()) {
@@ -297,7 +297,7 @@ impl Store {
         let sql = format!("{SELECT_CUSTOMER_RULES} WHERE customer_id = $1 AND rule_key = $2");
         let row = on_pool!(self, p => sqlx::query_as::<_, CustomerRuleRow>(&sql).bind(customer_id).bind(rule_key).fetch_optional(p).await)?;
         Ok(row.map(|r| StoredOverride {
-            rule: RuleOverride { enabled: r.enabled, score: r.score },
+            rule: RuleOverride { enabled: r.enabled, score: r.score, mode: None },
             fingerprint: r.rule_fingerprint,
             set_at: r.updated_at,
         }))
@@ -320,7 +320,7 @@ impl Store {
             .into_iter()
             .map(|r| {
                 let customer = Customer { id: r.id, name: r.name, email: r.email, created_at: r.created_at };
-                let rule = RuleOverride { enabled: r.enabled, score: r.score };
+                let rule = RuleOverride { enabled: r.enabled, score: r.score, mode: None };
                 (customer, StoredOverride { rule, fingerprint: r.rule_fingerprint, set_at: r.updated_at })
             })
             .collect();

@@ -35,9 +35,22 @@ fn record(created_at: chrono::DateTime<chrono::Utc>, i: usize) -> AuditRecord {
         latency_us: 12,
         created_at,
         // Every other row records contributions (encoding version 2), the
-        // rest none (version 1): one chain holds both.
+        // rest none (version 1), and every third a shadow rule (version
+        // 3): one chain holds all three.
         contributions: (i % 2 == 0)
             .then(|| vec![warden_server::store::Contribution { rule: "contains_personal_data".into(), score: 70 }]),
+        shadow: (i % 3 == 0).then(|| warden_server::store::ShadowRecord {
+            rules: vec![warden_server::store::ShadowMatch {
+                rule: "strict_pii".into(),
+                effect: "deny".into(),
+                score: 0,
+            }],
+            outcome: warden_server::store::ShadowOutcome {
+                allowed: false,
+                risk_score: 70,
+                reason: "strict_pii".into(),
+            },
+        }),
     }
 }
 

@@ -209,7 +209,7 @@ each_backend!(global_toggles_customer_overrides_and_thresholds_apply, |backend| 
     let ext = with_meta(json!({"is_external_model": true}));
     assert_eq!(app.check(&app.app_key, &ext).await.2["allowed"], json!(false));
     let policy = app.state.live.load().policy.clone();
-    let off = RuleOverride { enabled: Some(false), score: None };
+    let off = RuleOverride { enabled: Some(false), score: None, mode: None };
     app.store.set_customer_rule(&policy, app.customer_id, "external_model", off, None).await.unwrap();
     assert!(app.state.live.refresh_overrides(&app.store).await.unwrap());
     assert_eq!(app.check(&app.app_key, &ext).await.2["allowed"], json!(true));

@@ -19,6 +19,7 @@ mod orphans;
 mod rate_limit;
 mod reload;
 mod rollup;
+mod shadow;
 mod slow_clients;
 mod store;
 mod trail;

@@ -427,5 +427,6 @@ pub fn audit_record(created_at: chrono::DateTime<chrono::Utc>) -> warden_server:
             rule: "contains_personal_data".into(),
             score: 70,
         }]),
+        shadow: None,
     }
 }

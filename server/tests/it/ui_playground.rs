@@ -35,7 +35,7 @@ each_backend!(the_playground_decides_as_check_does_without_auditing_or_spending_
     // The app key's customer scores external models at 5: allowed for it,
     // blocked for everyone else.
     let policy = default_policy();
-    let lowered = RuleOverride { enabled: None, score: Some(5) };
+    let lowered = RuleOverride { enabled: None, score: Some(5), mode: None };
     app.store.set_customer_rule(&policy, app.customer_id, "external_model", lowered, None).await.unwrap();
     app.state.live.reload_overrides(&app.store).await.unwrap();
     let session = sign_in(&app, &app.admin_key).await;

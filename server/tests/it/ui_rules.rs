@@ -44,8 +44,8 @@ each_backend!(the_customers_overriding_a_rule_are_listed_by_name, |backend| {
     let zed = store.create_customer("Zed", "zed@example.com", None).await.unwrap();
     let amy = store.create_customer("Amy", "amy@example.com", None).await.unwrap();
     let bob = store.create_customer("Bob", "bob@example.com", None).await.unwrap();
-    let off = RuleOverride { enabled: Some(false), score: None };
-    let scored = RuleOverride { enabled: None, score: Some(5) };
+    let off = RuleOverride { enabled: Some(false), score: None, mode: None };
+    let scored = RuleOverride { enabled: None, score: Some(5), mode: None };
     store.set_customer_rule(&policy, zed.id, "external_model", off, None).await.unwrap();
     store.set_customer_rule(&policy, amy.id, "external_model", scored, None).await.unwrap();
     store.set_customer_rule(&policy, bob.id, "contains_personal_data", off, None).await.unwrap();

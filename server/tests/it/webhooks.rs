@@ -146,6 +146,7 @@ fn blocked(i: usize) -> AuditRecord {
         latency_us: 3,
         created_at: warden_server::store::now(),
         contributions: None,
+        shadow: None,
     }
 }
 

@@ -71,7 +71,7 @@ async fn put_override(
     let customer = super::customer(&state, &id).await?;
     rule(&state.live.load(), &key)?;
     let Body(o) = body?;
-    let o = RuleOverride { enabled: o.enabled, score: o.score.map(Int::get) };
+    let o = RuleOverride { enabled: o.enabled, score: o.score.map(Int::get), mode: None };
     Ok(Json(overrides::set(&state, actor.key_id, &customer, &key, o).await?))
 }
 

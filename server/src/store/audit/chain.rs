@@ -132,7 +132,7 @@ pub struct ChainRow {
 
 /// Columns read for verification, per chain.
 const USAGE_COLUMNS: &str = "id, chain_seq, prev_hash, row_hash, decision_id, request_id, customer_id, api_key_id, \
-    model, operation, meta, risk_score, allowed, status, reason, policy_version, latency_us, created_at, contributions";
+    model, operation, meta, risk_score, allowed, status, reason, policy_version, latency_us, created_at, contributions, shadow";
 const ADMIN_COLUMNS: &str =
     "id, chain_seq, prev_hash, row_hash, actor_key_id, action, target, before, after, created_at";
 
@@ -156,6 +156,7 @@ macro_rules! chain_row {
                 let reason: String = row.try_get("reason")?;
                 let policy_version: String = row.try_get("policy_version")?;
                 let contributions: Option<Json<serde_json::Value>> = row.try_get("contributions")?;
+                let shadow: Option<Json<serde_json::Value>> = row.try_get("shadow")?;
                 let fields = UsageFields {
                     decision_id: row.try_get("decision_id")?,
                     request_id: &request_id,
@@ -172,6 +173,7 @@ macro_rules! chain_row {
                     latency_us: row.try_get("latency_us")?,
                     created_at: row.try_get("created_at")?,
                     contributions: contributions.as_ref().map(|j| &j.0),
+                    shadow: shadow.as_ref().map(|j| &j.0),
                 };
                 Ok(chain::usage_hash(&prev_hash, &fields))
             })(),

@@ -231,7 +231,7 @@ pub(super) struct OverrideForm {
 /// one is replaced, not merged with).
 async fn applying(state: &AppState, customer: &Customer, key: &str) -> Result<RuleOverride, ApiError> {
     match overrides::get(state, customer, key).await {
-        Ok(o) if o.orphaned.is_none() => Ok(RuleOverride { enabled: o.enabled, score: o.score }),
+        Ok(o) if o.orphaned.is_none() => Ok(RuleOverride { enabled: o.enabled, score: o.score, mode: None }),
         Ok(_) | Err(ApiError::NotFound(_)) => Ok(RuleOverride::default()),
         Err(e) => Err(e),
     }
