@@ -41,7 +41,7 @@ pub use decision::{
 };
 pub use effective::{EffectivePolicy, EffectiveRule, Sourced, ValueSource};
 pub use input::DEFAULT_MAX_DEPTH;
-pub use overrides::{Overrides, OverridesError, PreparedOverrides, RuleMode, RuleOverride};
+pub use overrides::{Overrides, OverridesError, PreparedOverrides, RuleMode, RuleOverride, mode_in_force};
 pub use policy::{Policy, RuleInfo};
 pub use testing::{TestOutcome, TestReport, run_tests};
 // What a caller of the engine needs from the language (a file's text, a

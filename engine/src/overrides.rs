@@ -139,7 +139,19 @@ impl TryFrom<RawRuleOverride> for RuleOverride {
     type Error = String;
 
     fn try_from(raw: RawRuleOverride) -> Result<Self, String> {
-        let RawRuleOverride { enabled, score, mode } = raw;
+        Self::reconciled(raw.enabled, raw.score, raw.mode)
+    }
+}
+
+impl RuleOverride {
+    /// An override from `enabled`, `score` and `mode` as written (JSON, an
+    /// admin body), reconciled as the type's documentation says: `mode`
+    /// `off` becomes `enabled: false`; `enforce` or `shadow` switch the rule
+    /// on unless `enabled` is given.
+    ///
+    /// # Errors
+    /// A message naming `mode` when it is `off` and `enabled` is `true`.
+    pub fn reconciled(enabled: Option<bool>, score: Option<i64>, mode: Option<RuleMode>) -> Result<Self, String> {
         match mode {
             Some(RuleMode::Off) if enabled == Some(true) => {
                 Err("`mode` \"off\" contradicts `enabled: true`; give one of them".to_owned())
@@ -225,7 +237,7 @@ pub(crate) fn enabled_in_force(written: bool, ov: Option<&RuleOverride>) -> bool
 /// `mode` wins over the file's. A `mode` of `off` in an override built in
 /// code (never one read from JSON) also means off.
 #[inline]
-pub(crate) fn mode_in_force(written_enabled: bool, written: Mode, ov: Option<&RuleOverride>) -> RuleMode {
+pub fn mode_in_force(written_enabled: bool, written: Mode, ov: Option<&RuleOverride>) -> RuleMode {
     if !enabled_in_force(written_enabled, ov) {
         return RuleMode::Off;
     }

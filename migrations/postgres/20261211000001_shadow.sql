@@ -8,3 +8,9 @@ ALTER TABLE usage_log ADD COLUMN shadow JSONB;
 -- shadow summary reads): a partial index keeps that read proportional to
 -- them, not to the whole log, and costs nothing on rows without a match.
 CREATE INDEX usage_log_shadow_created ON usage_log (created_at) WHERE shadow IS NOT NULL;
+
+-- Rule modes set by admins, globally (`policy`) and per customer
+-- (`customer_policy`): `enforce` or `shadow`; NULL keeps the mode the files
+-- give. (`"mode": "off"` is stored as `enabled = false`.)
+ALTER TABLE policy ADD COLUMN mode TEXT CHECK (mode IN ('enforce', 'shadow'));
+ALTER TABLE customer_policy ADD COLUMN mode TEXT CHECK (mode IN ('enforce', 'shadow'));

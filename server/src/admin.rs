@@ -11,6 +11,7 @@ pub(crate) mod customers;
 pub(crate) mod keys;
 pub(crate) mod overrides;
 pub(crate) mod rules;
+pub(crate) mod shadow;
 pub(crate) mod status;
 pub(crate) mod webhooks;
 

@@ -12,7 +12,7 @@ use std::ops::RangeInclusive;
 
 use serde::Serialize;
 use uuid::Uuid;
-use warden_engine::{Effect, RuleOverride};
+use warden_engine::{Effect, RuleMode, RuleOverride};
 
 use super::rules::{effect_parts, rule};
 use super::{apply_now, in_range, storable};
@@ -34,6 +34,9 @@ pub(crate) struct OverrideView {
     pub(crate) enabled: Option<bool>,
     /// This customer's score (`null`: not overridden).
     pub(crate) score: Option<i64>,
+    /// This customer's mode, `enforce` or `shadow` (`null`: not
+    /// overridden; `off` is `enabled: false`).
+    pub(crate) mode: Option<&'static str>,
     /// Present when the override applies to nothing: `rule_missing` (no
     /// rule of its name is served) or `rule_changed` (the rule of that name
     /// is not the one it was set for). It applies again if its rule
@@ -67,7 +70,7 @@ async fn stored(state: &AppState, customer: &Customer, key: &str) -> Result<Opti
 pub(crate) async fn get(state: &AppState, customer: &Customer, key: &str) -> Result<OverrideView, ApiError> {
     let o = stored(state, customer, key).await?.ok_or_else(|| no_override(customer.id, key))?;
     let orphaned = o.orphaned(&state.live.load().policy, key);
-    Ok(OverrideView { enabled: o.rule.enabled, score: o.rule.score, orphaned })
+    Ok(OverrideView { enabled: o.rule.enabled, score: o.rule.score, mode: o.rule.mode.map(RuleMode::as_str), orphaned })
 }
 
 /// Replaces the customer's override of `key` with `o` (a `None` follows
@@ -97,7 +100,7 @@ pub(crate) async fn set(
     }
     state.store.set_customer_rule(&snapshot.policy, customer.id, key, o, Some(actor)).await?;
     apply_now(state).await;
-    Ok(OverrideView { enabled: o.enabled, score: o.score, orphaned: None })
+    Ok(OverrideView { enabled: o.enabled, score: o.score, mode: o.mode.map(RuleMode::as_str), orphaned: None })
 }
 
 /// Removes the customer's override of `key` (also an orphaned one, whose
@@ -151,6 +154,9 @@ pub(crate) struct EffectiveRule {
     pub(crate) reason: String,
     /// On or off, and why.
     pub(crate) enabled: Sourced<bool>,
+    /// `enforce`, `shadow` or `off`, and why (the highest layer setting
+    /// the rule's `mode` or `enabled`).
+    pub(crate) mode: Sourced<String>,
     /// The score, and why (score rules only).
     pub(crate) score: Option<Sourced<i64>>,
 }
@@ -199,6 +205,7 @@ pub(crate) fn effective(state: &AppState, customer: &Customer) -> EffectivePolic
             effect: effect_parts(r.rule.effect).0,
             reason: r.rule.reason.to_owned(),
             enabled: r.enabled.into(),
+            mode: Sourced { value: r.mode.value.as_str().to_owned(), source: r.mode.source.as_str() },
             score: r.score.map(Into::into),
         })
         .collect();

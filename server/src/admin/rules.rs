@@ -4,7 +4,7 @@
 use chrono::{Days, NaiveDate};
 use serde::Serialize;
 use uuid::Uuid;
-use warden_engine::{Effect, RuleInfo};
+use warden_engine::{Effect, RuleInfo, RuleMode, RuleOverride};
 
 use super::apply_now;
 use crate::error::ApiError;
@@ -33,6 +33,14 @@ pub(crate) struct RuleView {
     /// The global toggle, if one is set for this rule (an orphaned toggle,
     /// set for another rule of this name, is not: see `/api/admin/orphans`).
     pub(crate) global_toggle: Option<bool>,
+    /// How it runs for customers without an override: `enforce`, `shadow`
+    /// or `off`.
+    pub(crate) mode: &'static str,
+    /// Its mode in the files: `enforce` or `shadow` (whether it is enabled
+    /// there is `enabled_in_files`).
+    pub(crate) mode_in_files: &'static str,
+    /// The mode set by the global toggle (`enforce` or `shadow`), if any.
+    pub(crate) global_mode: Option<&'static str>,
     /// Its reason code.
     pub(crate) reason: String,
     /// Where it is defined, `file:line`.
@@ -61,7 +69,8 @@ pub(crate) fn rule<'s>(snapshot: &'s Snapshot, key: &str) -> Result<RuleInfo<'s>
 }
 
 fn view(snapshot: &Snapshot, r: &RuleInfo<'_>, violations: i64) -> RuleView {
-    let toggle = snapshot.in_force.global.rules.get(r.name).and_then(|o| o.enabled);
+    let global = snapshot.in_force.global.rules.get(r.name);
+    let toggle = global.and_then(|o| o.enabled);
     let (effect, score) = effect_parts(r.effect);
     RuleView {
         key: r.name.to_owned(),
@@ -71,6 +80,9 @@ fn view(snapshot: &Snapshot, r: &RuleInfo<'_>, violations: i64) -> RuleView {
         enabled: toggle.unwrap_or(r.enabled),
         enabled_in_files: r.enabled,
         global_toggle: toggle,
+        mode: warden_engine::mode_in_force(r.enabled, r.mode, global).as_str(),
+        mode_in_files: r.mode.keyword(),
+        global_mode: global.and_then(|o| o.mode).map(RuleMode::as_str),
         reason: r.reason.to_owned(),
         source: r.source.to_owned(),
         violations_last_7_days: violations,
@@ -100,20 +112,54 @@ pub(crate) async fn get(state: &AppState, key: &str) -> Result<RuleView, ApiErro
     Ok(view(&snapshot, &r, blocks.get(r.reason).copied().unwrap_or(0)))
 }
 
-/// Turns the rule `key` on or off for every customer without an override
-/// of it, from the next request on; `None` returns it to what the policy
-/// files say. 404 for a rule the serving set lacks. Recorded as
-/// `policy.toggle`, with the value in force before and after. Returns the
+/// A change to a global toggle, as `PATCH /api/admin/policies/{key}`
+/// gives it: each field `None` leaves what is stored, `Some(None)` returns
+/// it to what the policy files say.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TogglePatch {
+    /// On or off.
+    pub(crate) enabled: Option<Option<bool>>,
+    /// `enforce`, `shadow` or `off` (`off` is `enabled: false`).
+    pub(crate) mode: Option<Option<RuleMode>>,
+}
+
+impl TogglePatch {
+    /// The toggle `current` with this change made: `mode` `enforce` or
+    /// `shadow` also switches the rule on unless `enabled` is given; `off`
+    /// switches it off and keeps the stored mode for when it is switched on
+    /// again. 422 naming `mode` for `off` with `enabled: true`.
+    fn apply(self, current: RuleOverride) -> Result<RuleOverride, ApiError> {
+        let mut t = RuleOverride { score: None, ..current };
+        match self.mode {
+            Some(Some(RuleMode::Off)) if self.enabled == Some(Some(true)) => {
+                return Err(super::invalid("mode", "`mode` \"off\" contradicts `enabled: true`; give one of them"));
+            }
+            Some(Some(RuleMode::Off)) => t.enabled = Some(false),
+            Some(Some(m)) => {
+                t.mode = Some(m);
+                t.enabled = Some(true);
+            }
+            Some(None) => t.mode = None,
+            None => {}
+        }
+        if let Some(enabled) = self.enabled {
+            t.enabled = enabled;
+        }
+        Ok(t)
+    }
+}
+
+/// Changes how the rule `key` runs for every customer without an override
+/// of it, from the next request on: on or off, enforced or in shadow (see
+/// [`TogglePatch`]). 404 for a rule the serving set lacks. Recorded as
+/// `policy.toggle`, with the values in force before and after. Returns the
 /// rule as now applied.
-pub(crate) async fn toggle(
-    state: &AppState,
-    actor: Uuid,
-    key: &str,
-    enabled: Option<bool>,
-) -> Result<RuleView, ApiError> {
+pub(crate) async fn toggle(state: &AppState, actor: Uuid, key: &str, patch: TogglePatch) -> Result<RuleView, ApiError> {
     let snapshot = state.live.load();
     rule(&snapshot, key)?;
-    state.store.set_global_toggle(&snapshot.policy, key, enabled, Some(actor)).await?;
+    let current = snapshot.in_force.global.rules.get(key).copied().unwrap_or_default();
+    let toggle = patch.apply(current)?;
+    state.store.set_global_toggle(&snapshot.policy, key, toggle, Some(actor)).await?;
     apply_now(state).await;
     get(state, key).await
 }

@@ -14,6 +14,7 @@ mod orphans;
 mod overrides;
 mod rules;
 mod settings;
+mod shadow;
 mod status;
 mod webhooks;
 
@@ -37,6 +38,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(overrides::router())
         .merge(orphans::router())
         .merge(settings::router())
+        .merge(shadow::router())
         .merge(effective::router())
         .merge(logs::router())
         .merge(audit_chain::router())

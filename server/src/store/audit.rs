@@ -6,7 +6,7 @@ mod read;
 mod shadow;
 
 pub use read::{LogEntry, LogFilter, Stats};
-pub use shadow::{ShadowMatch, ShadowOutcome, ShadowRecord};
+pub use shadow::{ShadowDecision, ShadowMatch, ShadowOutcome, ShadowRecord, ShadowTally};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -68,6 +68,9 @@ pub struct Orphan {
     pub enabled: Option<bool>,
     /// The score it sets, if any.
     pub score: Option<i64>,
+    /// The mode it sets (`enforce` or `shadow`), if any.
+    #[schema(value_type = Option<String>)]
+    pub mode: Option<warden_engine::RuleMode>,
     /// `rule_missing` (no rule of that name is served) or `rule_changed`
     /// (the rule of that name is not the one it was set for).
     pub reason: OrphanReason,
@@ -124,6 +127,7 @@ fn bound(
                 rule: rule.clone(),
                 enabled: setting.enabled,
                 score: setting.score,
+                mode: setting.mode,
                 reason,
                 set_at: b.map_or(DateTime::<Utc>::MIN_UTC, |b| b.set_at),
             }),
@@ -187,7 +191,7 @@ impl Store {
             return Ok(None);
         }
         let toggles = on_pool!(self, p => sqlx::query_as::<_, LegacyRow>(
-            "SELECT rule_key, orphaned_at FROM policy WHERE rule_fingerprint IS NULL AND enabled IS NOT NULL")
+            "SELECT rule_key, orphaned_at FROM policy WHERE rule_fingerprint IS NULL AND (enabled IS NOT NULL OR mode IS NOT NULL)")
             .fetch_all(p).await)?;
         let overrides = on_pool!(self, p => sqlx::query_as::<_, LegacyRow>(
             "SELECT rule_key, orphaned_at FROM customer_policy WHERE rule_fingerprint IS NULL").fetch_all(p).await)?;
@@ -258,13 +262,16 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let served = policy.rule_fingerprint(rule_key);
         // Only while it is still orphaned: not if it was re-confirmed since.
-        let sql = "DELETE FROM policy WHERE rule_key = $1 AND enabled IS NOT NULL \
+        let sql = "DELETE FROM policy WHERE rule_key = $1 AND (enabled IS NOT NULL OR mode IS NOT NULL) \
                    AND ($2 IS NULL OR rule_fingerprint IS NULL OR rule_fingerprint <> $2)";
         admin_tx!(self, read change => {
-            let Some(row) = self.toggle_row(rule_key).await?.filter(|t| t.enabled.is_some()) else { return Ok(false) };
+            let Some(row) = self.toggle_row(rule_key).await?.filter(|t| t.enabled.is_some() || t.mode.is_some()) else {
+                return Ok(false);
+            };
             let Err(reason) = binding(served.as_deref(), row.rule_fingerprint.as_deref()) else { return Ok(false) };
             let orphan = Orphan {
                 customer_id: None,
+                mode: row.rule().mode,
                 rule: row.rule_key,
                 enabled: row.enabled,
                 score: None,

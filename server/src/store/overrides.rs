@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
-use warden_engine::{Overrides, Policy, RuleOverride};
+use warden_engine::{Overrides, Policy, RuleMode, RuleOverride};
 
 use super::customers::{Customer, now};
 use super::orphans::{OrphanReason, binding};
@@ -111,6 +111,7 @@ impl StoredOverride {
 pub(super) struct ToggleRow {
     pub(super) rule_key: String,
     pub(super) enabled: Option<bool>,
+    pub(super) mode: Option<String>,
     pub(super) rule_fingerprint: Option<String>,
     pub(super) updated_at: DateTime<Utc>,
 }
@@ -121,6 +122,7 @@ pub(super) struct CustomerRuleRow {
     pub(super) rule_key: String,
     pub(super) enabled: Option<bool>,
     pub(super) score: Option<i64>,
+    pub(super) mode: Option<String>,
     pub(super) rule_fingerprint: Option<String>,
     pub(super) updated_at: DateTime<Utc>,
 }
@@ -134,25 +136,60 @@ struct OverriderRow {
     created_at: DateTime<Utc>,
     enabled: Option<bool>,
     score: Option<i64>,
+    mode: Option<String>,
     rule_fingerprint: Option<String>,
     updated_at: DateTime<Utc>,
 }
 
-const SELECT_TOGGLES: &str = "SELECT rule_key, enabled, rule_fingerprint, updated_at FROM policy";
+const SELECT_TOGGLES: &str = "SELECT rule_key, enabled, mode, rule_fingerprint, updated_at FROM policy";
 const SELECT_CUSTOMER_RULES: &str =
-    "SELECT customer_id, rule_key, enabled, score, rule_fingerprint, updated_at FROM customer_policy";
+    "SELECT customer_id, rule_key, enabled, score, mode, rule_fingerprint, updated_at FROM customer_policy";
+
+/// A stored `mode` column: `enforce`, `shadow` or NULL (the CHECK
+/// constraint allows nothing else; anything else reads as NULL).
+fn read_mode(text: Option<&str>) -> Option<RuleMode> {
+    match text? {
+        "enforce" => Some(RuleMode::Enforce),
+        "shadow" => Some(RuleMode::Shadow),
+        _ => None,
+    }
+}
+
+/// A mode as stored: `off` is never stored (it is `enabled = false`).
+fn stored_mode(mode: Option<RuleMode>) -> Option<&'static str> {
+    mode.filter(|m| *m != RuleMode::Off).map(RuleMode::as_str)
+}
+
+impl ToggleRow {
+    /// The toggle as an override: `enabled` and `mode`.
+    pub(super) fn rule(&self) -> RuleOverride {
+        RuleOverride { enabled: self.enabled, score: None, mode: read_mode(self.mode.as_deref()) }
+    }
+
+    /// Whether it sets anything.
+    fn is_set(&self) -> bool {
+        self.enabled.is_some() || self.mode.is_some()
+    }
+}
+
+impl CustomerRuleRow {
+    fn rule(&self) -> RuleOverride {
+        RuleOverride { enabled: self.enabled, score: self.score, mode: read_mode(self.mode.as_deref()) }
+    }
+}
 const SELECT_SETTINGS: &str =
     "SELECT customer_id, threshold, rate_limit_requests, rate_limit_window_seconds FROM customer_settings";
 
 /// The values of `rule` in force under `global` and `customer`, each with
-/// its source: `{"enabled": {"value", "source"}, "score": {…}}` (`score`
-/// for score rules only; both `null` for a rule the set doesn't have).
+/// its source: `{"enabled": {"value", "source"}, "mode": {…}, "score": {…}}`
+/// (`score` for score rules only; `null` for a rule the set doesn't have).
 fn rule_in_force(policy: &Policy, global: &Overrides, customer: Option<&Overrides>, rule: &str) -> Map<String, Value> {
     let effective = policy.effective(global, customer);
     let mut out = Map::new();
     match effective.rules.iter().find(|r| r.rule.name == rule) {
         Some(r) => {
             out.insert("enabled".into(), json!(r.enabled));
+            out.insert("mode".into(), json!({"value": r.mode.value.as_str(), "source": r.mode.source}));
             if let Some(score) = r.score {
                 out.insert("score".into(), json!(score));
             }
@@ -190,15 +227,15 @@ impl Store {
         let settings = on_pool!(self, p => sqlx::query_as::<_, CustomerSettings>(SELECT_SETTINGS).fetch_all(p).await)?;
         let mut out = OverrideTables::default();
         for t in toggles {
-            // `enabled` unset: the rule as written in the files; nothing to bind.
-            if t.enabled.is_none() {
+            // Nothing set: the rule as written in the files; nothing to bind.
+            if !t.is_set() {
                 continue;
             }
-            out.global.rules.insert(t.rule_key.clone(), RuleOverride { enabled: t.enabled, score: None, mode: None });
+            out.global.rules.insert(t.rule_key.clone(), t.rule());
             out.bindings.global.insert(t.rule_key, Binding { fingerprint: t.rule_fingerprint, set_at: t.updated_at });
         }
         for r in rules {
-            let o = RuleOverride { enabled: r.enabled, score: r.score, mode: None };
+            let o = r.rule();
             out.customers.entry(r.customer_id).or_default().rules.insert(r.rule_key.clone(), o);
             out.bindings
                 .customers
@@ -217,11 +254,12 @@ impl Store {
 
     /// The global toggles in force under `policy` (orphans left out).
     async fn fleet_overrides(&self, policy: &Policy) -> Result<Overrides, StoreError> {
-        let sql = format!("{SELECT_TOGGLES} WHERE enabled IS NOT NULL");
+        let sql = format!("{SELECT_TOGGLES} WHERE enabled IS NOT NULL OR mode IS NOT NULL");
         let rows = on_pool!(self, p => sqlx::query_as::<_, ToggleRow>(&sql).fetch_all(p).await)?;
         let mut out = Overrides::default();
         for t in rows.into_iter().filter(|t| applies(policy, &t.rule_key, t.rule_fingerprint.as_deref())) {
-            out.rules.insert(t.rule_key, RuleOverride { enabled: t.enabled, score: None, mode: None });
+            let o = t.rule();
+            out.rules.insert(t.rule_key, o);
         }
         Ok(out)
     }
@@ -234,7 +272,8 @@ impl Store {
             on_pool!(self, p => sqlx::query_as::<_, CustomerRuleRow>(&sql).bind(customer_id).fetch_all(p).await)?;
         let mut out = Overrides::default();
         for r in rows.into_iter().filter(|r| applies(policy, &r.rule_key, r.rule_fingerprint.as_deref())) {
-            out.rules.insert(r.rule_key, RuleOverride { enabled: r.enabled, score: r.score, mode: None });
+            let o = r.rule();
+            out.rules.insert(r.rule_key, o);
         }
         out.threshold = self.customer_settings(customer_id).await?.and_then(|s| s.threshold);
         Ok(out)
@@ -247,33 +286,38 @@ impl Store {
         Ok(on_pool!(self, p => sqlx::query_as::<_, ToggleRow>(&sql).bind(rule_key).fetch_optional(p).await)?)
     }
 
-    /// Sets (or, with `None`, clears) the global toggle of `rule_key`, a
-    /// rule of `policy`, binding it to that rule's fingerprint; over an
-    /// orphaned toggle this re-confirms it. The trail records the rule's
-    /// `enabled` in force for customers without an override, before and
-    /// after (and the orphan re-confirmed, if any).
+    /// Sets the global toggle of `rule_key`, a rule of `policy`, to
+    /// `toggle`'s `enabled` and `mode` (each `None`: as the files say; the
+    /// toggle's `score` is not read), binding it to that rule's
+    /// fingerprint; over an orphaned toggle this re-confirms it. The trail
+    /// records the rule's `enabled` and mode in force for customers without
+    /// an override, before and after (and the orphan re-confirmed, if any).
     pub async fn set_global_toggle(
         &self,
         policy: &Policy,
         rule_key: &str,
-        enabled: Option<bool>,
+        toggle: RuleOverride,
         actor: Option<Uuid>,
     ) -> Result<(), StoreError> {
+        let toggle = RuleOverride { score: None, ..toggle };
         let fingerprint = policy.rule_fingerprint(rule_key);
         let description = policy.rules().find(|r| r.name == rule_key).map(|r| r.description).unwrap_or_default();
         // `orphaned_at` is cleared for instances of earlier releases, which
         // still read it.
-        let sql = "INSERT INTO policy (rule_key, description, enabled, updated_at, rule_fingerprint) \
-                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (rule_key) DO UPDATE SET description = $2, enabled = $3, \
-                   updated_at = $4, rule_fingerprint = $5, orphaned_at = NULL";
+        let sql = "INSERT INTO policy (rule_key, description, enabled, mode, updated_at, rule_fingerprint) \
+                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (rule_key) DO UPDATE SET description = $2, \
+                   enabled = $3, mode = $4, updated_at = $5, rule_fingerprint = $6, orphaned_at = NULL";
         admin_tx!(self, read change => {
             let fleet = self.fleet_overrides(policy).await?;
-            let after_fleet =
-                with_rule(&fleet, rule_key, enabled.map(|e| RuleOverride { enabled: Some(e), score: None, mode: None }));
+            let set = toggle.enabled.is_some() || toggle.mode.is_some();
+            let after_fleet = with_rule(&fleet, rule_key, set.then_some(toggle));
             let mut after = rule_in_force(policy, &after_fleet, None, rule_key);
-            if let Some(orphan) = self.toggle_row(rule_key).await?.filter(|t| t.enabled.is_some()) {
+            if let Some(orphan) = self.toggle_row(rule_key).await?.filter(ToggleRow::is_set) {
                 if let Err(reason) = binding(fingerprint.as_deref(), orphan.rule_fingerprint.as_deref()) {
-                    after.insert("reconfirmed_orphan".into(), json!({ "enabled": orphan.enabled, "reason": reason }));
+                    after.insert(
+                        "reconfirmed_orphan".into(),
+                        json!({ "enabled": orphan.enabled, "mode": orphan.mode, "reason": reason }),
+                    );
                 }
             }
             AdminChange::new(actor, "policy.toggle", rule_key)
@@ -283,7 +327,8 @@ impl Store {
             sqlx::query(sql)
                 .bind(rule_key)
                 .bind(description)
-                .bind(enabled)
+                .bind(toggle.enabled)
+                .bind(stored_mode(toggle.mode))
                 .bind(now())
                 .bind(&fingerprint)
                 .execute(&mut *tx)
@@ -296,11 +341,7 @@ impl Store {
     pub async fn customer_rule(&self, customer_id: Uuid, rule_key: &str) -> Result<Option<StoredOverride>, StoreError> {
         let sql = format!("{SELECT_CUSTOMER_RULES} WHERE customer_id = $1 AND rule_key = $2");
         let row = on_pool!(self, p => sqlx::query_as::<_, CustomerRuleRow>(&sql).bind(customer_id).bind(rule_key).fetch_optional(p).await)?;
-        Ok(row.map(|r| StoredOverride {
-            rule: RuleOverride { enabled: r.enabled, score: r.score, mode: None },
-            fingerprint: r.rule_fingerprint,
-            set_at: r.updated_at,
-        }))
+        Ok(row.map(|r| StoredOverride { rule: r.rule(), fingerprint: r.rule_fingerprint, set_at: r.updated_at }))
     }
 
     /// The customers with a stored override of `rule_key` (orphaned or
@@ -310,7 +351,8 @@ impl Store {
         rule_key: &str,
         limit: u32,
     ) -> Result<(Vec<(Customer, StoredOverride)>, i64), StoreError> {
-        let sql = "SELECT c.id, c.name, c.email, c.created_at, o.enabled, o.score, o.rule_fingerprint, o.updated_at \
+        let sql = "SELECT c.id, c.name, c.email, c.created_at, o.enabled, o.score, o.mode, o.rule_fingerprint, \
+                   o.updated_at \
                    FROM customer_policy o JOIN customer c ON c.id = o.customer_id WHERE o.rule_key = $1 \
                    ORDER BY c.name, c.id LIMIT $2";
         let rows = on_pool!(self, p => sqlx::query_as::<_, OverriderRow>(sql).bind(rule_key).bind(i64::from(limit)).fetch_all(p).await)?;
@@ -320,7 +362,7 @@ impl Store {
             .into_iter()
             .map(|r| {
                 let customer = Customer { id: r.id, name: r.name, email: r.email, created_at: r.created_at };
-                let rule = RuleOverride { enabled: r.enabled, score: r.score, mode: None };
+                let rule = RuleOverride { enabled: r.enabled, score: r.score, mode: read_mode(r.mode.as_deref()) };
                 (customer, StoredOverride { rule, fingerprint: r.rule_fingerprint, set_at: r.updated_at })
             })
             .collect();
@@ -339,9 +381,10 @@ impl Store {
         o: RuleOverride,
         actor: Option<Uuid>,
     ) -> Result<(), StoreError> {
-        let sql = "INSERT INTO customer_policy (customer_id, rule_key, enabled, score, updated_at, rule_fingerprint) \
-                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (customer_id, rule_key) DO UPDATE SET enabled = $3, \
-                   score = $4, updated_at = $5, rule_fingerprint = $6, orphaned_at = NULL";
+        let sql = "INSERT INTO customer_policy (customer_id, rule_key, enabled, score, mode, updated_at, \
+                   rule_fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (customer_id, rule_key) \
+                   DO UPDATE SET enabled = $3, score = $4, mode = $5, updated_at = $6, rule_fingerprint = $7, \
+                   orphaned_at = NULL";
         let fingerprint = policy.rule_fingerprint(rule_key);
         admin_tx!(self, read change => {
             let fleet = self.fleet_overrides(policy).await?;
@@ -352,7 +395,12 @@ impl Store {
                 if let Some(reason) = stored.orphaned(policy, rule_key) {
                     after.insert(
                         "reconfirmed_orphan".into(),
-                        json!({ "enabled": stored.rule.enabled, "score": stored.rule.score, "reason": reason }),
+                        json!({
+                            "enabled": stored.rule.enabled,
+                            "score": stored.rule.score,
+                            "mode": stored.rule.mode,
+                            "reason": reason
+                        }),
                     );
                 }
             }
@@ -365,6 +413,7 @@ impl Store {
                 .bind(rule_key)
                 .bind(o.enabled)
                 .bind(o.score)
+                .bind(stored_mode(o.mode))
                 .bind(now())
                 .bind(&fingerprint)
                 .execute(&mut *tx)

@@ -9,11 +9,13 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Form, Router};
 use serde::Deserialize;
+use warden_engine::RuleMode;
 
 use super::chart::{Bar, Series, StackedBars};
 use super::page::{Nav, Shell, render};
 use super::{UiError, UiUser, see_other};
-use crate::admin::rules::{self, Overrider, RuleSource, RuleView};
+use crate::admin::rules::{self, Overrider, RuleSource, RuleView, TogglePatch};
+use crate::admin::shadow::{self, ShadowSummary};
 use crate::state::AppState;
 
 /// Days in a rule's blocks chart.
@@ -35,14 +37,18 @@ pub(super) fn routes() -> Router<AppState> {
 struct ListPage {
     shell: Shell,
     rules: Vec<RuleView>,
+    /// What the rules in shadow would have done over the last 7 days.
+    shadow: ShadowSummary,
 }
 
 /// `GET /ui/rules`.
 async fn list(State(state): State<AppState>, user: UiUser) -> Response {
-    match rules::list(&state).await {
-        Ok(rules) => render(&ListPage { shell: Shell::new(&user, Nav::Rules, "Rules"), rules }),
-        Err(e) => UiError::from(e).page(Some(&user)),
-    }
+    let shown = async {
+        let rules = rules::list(&state).await?;
+        let shadow = shadow::summary(&state, 7).await?;
+        Ok::<_, UiError>(render(&ListPage { shell: Shell::new(&user, Nav::Rules, "Rules"), rules, shadow }))
+    };
+    shown.await.unwrap_or_else(|e| e.page(Some(&user)))
 }
 
 /// One rule.
@@ -90,22 +96,38 @@ async fn show(State(state): State<AppState>, user: UiUser, Path(key): Path<Strin
     shown.await.unwrap_or_else(|e| e.page(Some(&user)))
 }
 
-/// What the toggle sets: `on`, `off`, or `files` (follow the policy files).
+/// What the toggle sets: `on`, `off`, `shadow`, `enforce`, or `files`
+/// (follow the policy files).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum Target {
     On,
     Off,
+    Shadow,
+    Enforce,
     Files,
 }
 
 impl Target {
-    /// The global toggle it stores.
-    fn toggle(self) -> Option<bool> {
+    /// The change it makes to the global toggle.
+    fn patch(self) -> TogglePatch {
         match self {
-            Self::On => Some(true),
-            Self::Off => Some(false),
-            Self::Files => None,
+            Self::On => TogglePatch { enabled: Some(Some(true)), mode: None },
+            Self::Off => TogglePatch { enabled: Some(Some(false)), mode: None },
+            Self::Shadow => TogglePatch { enabled: None, mode: Some(Some(RuleMode::Shadow)) },
+            Self::Enforce => TogglePatch { enabled: None, mode: Some(Some(RuleMode::Enforce)) },
+            Self::Files => TogglePatch { enabled: Some(None), mode: Some(None) },
+        }
+    }
+
+    /// As written in `?to=`.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::On => "on",
+            Self::Off => "off",
+            Self::Shadow => "shadow",
+            Self::Enforce => "enforce",
+            Self::Files => "files",
         }
     }
 }
@@ -126,6 +148,8 @@ struct ConfirmPage {
     to: &'static str,
     /// Whether the rule is on after it.
     on_after: bool,
+    /// `enforce`, `shadow` or `off` after it.
+    mode_after: &'static str,
     /// Customers whose own override of the rule keeps applying.
     overriders_total: i64,
     /// The threshold of customers without their own.
@@ -150,18 +174,28 @@ async fn confirm(
             _ if rule.enabled => Target::Off,
             _ => Target::On,
         };
-        let (to, on_after) = match target {
-            Target::On => ("on", true),
-            Target::Off => ("off", false),
-            Target::Files => ("files", rule.enabled_in_files),
+        let on_mode = if rule.mode == "off" { rule.global_mode.unwrap_or(rule.mode_in_files) } else { rule.mode };
+        let mode_after = match target {
+            Target::On => on_mode,
+            Target::Off => "off",
+            Target::Shadow => "shadow",
+            Target::Enforce => "enforce",
+            Target::Files if rule.enabled_in_files => rule.mode_in_files,
+            Target::Files => "off",
         };
+        let (to, on_after) = (target.as_str(), mode_after != "off");
         let threshold = state.live.load().policy.threshold();
-        let title = format!("Switch {} {}", rule.key, if on_after { "on" } else { "off" });
+        let title = match target {
+            Target::Shadow => format!("Run {} in shadow", rule.key),
+            Target::Enforce => format!("Enforce {}", rule.key),
+            _ => format!("Switch {} {}", rule.key, if on_after { "on" } else { "off" }),
+        };
         Ok::<_, UiError>(render(&ConfirmPage {
             shell: Shell::new(&user, Nav::Rules, title),
             rule,
             to,
             on_after,
+            mode_after,
             overriders_total,
             threshold,
         }))
@@ -184,9 +218,9 @@ async fn toggle(
     form: Result<Form<ToggleForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let Ok(Form(ToggleForm { to: Some(to) })) = form else {
-        return UiError::Invalid("`to` must be on, off or files".to_owned()).page(Some(&user));
+        return UiError::Invalid("`to` must be on, off, shadow, enforce or files".to_owned()).page(Some(&user));
     };
-    match rules::toggle(&state, user.key_id, &key, to.toggle()).await {
+    match rules::toggle(&state, user.key_id, &key, to.patch()).await {
         Ok(_) => see_other("/ui/rules"),
         Err(e) => UiError::from(e).page(Some(&user)),
     }

@@ -49,6 +49,7 @@ each_backend!(every_admin_endpoint_refuses_app_keys, |backend| {
         ("GET", format!("/api/admin/customers/{id}/effective-policy")),
         ("GET", "/api/admin/logs".to_owned()),
         ("GET", "/api/admin/stats".to_owned()),
+        ("GET", "/api/admin/shadow".to_owned()),
         ("GET", "/api/admin/audit".to_owned()),
         ("GET", "/api/admin/orphans".to_owned()),
         ("DELETE", "/api/admin/orphans/toggles/external_model".to_owned()),
@@ -212,7 +213,7 @@ each_backend!(per_customer_overrides_and_settings_apply_to_the_next_request, |ba
     assert_eq!(app.check(&app.app_key, EXT).await.2["allowed"], json!(true));
     assert_eq!(app.check(&app.admin_key, EXT).await.2["allowed"], json!(false), "only this customer");
     let (status, o) = admin(&app, "GET", &format!("{base}/policies/external_model"), None).await;
-    assert_eq!((status, o), (200, json!({"enabled": false, "score": null})));
+    assert_eq!((status, o), (200, json!({"enabled": false, "score": null, "mode": null})));
     let (status, body) =
         admin(&app, "PUT", &format!("{base}/policies/approved_models"), Some(json!({"score": 5}))).await;
     assert_eq!((status, body["error"].as_str()), (409, Some("conflict")), "a deny rule takes no score: {body}");

@@ -216,7 +216,15 @@ each_backend!(global_toggles_customer_overrides_and_thresholds_apply, |backend| 
     // The admin's customer has no override: still blocked.
     assert_eq!(app.check(&app.admin_key, &ext).await.2["allowed"], json!(false));
     // A global toggle turns the approved-models rule on for everyone.
-    app.store.set_global_toggle(&policy, "approved_models", Some(true), None).await.unwrap();
+    app.store
+        .set_global_toggle(
+            &policy,
+            "approved_models",
+            RuleOverride { enabled: Some(true), score: None, mode: None },
+            None,
+        )
+        .await
+        .unwrap();
     app.state.live.refresh_overrides(&app.store).await.unwrap();
     let other = json!({"model": "other", "operation": "x"}).to_string();
     assert_eq!(app.check(&app.admin_key, &other).await.2["reason"], json!("unapproved_model"));
@@ -396,6 +404,7 @@ each_backend!(the_openapi_document_matches_the_router, |backend| {
         "GET /api/admin/logs",
         "GET /api/admin/orphans",
         "GET /api/admin/policies",
+        "GET /api/admin/shadow",
         "GET /api/admin/stats",
         "GET /api/admin/status",
         "GET /api/admin/webhooks",

@@ -166,7 +166,7 @@ each_backend!(settings_apply_only_to_the_rule_they_were_set_for, |backend| {
     assert_eq!(entry["after"]["enabled"], json!({"value": false, "source": "override"}), "{entry}");
     assert_eq!(
         entry["after"]["reconfirmed_orphan"],
-        json!({"enabled": false, "score": null, "reason": "rule_changed"})
+        json!({"enabled": false, "score": null, "mode": null, "reason": "rule_changed"})
     );
     assert_eq!(orphans(&app).await.len(), 1);
     // The orphaned toggle is deleted; a toggle in force is no orphan.

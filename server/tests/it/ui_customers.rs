@@ -134,7 +134,7 @@ each_backend!(an_override_and_a_threshold_show_in_the_effective_policy_with_thei
     let (_, o) =
         admin(&app, "GET", &format!("/api/admin/customers/{}/policies/contains_personal_data", app.customer_id), None)
             .await;
-    assert_eq!(o, json!({"enabled": false, "score": 20}));
+    assert_eq!(o, json!({"enabled": false, "score": 20, "mode": null}));
     assert_eq!(session.post(&app, &pii_path, &[("action", "clear")]).await.status, 303);
     let (status, _) =
         admin(&app, "GET", &format!("/api/admin/customers/{}/policies/contains_personal_data", app.customer_id), None)

@@ -37,6 +37,11 @@ struct OverrideBody {
     #[serde(default)]
     #[schema(inline)]
     score: Option<Int<{ MIN_SCORE }, { MAX_SCORE }>>,
+    /// `enforce`, `shadow` or `off` for this customer. `enforce` and
+    /// `shadow` switch the rule on (unless `enabled` is `false`); `off` is
+    /// `enabled: false`, and with `enabled: true` a 422.
+    #[serde(default)]
+    mode: Option<super::rules::ModeBody>,
 }
 
 /// A customer's override of one rule (also an orphaned one).
@@ -71,7 +76,8 @@ async fn put_override(
     let customer = super::customer(&state, &id).await?;
     rule(&state.live.load(), &key)?;
     let Body(o) = body?;
-    let o = RuleOverride { enabled: o.enabled, score: o.score.map(Int::get), mode: None };
+    let o = RuleOverride::reconciled(o.enabled, o.score.map(Int::get), o.mode.map(Into::into))
+        .map_err(|message| ApiError::Invalid { field: "mode".to_owned(), message })?;
     Ok(Json(overrides::set(&state, actor.key_id, &customer, &key, o).await?))
 }
 

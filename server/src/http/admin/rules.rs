@@ -6,10 +6,11 @@ use axum::extract::State;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use warden_engine::RuleMode;
 
 use super::input::{Body, Params, PathParams};
 use super::{PageParams, invalid};
-use crate::admin::rules::{self, RuleView};
+use crate::admin::rules::{self, RuleView, TogglePatch};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
 use crate::state::AppState;
@@ -36,28 +37,60 @@ async fn list_policies(
     Ok(Json(Page { items, page, page_size: size, total }))
 }
 
-/// A global toggle.
+/// A change to a global toggle: give `enabled`, `mode` or both; a field
+/// left out keeps its value, `null` returns it to what the policy files
+/// say.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Toggle {
-    /// On or off for every customer without an override; `null` returns the
-    /// rule to what the policy files say.
+    /// On or off for every customer without an override.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<bool>, required = true)]
+    #[schema(value_type = Option<bool>)]
     enabled: Option<Option<bool>>,
+    /// `enforce`, `shadow` or `off` for every customer without an
+    /// override. `enforce` and `shadow` switch the rule on (unless
+    /// `enabled` is `false`); `off` is `enabled: false` and keeps the mode
+    /// for when the rule is switched on again; with `enabled: true` it is a
+    /// 422.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    mode: Option<Option<ModeBody>>,
 }
 
-/// Tells `"enabled": null` (clear) from a missing `enabled` (an error).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<bool>>, D::Error> {
-    Option::<bool>::deserialize(d).map(Some)
+/// A rule mode as an admin body writes it.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum ModeBody {
+    /// Its effect counts.
+    Enforce,
+    /// Evaluated and reported, never changing a decision.
+    Shadow,
+    /// Not evaluated.
+    Off,
 }
 
-/// Turn a rule on or off globally.
+impl From<ModeBody> for RuleMode {
+    fn from(m: ModeBody) -> Self {
+        match m {
+            ModeBody::Enforce => Self::Enforce,
+            ModeBody::Shadow => Self::Shadow,
+            ModeBody::Off => Self::Off,
+        }
+    }
+}
+
+/// Tells `"field": null` (clear) from a missing field (left as it is).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Turn a rule on or off, or put it in shadow, globally.
 #[utoipa::path(patch, path = "/api/admin/policies/{key}", tag = "admin", request_body = Toggle,
     params(("key" = String, Path, description = "Rule key")),
     responses(
         (status = 200, description = "The rule as now applied", body = RuleView),
         (status = 404, description = "Unknown rule", body = ErrorBody),
+        (status = 422, description = "Neither `enabled` nor `mode`, a `mode` other than enforce, shadow or off, or `off` with `enabled: true`", body = ErrorBody),
     ))]
 async fn patch_policy(
     State(state): State<AppState>,
@@ -68,8 +101,12 @@ async fn patch_policy(
     // An unknown rule is 404 whatever the body.
     rules::rule(&state.live.load(), &key)?;
     let Body(t) = body?;
-    let Some(enabled) = t.enabled else {
-        return Err(invalid("enabled", "`enabled` is required: `true`, `false`, or `null` to follow the policy files"));
-    };
-    Ok(Json(rules::toggle(&state, actor.key_id, &key, enabled).await?))
+    if t.enabled.is_none() && t.mode.is_none() {
+        return Err(invalid(
+            "enabled",
+            "give `enabled` (`true`, `false`, or `null` to follow the policy files) or `mode` (`\"enforce\"`, `\"shadow\"`, `\"off\"`, or `null`)",
+        ));
+    }
+    let patch = TogglePatch { enabled: t.enabled, mode: t.mode.map(|m| m.map(RuleMode::from)) };
+    Ok(Json(rules::toggle(&state, actor.key_id, &key, patch).await?))
 }

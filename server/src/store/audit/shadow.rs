@@ -72,3 +72,71 @@ impl ShadowRecord {
         }
     }
 }
+
+/// How often one shadow rule held over a period, and how many decisions it
+/// would have flipped each way (a decision on which several shadow rules
+/// held, and whose outcome flips, counts for each of them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct ShadowTally {
+    /// The rule.
+    pub rule: String,
+    /// Decisions on which it held.
+    pub matches: i64,
+    /// Of those, allowed decisions that enforcing the shadow rules would
+    /// block.
+    pub allow_to_block: i64,
+    /// Of those, blocked decisions that enforcing the shadow rules would
+    /// allow.
+    pub block_to_allow: i64,
+}
+
+/// A recent decision with shadow results.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ShadowDecision {
+    /// The decision's id.
+    pub decision_id: uuid::Uuid,
+    /// Whether it was allowed.
+    pub allowed: bool,
+    /// Its shadow record.
+    pub shadow: sqlx::types::Json<ShadowRecord>,
+}
+
+/// Per shadow rule over the decisions since `$1`: the rule names come out
+/// of each row's `shadow.rules` array, one dialect per backend.
+const SQLITE_TALLY: &str = "SELECT json_extract(j.value, '$.rule') AS rule, COUNT(*) AS matches, \
+    SUM(CASE WHEN u.allowed AND NOT json_extract(u.shadow, '$.outcome.allowed') THEN 1 ELSE 0 END) AS allow_to_block, \
+    SUM(CASE WHEN NOT u.allowed AND json_extract(u.shadow, '$.outcome.allowed') THEN 1 ELSE 0 END) AS block_to_allow \
+    FROM usage_log u, json_each(u.shadow, '$.rules') j \
+    WHERE u.shadow IS NOT NULL AND u.created_at >= $1 GROUP BY 1 ORDER BY 1";
+const POSTGRES_TALLY: &str = "SELECT r->>'rule' AS rule, COUNT(*) AS matches, \
+    COUNT(*) FILTER (WHERE u.allowed AND NOT (u.shadow->'outcome'->>'allowed')::boolean) AS allow_to_block, \
+    COUNT(*) FILTER (WHERE NOT u.allowed AND (u.shadow->'outcome'->>'allowed')::boolean) AS block_to_allow \
+    FROM usage_log u CROSS JOIN LATERAL jsonb_array_elements(u.shadow->'rules') r \
+    WHERE u.shadow IS NOT NULL AND u.created_at >= $1 GROUP BY 1 ORDER BY 1";
+
+impl super::super::Store {
+    /// Per shadow rule, by name, over the decisions created at or after
+    /// `since`. Reads only the rows with shadow results, through the
+    /// partial index on them.
+    pub async fn shadow_tally(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<ShadowTally>, super::super::StoreError> {
+        Ok(match &self.pool {
+            super::super::Pool::Sqlite(p) => sqlx::query_as(SQLITE_TALLY).bind(since).fetch_all(p).await?,
+            super::super::Pool::Postgres(p) => sqlx::query_as(POSTGRES_TALLY).bind(since).fetch_all(p).await?,
+        })
+    }
+
+    /// The newest `limit` decisions with shadow results created at or after
+    /// `since`, newest first.
+    pub async fn recent_shadow_decisions(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        limit: i64,
+    ) -> Result<Vec<ShadowDecision>, super::super::StoreError> {
+        let sql = "SELECT decision_id, allowed, shadow FROM usage_log WHERE shadow IS NOT NULL AND created_at >= $1 \
+                   ORDER BY created_at DESC LIMIT $2";
+        Ok(super::super::on_pool!(self, p => sqlx::query_as(sql).bind(since).bind(limit).fetch_all(p).await)?)
+    }
+}

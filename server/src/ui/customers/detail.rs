@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use uuid::Uuid;
-use warden_engine::RuleOverride;
+use warden_engine::{RuleMode, RuleOverride};
 
 use crate::admin::customers::{self, RateLimit, Settings};
 use crate::admin::overrides::{self, EffectivePolicy, EffectiveRule};
@@ -71,8 +71,9 @@ impl RuleRow {
     fn custom_text(&self) -> String {
         let Some(o) = self.custom else { return String::new() };
         let enabled = o.enabled.map(|e| if e { "on" } else { "off" }.to_owned());
+        let mode = o.mode.map(|m| m.as_str().to_owned());
         let score = o.score.map(|s| format!("score {s}"));
-        [enabled, score].into_iter().flatten().collect::<Vec<_>>().join(", ")
+        [enabled, mode, score].into_iter().flatten().collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -217,8 +218,8 @@ pub(super) async fn settings(
     answer(&state, &user, customer, done, Some(form), "settings").await
 }
 
-/// One override form: `action` is `enable`, `disable`, `score` (with
-/// `score`) or `clear`.
+/// One override form: `action` is `enable`, `disable`, `shadow`,
+/// `enforce`, `score` (with `score`) or `clear`.
 #[derive(Debug, Deserialize)]
 pub(super) struct OverrideForm {
     #[serde(default)]
@@ -229,12 +230,8 @@ pub(super) struct OverrideForm {
 
 /// The customer's override of `key` that applies now, if any (an orphaned
 /// one is replaced, not merged with).
-async fn applying(state: &AppState, customer: &Customer, key: &str) -> Result<RuleOverride, ApiError> {
-    match overrides::get(state, customer, key).await {
-        Ok(o) if o.orphaned.is_none() => Ok(RuleOverride { enabled: o.enabled, score: o.score, mode: None }),
-        Ok(_) | Err(ApiError::NotFound(_)) => Ok(RuleOverride::default()),
-        Err(e) => Err(e),
-    }
+fn applying(state: &AppState, customer: &Customer, key: &str) -> RuleOverride {
+    overrides::in_force(state, customer).get(key).copied().unwrap_or_default()
 }
 
 /// Carries out one override form.
@@ -248,17 +245,22 @@ async fn change(
     let set = |o: RuleOverride| overrides::set(state, user.key_id, customer, key, o);
     match form.action.as_str() {
         "enable" | "disable" => {
-            let current = applying(state, customer, key).await?;
+            let current = applying(state, customer, key);
             set(RuleOverride { enabled: Some(form.action == "enable"), ..current }).await.map(drop)
+        }
+        "shadow" | "enforce" => {
+            let mode = if form.action == "shadow" { RuleMode::Shadow } else { RuleMode::Enforce };
+            let current = applying(state, customer, key);
+            set(RuleOverride { enabled: Some(true), mode: Some(mode), ..current }).await.map(drop)
         }
         "score" => {
             let score = integer("score", &form.score)?
                 .ok_or_else(|| crate::admin::invalid("score", "`score` is required: a whole number such as 20"))?;
-            let current = applying(state, customer, key).await?;
+            let current = applying(state, customer, key);
             set(RuleOverride { score: Some(score), ..current }).await.map(drop)
         }
         "clear" => overrides::clear(state, user.key_id, customer, key).await,
-        _ => Err(crate::admin::invalid("action", "`action` must be enable, disable, score or clear")),
+        _ => Err(crate::admin::invalid("action", "`action` must be enable, disable, shadow, enforce, score or clear")),
     }
 }
 
