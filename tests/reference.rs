@@ -312,7 +312,9 @@ fn spell(name: &str, spelling: usize) -> String {
 
 fn overrides(rule_count: usize) -> impl Strategy<Value = Overrides> {
     let mode = prop::option::of(prop_oneof![Just(RuleMode::Enforce), Just(RuleMode::Shadow)]);
-    let one = (prop::option::of(any::<bool>()), prop::option::of(score()), mode)
+    // Overrides are not range-checked: huge scores make sums leave i64.
+    let override_score = prop_oneof![8 => score(), 1 => Just(i64::MAX / 2 + 7), 1 => Just(i64::MIN / 2 - 3)];
+    let one = (prop::option::of(any::<bool>()), prop::option::of(override_score), mode)
         .prop_map(|(enabled, score, mode)| RuleOverride { enabled, score, mode });
     (prop::option::weighted(0.3, 0i64..200), prop::collection::btree_map(0..rule_count.max(1) + 1, one, 0..4)).prop_map(
         move |(threshold, rules)| Overrides {
@@ -546,13 +548,14 @@ fn reference(file: &PolicyFile, input: &Value, ov: &Overrides) -> Outcome {
     // The decision over the rules given: enforced ones only, or all of them
     // (what the shadow rules would make of it).
     let decide = |with_shadow: bool| {
+        // The exact sum, clamped to i64 once at the end.
         let (mut total, mut contributions, mut best, mut deny, mut allow) =
-            (0i64, Vec::new(), None::<(i64, String)>, None, None);
+            (0i128, Vec::new(), None::<(i64, String)>, None, None);
         for (rule, _, s) in held.iter().filter(|(_, shadow, _)| with_shadow || !shadow) {
             match rule.effect.node {
                 Effect::Score(_) => {
                     if *s != 0 {
-                        total += s;
+                        total += i128::from(*s);
                         contributions.push((rule.name.node.clone(), *s));
                         if best.as_ref().is_none_or(|(b, _)| s > b) {
                             best = Some((*s, rule.reason.node.clone()));
@@ -563,6 +566,7 @@ fn reference(file: &PolicyFile, input: &Value, ov: &Overrides) -> Outcome {
                 Effect::Allow => allow = allow.or(Some(rule.reason.node.clone())),
             }
         }
+        let total = i64::try_from(total).unwrap_or(if total < 0 { i64::MIN } else { i64::MAX });
         let (allowed, reason) = match (deny, allow) {
             (Some(r), _) => (false, r),
             (None, Some(r)) => (true, r),

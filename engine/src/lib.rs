@@ -26,6 +26,7 @@
 mod cond;
 mod decision;
 mod effective;
+mod fields;
 mod forbidden;
 mod index;
 mod input;

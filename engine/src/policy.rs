@@ -369,11 +369,11 @@ impl Policy {
         let shadow_outcome = (!shadow.is_empty()).then(|| {
             let all = enforced.with(&shadowed);
             let (allowed, reason) = all.outcome(threshold);
-            ShadowOutcome { allowed, risk_score: all.total, reason }
+            ShadowOutcome { allowed, risk_score: all.risk_score(), reason }
         });
         Decision {
             allowed,
-            risk_score: enforced.total,
+            risk_score: enforced.risk_score(),
             reason,
             contributions,
             policy_version: &self.version,
@@ -434,12 +434,14 @@ fn effect_kind(effect: Effect) -> &'static str {
     }
 }
 
-/// What the rules that fired add up to. Rule ids (source order) are kept
-/// so two tallies (enforced rules, shadow rules) combine exactly as if
-/// their rules had been tallied together.
+/// What the rules that fired add up to. Rule ids (source order) are kept,
+/// and the sum is exact, so two tallies (enforced rules, shadow rules)
+/// combine exactly as if their rules had been tallied together.
 #[derive(Debug, Clone, Copy, Default)]
 struct Tally<'p> {
-    total: i64,
+    /// The exact sum (in 128 bits, so no order of adding saturates early);
+    /// clamped to `i64` only when reported.
+    total: i128,
     /// The highest non-zero score, the first in source order on a tie.
     best: Option<(i64, u32, &'p str)>,
     /// The first deny rule in source order.
@@ -456,7 +458,7 @@ impl<'p> Tally<'p> {
         match effect {
             Effect::Score(_) => {
                 if score != 0 {
-                    self.total = self.total.saturating_add(score);
+                    self.total = self.total.saturating_add(i128::from(score));
                     if self.best.is_none_or(|(s, _, _)| score > s) {
                         self.best = Some((score, id, reason));
                     }
@@ -497,8 +499,13 @@ impl<'p> Tally<'p> {
         match (self.deny, self.allow) {
             (Some((_, r)), _) => (false, r),
             (None, Some((_, r))) => (true, r),
-            (None, None) => (self.total < threshold, self.best.map_or("ok", |(_, _, r)| r)),
+            (None, None) => (self.risk_score() < threshold, self.best.map_or("ok", |(_, _, r)| r)),
         }
+    }
+
+    /// The risk score: the sum, clamped to `i64`.
+    fn risk_score(&self) -> i64 {
+        i64::try_from(self.total).unwrap_or(if self.total < 0 { i64::MIN } else { i64::MAX })
     }
 }
 

@@ -97,6 +97,35 @@ pub enum Command {
         #[command(subcommand)]
         command: LogsCommand,
     },
+    /// Re-decide recorded decisions against a candidate policy set, with
+    /// the overrides as they are now, and report what would change: rows
+    /// unchanged; allowed->blocked and blocked->allowed; score and reason
+    /// changes; counts per rule responsible; example decision ids; and the
+    /// rows that can't be replayed faithfully, and why.
+    Replay {
+        /// The candidate policy directory.
+        #[arg(long)]
+        policies: PathBuf,
+        /// Decisions of the last this long, e.g. `7d`, `12h` (default: 7d,
+        /// unless `--from` or `--to` is given).
+        #[arg(long, value_parser = humantime::parse_duration, conflicts_with_all = ["from", "to"])]
+        since: Option<std::time::Duration>,
+        /// Decisions created at or after this time (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Decisions created before this time (RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        /// One customer's decisions only (its id).
+        #[arg(long)]
+        customer: Option<uuid::Uuid>,
+        /// How to print the report.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+        format: ReportFormat,
+        /// Database connection.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// Check the audit log's integrity.
     Audit {
         /// What to do.

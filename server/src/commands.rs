@@ -5,6 +5,7 @@ mod check;
 mod eval;
 mod fmt;
 mod keys;
+mod replay;
 mod serve;
 mod test;
 
@@ -29,6 +30,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys { command } => keys::run(command),
         Command::Logs { command } => audit::logs(command),
         Command::Audit { command } => audit::audit(command),
+        Command::Replay { policies, since, from, to, customer, format, database } => {
+            replay::run(&policies, replay::Period { since, from, to }, customer, format, &database)
+        }
     }
 }
 

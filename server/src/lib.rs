@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod policy_files;
 pub mod rate_limit;
 pub mod reload;
+pub mod replay;
 pub mod server;
 pub mod state;
 pub mod store;

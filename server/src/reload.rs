@@ -226,7 +226,12 @@ impl PolicyReloader {
             }
             Ok(policy) => {
                 let version = policy.version().to_owned();
-                state.live.replace_policy(Arc::new(policy)).await;
+                let policy = Arc::new(policy);
+                state.live.replace_policy(policy.clone()).await;
+                // After the swap: a slow database never delays it.
+                if let Err(e) = state.store.record_policy_version(&policy).await {
+                    tracing::warn!(error = %e, "could not record the policy version's declared fields (replays of its rows will say so)");
+                }
                 // The status says so at once: a reader who sees the new
                 // version should not find the last failure still reported.
                 self.record(|s| {

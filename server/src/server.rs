@@ -176,6 +176,9 @@ pub async fn build_state(store: Store, policy: Policy, options: &Options) -> any
     store.adopt_legacy_fingerprints(&policy).await.context("binding settings made before rule fingerprints")?;
     let version = store.config_version().await.context("reading the change counter")?;
     let tables = store.load_overrides().await.context("loading overrides")?;
+    if let Err(e) = store.record_policy_version(&policy).await {
+        tracing::warn!(error = %e, "could not record the policy version's declared fields (replays of its rows will say so)");
+    }
     let live = Arc::new(Live::new(Snapshot::build(Arc::new(policy), tables, version)));
     crate::reload::report_orphans(live.load().orphans());
     let settings = audit::QueueSettings {

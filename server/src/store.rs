@@ -13,8 +13,10 @@ mod customers;
 mod keys;
 mod orphans;
 mod overrides;
+mod policy_versions;
 mod rollup;
 mod sessions;
+pub(crate) mod shadow_rollup;
 
 use std::str::FromStr as _;
 
@@ -28,8 +30,8 @@ pub use admin::{AdminChange, AdminEntry, AdminFilter, Cursor, Page};
 pub(crate) use audit::chain::{self as audit_chain_sql, move_chain_head, take_chain_head};
 pub use audit::chain::{ChainHead, ChainRow, Checkpoint, Pruned, VerificationRecord};
 pub use audit::{
-    AuditRecord, AuditRow, Contribution, LogEntry, LogFilter, MAX_BATCH, Outcome, ShadowDecision, ShadowMatch,
-    ShadowOutcome, ShadowRecord, ShadowTally, Stats, audit_batch_size,
+    AuditRecord, AuditRow, Contribution, LogEntry, LogFilter, MAX_BATCH, Outcome, ReplayRange, ReplayRow,
+    ShadowDecision, ShadowMatch, ShadowOutcome, ShadowRecord, ShadowTally, Stats, audit_batch_size,
 };
 pub use customers::Customer;
 pub use customers::now;

@@ -44,6 +44,9 @@ pub(crate) struct OverrideView {
     /// deleted meanwhile.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) orphaned: Option<OrphanReason>,
+    /// The override as the engine reads it.
+    #[serde(skip)]
+    pub(crate) rule: RuleOverride,
 }
 
 fn no_override(customer: Uuid, key: &str) -> ApiError {
@@ -70,7 +73,13 @@ async fn stored(state: &AppState, customer: &Customer, key: &str) -> Result<Opti
 pub(crate) async fn get(state: &AppState, customer: &Customer, key: &str) -> Result<OverrideView, ApiError> {
     let o = stored(state, customer, key).await?.ok_or_else(|| no_override(customer.id, key))?;
     let orphaned = o.orphaned(&state.live.load().policy, key);
-    Ok(OverrideView { enabled: o.rule.enabled, score: o.rule.score, mode: o.rule.mode.map(RuleMode::as_str), orphaned })
+    Ok(OverrideView {
+        enabled: o.rule.enabled,
+        score: o.rule.score,
+        mode: o.rule.mode.map(RuleMode::as_str),
+        orphaned,
+        rule: o.rule,
+    })
 }
 
 /// Replaces the customer's override of `key` with `o` (a `None` follows
@@ -100,7 +109,7 @@ pub(crate) async fn set(
     }
     state.store.set_customer_rule(&snapshot.policy, customer.id, key, o, Some(actor)).await?;
     apply_now(state).await;
-    Ok(OverrideView { enabled: o.enabled, score: o.score, mode: o.mode.map(RuleMode::as_str), orphaned: None })
+    Ok(OverrideView { enabled: o.enabled, score: o.score, mode: o.mode.map(RuleMode::as_str), orphaned: None, rule: o })
 }
 
 /// Removes the customer's override of `key` (also an orphaned one, whose

@@ -131,8 +131,11 @@ impl TogglePatch {
     fn apply(self, current: RuleOverride) -> Result<RuleOverride, ApiError> {
         let mut t = RuleOverride { score: None, ..current };
         match self.mode {
-            Some(Some(RuleMode::Off)) if self.enabled == Some(Some(true)) => {
-                return Err(super::invalid("mode", "`mode` \"off\" contradicts `enabled: true`; give one of them"));
+            Some(Some(RuleMode::Off)) if self.enabled.is_some_and(|e| e != Some(false)) => {
+                return Err(super::invalid(
+                    "mode",
+                    "`mode` \"off\" contradicts an `enabled` other than `false`; give one of them",
+                ));
             }
             Some(Some(RuleMode::Off)) => t.enabled = Some(false),
             Some(Some(m)) => {
@@ -157,7 +160,10 @@ impl TogglePatch {
 pub(crate) async fn toggle(state: &AppState, actor: Uuid, key: &str, patch: TogglePatch) -> Result<RuleView, ApiError> {
     let snapshot = state.live.load();
     rule(&snapshot, key)?;
-    let current = snapshot.in_force.global.rules.get(key).copied().unwrap_or_default();
+    // Merged onto what is stored (not this instance's snapshot, which may
+    // not have another instance's last change yet); an orphaned toggle is
+    // replaced, not merged with.
+    let current = state.store.global_toggle(&snapshot.policy, key).await?.unwrap_or_default();
     let toggle = patch.apply(current)?;
     state.store.set_global_toggle(&snapshot.policy, key, toggle, Some(actor)).await?;
     apply_now(state).await;
@@ -241,6 +247,8 @@ pub(crate) struct Overrider {
     pub(crate) enabled: Option<bool>,
     /// This customer's score (`None`: not overridden).
     pub(crate) score: Option<i64>,
+    /// This customer's mode, `enforce` or `shadow` (`None`: not overridden).
+    pub(crate) mode: Option<&'static str>,
     /// Why it applies to nothing, if it doesn't (set for another rule of
     /// this name).
     pub(crate) orphaned: Option<OrphanReason>,
@@ -259,6 +267,7 @@ pub(crate) async fn overriders(state: &AppState, key: &str, limit: u32) -> Resul
             customer,
             enabled: o.rule.enabled,
             score: o.rule.score,
+            mode: o.rule.mode.map(RuleMode::as_str),
         })
         .collect();
     Ok((items, total))

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Days, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -51,9 +51,9 @@ pub(crate) struct ShadowRuleSummary {
 /// The shadow summary.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ShadowSummary {
-    /// The period, in days, ending now.
+    /// The period, in UTC days: today and the days before it.
     pub(crate) days: u32,
-    /// Its start (UTC).
+    /// Its start (UTC midnight of its first day).
     pub(crate) since: DateTime<Utc>,
     /// Every rule that held in shadow in the period, by name.
     pub(crate) rules: Vec<ShadowRuleSummary>,
@@ -65,8 +65,11 @@ pub(crate) async fn summary(state: &AppState, days: u32) -> Result<ShadowSummary
     if !(1..=MAX_DAYS).contains(&days) {
         return Err(invalid("days", format!("`days` must be between 1 and {MAX_DAYS}")));
     }
-    let since = crate::store::now() - Duration::days(i64::from(days));
-    let tallies = state.store.shadow_tally(since).await?;
+    // UTC days, today and the `days - 1` before it, as the overview counts.
+    let today = crate::store::now().date_naive();
+    let first_day = today.checked_sub_days(Days::new(u64::from(days - 1))).unwrap_or(today);
+    let since = crate::store::shadow_rollup::start_of(first_day);
+    let tallies = state.store.shadow_tally(first_day).await?;
     let mut examples: BTreeMap<String, ShadowExamples> = BTreeMap::new();
     for d in state.store.recent_shadow_decisions(since, SCANNED_FOR_EXAMPLES).await? {
         let flip = d.shadow.0.flip(d.allowed);

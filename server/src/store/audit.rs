@@ -3,9 +3,11 @@
 
 pub(crate) mod chain;
 mod read;
+mod replay_rows;
 mod shadow;
 
 pub use read::{LogEntry, LogFilter, Stats};
+pub use replay_rows::{ReplayRange, ReplayRow};
 pub use shadow::{ShadowDecision, ShadowMatch, ShadowOutcome, ShadowRecord, ShadowTally};
 
 use chrono::{DateTime, Utc};
@@ -186,6 +188,7 @@ impl Store {
             })
             .collect();
         let rollup = super::rollup::RollupBatch::of(rows);
+        let shadow_rollup = super::shadow_rollup::ShadowRollupBatch::of(rows);
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
             let (mut seq, mut prev, webhooks) = chain::take_chain_head!(tx, crate::audit::chain::Chain::UsageLog);
@@ -234,6 +237,7 @@ impl Store {
             }
             chain::move_chain_head!(tx, crate::audit::chain::Chain::UsageLog, seq, &prev);
             rollup.add(&mut tx).await?;
+            super::shadow_rollup::add_shadow_rollup!(tx, shadow_rollup);
             // Webhook events for blocked and rejected decisions, in the same
             // transaction: they exist exactly when their audit rows do.
             let subs = if webhooks { crate::webhooks::outbox::load_subscriptions!(tx) } else { Vec::new() };

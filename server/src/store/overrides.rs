@@ -337,6 +337,13 @@ impl Store {
         Ok(())
     }
 
+    /// The stored global toggle of `rule_key`, if one is set and bound to
+    /// the rule of that name in `policy` (an orphaned one is `None`).
+    pub async fn global_toggle(&self, policy: &Policy, rule_key: &str) -> Result<Option<RuleOverride>, StoreError> {
+        let row = self.toggle_row(rule_key).await?;
+        Ok(row.filter(|t| t.is_set() && applies(policy, rule_key, t.rule_fingerprint.as_deref())).map(|t| t.rule()))
+    }
+
     /// A customer's stored override of one rule, orphaned or not.
     pub async fn customer_rule(&self, customer_id: Uuid, rule_key: &str) -> Result<Option<StoredOverride>, StoreError> {
         let sql = format!("{SELECT_CUSTOMER_RULES} WHERE customer_id = $1 AND rule_key = $2");
@@ -442,7 +449,12 @@ impl Store {
             if let Some(reason) = stored.orphaned(policy, rule_key) {
                 before.insert(
                     "orphan".into(),
-                    json!({ "enabled": stored.rule.enabled, "score": stored.rule.score, "reason": reason }),
+                    json!({
+                        "enabled": stored.rule.enabled,
+                        "score": stored.rule.score,
+                        "mode": stored.rule.mode,
+                        "reason": reason
+                    }),
                 );
             }
             AdminChange::new(actor, "customer.policy.delete", format!("customer/{customer_id}/policy/{rule_key}"))

@@ -66,6 +66,8 @@ struct RuleRow {
     source: String,
     effect: String,
     enabled: bool,
+    /// `enforce`, `shadow` or `off`.
+    mode: &'static str,
     condition_held: bool,
     fired: bool,
     contributed: i64,
@@ -79,6 +81,10 @@ struct DecisionView {
     threshold: i64,
     policy_version: String,
     contributions: Vec<(String, i64)>,
+    /// The shadow rules that held: name and what they would add.
+    shadow: Vec<(String, i64)>,
+    /// The decision had they been enforced: allowed, score, reason.
+    shadow_outcome: Option<(bool, i64, String)>,
     rules: Vec<RuleRow>,
 }
 
@@ -189,6 +195,8 @@ fn answer(state: &AppState, body: &str, customer: Option<Uuid>) -> Answer {
             threshold: ex.threshold,
             policy_version: ex.decision.policy_version.to_owned(),
             contributions: ex.decision.contributions.iter().map(|c| (c.rule.to_owned(), c.score)).collect(),
+            shadow: ex.decision.shadow.iter().map(|m| (m.rule.to_owned(), m.score)).collect(),
+            shadow_outcome: ex.decision.shadow_outcome.map(|o| (o.allowed, o.risk_score, o.reason.to_owned())),
             rules: ex
                 .rules
                 .into_iter()
@@ -197,6 +205,7 @@ fn answer(state: &AppState, body: &str, customer: Option<Uuid>) -> Answer {
                     source: r.source.to_owned(),
                     effect: r.effect,
                     enabled: r.enabled,
+                    mode: r.mode,
                     condition_held: r.condition_held,
                     fired: r.fired,
                     contributed: r.contributed,

@@ -155,6 +155,26 @@ each_backend!(a_row_whose_contributions_are_cleared_or_edited_is_named, |backend
     }
 });
 
+each_backend!(a_row_whose_shadow_record_is_cleared_or_edited_is_named, |backend| {
+    // Rows at positions 1, 4, 7, … record shadow results (encoding v3).
+    let forged = r#"'{"rules":[],"outcome":{"allowed":true,"risk_score":0,"reason":"ok"}}'"#;
+    for edit in ["NULL", forged] {
+        let (store, _cleanup) = chained_store(backend, 10).await;
+        let id = id_at(&store, Chain::UsageLog, 4).await;
+        let value =
+            if backend == Backend::Postgres && edit != "NULL" { format!("{edit}::jsonb") } else { edit.to_owned() };
+        exec(&store, &format!("UPDATE usage_log SET shadow = {value} WHERE id = {id}")).await;
+        let report = verify_all(&store).await;
+        assert_eq!(first_break(&report), (Chain::UsageLog, Damage::Altered, Some(id)), "{edit}");
+        // Adding a shadow record to a row that had none is caught too.
+        let (store, _cleanup) = chained_store(backend, 10).await;
+        let id = id_at(&store, Chain::UsageLog, 5).await;
+        let value = if backend == Backend::Postgres { format!("{forged}::jsonb") } else { forged.to_owned() };
+        exec(&store, &format!("UPDATE usage_log SET shadow = {value} WHERE id = {id}")).await;
+        assert_eq!(first_break(&verify_all(&store).await), (Chain::UsageLog, Damage::Altered, Some(id)));
+    }
+});
+
 each_backend!(a_row_removed_from_the_database_is_named, |backend| {
     let (store, _cleanup) = chained_store(backend, 30).await;
     let next = id_at(&store, Chain::UsageLog, 13).await;

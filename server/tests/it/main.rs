@@ -18,6 +18,7 @@ mod logs;
 mod orphans;
 mod rate_limit;
 mod reload;
+mod replay;
 mod rollup;
 mod shadow;
 mod slow_clients;

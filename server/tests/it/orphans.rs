@@ -498,3 +498,39 @@ each_backend!(settings_made_before_fingerprints_are_bound_once_to_the_rules_serv
     let (_, d) = later.send(request(&key, "POST", "/v1/check", Some(body))).await;
     assert_eq!(d["allowed"], json!(false), "an unbound row added later applies to nothing: {d}");
 });
+
+each_backend!(a_toggle_that_sets_only_a_mode_is_orphaned_listed_deleted_and_reconfirmed_like_any, |backend| {
+    let (app, dir) = app_over_dir(backend, FIRST).await;
+    let toggle = "/api/admin/policies/external_model";
+    assert_eq!(admin(&app, "PATCH", toggle, Some(json!({"mode": "shadow"}))).await.0, 200);
+    // A mode alone still switches the rule on and is a stored toggle.
+    assert_eq!(admin(&app, "PATCH", toggle, Some(json!({"enabled": null}))).await.0, 200);
+    let (_, _, d) = app.check(&app.app_key, EXT).await;
+    assert_eq!((d["allowed"].clone(), d["shadow"][0]["rule"].clone()), (json!(true), json!("external_model")), "{d}");
+    // The rule takes another condition: the toggle applies to nothing.
+    let narrowed = FIRST.replace(
+        "when metadata.is_external_model score",
+        r#"when metadata.is_external_model and model == "gpt-4" score"#,
+    );
+    reload_to(&app, &dir, &narrowed).await;
+    let (_, _, d) = app.check(&app.app_key, EXT).await;
+    assert_eq!((d["allowed"].clone(), d.get("shadow").is_none()), (json!(false), true), "enforced as written: {d}");
+    let (_, listed) = admin(&app, "GET", "/api/admin/orphans", None).await;
+    let orphan = listed["items"].as_array().unwrap().iter().find(|o| o["rule"] == "external_model").unwrap().clone();
+    assert_eq!(
+        (orphan["mode"].clone(), orphan["reason"].clone()),
+        (json!("shadow"), json!("rule_changed")),
+        "{orphan}"
+    );
+    // Setting it again re-confirms it for the rule now served, and the
+    // trail says what was re-confirmed.
+    assert_eq!(admin(&app, "PATCH", toggle, Some(json!({"mode": "shadow"}))).await.0, 200);
+    let (_, trail) = admin(&app, "GET", "/api/admin/audit?page_size=1", None).await;
+    assert_eq!(trail["items"][0]["after"]["reconfirmed_orphan"]["mode"], json!("shadow"), "{trail}");
+    assert!(orphans(&app).await.is_empty());
+    // Orphaned again, then deleted through the orphans endpoint.
+    reload_to(&app, &dir, FIRST).await;
+    assert_eq!(orphans(&app).await.len(), 1);
+    assert_eq!(admin(&app, "DELETE", "/api/admin/orphans/toggles/external_model", None).await.0, 204);
+    assert!(orphans(&app).await.is_empty());
+});

@@ -53,7 +53,7 @@ struct Toggle {
     /// for when the rule is switched on again; with `enabled: true` it is a
     /// 422.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<ModeBody>)]
     mode: Option<Option<ModeBody>>,
 }
 

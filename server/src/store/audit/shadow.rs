@@ -101,33 +101,7 @@ pub struct ShadowDecision {
     pub shadow: sqlx::types::Json<ShadowRecord>,
 }
 
-/// Per shadow rule over the decisions since `$1`: the rule names come out
-/// of each row's `shadow.rules` array, one dialect per backend.
-const SQLITE_TALLY: &str = "SELECT json_extract(j.value, '$.rule') AS rule, COUNT(*) AS matches, \
-    SUM(CASE WHEN u.allowed AND NOT json_extract(u.shadow, '$.outcome.allowed') THEN 1 ELSE 0 END) AS allow_to_block, \
-    SUM(CASE WHEN NOT u.allowed AND json_extract(u.shadow, '$.outcome.allowed') THEN 1 ELSE 0 END) AS block_to_allow \
-    FROM usage_log u, json_each(u.shadow, '$.rules') j \
-    WHERE u.shadow IS NOT NULL AND u.created_at >= $1 GROUP BY 1 ORDER BY 1";
-const POSTGRES_TALLY: &str = "SELECT r->>'rule' AS rule, COUNT(*) AS matches, \
-    COUNT(*) FILTER (WHERE u.allowed AND NOT (u.shadow->'outcome'->>'allowed')::boolean) AS allow_to_block, \
-    COUNT(*) FILTER (WHERE NOT u.allowed AND (u.shadow->'outcome'->>'allowed')::boolean) AS block_to_allow \
-    FROM usage_log u CROSS JOIN LATERAL jsonb_array_elements(u.shadow->'rules') r \
-    WHERE u.shadow IS NOT NULL AND u.created_at >= $1 GROUP BY 1 ORDER BY 1";
-
 impl super::super::Store {
-    /// Per shadow rule, by name, over the decisions created at or after
-    /// `since`. Reads only the rows with shadow results, through the
-    /// partial index on them.
-    pub async fn shadow_tally(
-        &self,
-        since: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Vec<ShadowTally>, super::super::StoreError> {
-        Ok(match &self.pool {
-            super::super::Pool::Sqlite(p) => sqlx::query_as(SQLITE_TALLY).bind(since).fetch_all(p).await?,
-            super::super::Pool::Postgres(p) => sqlx::query_as(POSTGRES_TALLY).bind(since).fetch_all(p).await?,
-        })
-    }
-
     /// The newest `limit` decisions with shadow results created at or after
     /// `since`, newest first.
     pub async fn recent_shadow_decisions(

@@ -228,10 +228,16 @@ pub(super) struct OverrideForm {
     score: String,
 }
 
-/// The customer's override of `key` that applies now, if any (an orphaned
-/// one is replaced, not merged with).
-fn applying(state: &AppState, customer: &Customer, key: &str) -> RuleOverride {
-    overrides::in_force(state, customer).get(key).copied().unwrap_or_default()
+/// The customer's stored override of `key`, if it applies to the rule now
+/// served (an orphaned one is replaced, not merged with). Read from the
+/// store, not this instance's snapshot, which may lag another instance's
+/// change by up to a second.
+async fn applying(state: &AppState, customer: &Customer, key: &str) -> Result<RuleOverride, ApiError> {
+    match overrides::get(state, customer, key).await {
+        Ok(o) if o.orphaned.is_none() => Ok(o.rule),
+        Ok(_) | Err(ApiError::NotFound(_)) => Ok(RuleOverride::default()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Carries out one override form.
@@ -245,18 +251,18 @@ async fn change(
     let set = |o: RuleOverride| overrides::set(state, user.key_id, customer, key, o);
     match form.action.as_str() {
         "enable" | "disable" => {
-            let current = applying(state, customer, key);
+            let current = applying(state, customer, key).await?;
             set(RuleOverride { enabled: Some(form.action == "enable"), ..current }).await.map(drop)
         }
         "shadow" | "enforce" => {
             let mode = if form.action == "shadow" { RuleMode::Shadow } else { RuleMode::Enforce };
-            let current = applying(state, customer, key);
+            let current = applying(state, customer, key).await?;
             set(RuleOverride { enabled: Some(true), mode: Some(mode), ..current }).await.map(drop)
         }
         "score" => {
             let score = integer("score", &form.score)?
                 .ok_or_else(|| crate::admin::invalid("score", "`score` is required: a whole number such as 20"))?;
-            let current = applying(state, customer, key);
+            let current = applying(state, customer, key).await?;
             set(RuleOverride { score: Some(score), ..current }).await.map(drop)
         }
         "clear" => overrides::clear(state, user.key_id, customer, key).await,

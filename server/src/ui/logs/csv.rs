@@ -20,7 +20,7 @@ const CHUNK: u32 = 1000;
 
 /// The columns: every stored column of a row (metadata only), with the
 /// key's and customer's names.
-const HEADER: [&str; 18] = [
+const HEADER: [&str; 19] = [
     "created_at",
     "decision_id",
     "request_id",
@@ -37,6 +37,7 @@ const HEADER: [&str; 18] = [
     "policy_version",
     "latency_us",
     "contributions",
+    "shadow",
     "meta",
     "id",
 ];
@@ -118,6 +119,7 @@ fn write(chunk: &[LogEntry], header: bool) -> Result<Vec<u8>, ::csv::Error> {
     for e in chunk {
         let r = &e.row;
         let contributions = r.contributions.as_ref().map(|c| serde_json::to_string(&c.0).unwrap_or_default());
+        let shadow = r.shadow.as_ref().map(|s| serde_json::to_string(&s.0).unwrap_or_default());
         w.write_record([
             r.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true).as_str(),
             &r.decision_id.to_string(),
@@ -135,6 +137,7 @@ fn write(chunk: &[LogEntry], header: bool) -> Result<Vec<u8>, ::csv::Error> {
             &r.policy_version,
             &r.latency_us.to_string(),
             contributions.as_deref().unwrap_or_default(),
+            shadow.as_deref().unwrap_or_default(),
             &r.meta.0.to_string(),
             &r.id.to_string(),
         ])?;
