@@ -43,13 +43,7 @@ pub fn print_diagnostics(diagnostics: &[Diagnostic], format: DiagnosticFormat) {
         match format {
             DiagnosticFormat::Human => eprintln!("{}", warden_engine::render(d, color)),
             DiagnosticFormat::Json => {
-                let line = serde_json::json!({
-                    "code": d.code(),
-                    "severity": if d.is_error() { "error" } else { "warning" },
-                    "position": d.position(),
-                    "message": d.kind().to_string(),
-                    "help": d.help_text(),
-                });
+                let line = serde_json::to_string(&crate::error::DiagnosticBody::of(d)).unwrap_or_default();
                 eprintln!("{line}");
             }
         }

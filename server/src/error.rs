@@ -57,6 +57,9 @@ pub enum ApiError {
     /// 429.
     #[error("rate limit exceeded: {} requests per {} s; retry after {} s", .0.quota.requests, .0.quota.window.as_secs(), .0.retry_after_secs)]
     RateLimited(Verdict),
+    /// 422: a policy set given in the body does not compile.
+    #[error("the policy set has {} error(s); see `diagnostics`", .0.iter().filter(|d| d.severity == "error").count())]
+    PolicyInvalid(Vec<DiagnosticBody>),
     /// 503.
     #[error("{0}")]
     Unavailable(String),
@@ -79,6 +82,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::Rejected(r, _) => r.code(),
             Self::Invalid { .. } => "invalid_field",
+            Self::PolicyInvalid(_) => "policy_invalid",
             Self::Conflict(_) => "conflict",
             Self::RateLimited(_) => "rate_limited",
             Self::Unavailable(_) => "unavailable",
@@ -97,7 +101,7 @@ impl ApiError {
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::BadJson(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Rejected(..) | Self::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Rejected(..) | Self::Invalid { .. } | Self::PolicyInvalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -155,6 +159,39 @@ pub struct ErrorBody {
     /// With a rejection on `/v1/check`: the id of the rejection's audit row.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision_id: Option<Uuid>,
+    /// With `policy_invalid`: every error and warning, as `warden check
+    /// --format json` prints them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<Vec<DiagnosticBody>>,
+}
+
+/// One diagnostic of a policy set, as `warden check --format json` prints
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct DiagnosticBody {
+    /// A stable code, e.g. `unknown_field`, `syntax`.
+    pub code: String,
+    /// `error` or `warning`.
+    pub severity: String,
+    /// `file:line:column`, when it has one.
+    pub position: Option<String>,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it, when there is advice.
+    pub help: Option<String>,
+}
+
+impl DiagnosticBody {
+    /// `d` as a body.
+    pub fn of(d: &warden_engine::Diagnostic) -> Self {
+        Self {
+            code: d.code().to_owned(),
+            severity: if d.is_error() { "error" } else { "warning" }.to_owned(),
+            position: d.position().map(str::to_owned),
+            message: d.kind().to_string(),
+            help: d.help_text().map(str::to_owned),
+        }
+    }
 }
 
 impl ApiError {
@@ -166,6 +203,7 @@ impl ApiError {
             field: None,
             path: None,
             decision_id: None,
+            diagnostics: None,
         };
         match self {
             Self::Unauthorized(AuthError::Store(_)) => {
@@ -176,6 +214,7 @@ impl ApiError {
                 body.decision_id = *decision_id;
             }
             Self::Invalid { field, .. } => body.field = Some(field.clone()),
+            Self::PolicyInvalid(diagnostics) => body.diagnostics = Some(diagnostics.clone()),
             _ => {}
         }
         body

@@ -19,6 +19,7 @@ mod logs;
 mod overview;
 mod page;
 mod playground;
+mod replay;
 mod reveal;
 mod rules;
 mod session;
@@ -133,6 +134,7 @@ fn pages() -> Router<AppState> {
         .merge(customers::routes())
         .merge(rules::routes())
         .merge(playground::routes())
+        .merge(replay::routes())
         .merge(status::routes())
         .merge(keys::routes())
         .merge(webhooks::routes())

@@ -12,6 +12,7 @@ mod keys;
 mod logs;
 mod orphans;
 mod overrides;
+mod replay;
 mod rules;
 mod settings;
 mod shadow;
@@ -36,6 +37,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(keys::router())
         .merge(rules::router())
         .merge(overrides::router())
+        .merge(replay::router())
         .merge(orphans::router())
         .merge(settings::router())
         .merge(shadow::router())

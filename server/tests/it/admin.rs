@@ -50,6 +50,7 @@ each_backend!(every_admin_endpoint_refuses_app_keys, |backend| {
         ("GET", "/api/admin/logs".to_owned()),
         ("GET", "/api/admin/stats".to_owned()),
         ("GET", "/api/admin/shadow".to_owned()),
+        ("POST", "/api/admin/replay".to_owned()),
         ("GET", "/api/admin/audit".to_owned()),
         ("GET", "/api/admin/orphans".to_owned()),
         ("DELETE", "/api/admin/orphans/toggles/external_model".to_owned()),

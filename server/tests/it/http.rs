@@ -419,6 +419,7 @@ each_backend!(the_openapi_document_matches_the_router, |backend| {
         "POST /api/admin/customers",
         "POST /api/admin/keys",
         "POST /api/admin/keys/{id}/rotate",
+        "POST /api/admin/replay",
         "POST /api/admin/webhooks",
         "POST /api/admin/webhooks/{id}/deliveries/{delivery}/redeliver",
         "POST /api/admin/webhooks/{id}/enable",

@@ -148,3 +148,79 @@ each_backend!(rows_a_candidate_cannot_decide_faithfully_are_counted_never_guesse
     assert_eq!(report.not_replayed.default_changed.get("metadata.is_external_model"), Some(&14), "{report:#?}");
     assert_eq!((report.replayed, report.unchanged), (3, 3), "the external rows gave the field: {report:#?}");
 });
+
+async fn admin(app: &TestApp, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    crate::admin::call(app, &app.admin_key, method, path, body).await
+}
+
+each_backend!(the_admin_api_and_the_dashboard_replay_a_candidate_file, |backend| {
+    let mut app = TestApp::new(backend).await;
+    let decided = recorded(&mut app).await;
+    let risk = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../policies/risk.warden")).unwrap();
+    let rescored = risk.replace("score +50", "score +30");
+    let body = json!({"files": [{"name": "risk.warden", "text": rescored}], "since": "1d"});
+    let (status, report) = admin(&app, "POST", "/api/admin/replay", Some(body)).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (report["rows"].clone(), report["blocked_to_allowed"].clone(), report["unchanged"].clone()),
+        (json!(19), json!(3), json!(14))
+    );
+    assert_eq!(report["examples"]["blocked_to_allowed"], json!(decided["external"]));
+    // `replace`: the file alone is the candidate (no input block: nothing
+    // compiles).
+    let (status, body) = admin(
+        &app,
+        "POST",
+        "/api/admin/replay",
+        Some(json!({"files": [{"name": "risk.warden", "text": rescored}], "replace": true})),
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (422, Some("policy_invalid")), "{body}");
+    assert!(body["diagnostics"].as_array().is_some_and(|d| !d.is_empty() && d[0]["severity"] == "error"), "{body}");
+    // A file that does not compile: every diagnostic, with its position.
+    let broken = json!({"files": [{"name": "risk.warden", "text": "rule x { when nope score +1 }"}]});
+    let (status, body) = admin(&app, "POST", "/api/admin/replay", Some(broken)).await;
+    assert_eq!((status, body["error"].as_str()), (422, Some("policy_invalid")), "{body}");
+    assert!(body["diagnostics"][0]["position"].as_str().is_some_and(|p| p.starts_with("risk.warden:")), "{body}");
+    // Bad requests name the field.
+    for (bad, field) in [
+        (json!({"files": []}), "files"),
+        (json!({"files": [{"name": "../x.warden", "text": ""}]}), "files"),
+        (json!({"files": [{"name": "x.txt", "text": ""}]}), "files"),
+        (json!({"files": [{"name": "a.warden", "text": ""}, {"name": "a.warden", "text": ""}]}), "files"),
+        (json!({"files": [{"name": "a.warden", "text": ""}], "since": "soon"}), "since"),
+        (json!({"files": [{"name": "a.warden", "text": ""}], "since": "1d", "from": "2026-01-01T00:00:00Z"}), "since"),
+        (
+            json!({"files": [{"name": "a.warden", "text": ""}], "from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}),
+            "from",
+        ),
+    ] {
+        let (status, body) = admin(&app, "POST", "/api/admin/replay", Some(bad.clone())).await;
+        assert_eq!((status, body["field"].as_str()), (422, Some(field)), "{bad}: {body}");
+    }
+    let viewer =
+        crate::support::create_key(&app.store, "viewer@example.com", warden_server::store::Role::Viewer).await.0;
+    let ok = json!({"files": [{"name": "risk.warden", "text": rescored}]});
+    assert_eq!(crate::admin::call(&app, &viewer, "POST", "/api/admin/replay", Some(ok)).await.0, 403);
+
+    // The dashboard: start from a served file, replay, read the report.
+    let s = crate::ui_support::sign_in(&app, &app.admin_key).await;
+    let form = s.get(&app, "/ui/rules/replay?file=risk.warden").await;
+    assert_eq!(form.status, 200);
+    assert!(form.html.contains("rule external_model"), "prefilled with the served file: {}", form.html);
+    let page = s
+        .post(
+            &app,
+            "/ui/rules/replay",
+            &[("name", "risk.warden"), ("text", &rescored), ("since", "7d"), ("customer", "")],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(page.html.contains("What would change"), "{}", page.html);
+    let id = decided["external"][0].as_str().unwrap();
+    assert!(page.html.contains(&format!("/ui/logs/{id}")), "an example links to its decision: {}", page.html);
+    let page = s.post(&app, "/ui/rules/replay", &[("name", "risk.warden"), ("text", "rule {"), ("since", "7d")]).await;
+    assert!(page.html.contains("The candidate does not compile"), "{}", page.html);
+    let rules = s.get(&app, "/ui/rules").await;
+    assert!(rules.html.contains(r#"href="/ui/rules/replay""#), "{}", rules.html);
+});

@@ -40,19 +40,26 @@ each_backend!(the_trail_records_values_in_force_and_their_sources, |backend| {
     // A rule that inherits its file setting: before is what the file says.
     let (before, after) =
         change(&app, "PATCH", "/api/admin/policies/approved_models", Some(json!({"enabled": true}))).await;
-    assert_eq!(before, json!({"enabled": sourced(json!(false), "file")}));
-    assert_eq!(after, json!({"enabled": sourced(json!(true), "global")}));
+    assert_eq!(before, json!({"enabled": sourced(json!(false), "file"), "mode": sourced(json!("off"), "file")}));
+    assert_eq!(after, json!({"enabled": sourced(json!(true), "global"), "mode": sourced(json!("enforce"), "global")}));
     // Back to the files.
     let (before, after) =
         change(&app, "PATCH", "/api/admin/policies/approved_models", Some(json!({"enabled": null}))).await;
-    assert_eq!(before, json!({"enabled": sourced(json!(true), "global")}));
-    assert_eq!(after, json!({"enabled": sourced(json!(false), "file")}));
+    assert_eq!(before, json!({"enabled": sourced(json!(true), "global"), "mode": sourced(json!("enforce"), "global")}));
+    assert_eq!(after, json!({"enabled": sourced(json!(false), "file"), "mode": sourced(json!("off"), "file")}));
     // A customer's override over a global toggle, for a score rule.
     change(&app, "PATCH", "/api/admin/policies/external_model", Some(json!({"enabled": false}))).await;
     let (before, after) =
         change(&app, "PUT", &format!("{base}/policies/external_model"), Some(json!({"score": 10}))).await;
-    assert_eq!(before, json!({"enabled": sourced(json!(false), "global"), "score": sourced(json!(50), "file")}));
-    assert_eq!(after, json!({"enabled": sourced(json!(false), "global"), "score": sourced(json!(10), "override")}));
+    let off = sourced(json!("off"), "global");
+    assert_eq!(
+        before,
+        json!({"enabled": sourced(json!(false), "global"), "mode": off, "score": sourced(json!(50), "file")})
+    );
+    assert_eq!(
+        after,
+        json!({"enabled": sourced(json!(false), "global"), "mode": off, "score": sourced(json!(10), "override")})
+    );
     let (before, after) = change(&app, "DELETE", &format!("{base}/policies/external_model"), None).await;
     assert_eq!(before["score"], sourced(json!(10), "override"));
     assert_eq!(after["score"], sourced(json!(50), "file"));
@@ -96,12 +103,12 @@ each_backend!(values_in_force_leave_out_settings_made_for_another_rule, |backend
     app.state.live.replace_policy(policy(r#""gpt-4", "gpt-4o""#)).await;
     let (before, after) =
         change(&app, "PATCH", "/api/admin/policies/approved_models", Some(json!({"enabled": true}))).await;
-    assert_eq!(before, json!({"enabled": sourced(json!(false), "file")}));
+    assert_eq!(before, json!({"enabled": sourced(json!(false), "file"), "mode": sourced(json!("off"), "file")}));
     assert_eq!(after["enabled"], sourced(json!(true), "global"));
-    assert_eq!(after["reconfirmed_orphan"], json!({"enabled": true, "reason": "rule_changed"}));
+    assert_eq!(after["reconfirmed_orphan"], json!({"enabled": true, "mode": null, "reason": "rule_changed"}));
     // The customer's override is still orphaned: the toggle, now re-confirmed, is what is in force.
     let (before, after) = change(&app, "DELETE", &format!("{base}/policies/approved_models"), None).await;
     assert_eq!(before["enabled"], sourced(json!(true), "global"));
-    assert_eq!(before["orphan"], json!({"enabled": false, "score": null, "reason": "rule_changed"}));
-    assert_eq!(after, json!({"enabled": sourced(json!(true), "global")}));
+    assert_eq!(before["orphan"], json!({"enabled": false, "score": null, "mode": null, "reason": "rule_changed"}));
+    assert_eq!(after, json!({"enabled": sourced(json!(true), "global"), "mode": sourced(json!("enforce"), "global")}));
 });

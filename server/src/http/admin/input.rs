@@ -25,17 +25,26 @@ fn unstorable(field: String) -> ApiError {
 }
 
 /// The first string (or object key) in `v` that can't be stored, or the
-/// first list, as a 422 naming its path (`name`, `rate_limit.requests`).
+/// first list not at one of `lists`, as a 422 naming its path (`name`,
+/// `rate_limit.requests`).
 ///
-/// No admin body has a list field, and serde would read a list where a
-/// body or a nested object belongs as that object's fields in order
-/// (`[100, null]` as a threshold and a rate limit), which the document
-/// doesn't allow; so a list anywhere is refused. A body that gains a list
-/// field must lift this for that field.
-fn check_storable(v: &Value, path: &mut String) -> Result<(), ApiError> {
+/// serde would read a list where a body or a nested object belongs as that
+/// object's fields in order (`[100, null]` as a threshold and a rate
+/// limit), which the document doesn't allow; so a list is refused except
+/// where a body declares one ([`ListFields`]).
+fn check_storable(v: &Value, path: &mut String, lists: &[&str]) -> Result<(), ApiError> {
     let here = |path: &String| if path.is_empty() { "body".to_owned() } else { path.clone() };
     match v {
         Value::String(s) if !storable(s) => Err(unstorable(here(path))),
+        // A list field the body declares (see [`ListFields`]): each item
+        // is checked, at `field[i]`.
+        Value::Array(items) if lists.contains(&path.as_str()) => {
+            for (i, item) in items.iter().enumerate() {
+                let mut at = format!("{path}[{i}]");
+                check_storable(item, &mut at, &[])?;
+            }
+            Ok(())
+        }
         Value::Array(_) => {
             let field = here(path);
             let message = format!("`{field}` must be an object or a single value, not a list");
@@ -51,7 +60,7 @@ fn check_storable(v: &Value, path: &mut String) -> Result<(), ApiError> {
                 if !storable(k) {
                     return Err(unstorable(path.clone()));
                 }
-                check_storable(item, path)?;
+                check_storable(item, path, lists)?;
                 path.truncate(len);
             }
             Ok(())
@@ -63,7 +72,7 @@ fn check_storable(v: &Value, path: &mut String) -> Result<(), ApiError> {
 /// Parses an admin body with the engine's strict parser (a key given twice
 /// is refused, naming it, rather than the last one silently winning) and
 /// refuses text the database can't store.
-fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
+fn parse_body(bytes: &[u8], lists: &[&str]) -> Result<Value, ApiError> {
     let value = warden_engine::json::parse(bytes).map_err(|e| match e {
         JsonError::Syntax { .. } => ApiError::BadJson(e.to_string()),
         JsonError::DuplicateKey { path } => ApiError::Invalid {
@@ -78,7 +87,7 @@ fn parse_body(bytes: &[u8]) -> Result<Value, ApiError> {
             message: "the body must be a JSON object".to_owned(),
         });
     }
-    check_storable(&value, &mut String::new())?;
+    check_storable(&value, &mut String::new(), lists)?;
     Ok(value)
 }
 
@@ -90,36 +99,61 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let limit = state.max_body_bytes;
-        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
-            if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(limit)
-            } else {
-                ApiError::BadJson(r.body_text())
-            }
-        })?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-        let value = parse_body(bytes)?;
-        serde_path_to_error::deserialize(value).map(Body).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if !inner.is_data() {
-                return ApiError::BadJson(inner.to_string());
-            }
-            let message = inner.to_string();
-            // A missing field is reported at its parent's path, with the
-            // field named in the message: "missing field `email`".
-            let missing = message.strip_prefix("missing field `").and_then(|m| m.split('`').next());
-            let named = message.split('`').nth(1);
-            let field = match (path.as_str(), missing) {
-                (".", Some(f)) => f.to_owned(),
-                (p, Some(f)) => format!("{p}.{f}"),
-                (".", None) => named.unwrap_or("body").to_owned(),
-                (p, None) => p.to_owned(),
-            };
-            ApiError::Invalid { field, message }
-        })
+        read_body(req, state, &[]).await.map(Body)
     }
+}
+
+/// A body type with list fields, which [`ListBody`] accepts at the paths
+/// named (every other list is refused, as by [`Body`]).
+pub(super) trait ListFields {
+    /// The dotted paths of the list fields, e.g. `["files"]`.
+    const LISTS: &'static [&'static str];
+}
+
+/// A JSON body with list fields (see [`ListFields`]).
+#[derive(Debug)]
+pub(super) struct ListBody<T>(pub T);
+
+impl<T: DeserializeOwned + ListFields> FromRequest<AppState> for ListBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        read_body(req, state, T::LISTS).await.map(ListBody)
+    }
+}
+
+/// Reads and checks a body, lists allowed only at `lists`, and
+/// deserialises it, naming the field of any error.
+async fn read_body<T: DeserializeOwned>(req: Request, state: &AppState, lists: &[&str]) -> Result<T, ApiError> {
+    let limit = state.max_body_bytes;
+    let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+        if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(limit)
+        } else {
+            ApiError::BadJson(r.body_text())
+        }
+    })?;
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+    let value = parse_body(bytes, lists)?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if !inner.is_data() {
+            return ApiError::BadJson(inner.to_string());
+        }
+        let message = inner.to_string();
+        // A missing field is reported at its parent's path, with the
+        // field named in the message: "missing field `email`".
+        let missing = message.strip_prefix("missing field `").and_then(|m| m.split('`').next());
+        let named = message.split('`').nth(1);
+        let field = match (path.as_str(), missing) {
+            (".", Some(f)) => f.to_owned(),
+            (p, Some(f)) => format!("{p}.{f}"),
+            (".", None) => named.unwrap_or("body").to_owned(),
+            (p, None) => p.to_owned(),
+        };
+        ApiError::Invalid { field, message }
+    })
 }
 
 /// Query parameters, with a malformed one reported as 422 naming it.
