@@ -52,6 +52,11 @@ pub struct ServeConfig {
     pub database_url: String,
     /// Policy directory.
     pub policies: PathBuf,
+    /// A shadow policy set: a second directory decided beside the enforced
+    /// set on every request (under the same overrides), recorded where it
+    /// differs, deciding nothing. Hot-reloaded like the enforced set, its
+    /// own test blocks gating its swaps.
+    pub shadow_policies: Option<PathBuf>,
     /// Largest accepted request body, in bytes (larger bodies get 413).
     pub max_body_bytes: usize,
     /// Default rate limit: requests per window, per API key (at least 1).
@@ -162,6 +167,7 @@ impl Default for ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             policies: PathBuf::from("policies"),
+            shadow_policies: None,
             max_body_bytes: 64 * 1024,
             rate_limit_requests: 100,
             rate_limit_window: Duration::from_secs(60),
@@ -203,10 +209,11 @@ impl Default for ServeConfig {
 /// Only these are read, so unrelated `WARDEN_*` variables (`WARDEN_CONFIG`,
 /// test settings) are not mistaken for unknown settings. A unit test checks
 /// the list against [`ServeConfig`]'s fields.
-const SETTINGS: [&str; 36] = [
+const SETTINGS: [&str; 37] = [
     "listen",
     "database_url",
     "policies",
+    "shadow_policies",
     "max_body_bytes",
     "rate_limit_requests",
     "rate_limit_window",
@@ -267,6 +274,11 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policies: Option<PathBuf>,
+    /// A shadow policy set, decided beside the enforced one and recorded
+    /// where it differs [default: none].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow_policies: Option<PathBuf>,
     /// Largest accepted request body, in bytes [default: 65536].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -23,6 +23,35 @@ pub struct CustomerView {
     pub rate_limit: Option<Quota>,
 }
 
+/// The shadow policy set (`--shadow-policies`), resolved against the same
+/// override tables as the enforced set: decided beside it on every
+/// request, never deciding anything itself.
+#[derive(Debug)]
+pub struct Candidate {
+    /// The compiled shadow set.
+    pub policy: Arc<Policy>,
+    /// Global toggles that apply to its rules.
+    global: PreparedOverrides,
+    /// Customers with overrides that apply to its rules.
+    customers: rustc_hash::FxHashMap<Uuid, PreparedOverrides>,
+}
+
+impl Candidate {
+    /// `policy` under `tables`, resolved the way the enforced set is.
+    fn build(policy: Arc<Policy>, tables: &OverrideTables) -> Self {
+        let in_force = tables.resolve(&Fingerprints::of(&policy));
+        let global = policy.prepare(&in_force.global);
+        let customers =
+            in_force.customers.iter().map(|(id, o)| (*id, policy.prepare(&in_force.global.layered(o)))).collect();
+        Self { policy, global, customers }
+    }
+
+    /// The overrides a customer's requests are decided with.
+    pub fn for_customer(&self, id: &Uuid) -> &PreparedOverrides {
+        self.customers.get(id).unwrap_or(&self.global)
+    }
+}
+
 /// Everything a decision needs, consistent as of one moment.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -45,6 +74,8 @@ pub struct Snapshot {
     /// The database change counter the tables were read at (read before
     /// them, so the tables are at least this new).
     pub config_version: i64,
+    /// The shadow policy set, when one is configured.
+    pub candidate: Option<Arc<Candidate>>,
 }
 
 impl Snapshot {
@@ -54,10 +85,18 @@ impl Snapshot {
         Self::assemble(policy, fingerprints, tables, config_version)
     }
 
-    /// A snapshot of the same policy with other tables (the fingerprints
-    /// are not computed again).
+    /// A snapshot of the same policies (the enforced one's fingerprints are
+    /// not computed again) with other tables.
     fn with_tables(&self, tables: OverrideTables, config_version: i64) -> Self {
-        Self::assemble(self.policy.clone(), self.fingerprints.clone(), tables, config_version)
+        let candidate = self.candidate.as_ref().map(|c| Arc::new(Candidate::build(c.policy.clone(), &tables)));
+        Self { candidate, ..Self::assemble(self.policy.clone(), self.fingerprints.clone(), tables, config_version) }
+    }
+
+    /// This snapshot with the shadow set `candidate` (or none).
+    #[must_use]
+    pub fn with_candidate(self, candidate: Option<Arc<Policy>>) -> Self {
+        let candidate = candidate.map(|p| Arc::new(Candidate::build(p, &self.tables)));
+        Self { candidate, ..self }
     }
 
     fn assemble(policy: Arc<Policy>, fingerprints: Arc<Fingerprints>, tables: OverrideTables, version: i64) -> Self {
@@ -82,7 +121,7 @@ impl Snapshot {
             });
             customers.insert(*id, CustomerView { overrides: policy.prepare(&layered), rate_limit });
         }
-        Self { policy, fingerprints, global, customers, tables, in_force, config_version: version }
+        Self { policy, fingerprints, global, customers, tables, in_force, config_version: version, candidate: None }
     }
 
     /// The overrides and rate limit for a customer.
@@ -150,10 +189,26 @@ impl Live {
     }
 
     /// Swaps in a new policy, keeping the current override tables (resolved
-    /// again against it: which settings apply, which are orphaned).
+    /// again against it: which settings apply, which are orphaned) and the
+    /// shadow set.
     pub async fn replace_policy(&self, policy: Arc<Policy>) {
         let _swap = self.swap.lock().await;
         let current = self.load();
-        self.store(Snapshot::build(policy, current.tables.clone(), current.config_version));
+        let next = Snapshot::build(policy, current.tables.clone(), current.config_version);
+        self.store(Snapshot { candidate: current.candidate.clone(), ..next });
+    }
+
+    /// Swaps in a new shadow policy set (or removes it), keeping the
+    /// enforced set and the override tables.
+    pub async fn replace_candidate(&self, candidate: Option<Arc<Policy>>) {
+        let _swap = self.swap.lock().await;
+        let current = self.load();
+        let next = Snapshot::assemble(
+            current.policy.clone(),
+            current.fingerprints.clone(),
+            current.tables.clone(),
+            current.config_version,
+        );
+        self.store(next.with_candidate(candidate));
     }
 }

@@ -68,6 +68,11 @@ struct DirectionLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChangeLabels {
+    change: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
     endpoint: String,
     result: &'static str,
@@ -110,6 +115,7 @@ pub struct Metrics {
     webhook_oldest: Gauge<f64, std::sync::atomic::AtomicU64>,
     shadow_matches: Family<RuleLabels, Counter>,
     shadow_flips: Family<DirectionLabels, Counter>,
+    shadow_set: Family<ChangeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -223,9 +229,19 @@ impl Metrics {
         for direction in [warden_engine::Flip::AllowToBlock, warden_engine::Flip::BlockToAllow] {
             let _ = shadow_flips.get_or_create(&DirectionLabels { direction: direction.as_str() });
         }
+        let shadow_set = Family::<ChangeLabels, Counter>::default();
+        r.register(
+            "warden_shadow_set_differences",
+            "Decisions the shadow policy set decided differently, by change (allow_to_block, block_to_allow, score, reason)",
+            shadow_set.clone(),
+        );
+        for change in ["allow_to_block", "block_to_allow", "score", "reason"] {
+            let _ = shadow_set.get_or_create(&ChangeLabels { change });
+        }
         Self {
             shadow_matches,
             shadow_flips,
+            shadow_set,
             registry: Mutex::new(r),
             http,
             decisions,
@@ -347,6 +363,12 @@ impl Metrics {
         if let Some(flip) = d.shadow_flip() {
             self.shadow_flips.get_or_create(&DirectionLabels { direction: flip.as_str() }).inc();
         }
+    }
+
+    /// Counts a decision the shadow policy set decided differently (`change`
+    /// is `allow_to_block`, `block_to_allow`, `score` or `reason`).
+    pub fn shadow_set_difference(&self, change: &'static str) {
+        self.shadow_set.get_or_create(&ChangeLabels { change }).inc();
     }
 
     /// Counts a request refused by the rate limiter.

@@ -88,10 +88,21 @@ pub enum Reloaded {
     Failed(String),
 }
 
+/// Which set a reloader keeps up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetRole {
+    /// The enforced set: it decides.
+    Enforced,
+    /// The shadow set (`--shadow-policies`): decided beside the enforced
+    /// one, recorded where it differs, deciding nothing.
+    Shadow,
+}
+
 /// Reloads the policy directory into the live state.
 #[derive(Debug)]
 pub struct PolicyReloader {
     dir: PathBuf,
+    role: SetRole,
     settle: Duration,
     status: Mutex<ReloadStatus>,
     running: tokio::sync::Mutex<()>,
@@ -130,14 +141,28 @@ fn build(dir: &Path, serving: &[SourceFile], settle: Duration) -> Result<Policy,
 }
 
 impl PolicyReloader {
-    /// A reloader for `dir`.
+    /// A reloader for `dir`, the enforced set.
     pub fn new(dir: PathBuf) -> Self {
         Self {
             dir,
+            role: SetRole::Enforced,
             settle: DEFAULT_SETTLE,
             status: Mutex::new(ReloadStatus::default()),
             running: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// This reloader keeps the shadow set up to date instead (same checks:
+    /// it swaps only a set that compiles and passes its own test blocks).
+    #[must_use]
+    pub fn for_shadow_set(mut self) -> Self {
+        self.role = SetRole::Shadow;
+        self
+    }
+
+    /// Which set it keeps up to date.
+    pub fn role(&self) -> SetRole {
+        self.role
     }
 
     /// How long a read in which a file of the serving set is missing, empty
@@ -152,7 +177,10 @@ impl PolicyReloader {
 
     /// Records that the directory is watched (logging a recovery).
     pub(crate) fn watch_up(&self, metrics: &Metrics) {
-        metrics.policy_watch(true);
+        // `warden_policy_watch_up` is the enforced set's watch.
+        if self.role == SetRole::Enforced {
+            metrics.policy_watch(true);
+        }
         let now = Utc::now();
         self.record(|s| {
             if let Some(w) = &s.watch {
@@ -169,7 +197,9 @@ impl PolicyReloader {
     /// Records that no working watch is in place, and why. Logged once per
     /// loss; the reason is kept up to date.
     pub(crate) fn watch_lost(&self, detail: String, metrics: &Metrics) {
-        metrics.policy_watch(false);
+        if self.role == SetRole::Enforced {
+            metrics.policy_watch(false);
+        }
         let now = Utc::now();
         self.record(|s| match &mut s.watch {
             Some(w) if w.state == "lost" => w.detail = Some(detail),
@@ -206,6 +236,9 @@ impl PolicyReloader {
     pub async fn reload<'a>(&self, target: impl Into<ReloadTarget<'a>>) -> Reloaded {
         let state = target.into();
         let _one_at_a_time = self.running.lock().await;
+        if self.role == SetRole::Shadow {
+            return self.reload_shadow_set(state).await;
+        }
         let dir = self.dir.clone();
         let serving = state.live.load().policy.set().sources.clone();
         let settle = self.settle;
@@ -270,6 +303,54 @@ impl PolicyReloader {
                     crate::webhooks::Event::new(crate::webhooks::EventType::PolicyReloadFailed, event),
                 )
                 .await;
+                Reloaded::Failed(message)
+            }
+        }
+    }
+}
+
+impl PolicyReloader {
+    /// [`Self::reload`] for the shadow set: the same build, test gate and
+    /// status; a success swaps the shadow set only. No webhook event: the
+    /// shadow set decides nothing.
+    async fn reload_shadow_set(&self, state: ReloadTarget<'_>) -> Reloaded {
+        let dir = self.dir.clone();
+        let current = state.live.load().candidate.as_ref().map(|c| c.policy.clone());
+        let serving = current.as_ref().map(|p| p.set().sources.clone()).unwrap_or_default();
+        let settle = self.settle;
+        let built = tokio::task::spawn_blocking(move || build(&dir, &serving, settle))
+            .await
+            .unwrap_or_else(|e| Err(fail(format!("the reload task failed: {e}"), Vec::new())));
+        let now = Utc::now();
+        match built {
+            Ok(policy) if current.as_ref().is_some_and(|c| c.version() == policy.version()) => {
+                self.record(|s| {
+                    s.last_reload_at = Some(now);
+                    s.last_result = Some("unchanged");
+                    s.last_error = None;
+                });
+                Reloaded::Unchanged
+            }
+            Ok(policy) => {
+                let version = policy.version().to_owned();
+                state.live.replace_candidate(Some(Arc::new(policy))).await;
+                self.record(|s| {
+                    s.last_reload_at = Some(now);
+                    s.last_result = Some("ok");
+                    s.reloads_ok += 1;
+                    s.last_error = None;
+                });
+                tracing::info!(%version, "shadow policy set reloaded");
+                Reloaded::Swapped(version)
+            }
+            Err((message, diagnostics)) => {
+                tracing::error!(%message, diagnostics = %diagnostics.join("\n"), "shadow policy set reload refused; the previous shadow set keeps running");
+                self.record(|s| {
+                    s.last_reload_at = Some(now);
+                    s.last_result = Some("error");
+                    s.reloads_failed += 1;
+                    s.last_error = Some(ReloadFailure { at: now, message: message.clone(), diagnostics });
+                });
                 Reloaded::Failed(message)
             }
         }

@@ -32,6 +32,10 @@ pub struct Options {
     pub max_body_bytes: usize,
     /// The policy directory, for reloads.
     pub policy_dir: Option<std::path::PathBuf>,
+    /// The shadow policy set's directory (absent: none). Its set is loaded
+    /// (compiled, its test blocks run) when the state is built, and
+    /// reloaded like the enforced set.
+    pub shadow_policy_dir: Option<std::path::PathBuf>,
     /// bcrypt cost for keys made through the admin API.
     pub bcrypt_cost: u32,
     /// Spill unwritten audit rows at shutdown (absent: wait for the database).
@@ -91,6 +95,7 @@ impl Default for Options {
             key_cache_capacity: 10_000,
             max_body_bytes: 64 * 1024,
             policy_dir: None,
+            shadow_policy_dir: None,
             bcrypt_cost: bcrypt::DEFAULT_COST,
             spill: None,
             header_read_timeout: Duration::from_secs(10),
@@ -133,6 +138,7 @@ impl From<&ServeConfig> for Options {
             key_cache_capacity: c.key_cache_capacity,
             max_body_bytes: c.max_body_bytes,
             policy_dir: Some(c.policies.clone()),
+            shadow_policy_dir: c.shadow_policies.clone(),
             bcrypt_cost: c.bcrypt_cost,
             spill: Some(crate::audit::Spill { dir: c.audit_spill_dir.clone(), drain_timeout: c.drain_timeout }),
             header_read_timeout: c.header_read_timeout,
@@ -179,7 +185,11 @@ pub async fn build_state(store: Store, policy: Policy, options: &Options) -> any
     if let Err(e) = store.record_policy_version(&policy).await {
         tracing::warn!(error = %e, "could not record the policy version's declared fields (replays of its rows will say so)");
     }
-    let live = Arc::new(Live::new(Snapshot::build(Arc::new(policy), tables, version)));
+    let candidate = match &options.shadow_policy_dir {
+        Some(dir) => Some(Arc::new(load_shadow_set(dir)?)),
+        None => None,
+    };
+    let live = Arc::new(Live::new(Snapshot::build(Arc::new(policy), tables, version).with_candidate(candidate)));
     crate::reload::report_orphans(live.load().orphans());
     let settings = audit::QueueSettings {
         capacity: options.audit_queue_capacity,
@@ -229,12 +239,44 @@ pub async fn build_state(store: Store, policy: Policy, options: &Options) -> any
             .policy_dir
             .clone()
             .map(|d| Arc::new(crate::reload::PolicyReloader::new(d).with_settle(options.policy_settle))),
+        shadow_reloader: options.shadow_policy_dir.clone().map(|d| {
+            Arc::new(crate::reload::PolicyReloader::new(d).for_shadow_set().with_settle(options.policy_settle))
+        }),
         bcrypt_cost: options.bcrypt_cost,
         started: Instant::now(),
         webhooks: options.webhooks.clone(),
         dashboard: crate::ui::Dashboard::new(options.dashboard.clone()),
     });
     Ok((state, writer))
+}
+
+/// Loads the shadow policy set from `dir`: it must compile and pass its own
+/// test blocks, as a reload requires.
+fn load_shadow_set(dir: &std::path::Path) -> anyhow::Result<Policy> {
+    let sources = crate::policy_files::load_dir(dir)
+        .with_context(|| format!("reading the shadow policy set in `{}`", dir.display()))?;
+    let (policy, _warnings) = Policy::from_sources(sources).map_err(|diags| {
+        let errors: Vec<String> =
+            diags.iter().filter(|d| d.is_error()).map(|d| warden_engine::render(d, false)).collect();
+        anyhow::anyhow!("the shadow policy set in `{}` does not compile:\n{}", dir.display(), errors.join("\n"))
+    })?;
+    let report = warden_engine::run_tests(&policy);
+    if !report.all_passed() {
+        let failures: Vec<String> = report
+            .outcomes
+            .iter()
+            .filter_map(|o| o.failure.as_ref().map(|f| format!("test \"{}\" ({}): {f}", o.name, o.position)))
+            .collect();
+        anyhow::bail!(
+            "{} of the shadow policy set's {} test block(s) fail in `{}`:\n{}",
+            report.failed(),
+            report.outcomes.len(),
+            dir.display(),
+            failures.join("\n")
+        );
+    }
+    tracing::info!(version = policy.version(), dir = %dir.display(), "shadow policy set loaded");
+    Ok(policy)
 }
 
 /// Deletes dashboard sessions past their idle timeout or lifetime (each is
@@ -378,12 +420,13 @@ pub async fn serve(config: ServeConfig, policy: Policy) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let writer = tokio::spawn(writer.run(stop_rx.clone()));
     spawn_background(&state, stop_rx.clone());
-    if let Some(reloader) = state.reloader.clone() {
+    for reloader in [state.reloader.clone(), state.shadow_reloader.clone()].into_iter().flatten() {
         crate::reload::spawn_sighup(state.clone(), reloader.clone(), stop_rx.clone()).context("handling SIGHUP")?;
         if config.no_watch {
-            tracing::info!("not watching the policy directory (--no-watch); SIGHUP reloads");
+            tracing::info!(dir = %reloader.dir().display(), "not watching the policy directory (--no-watch); SIGHUP reloads");
         } else {
-            crate::reload::spawn_watcher(state.clone(), reloader, stop_rx).context("watching the policy directory")?;
+            crate::reload::spawn_watcher(state.clone(), reloader, stop_rx.clone())
+                .context("watching the policy directory")?;
         }
     }
     let listener =

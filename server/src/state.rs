@@ -51,6 +51,8 @@ pub struct Services {
     /// Reloads the policy files (absent when the service was built without
     /// a policy directory, as in some tests).
     pub reloader: Option<Arc<crate::reload::PolicyReloader>>,
+    /// Reloads the shadow policy set (absent without `--shadow-policies`).
+    pub shadow_reloader: Option<Arc<crate::reload::PolicyReloader>>,
     /// bcrypt cost for keys made through the admin API.
     pub bcrypt_cost: u32,
     /// When the process started.

@@ -30,8 +30,9 @@ pub use admin::{AdminChange, AdminEntry, AdminFilter, Cursor, Page};
 pub(crate) use audit::chain::{self as audit_chain_sql, move_chain_head, take_chain_head};
 pub use audit::chain::{ChainHead, ChainRow, Checkpoint, Pruned, VerificationRecord};
 pub use audit::{
-    AuditRecord, AuditRow, Contribution, LogEntry, LogFilter, MAX_BATCH, Outcome, ReplayRange, ReplayRow,
-    ShadowDecision, ShadowMatch, ShadowOutcome, ShadowRecord, ShadowTally, Stats, audit_batch_size,
+    AuditRecord, AuditRow, CandidateOutcome, Contribution, LogEntry, LogFilter, MAX_BATCH, Outcome, ReplayRange,
+    ReplayRow, ShadowDecision, ShadowMatch, ShadowOutcome, ShadowRecord, ShadowTally, Stats, audit_batch_size,
+    change_between,
 };
 pub use customers::Customer;
 pub use customers::now;
@@ -40,6 +41,7 @@ pub use orphans::{Adopted, Fingerprints, InForce, Orphan, OrphanReason};
 pub use overrides::{Binding, Bindings, CustomerSettings, OverrideTables, StoredOverride};
 pub use rollup::{DayCounts, OutcomeCounts, RollupRow, Traffic};
 pub use sessions::SessionRecord;
+pub use shadow_rollup::SetTally;
 
 /// Runs `$body` with `$p` bound to the configured pool. The body is
 /// type-checked once per backend.

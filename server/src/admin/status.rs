@@ -26,6 +26,19 @@ pub(crate) enum DatabaseState {
     Unavailable,
 }
 
+/// The shadow policy set: what is running, and its last reload.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct ShadowSetStatus {
+    /// Its directory.
+    pub dir: String,
+    /// The version running (absent if none could be loaded).
+    pub policy_version: Option<String>,
+    /// How many rules.
+    pub rules: usize,
+    /// Its last reload, and its error if it failed.
+    pub reload: ReloadStatus,
+}
+
 /// What the service is running, and the state of what it depends on.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Status {
@@ -37,6 +50,9 @@ pub(crate) struct Status {
     pub rules: usize,
     /// The last reload of the policy files, and its error if it failed.
     pub reload: ReloadStatus,
+    /// The shadow policy set (`--shadow-policies`), when one is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow_set: Option<ShadowSetStatus>,
     /// Toggles and overrides that apply to nothing under the set served:
     /// their rule is missing or is not the rule they were set for (listed
     /// at `/api/admin/orphans`).
@@ -90,6 +106,12 @@ pub(crate) async fn gather(state: &AppState) -> Status {
         files: policy.set().sources.iter().map(|f| f.name.clone()).collect(),
         rules: policy.set().rules.len(),
         reload: state.reloader.as_ref().map(|r| r.status()).unwrap_or_default(),
+        shadow_set: state.shadow_reloader.as_ref().map(|r| ShadowSetStatus {
+            dir: r.dir().display().to_string(),
+            policy_version: snapshot.candidate.as_ref().map(|c| c.policy.version().to_owned()),
+            rules: snapshot.candidate.as_ref().map_or(0, |c| c.policy.set().rules.len()),
+            reload: r.status(),
+        }),
         orphaned_settings: snapshot.orphans().len(),
         audit_queue_depth: state.audit.depth(),
         audit_writer_healthy: state.audit.writer_healthy(),

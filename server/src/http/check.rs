@@ -15,9 +15,12 @@ use warden_engine::Decision;
 
 use super::{Caller, request_id};
 use crate::error::{ApiError, ErrorBody, rate_limit_headers};
+use crate::live::Candidate;
 use crate::rate_limit::Verdict;
 use crate::state::AppState;
-use crate::store::{AuditRecord, Contribution, Outcome, ShadowMatch, ShadowOutcome, ShadowRecord};
+use crate::store::{
+    AuditRecord, CandidateOutcome, Contribution, Outcome, ShadowMatch, ShadowOutcome, ShadowRecord, change_between,
+};
 
 /// The body of `/v1/check`: the fields the policy set declares in its
 /// `input` blocks (the shipped set: `model`, `operation` and a few
@@ -210,6 +213,12 @@ pub async fn check(
             );
             record.shadow = ShadowRecord::of(&d);
             state.metrics.shadow(&d);
+            if let (Some(candidate), Ok(request)) = (&snapshot.candidate, &request) {
+                if let Some((other, change)) = candidate_differs(candidate, request, &caller.0.customer_id, &d) {
+                    state.metrics.shadow_set_difference(change);
+                    record.shadow.get_or_insert_with(ShadowRecord::default).candidate = Some(other);
+                }
+            }
             Ok(response_body(&d, decision_id))
         }
         Err(rejection) => {
@@ -229,6 +238,32 @@ pub async fn check(
     };
     rate_limit_headers(&verdict, response.headers_mut());
     Ok(response)
+}
+
+/// The shadow policy set's decision of `request`, when it differs from the
+/// enforced decision `d`, and how (see [`change_between`]). A request the
+/// shadow set refuses counts as blocked, with the rejection code as reason.
+fn candidate_differs(
+    candidate: &Candidate,
+    request: &Value,
+    customer: &Uuid,
+    d: &Decision<'_>,
+) -> Option<(CandidateOutcome, &'static str)> {
+    let version = candidate.policy.version();
+    let (allowed, risk_score, reason, rejected) =
+        match candidate.policy.decide_with(request, candidate.for_customer(customer)) {
+            Ok(o) => (o.allowed, o.risk_score, o.reason, false),
+            Err(r) => (false, 0, r.code(), true),
+        };
+    let change = change_between((d.allowed, d.risk_score, d.reason), (allowed, risk_score, reason))?;
+    let other = CandidateOutcome {
+        allowed,
+        risk_score,
+        reason: reason.to_owned(),
+        policy_version: version.to_owned(),
+        rejected,
+    };
+    Some((other, change))
 }
 
 fn response_body(d: &Decision<'_>, decision_id: Uuid) -> CheckResponse {

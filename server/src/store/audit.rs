@@ -8,7 +8,9 @@ mod shadow;
 
 pub use read::{LogEntry, LogFilter, Stats};
 pub use replay_rows::{ReplayRange, ReplayRow};
-pub use shadow::{ShadowDecision, ShadowMatch, ShadowOutcome, ShadowRecord, ShadowTally};
+pub use shadow::{
+    CandidateOutcome, ShadowDecision, ShadowMatch, ShadowOutcome, ShadowRecord, ShadowTally, change_between,
+};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

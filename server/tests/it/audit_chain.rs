@@ -45,11 +45,12 @@ fn record(created_at: chrono::DateTime<chrono::Utc>, i: usize) -> AuditRecord {
                 effect: "deny".into(),
                 score: 0,
             }],
-            outcome: warden_server::store::ShadowOutcome {
+            outcome: Some(warden_server::store::ShadowOutcome {
                 allowed: false,
                 risk_score: 70,
                 reason: "strict_pii".into(),
-            },
+            }),
+            candidate: None,
         }),
     }
 }

@@ -21,6 +21,7 @@ mod reload;
 mod replay;
 mod rollup;
 mod shadow;
+mod shadow_set;
 mod slow_clients;
 mod store;
 mod trail;

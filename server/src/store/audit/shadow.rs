@@ -46,26 +46,75 @@ impl ShadowOutcome {
     }
 }
 
-/// `usage_log.shadow`: `{"rules": [...], "outcome": {...}}`.
+/// What the shadow policy set (`--shadow-policies`) decided, recorded where
+/// it differs from the enforced decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CandidateOutcome {
+    /// Whether it would allow the operation.
+    pub allowed: bool,
+    /// Its risk score.
+    pub risk_score: i64,
+    /// Its reason (its rejection code when it refuses the request).
+    pub reason: String,
+    /// The shadow set's version.
+    pub policy_version: String,
+    /// Whether it refuses the request before evaluation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rejected: bool,
+}
+
+impl CandidateOutcome {
+    /// How it differs from the enforced decision `(allowed, risk_score,
+    /// reason)`: `allow_to_block`, `block_to_allow`, `score`, `reason`, or
+    /// `None` when it doesn't.
+    pub fn change(&self, allowed: bool, risk_score: i64, reason: &str) -> Option<&'static str> {
+        change_between((allowed, risk_score, reason), (self.allowed, self.risk_score, &self.reason))
+    }
+}
+
+/// How decision `b` differs from decision `a`, each `(allowed, risk_score,
+/// reason)`: `allow_to_block`, `block_to_allow`, `score` (same verdict),
+/// `reason` (same verdict and score), or `None`.
+pub fn change_between(a: (bool, i64, &str), b: (bool, i64, &str)) -> Option<&'static str> {
+    match (a.0, b.0) {
+        (true, false) => Some("allow_to_block"),
+        (false, true) => Some("block_to_allow"),
+        _ if a.1 != b.1 => Some("score"),
+        _ if a.2 != b.2 => Some("reason"),
+        _ => None,
+    }
+}
+
+/// `usage_log.shadow`: `{"rules": [...], "outcome": {...}, "candidate":
+/// {...}}`, each part left out when empty: the shadow rules that held and
+/// the outcome had they been enforced, and the shadow set's decision where
+/// it differs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ShadowRecord {
     /// The shadow rules that held, in source order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<ShadowMatch>,
-    /// The outcome had they been enforced.
-    pub outcome: ShadowOutcome,
+    /// The outcome had they been enforced (present when `rules` is not
+    /// empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<ShadowOutcome>,
+    /// The shadow policy set's decision, when it differs from the enforced
+    /// one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<CandidateOutcome>,
 }
 
 impl ShadowRecord {
     /// What `d`'s audit row records of its shadow rules; `None` when none
     /// held.
     pub fn of(d: &Decision<'_>) -> Option<Self> {
-        Some(Self { rules: ShadowMatch::of(d), outcome: ShadowOutcome::of(d)? })
+        Some(Self { rules: ShadowMatch::of(d), outcome: Some(ShadowOutcome::of(d)?), candidate: None })
     }
 
     /// Whether enforcing the shadow rules would change `allowed`:
     /// `Some("allow_to_block")`, `Some("block_to_allow")` or `None`.
     pub fn flip(&self, allowed: bool) -> Option<&'static str> {
-        match (allowed, self.outcome.allowed) {
+        match (allowed, self.outcome.as_ref()?.allowed) {
             (true, false) => Some("allow_to_block"),
             (false, true) => Some("block_to_allow"),
             _ => None,
@@ -97,6 +146,10 @@ pub struct ShadowDecision {
     pub decision_id: uuid::Uuid,
     /// Whether it was allowed.
     pub allowed: bool,
+    /// Its risk score.
+    pub risk_score: i64,
+    /// Its reason.
+    pub reason: String,
     /// Its shadow record.
     pub shadow: sqlx::types::Json<ShadowRecord>,
 }
@@ -109,7 +162,8 @@ impl super::super::Store {
         since: chrono::DateTime<chrono::Utc>,
         limit: i64,
     ) -> Result<Vec<ShadowDecision>, super::super::StoreError> {
-        let sql = "SELECT decision_id, allowed, shadow FROM usage_log WHERE shadow IS NOT NULL AND created_at >= $1 \
+        let sql = "SELECT decision_id, allowed, risk_score, reason, shadow FROM usage_log WHERE shadow IS NOT NULL \
+                   AND created_at >= $1 \
                    ORDER BY created_at DESC LIMIT $2";
         Ok(super::super::on_pool!(self, p => sqlx::query_as(sql).bind(since).bind(limit).fetch_all(p).await)?)
     }
