@@ -16,7 +16,12 @@
 # redis-server holding 1,000,000 keys' cells made by the rate-limit script,
 # then again once they have expired: LOAD_RUNS=redis-memory. The webhooks
 # run (not in the default list) measures /v1/check with a webhook endpoint
-# registered against the same run without: LOAD_RUNS=webhooks.
+# registered against the same run without: LOAD_RUNS=webhooks. The
+# shadow-set run (not in the default list) measures /v1/check with a
+# shadow policy set as large as the enforced one (the default policies,
+# external models scoring 30: every blocked request of the mix gets
+# another score, so its row records the shadow set's decision) against the
+# same server without, twice each, alternating: LOAD_RUNS=shadow-set.
 # Needs: PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth) for the
 # Postgres half; Redis and redis-cli for the redis run; wrk (installed with
 # apt-get if missing); python3. LOAD_BUILD=0 skips the release build and
@@ -246,6 +251,36 @@ print(queued, sent[0], sent[1])" "$hooked")
   python3 -c "print(f'webhooks  /v1/check  {$CHECK_RPS} req/s, p99 {$CHECK_P99} ms with an endpoint registered, against {$prps} req/s, p99 {$pp99} ms without: {100*$CHECK_RPS/$prps:.0f}%; {$queued} events queued, {$delivered} delivered in {$requests} requests (at most 1 a second, 500 events each)')"
 }
 case " $LOAD_RUNS " in *" webhooks "*) webhooks_compare ;; esac
+
+shadow_set_compare() {
+  local shadow="$WORK/shadow-policies"
+  cp -r policies "$shadow"
+  python3 - "$shadow" <<'PY'
+import pathlib, sys
+d = pathlib.Path(sys.argv[1])
+for name, pairs in {"risk.warden": [("score +50", "score +30"), ("expect blocked score 50 reason external_model", "expect allowed score 30 reason external_model"), ("expect blocked score 120", "expect blocked score 100")],
+                    "models.warden": [("expect blocked score 50 reason external_model", "expect allowed score 30 reason external_model")]}.items():
+    f = d / name
+    text = f.read_text()
+    for a, b in pairs:
+        text = text.replace(a, b)
+    f.write_text(text)
+PY
+  local without=() with=() i db
+  for i in 1 2; do
+    db="$WORK/plain-$i.db"
+    rows_of() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from usage_log').fetchone()[0])" "$db"; }
+    run_backend "plain-$i" "sqlite://$db" rows_of
+    without+=("$CHECK_RPS")
+    db="$WORK/shadow-$i.db"
+    run_backend "shadow-$i" "sqlite://$db" rows_of --shadow-policies "$shadow"
+    with+=("$CHECK_RPS")
+  done
+  python3 -c "
+w = [float(x) for x in '${without[*]}'.split()]; s = [float(x) for x in '${with[*]}'.split()]
+print(f'shadow set /v1/check {sum(s)/len(s):.0f} req/s with a shadow set as large as the enforced one, against {sum(w)/len(w):.0f} without: {100*sum(s)/sum(w):.1f}% (runs: {s} vs {w})')"
+}
+case " $LOAD_RUNS " in *" shadow-set "*) shadow_set_compare ;; esac
 
 # Redis memory for 1,000,000 keys: a private redis-server (never the
 # machine's), the rate-limit script called once for each of a million key
