@@ -25,6 +25,7 @@ VERSION = "benchversion0001"
 # What the default policies declare (path: default), as `policy_version` holds it.
 DECLARED = {"model": None, "operation": None, "metadata.intent": None,
             "metadata.contains_personal_data": False, "metadata.is_external_model": False}
+FORBIDDEN = ["prompt", "text", "input", "message", "messages", "content"]
 
 def generate():
     for i in range(rows):
@@ -47,14 +48,14 @@ def fill_sqlite(path):
     c.executemany(
         "INSERT INTO usage_log (decision_id, request_id, customer_id, api_key_id, model, operation, meta, risk_score, allowed, status, reason, policy_version, latency_us, created_at, contributions) VALUES (?,?,?,?,'gpt-4','classify',?,?,?,?,?,?,10,?,?)",
         ((d.bytes, r, c_.bytes, key_id.bytes, m, s, int(a), st, re, VERSION, t.isoformat(timespec="microseconds"), co) for d, r, c_, m, s, a, st, re, co, t in generate()))
-    c.execute("INSERT INTO policy_version (version, declared, first_seen) VALUES (?, ?, ?)", (VERSION, json.dumps(DECLARED), now.isoformat()))
+    c.execute("INSERT INTO policy_version (version, declared, forbidden, first_seen) VALUES (?, ?, ?, ?)", (VERSION, json.dumps(DECLARED), json.dumps(FORBIDDEN), now.isoformat()))
     c.commit()
 
 def fill_postgres(url):
     data = "".join(f"{d}\t{r}\t{c_}\t{key_id}\tgpt-4\tclassify\t{m}\t{s}\t{'t' if a else 'f'}\t{st}\t{re}\t{VERSION}\t10\t{t.isoformat()}\t{co}\n" for d, r, c_, m, s, a, st, re, co, t in generate())
     subprocess.run(["psql", url, "-qc", "COPY usage_log (decision_id, request_id, customer_id, api_key_id, model, operation, meta, risk_score, allowed, status, reason, policy_version, latency_us, created_at, contributions) FROM STDIN"],
                    input=data, text=True, check=True)
-    subprocess.run(["psql", url, "-qc", f"INSERT INTO policy_version (version, declared, first_seen) VALUES ('{VERSION}', '{json.dumps(DECLARED)}', now()); ANALYZE usage_log"], check=True)
+    subprocess.run(["psql", url, "-qc", f"INSERT INTO policy_version (version, declared, forbidden, first_seen) VALUES ('{VERSION}', '{json.dumps(DECLARED)}', '{json.dumps(FORBIDDEN)}', now()); ANALYZE usage_log"], check=True)
 
 def bench(name, url, fill, candidate):
     subprocess.run([binary, "migrate", "--database-url", url], env=env, check=True, capture_output=True)

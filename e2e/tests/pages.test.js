@@ -19,6 +19,7 @@ before(async () => {
   extra = [
     ["customer", `/ui/customers/${customer}`],
     ["rule", "/ui/rules/contains_personal_data"],
+    ["replay", "/ui/rules/replay?file=risk.warden"],
     ["decision", `/ui/logs/${blocked.body.decision_id}`],
     ["not-found", "/ui/no-such-page"],
   ];

@@ -70,13 +70,12 @@ fn unique_rules<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<S
 ///
 /// In JSON, `mode` is `"enforce"`, `"shadow"` or `"off"`; `enabled` stays as
 /// a shorthand for on and off. `"off"` is `enabled: false`; `"enforce"` and
-/// `"shadow"` also switch the rule on unless `enabled` says otherwise. Each
-/// field layers on its own ([`Overrides::layered`]), so a customer's
-/// `enabled: false` turns off a rule the fleet runs in shadow, and its
-/// `enabled: true` runs that rule in the fleet's mode. `mode: "off"` with
-/// `enabled: true` contradicts itself and is refused.
+/// `"shadow"` switch the rule on. Given together, `mode` wins: `enabled`
+/// is then ignored. Each field layers on its own ([`Overrides::layered`]),
+/// so a customer's `enabled: false` turns off a rule the fleet runs in
+/// shadow, and its `enabled: true` runs that rule in the fleet's mode.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, try_from = "RawRuleOverride")]
+#[serde(deny_unknown_fields, from = "RawRuleOverride")]
 pub struct RuleOverride {
     /// Switches the rule on or off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,10 +134,8 @@ struct RawRuleOverride {
     mode: Option<RuleMode>,
 }
 
-impl TryFrom<RawRuleOverride> for RuleOverride {
-    type Error = String;
-
-    fn try_from(raw: RawRuleOverride) -> Result<Self, String> {
+impl From<RawRuleOverride> for RuleOverride {
+    fn from(raw: RawRuleOverride) -> Self {
         Self::reconciled(raw.enabled, raw.score, raw.mode)
     }
 }
@@ -146,19 +143,13 @@ impl TryFrom<RawRuleOverride> for RuleOverride {
 impl RuleOverride {
     /// An override from `enabled`, `score` and `mode` as written (JSON, an
     /// admin body), reconciled as the type's documentation says: `mode`
-    /// `off` becomes `enabled: false`; `enforce` or `shadow` switch the rule
-    /// on unless `enabled` is given.
-    ///
-    /// # Errors
-    /// A message naming `mode` when it is `off` and `enabled` is `true`.
-    pub fn reconciled(enabled: Option<bool>, score: Option<i64>, mode: Option<RuleMode>) -> Result<Self, String> {
+    /// `off` becomes `enabled: false`; `enforce` or `shadow` also set
+    /// `enabled: true`; with a `mode`, `enabled` is ignored.
+    pub fn reconciled(enabled: Option<bool>, score: Option<i64>, mode: Option<RuleMode>) -> Self {
         match mode {
-            Some(RuleMode::Off) if enabled == Some(true) => {
-                Err("`mode` \"off\" contradicts `enabled: true`; give one of them".to_owned())
-            }
-            Some(RuleMode::Off) => Ok(Self { enabled: Some(false), score, mode: None }),
-            Some(m) => Ok(Self { enabled: enabled.or(Some(true)), score, mode: Some(m) }),
-            None => Ok(Self { enabled, score, mode: None }),
+            Some(RuleMode::Off) => Self { enabled: Some(false), score, mode: None },
+            Some(m) => Self { enabled: Some(true), score, mode: Some(m) },
+            None => Self { enabled, score, mode: None },
         }
     }
 }
@@ -323,16 +314,19 @@ mod tests {
             read(r#"{"mode": "off"}"#).unwrap(),
             RuleOverride { enabled: Some(false), ..RuleOverride::default() }
         );
-        // Off, and in shadow when switched on: consistent, kept.
-        let off_shadow = read(r#"{"enabled": false, "mode": "shadow"}"#).unwrap();
+        // Given together, `mode` wins.
+        assert_eq!(read(r#"{"enabled": false, "mode": "shadow"}"#).unwrap(), on(RuleMode::Shadow));
+        let off = RuleOverride { enabled: Some(false), ..RuleOverride::default() };
+        assert_eq!(read(r#"{"enabled": true, "mode": "off"}"#).unwrap(), off);
+        // Off, and in shadow when switched on: what layering can make.
+        let off_shadow = RuleOverride { enabled: Some(false), score: None, mode: Some(RuleMode::Shadow) };
         assert_eq!(mode_in_force(true, Mode::Enforce, Some(&off_shadow)), RuleMode::Off);
-        let err = read(r#"{"enabled": true, "mode": "off"}"#).unwrap_err().to_string();
-        assert!(err.contains("contradicts"), "{err}");
         for bad in [r#"{"mode": "audit"}"#, r#"{"mode": true}"#, r#"{"mode": "shadow", "x": 1}"#] {
             assert!(read(bad).is_err(), "{bad}");
         }
-        // What it serialises reads back the same.
-        for o in [on(RuleMode::Shadow), off_shadow] {
+        // What one JSON override can say reads back the same once written
+        // (off-but-shadow-when-on only arises from layering two of them).
+        for o in [on(RuleMode::Shadow), on(RuleMode::Enforce), off] {
             assert_eq!(read(&serde_json::to_string(&o).unwrap()).unwrap(), o);
         }
         // A customer's `enabled: false` turns off what the fleet shadows;

@@ -248,6 +248,11 @@ impl PolicyReloader {
         let now = Utc::now();
         match built {
             Ok(policy) if policy.version() == state.live.load().policy.version() => {
+                // Recorded again, in case the first try (at start or at the
+                // swap) found the database down; it is kept only once.
+                if let Err(e) = state.store.record_policy_version(&policy).await {
+                    tracing::debug!(error = %e, "could not record the policy version's declared fields");
+                }
                 self.record(|s| {
                     s.last_reload_at = Some(now);
                     s.last_result = Some("unchanged");

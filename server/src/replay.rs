@@ -10,15 +10,19 @@
 //!
 //! - `rejected_before_evaluation`: the request was refused (content field,
 //!   wrong type, …) and nothing of it was recorded;
-//! - `field_not_recorded`: the candidate decides on a field (a rule reads
-//!   it, or it is required) that the row lacks and that the row's policy
-//!   version did not declare (or whose declarations were never recorded, in
-//!   `policy_version`), so its value is unknown;
+//! - `version_not_recorded`: the declarations of the row's policy version
+//!   were never recorded (`policy_version`; versions served before that
+//!   table existed), so absent fields and defaults can't be told apart;
+//! - `forbidden_added`: the candidate refuses a field name the row's
+//!   version accepted, which the request may have carried undeclared;
+//! - `field_not_recorded`: the candidate declares (and so reads) a field
+//!   the row lacks and its policy version did not declare: its value is
+//!   unknown;
 //! - `default_changed`: the row holds the old version's default for a
-//!   field whose default the candidate changes: the request may not have
-//!   given it;
-//! - `value_cut`: a string the candidate decides on was cut to the audit
-//!   log's 200 characters;
+//!   field whose default the candidate changes or removes: the request may
+//!   not have given it;
+//! - `value_cut`: a string the candidate reads may have been altered by the
+//!   audit log (cut to 200 characters, or a NUL recorded as U+FFFD);
 //! - `not_rebuilt`: the recorded fields don't nest into one request.
 
 mod report;
@@ -36,35 +40,84 @@ use crate::live::Snapshot;
 use crate::store::{ReplayRange, ReplayRow, Store, StoreError};
 
 /// Rows read per query.
-const CHUNK: u32 = 5000;
+pub const CHUNK: u32 = 5000;
 
 /// Longest string an audit row keeps (see `http::check`): a recorded string
 /// this long may have been cut.
 const MAX_AUDIT_STRING: usize = 200;
 
-/// What one policy version declared, as recorded in `policy_version`.
-type Declared = Option<HashMap<String, Option<Value>>>;
+/// What one policy version declared, as recorded in `policy_version`
+/// (`None`: never recorded).
+type Declared = Option<Arc<VersionRecord>>;
+
+/// A policy version's recorded declarations.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VersionRecord {
+    /// Each declared field's dotted path and default (`None`: none).
+    pub fields: HashMap<String, Option<Value>>,
+    /// Its forbidden field names.
+    pub forbidden: Vec<String>,
+}
+
+/// Why a replay stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The rows or the overrides could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The task deciding a chunk stopped (it does not panic; a runtime
+    /// shutting down can cancel it).
+    #[error("the replay's worker stopped: {0}")]
+    Worker(String),
+}
 
 /// Re-decides every row of `range` against `candidate` under the override
 /// tables stored now, and reports what would change.
 ///
 /// # Errors
-/// A database error reading the rows or the overrides.
-pub async fn replay(store: &Store, candidate: Arc<Policy>, range: ReplayRange) -> Result<ReplayReport, StoreError> {
+/// [`ReplayError::Store`] when the rows or the overrides can't be read.
+pub async fn replay(store: &Store, candidate: Arc<Policy>, range: ReplayRange) -> Result<ReplayReport, ReplayError> {
+    replay_in_chunks(store, candidate, range, CHUNK).await
+}
+
+/// [`replay`], reading `chunk` rows per query.
+///
+/// # Errors
+/// As [`replay`].
+pub async fn replay_in_chunks(
+    store: &Store,
+    candidate: Arc<Policy>,
+    range: ReplayRange,
+    chunk: u32,
+) -> Result<ReplayReport, ReplayError> {
     let started = Instant::now();
     let tables = store.load_overrides().await?;
-    let snapshot = Snapshot::build(candidate, tables, 0);
-    let mut replayer = Replayer::new(snapshot);
+    let replayer = Arc::new(Replayer::new(Snapshot::build(candidate, tables, 0)));
     let mut report = ReplayReport::new(replayer.snapshot.policy.version(), range);
+    let mut versions: HashMap<String, Declared> = HashMap::new();
     let mut after = None;
     loop {
-        let rows = store.replay_chunk(&range, after, CHUNK).await?;
+        let rows = store.replay_chunk(&range, after, chunk).await?;
         let Some(last) = rows.last() else { break };
         after = Some((last.created_at, last.id));
-        let full = rows.len() == CHUNK as usize;
+        let full = rows.len() == chunk as usize;
         for row in &rows {
-            let declared = replayer.declared(store, &row.policy_version).await?;
-            let outcome = replayer.one(row, declared.as_ref());
+            if !versions.contains_key(&row.policy_version) {
+                let record = store.policy_version_record(&row.policy_version).await?.map(Arc::new);
+                versions.insert(row.policy_version.clone(), record);
+            }
+        }
+        let declared: Vec<Declared> = rows.iter().map(|r| versions.get(&r.policy_version).cloned().flatten()).collect();
+        // Deciding a chunk is CPU work: off the async workers, so a replay
+        // from the API or the dashboard never delays `/v1/check`.
+        let worker = replayer.clone();
+        let decided = tokio::task::spawn_blocking(move || {
+            let outcomes: Vec<Outcome> = rows.iter().zip(&declared).map(|(r, d)| worker.one(r, d.as_deref())).collect();
+            (rows, outcomes)
+        })
+        .await;
+        let (rows, outcomes) = decided.map_err(|e| ReplayError::Worker(e.to_string()))?;
+        for (row, outcome) in rows.iter().zip(outcomes) {
             report.add(row, outcome);
         }
         if !full {
@@ -87,45 +140,32 @@ pub enum Outcome {
     Skipped(NotReplayed),
 }
 
-/// The candidate as a snapshot (its overrides resolved), what it decides
-/// on, and the recorded declarations of each policy version met.
+/// The candidate as a snapshot (its overrides resolved), what it reads,
+/// and its defaults.
 struct Replayer {
     snapshot: Snapshot,
-    decided_on: BTreeSet<String>,
-    /// The candidate's default per field, where it has one.
-    defaults: HashMap<String, Value>,
-    versions: HashMap<String, Arc<Declared>>,
+    /// Every field the candidate declares: each is read (type-checked, and
+    /// perhaps required, defaulted or tested by a rule).
+    declared: Vec<(String, Option<Value>)>,
+    /// The candidate's forbidden field names.
+    forbidden: Vec<String>,
 }
 
 impl Replayer {
     fn new(snapshot: Snapshot) -> Self {
-        let decided_on = snapshot.policy.fields_decided_on();
-        let defaults = snapshot
-            .policy
-            .declared_field_defaults()
-            .into_iter()
-            .filter_map(|(path, default)| Some((path, default?)))
-            .collect();
-        Self { snapshot, decided_on, defaults, versions: HashMap::new() }
-    }
-
-    /// The fields `version` declared, with their defaults (read once).
-    async fn declared(&mut self, store: &Store, version: &str) -> Result<Arc<Declared>, StoreError> {
-        if let Some(d) = self.versions.get(version) {
-            return Ok(d.clone());
-        }
-        let d = Arc::new(store.declared_by(version).await?.map(|fields| fields.into_iter().collect()));
-        self.versions.insert(version.to_owned(), d.clone());
-        Ok(d)
+        let declared = snapshot.policy.declared_field_defaults();
+        let forbidden = snapshot.policy.set().forbidden_fields.clone();
+        Self { snapshot, declared, forbidden }
     }
 
     /// Replays one row.
-    fn one(&self, row: &ReplayRow, declared: &Declared) -> Outcome {
+    fn one(&self, row: &ReplayRow, declared: Option<&VersionRecord>) -> Outcome {
         if row.status == "rejected" {
             return Outcome::Skipped(NotReplayed::RejectedBeforeEvaluation);
         }
+        let Some(old) = declared else { return Outcome::Skipped(NotReplayed::VersionNotRecorded) };
         let Some(meta) = row.meta.0.as_object() else { return Outcome::Skipped(NotReplayed::NotRebuilt) };
-        if let Some(why) = self.unfaithful(meta, declared.as_ref()) {
+        if let Some(why) = self.unfaithful(meta, old) {
             return Outcome::Skipped(why);
         }
         let Some(request) = rebuild(meta) else { return Outcome::Skipped(NotReplayed::NotRebuilt) };
@@ -134,28 +174,32 @@ impl Replayer {
             Err(rejection) => Outcome::NowRejected(rejection.code()),
             Ok(d) => {
                 let change = Change::between(row, &d);
-                let rules = if change == Change::Unchanged { BTreeSet::new() } else { responsible(row, &d, self) };
+                let rules =
+                    if change == Change::Unchanged { BTreeSet::new() } else { self.responsible(row, &d, &request) };
                 Outcome::Replayed(change, rules)
             }
         }
     }
 
     /// Why the row can't be replayed faithfully, if it can't.
-    fn unfaithful(
-        &self,
-        meta: &Map<String, Value>,
-        declared: Option<&HashMap<String, Option<Value>>>,
-    ) -> Option<NotReplayed> {
-        for field in &self.decided_on {
-            let old = declared.and_then(|d| d.get(field));
+    fn unfaithful(&self, meta: &Map<String, Value>, old: &VersionRecord) -> Option<NotReplayed> {
+        // A name the candidate refuses that the row's version did not: the
+        // request may have carried it, undeclared, so unrecorded.
+        if let Some(name) = self.forbidden.iter().find(|n| !old.forbidden.iter().any(|o| o.eq_ignore_ascii_case(n))) {
+            return Some(NotReplayed::ForbiddenAdded(name.clone()));
+        }
+        for (field, new_default) in &self.declared {
+            let was_declared = old.fields.get(field);
             match meta.get(field) {
                 // Absent from the row: fine only if its version declared it
                 // (then the request did not give it).
-                None if old.is_none() => return Some(NotReplayed::FieldNotRecorded(field.clone())),
+                None if was_declared.is_none() => return Some(NotReplayed::FieldNotRecorded(field.clone())),
                 None => {}
                 Some(value) => {
-                    if let (Some(Some(old_default)), Some(new_default)) = (old, self.defaults.get(field)) {
-                        if same(value, old_default) && !same(old_default, new_default) {
+                    // The old default, which the candidate does not share:
+                    // the request may not have given the field.
+                    if let Some(Some(old_default)) = was_declared {
+                        if same(value, old_default) && !new_default.as_ref().is_some_and(|d| same(old_default, d)) {
                             return Some(NotReplayed::DefaultChanged(field.clone()));
                         }
                     }
@@ -166,6 +210,49 @@ impl Replayer {
             }
         }
         None
+    }
+
+    /// The rules behind a change: the score rules whose contribution
+    /// differs between the recorded decision and the candidate's (fired in
+    /// one and not the other, or with another score); the candidate's
+    /// enforced deny and allow rules that fired, when the verdict or the
+    /// reason changed; and its deny and allow rules giving the recorded
+    /// reason (narrowed, they no longer decide).
+    fn responsible(&self, row: &ReplayRow, d: &Decision<'_>, request: &Value) -> BTreeSet<String> {
+        let old: BTreeMap<&str, i64> =
+            row.contributions.iter().flat_map(|c| c.0.iter()).map(|c| (c.rule.as_str(), c.score)).collect();
+        let new: BTreeMap<&str, i64> = d.contributions.iter().map(|c| (c.rule, c.score)).collect();
+        let mut out: BTreeSet<String> = old
+            .keys()
+            .chain(new.keys())
+            .filter(|rule| old.get(*rule) != new.get(*rule))
+            .map(|rule| (*rule).to_owned())
+            .collect();
+        if d.allowed != row.allowed || d.reason != row.reason {
+            let policy = &self.snapshot.policy;
+            let layered = self.layered_overrides(&row.customer_id);
+            if let Ok(ex) = policy.explain(request, Some(&layered)) {
+                let decisive =
+                    ex.rules.iter().filter(|t| t.fired && t.mode == "enforce" && !t.effect.starts_with("score"));
+                out.extend(decisive.map(|t| t.rule.to_owned()));
+            }
+            let gave_old_reason = policy
+                .rules()
+                .filter(|r| !matches!(r.effect, warden_engine::Effect::Score(_)) && r.reason == row.reason)
+                .map(|r| r.name.to_owned());
+            out.extend(gave_old_reason);
+        }
+        out
+    }
+
+    /// The customer's overrides layered over the global ones, as the
+    /// candidate applies them.
+    fn layered_overrides(&self, customer: &uuid::Uuid) -> warden_engine::Overrides {
+        let in_force = &self.snapshot.in_force;
+        match in_force.customers.get(customer) {
+            Some(o) => in_force.global.layered(o),
+            None => in_force.global.clone(),
+        }
     }
 }
 
@@ -179,10 +266,12 @@ fn same(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// Whether `value` holds a string as long as the audit log keeps.
+/// Whether `value` holds a string the audit log may have altered: as long
+/// as it keeps (cut there), or holding U+FFFD (what a NUL, which the
+/// databases can't store, is recorded as).
 fn may_be_cut(value: &Value) -> bool {
     match value {
-        Value::String(s) => s.chars().count() >= MAX_AUDIT_STRING,
+        Value::String(s) => s.chars().count() >= MAX_AUDIT_STRING || s.contains('\u{FFFD}'),
         Value::Array(items) => items.iter().any(may_be_cut),
         _ => false,
     }
@@ -210,32 +299,6 @@ fn rebuild(meta: &Map<String, Value>) -> Option<Value> {
     Some(Value::Object(root))
 }
 
-/// The rules behind a change: the score rules whose contribution differs
-/// between the recorded decision and the candidate's (fired in one and not
-/// the other, or with another score), and the candidate's deny and allow
-/// rules that fired when the verdict or the reason changed.
-fn responsible(row: &ReplayRow, d: &Decision<'_>, replayer: &Replayer) -> BTreeSet<String> {
-    let old: BTreeMap<&str, i64> =
-        row.contributions.iter().flat_map(|c| c.0.iter()).map(|c| (c.rule.as_str(), c.score)).collect();
-    let new: BTreeMap<&str, i64> = d.contributions.iter().map(|c| (c.rule, c.score)).collect();
-    let mut out: BTreeSet<String> = old
-        .keys()
-        .chain(new.keys())
-        .filter(|rule| old.get(*rule) != new.get(*rule))
-        .map(|rule| (*rule).to_owned())
-        .collect();
-    if d.allowed != row.allowed || d.reason != row.reason {
-        let decisive = replayer
-            .snapshot
-            .policy
-            .rules()
-            .filter(|r| !matches!(r.effect, warden_engine::Effect::Score(_)) && r.reason == d.reason)
-            .map(|r| r.name.to_owned());
-        out.extend(decisive);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -245,13 +308,13 @@ mod tests {
     #[test]
     fn dotted_paths_nest_back_into_a_request() {
         let meta = json!({"model": "gpt-4", "metadata.a": true, "metadata.user.team": "x", "metadata.tags": ["p"]});
-        let Some(Value::Object(m)) = Some(meta) else { return };
+        let Value::Object(m) = meta else { unreachable!("an object literal") };
         assert_eq!(
             rebuild(&m),
             Some(json!({"model": "gpt-4", "metadata": {"a": true, "tags": ["p"], "user": {"team": "x"}}}))
         );
         let clash = json!({"metadata": "x", "metadata.a": true});
-        let Value::Object(m) = clash else { return };
+        let Value::Object(m) = clash else { unreachable!("an object literal") };
         assert_eq!(rebuild(&m), None, "a field that is also an object can't be rebuilt");
     }
 
@@ -260,6 +323,7 @@ mod tests {
         assert!(may_be_cut(&json!("x".repeat(200))));
         assert!(may_be_cut(&json!(["a", "é".repeat(200)])));
         assert!(!may_be_cut(&json!("x".repeat(199))));
+        assert!(may_be_cut(&json!("gpt-4\u{FFFD}")), "a NUL recorded as U+FFFD");
         assert!(!may_be_cut(&json!(12)));
     }
 }

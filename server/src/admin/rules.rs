@@ -125,30 +125,31 @@ pub(crate) struct TogglePatch {
 
 impl TogglePatch {
     /// The toggle `current` with this change made: `mode` `enforce` or
-    /// `shadow` also switches the rule on unless `enabled` is given; `off`
-    /// switches it off and keeps the stored mode for when it is switched on
-    /// again. 422 naming `mode` for `off` with `enabled: true`.
-    fn apply(self, current: RuleOverride) -> Result<RuleOverride, ApiError> {
+    /// `shadow` sets the mode and switches the rule on; `off` switches it
+    /// off and keeps the stored mode for when it is switched on again;
+    /// `null` returns the mode to the files'. Given with a mode, `enabled`
+    /// is ignored (`mode` wins).
+    fn apply(self, current: RuleOverride) -> RuleOverride {
         let mut t = RuleOverride { score: None, ..current };
         match self.mode {
-            Some(Some(RuleMode::Off)) if self.enabled.is_some_and(|e| e != Some(false)) => {
-                return Err(super::invalid(
-                    "mode",
-                    "`mode` \"off\" contradicts an `enabled` other than `false`; give one of them",
-                ));
-            }
             Some(Some(RuleMode::Off)) => t.enabled = Some(false),
             Some(Some(m)) => {
                 t.mode = Some(m);
                 t.enabled = Some(true);
             }
-            Some(None) => t.mode = None,
-            None => {}
+            Some(None) => {
+                t.mode = None;
+                if let Some(enabled) = self.enabled {
+                    t.enabled = enabled;
+                }
+            }
+            None => {
+                if let Some(enabled) = self.enabled {
+                    t.enabled = enabled;
+                }
+            }
         }
-        if let Some(enabled) = self.enabled {
-            t.enabled = enabled;
-        }
-        Ok(t)
+        t
     }
 }
 
@@ -164,7 +165,7 @@ pub(crate) async fn toggle(state: &AppState, actor: Uuid, key: &str, patch: Togg
     // not have another instance's last change yet); an orphaned toggle is
     // replaced, not merged with.
     let current = state.store.global_toggle(&snapshot.policy, key).await?.unwrap_or_default();
-    let toggle = patch.apply(current)?;
+    let toggle = patch.apply(current);
     state.store.set_global_toggle(&snapshot.policy, key, toggle, Some(actor)).await?;
     apply_now(state).await;
     get(state, key).await

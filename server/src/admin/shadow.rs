@@ -107,20 +107,22 @@ pub(crate) async fn summary(state: &AppState, days: u32) -> Result<ShadowSummary
     let set_tallies = state.store.shadow_set_tally(first_day).await?;
     let mut examples: BTreeMap<String, ShadowExamples> = BTreeMap::new();
     let mut set_examples: BTreeMap<String, ShadowSetExamples> = BTreeMap::new();
+    // Two samples, so neither kind of row crowds out the other's examples.
     for d in state.store.recent_shadow_decisions(since, SCANNED_FOR_EXAMPLES).await? {
-        if let Some(c) = &d.shadow.0.candidate {
-            let e = set_examples.entry(c.policy_version.clone()).or_default();
-            let list = match c.change(d.allowed, d.risk_score, &d.reason) {
-                Some("allow_to_block") => Some(&mut e.allow_to_block),
-                Some("block_to_allow") => Some(&mut e.block_to_allow),
-                Some("score") => Some(&mut e.score_changed),
-                Some(_) => Some(&mut e.reason_changed),
-                None => None,
-            };
-            if let Some(list) = list.filter(|l| l.len() < EXAMPLES) {
-                list.push(d.decision_id);
-            }
+        let Some(c) = &d.shadow.0.candidate else { continue };
+        let e = set_examples.entry(c.policy_version.clone()).or_default();
+        let list = match c.change(d.allowed, d.risk_score, &d.reason) {
+            Some("allow_to_block") => Some(&mut e.allow_to_block),
+            Some("block_to_allow") => Some(&mut e.block_to_allow),
+            Some("score") => Some(&mut e.score_changed),
+            Some(_) => Some(&mut e.reason_changed),
+            None => None,
+        };
+        if let Some(list) = list.filter(|l| l.len() < EXAMPLES) {
+            list.push(d.decision_id);
         }
+    }
+    for d in state.store.recent_shadow_rule_decisions(since, SCANNED_FOR_EXAMPLES).await? {
         let flip = d.shadow.0.flip(d.allowed);
         for m in &d.shadow.0.rules {
             let e = examples.entry(m.rule.clone()).or_default();

@@ -24,8 +24,13 @@ impl Period {
     fn range(self, customer_id: Option<uuid::Uuid>) -> anyhow::Result<ReplayRange> {
         let (from, to) = match (self.since, self.from, self.to) {
             (Some(since), _, _) => {
-                let since = chrono::Duration::from_std(since).map_err(|_| anyhow::anyhow!("--since is too long"))?;
-                (Some(crate::store::now() - since), None)
+                let start = chrono::Duration::from_std(since)
+                    .ok()
+                    .and_then(|d| crate::store::now().checked_sub_signed(d))
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("--since reaches back before the earliest time Warden can represent")
+                    })?;
+                (Some(start), None)
             }
             (None, None, None) => (Some(crate::store::now() - chrono::Duration::days(7)), None),
             (None, from, to) => (from, to),

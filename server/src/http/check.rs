@@ -102,10 +102,11 @@ fn parse_json(body: &[u8], decision_id: Uuid) -> Result<Value, ApiError> {
 /// and codes, not text.
 const MAX_AUDIT_STRING: usize = 200;
 
-/// A string fit for the audit log: no NUL (Postgres refuses it in text and
-/// JSON), at most [`MAX_AUDIT_STRING`] characters.
+/// A string fit for the audit log: at most [`MAX_AUDIT_STRING`]
+/// characters, a NUL (which Postgres refuses in text and JSON) recorded as
+/// U+FFFD, so a replay can tell the value was altered.
 fn audit_string(s: &str) -> String {
-    s.chars().filter(|c| *c != '\0').take(MAX_AUDIT_STRING).collect()
+    s.chars().map(|c| if c == '\0' { '\u{FFFD}' } else { c }).take(MAX_AUDIT_STRING).collect()
 }
 
 fn sanitize(v: &mut Value) {
@@ -214,7 +215,10 @@ pub async fn check(
             record.shadow = ShadowRecord::of(&d);
             state.metrics.shadow(&d);
             if let (Some(candidate), Ok(request)) = (&snapshot.candidate, &request) {
-                if let Some((other, change)) = candidate_differs(candidate, request, &caller.0.customer_id, &d) {
+                let enforced = (d.allowed, d.risk_score, d.reason);
+                if let Some((other, change)) =
+                    candidate_differs_from(candidate, request, &caller.0.customer_id, enforced)
+                {
                     state.metrics.shadow_set_difference(change);
                     record.shadow.get_or_insert_with(ShadowRecord::default).candidate = Some(other);
                 }
@@ -223,6 +227,16 @@ pub async fn check(
         }
         Err(rejection) => {
             record.reason = rejection.code().to_owned();
+            // The shadow set decides what the enforced set refused too.
+            if let (Some(candidate), Ok(request)) = (&snapshot.candidate, &request) {
+                let refused = (false, 0, rejection.code());
+                if let Some((other, change)) =
+                    candidate_differs_from(candidate, request, &caller.0.customer_id, refused)
+                {
+                    state.metrics.shadow_set_difference(change);
+                    record.shadow = Some(ShadowRecord { candidate: Some(other), ..ShadowRecord::default() });
+                }
+            }
             Err(rejection)
         }
     };
@@ -241,13 +255,14 @@ pub async fn check(
 }
 
 /// The shadow policy set's decision of `request`, when it differs from the
-/// enforced decision `d`, and how (see [`change_between`]). A request the
-/// shadow set refuses counts as blocked, with the rejection code as reason.
-fn candidate_differs(
+/// enforced outcome `(allowed, risk_score, reason)`, and how (see
+/// [`change_between`]). A refused request, by either set, counts as blocked
+/// with score 0 and the rejection code as reason.
+fn candidate_differs_from(
     candidate: &Candidate,
     request: &Value,
     customer: &Uuid,
-    d: &Decision<'_>,
+    enforced: (bool, i64, &str),
 ) -> Option<(CandidateOutcome, &'static str)> {
     let version = candidate.policy.version();
     let (allowed, risk_score, reason, rejected) =
@@ -255,7 +270,7 @@ fn candidate_differs(
             Ok(o) => (o.allowed, o.risk_score, o.reason, false),
             Err(r) => (false, 0, r.code(), true),
         };
-    let change = change_between((d.allowed, d.risk_score, d.reason), (allowed, risk_score, reason))?;
+    let change = change_between(enforced, (allowed, risk_score, reason))?;
     let other = CandidateOutcome {
         allowed,
         risk_score,

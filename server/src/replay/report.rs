@@ -50,6 +50,10 @@ impl Change {
 pub enum NotReplayed {
     /// The request was refused before evaluation; nothing was recorded.
     RejectedBeforeEvaluation,
+    /// The row's policy version's declarations were never recorded.
+    VersionNotRecorded,
+    /// The candidate refuses this field name; the row's version did not.
+    ForbiddenAdded(String),
     /// The candidate decides on this field, which the row's policy version
     /// did not record.
     FieldNotRecorded(String),
@@ -82,13 +86,21 @@ pub struct NotReplayedCounts {
     pub total: u64,
     /// Requests refused before evaluation (nothing of them was recorded).
     pub rejected_before_evaluation: u64,
+    /// Rows of policy versions whose declarations were never recorded (served
+    /// before Warden recorded them): absent fields and defaults can't be
+    /// told apart.
+    pub version_not_recorded: u64,
+    /// Per field name the candidate refuses and the row's version did not:
+    /// the request may have carried it, undeclared and so unrecorded.
+    pub forbidden_added: BTreeMap<String, u64>,
     /// Per field the candidate decides on that the row's policy version did
     /// not record.
     pub field_not_recorded: BTreeMap<String, u64>,
     /// Per field whose default the candidate changes, on rows holding the
     /// old default.
     pub default_changed: BTreeMap<String, u64>,
-    /// Per field whose recorded string may have been cut to 200 characters.
+    /// Per field whose recorded string may have been altered (cut to 200
+    /// characters, or a NUL recorded as U+FFFD).
     pub value_cut: BTreeMap<String, u64>,
     /// Rows whose fields don't nest into one request.
     pub not_rebuilt: u64,
@@ -211,6 +223,8 @@ impl ReplayReport {
                 n.total += 1;
                 match why {
                     NotReplayed::RejectedBeforeEvaluation => n.rejected_before_evaluation += 1,
+                    NotReplayed::VersionNotRecorded => n.version_not_recorded += 1,
+                    NotReplayed::ForbiddenAdded(f) => *n.forbidden_added.entry(f).or_default() += 1,
                     NotReplayed::FieldNotRecorded(f) => *n.field_not_recorded.entry(f).or_default() += 1,
                     NotReplayed::DefaultChanged(f) => *n.default_changed.entry(f).or_default() += 1,
                     NotReplayed::ValueCut(f) => *n.value_cut.entry(f).or_default() += 1,
@@ -294,6 +308,19 @@ impl ReplayReport {
                 let _ =
                     writeln!(out, "  {} refused before evaluation (nothing recorded)", n.rejected_before_evaluation);
             }
+            if n.version_not_recorded > 0 {
+                let _ = writeln!(
+                    out,
+                    "  {} of policy versions whose declared fields were never recorded",
+                    n.version_not_recorded
+                );
+            }
+            for (field, count) in &n.forbidden_added {
+                let _ = writeln!(
+                    out,
+                    "  {count} may have carried `{field}`, which the candidate refuses and their version did not"
+                );
+            }
             for (field, count) in &n.field_not_recorded {
                 let _ = writeln!(
                     out,
@@ -304,7 +331,10 @@ impl ReplayReport {
                 let _ = writeln!(out, "  {count} hold the old default of `{field}`, which the candidate changes");
             }
             for (field, count) in &n.value_cut {
-                let _ = writeln!(out, "  {count} hold a `{field}` string the audit log may have cut to 200 characters");
+                let _ = writeln!(
+                    out,
+                    "  {count} hold a `{field}` string the audit log may have altered (cut to 200 characters, or a NUL)"
+                );
             }
             if n.not_rebuilt > 0 {
                 let _ = writeln!(out, "  {} could not be rebuilt into a request", n.not_rebuilt);

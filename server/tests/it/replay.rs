@@ -121,15 +121,41 @@ each_backend!(rows_a_candidate_cannot_decide_faithfully_are_counted_never_guesse
     let report = replay(&app.store, reads_intent.clone(), ReplayRange::default()).await.unwrap();
     assert_eq!((report.replayed, report.allowed_to_blocked), (17, 2), "{report:#?}");
     assert_eq!(ids(&report.examples.allowed_to_blocked), decided["intent"]);
-    // Without the record of what the served version declared, a row
-    // lacking the field can't tell absent from unrecorded: counted.
+    // A field the candidate declares but no rule reads is still read
+    // (type-checked): unrecorded by the served set, so not replayed.
+    let declares_new = candidate(|t| t.to_owned(), "input { metadata.team: string? }\n");
+    let report = replay(&app.store, declares_new, ReplayRange::default()).await.unwrap();
+    assert_eq!(report.not_replayed.field_not_recorded.get("metadata.team"), Some(&17), "{report:#?}");
+    // A forbidden name the served set accepted: the requests may have
+    // carried it, undeclared, so nothing says they did not.
+    let forbids_more = Arc::new(policy_from(&{
+        let dir = policy_dir_copy();
+        let base = std::fs::read_to_string(dir.join("base.warden")).unwrap();
+        let more = base.replace("forbidden_fields [\"prompt\",", "forbidden_fields [\"secret\", \"prompt\",");
+        std::fs::write(dir.join("base.warden"), more).unwrap();
+        dir
+    }));
+    let report = replay(&app.store, forbids_more, ReplayRange::default()).await.unwrap();
+    assert_eq!((report.replayed, report.not_replayed.forbidden_added.get("secret")), (0, Some(&17)), "{report:#?}");
+    // Rows read in chunks of 2, ties on the time included, give the same
+    // report as in one chunk.
+    let same_time = warden_server::store::now();
+    let tied: Vec<_> = (0..5).map(|_| crate::support::audit_record(same_time)).collect();
+    app.store.insert_audit(&tied).await.unwrap();
+    let whole = replay(&app.store, reads_intent.clone(), ReplayRange::default()).await.unwrap();
+    let paged = warden_server::replay::replay_in_chunks(&app.store, reads_intent.clone(), ReplayRange::default(), 2)
+        .await
+        .unwrap();
+    assert_eq!(whole.rows, 24);
+    assert_eq!(
+        (paged.rows, paged.replayed, paged.allowed_to_blocked, &paged.examples, &paged.not_replayed),
+        (whole.rows, whole.replayed, whole.allowed_to_blocked, &whole.examples, &whole.not_replayed)
+    );
+    // Without the record of what the served version declared, absent
+    // fields and defaults can't be told apart: nothing is replayed.
     app.store.execute_raw("DELETE FROM policy_version").await.unwrap();
     let report = replay(&app.store, reads_intent, ReplayRange::default()).await.unwrap();
-    assert_eq!(
-        (report.replayed, report.not_replayed.field_not_recorded.get("metadata.intent")),
-        (2, Some(&15)),
-        "{report:#?}"
-    );
+    assert_eq!((report.replayed, report.not_replayed.version_not_recorded), (0, 22), "{report:#?}");
     // A changed default: rows holding the old one may not have given it.
     let app2 = TestApp::new(backend).await;
     let mut app2 = app2;
@@ -147,6 +173,16 @@ each_backend!(rows_a_candidate_cannot_decide_faithfully_are_counted_never_guesse
     let report = replay(&app2.store, flipped_default, ReplayRange::default()).await.unwrap();
     assert_eq!(report.not_replayed.default_changed.get("metadata.is_external_model"), Some(&14), "{report:#?}");
     assert_eq!((report.replayed, report.unchanged), (3, 3), "the external rows gave the field: {report:#?}");
+    // A default removed: the same rows can't say whether it was given.
+    let no_default = Arc::new(policy_from(&{
+        let dir = policy_dir_copy();
+        let base = std::fs::read_to_string(dir.join("base.warden")).unwrap();
+        let optional = base.replace("metadata.is_external_model: bool = false", "metadata.is_external_model: bool?");
+        std::fs::write(dir.join("base.warden"), optional).unwrap();
+        dir
+    }));
+    let report = replay(&app2.store, no_default, ReplayRange::default()).await.unwrap();
+    assert_eq!(report.not_replayed.default_changed.get("metadata.is_external_model"), Some(&14), "{report:#?}");
 });
 
 async fn admin(app: &TestApp, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -187,19 +223,35 @@ each_backend!(the_admin_api_and_the_dashboard_replay_a_candidate_file, |backend|
         (json!({"files": []}), "files"),
         (json!({"files": [{"name": "../x.warden", "text": ""}]}), "files"),
         (json!({"files": [{"name": "x.txt", "text": ""}]}), "files"),
-        (json!({"files": [{"name": "a.warden", "text": ""}, {"name": "a.warden", "text": ""}]}), "files"),
         (json!({"files": [{"name": "a.warden", "text": ""}], "since": "soon"}), "since"),
-        (json!({"files": [{"name": "a.warden", "text": ""}], "since": "1d", "from": "2026-01-01T00:00:00Z"}), "since"),
-        (
-            json!({"files": [{"name": "a.warden", "text": ""}], "from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}),
-            "from",
-        ),
     ] {
         let (status, body) = admin(&app, "POST", "/api/admin/replay", Some(bad.clone())).await;
         assert_eq!((status, body["field"].as_str()), (422, Some(field)), "{bad}: {body}");
     }
+    // One name twice: two texts for one file.
+    let twice = json!({"files": [{"name": "a.warden", "text": ""}, {"name": "a.warden", "text": "x"}]});
+    let (status, body) = admin(&app, "POST", "/api/admin/replay", Some(twice)).await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("conflict")), "{body}");
+    // `since` with `from`: the later start applies (here `from`, an hour
+    // ahead: no decision).
+    let ahead = (warden_server::store::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let both = json!({"files": [{"name": "risk.warden", "text": rescored}], "since": "1d", "from": ahead});
+    let (status, body) = admin(&app, "POST", "/api/admin/replay", Some(both)).await;
+    assert_eq!((status, body["rows"].clone()), (200, json!(0)), "{body}");
+    // `from` not before `to`: an empty period, as the log's filters take it.
+    let empty = json!({"files": [{"name": "risk.warden", "text": rescored}], "from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"});
+    let (status, body) = admin(&app, "POST", "/api/admin/replay", Some(empty)).await;
+    assert_eq!((status, body["rows"].clone()), (200, json!(0)), "{body}");
+    // A period reaching before any time Warden can hold is a 422 too.
+    let far = json!({"files": [{"name": "a.warden", "text": ""}], "since": "100000000years"});
+    let (status, body) = admin(&app, "POST", "/api/admin/replay", Some(far)).await;
+    assert_eq!((status, body["field"].as_str()), (422, Some("since")), "{body}");
     let viewer =
         crate::support::create_key(&app.store, "viewer@example.com", warden_server::store::Role::Viewer).await.0;
+    let v = crate::ui_support::sign_in(&app, &viewer).await;
+    assert_eq!(v.get(&app, "/ui/rules/replay").await.status, 403);
+    let refused = v.post(&app, "/ui/rules/replay", &[("name", "risk.warden"), ("text", "x"), ("since", "7d")]).await;
+    assert_eq!(refused.status, 403);
     let ok = json!({"files": [{"name": "risk.warden", "text": rescored}]});
     assert_eq!(crate::admin::call(&app, &viewer, "POST", "/api/admin/replay", Some(ok)).await.0, 403);
 

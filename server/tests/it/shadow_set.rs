@@ -150,3 +150,27 @@ each_backend!(a_shadow_set_that_does_not_compile_or_pass_its_tests_stops_start_u
         assert!(err.contains("shadow policy set"), "{err}");
     }
 });
+
+each_backend!(a_request_the_enforced_set_refuses_is_decided_by_the_shadow_set_too, |backend| {
+    // A shadow set that accepts `prompt` (only `text` is a content field).
+    let dir = policy_dir_copy();
+    let base = std::fs::read_to_string(dir.join("base.warden")).unwrap();
+    let start = base.find("forbidden_fields [").unwrap();
+    let end = start + base[start..].find(']').unwrap() + 1;
+    let lenient = format!("{}forbidden_fields [\"text\"]{}", &base[..start], &base[end..]);
+    // Its own tests expect `prompt` refused; drop them from the copy.
+    let lenient = lenient.split("\ntest ").next().unwrap().to_owned();
+    std::fs::write(dir.join("base.warden"), lenient).unwrap();
+    let options = warden_server::server::Options { shadow_policy_dir: Some(dir), ..TestApp::options() };
+    let mut app = TestApp::with_options(backend, options).await;
+    let (status, _, refused) =
+        app.check(&app.app_key, r#"{"model":"gpt-4","operation":"classify","metadata":{"prompt":"p"}}"#).await;
+    assert_eq!((status, refused["error"].clone()), (422, json!("forbidden_field")), "{refused}");
+    app.drain_audit().await;
+    let shadow = recorded_shadow(&app, &refused).await.expect("the shadow set's decision is recorded");
+    assert_eq!(
+        (shadow["candidate"]["allowed"].clone(), shadow["candidate"]["reason"].clone()),
+        (json!(true), json!("ok"))
+    );
+    assert!(shadow.get("rules").is_none(), "{shadow}");
+});

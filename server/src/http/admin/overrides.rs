@@ -38,8 +38,8 @@ struct OverrideBody {
     #[schema(inline)]
     score: Option<Int<{ MIN_SCORE }, { MAX_SCORE }>>,
     /// `enforce`, `shadow` or `off` for this customer. `enforce` and
-    /// `shadow` switch the rule on (unless `enabled` is `false`); `off` is
-    /// `enabled: false`, and with `enabled: true` a 422.
+    /// `shadow` switch the rule on; `off` is `enabled: false`. Given with
+    /// `enabled`, `mode` wins.
     #[serde(default)]
     mode: Option<super::rules::ModeBody>,
 }
@@ -76,8 +76,7 @@ async fn put_override(
     let customer = super::customer(&state, &id).await?;
     rule(&state.live.load(), &key)?;
     let Body(o) = body?;
-    let o = RuleOverride::reconciled(o.enabled, o.score.map(Int::get), o.mode.map(Into::into))
-        .map_err(|message| ApiError::Invalid { field: "mode".to_owned(), message })?;
+    let o = RuleOverride::reconciled(o.enabled, o.score.map(Int::get), o.mode.map(Into::into));
     Ok(Json(overrides::set(&state, actor.key_id, &customer, &key, o).await?))
 }
 

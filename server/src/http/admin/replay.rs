@@ -25,21 +25,25 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReplayBody {
-    /// The candidate's files. They replace the served files of the same
-    /// name, and the rest of the served set is kept, unless `replace`.
+    /// The candidate's files (1 to 100). They replace the served files of
+    /// the same name, and the rest of the served set is kept, unless
+    /// `replace`.
+    #[schema(min_items = 1, max_items = 100)]
     files: Vec<CandidateFile>,
     /// The candidate is `files` alone (default: the served set with
     /// `files` in place).
     #[serde(default)]
     replace: bool,
-    /// The decisions of the last this long, e.g. `7d` (default when no
-    /// `from`/`to`: `7d`).
+    /// The decisions of the last this long: a whole number and a unit, `s`,
+    /// `m`, `h`, `d` or `w`, e.g. `7d` (default when no `from`/`to`: `7d`).
+    /// Given with `from`, the later start applies.
     #[serde(default)]
+    #[schema(pattern = "^[1-9][0-9]{0,5}[smhdw]$")]
     since: Option<String>,
     /// Decisions created at or after (RFC 3339).
     #[serde(default)]
     from: Option<DateTime<Utc>>,
-    /// Decisions created before (RFC 3339).
+    /// Decisions created before (RFC 3339); not after `from`: no decision.
     #[serde(default)]
     to: Option<DateTime<Utc>>,
     /// One customer's decisions only.
@@ -58,6 +62,7 @@ impl ListFields for ReplayBody {
 #[utoipa::path(post, path = "/api/admin/replay", tag = "admin", request_body = ReplayBody,
     responses(
         (status = 200, description = "The report", body = ReplayReport),
+        (status = 409, description = "Two files of one name", body = ErrorBody),
         (status = 422, description = "Bad files or period (`invalid_field`), or a candidate that does not compile (`policy_invalid`, with `diagnostics`)", body = ErrorBody),
     ))]
 async fn post_replay(

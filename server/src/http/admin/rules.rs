@@ -8,8 +8,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use warden_engine::RuleMode;
 
+use super::PageParams;
 use super::input::{Body, Params, PathParams};
-use super::{PageParams, invalid};
 use crate::admin::rules::{self, RuleView, TogglePatch};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
@@ -37,9 +37,9 @@ async fn list_policies(
     Ok(Json(Page { items, page, page_size: size, total }))
 }
 
-/// A change to a global toggle: give `enabled`, `mode` or both; a field
-/// left out keeps its value, `null` returns it to what the policy files
-/// say.
+/// A change to a global toggle: `enabled`, `mode` or both; a field left
+/// out keeps its value, `null` returns it to what the policy files say (an
+/// empty body changes nothing).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Toggle {
@@ -48,10 +48,9 @@ struct Toggle {
     #[schema(value_type = Option<bool>)]
     enabled: Option<Option<bool>>,
     /// `enforce`, `shadow` or `off` for every customer without an
-    /// override. `enforce` and `shadow` switch the rule on (unless
-    /// `enabled` is `false`); `off` is `enabled: false` and keeps the mode
-    /// for when the rule is switched on again; with `enabled: true` it is a
-    /// 422.
+    /// override. `enforce` and `shadow` switch the rule on; `off` is
+    /// `enabled: false` and keeps the mode for when the rule is switched on
+    /// again. Given with `enabled`, `mode` wins.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<ModeBody>)]
     mode: Option<Option<ModeBody>>,
@@ -90,7 +89,7 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
     responses(
         (status = 200, description = "The rule as now applied", body = RuleView),
         (status = 404, description = "Unknown rule", body = ErrorBody),
-        (status = 422, description = "Neither `enabled` nor `mode`, a `mode` other than enforce, shadow or off, or `off` with `enabled: true`", body = ErrorBody),
+        (status = 422, description = "A `mode` other than enforce, shadow or off, or an `enabled` that is not a boolean", body = ErrorBody),
     ))]
 async fn patch_policy(
     State(state): State<AppState>,
@@ -101,11 +100,9 @@ async fn patch_policy(
     // An unknown rule is 404 whatever the body.
     rules::rule(&state.live.load(), &key)?;
     let Body(t) = body?;
+    // An empty patch changes nothing (RFC 7396): the rule as it is.
     if t.enabled.is_none() && t.mode.is_none() {
-        return Err(invalid(
-            "enabled",
-            "give `enabled` (`true`, `false`, or `null` to follow the policy files) or `mode` (`\"enforce\"`, `\"shadow\"`, `\"off\"`, or `null`)",
-        ));
+        return Ok(Json(rules::get(&state, &key).await?));
     }
     let patch = TogglePatch { enabled: t.enabled, mode: t.mode.map(|m| m.map(RuleMode::from)) };
     Ok(Json(rules::toggle(&state, actor.key_id, &key, patch).await?))

@@ -167,4 +167,30 @@ impl super::super::Store {
                    ORDER BY created_at DESC LIMIT $2";
         Ok(super::super::on_pool!(self, p => sqlx::query_as(sql).bind(since).bind(limit).fetch_all(p).await)?)
     }
+
+    /// [`Self::recent_shadow_decisions`] with shadow rules that held (rows
+    /// holding only a shadow set's difference left out), so examples of
+    /// shadow rules are not crowded out by them.
+    pub async fn recent_shadow_rule_decisions(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        limit: i64,
+    ) -> Result<Vec<ShadowDecision>, super::super::StoreError> {
+        let sql = |has_rules: &str| {
+            format!(
+                "SELECT decision_id, allowed, risk_score, reason, shadow FROM usage_log WHERE shadow IS NOT NULL \
+                 AND created_at >= $1 AND {has_rules} ORDER BY created_at DESC LIMIT $2"
+            )
+        };
+        Ok(match &self.pool {
+            super::super::Pool::Sqlite(p) => {
+                let sql = sql("json_array_length(shadow, '$.rules') > 0");
+                sqlx::query_as(&sql).bind(since).bind(limit).fetch_all(p).await?
+            }
+            super::super::Pool::Postgres(p) => {
+                let sql = sql("jsonb_array_length(COALESCE(shadow->'rules', '[]'::jsonb)) > 0");
+                sqlx::query_as(&sql).bind(since).bind(limit).fetch_all(p).await?
+            }
+        })
+    }
 }
