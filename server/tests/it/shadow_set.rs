@@ -124,9 +124,12 @@ each_backend!(the_shadow_set_reloads_only_what_compiles_and_passes_its_tests, |b
     let live = app.state.live.load();
     assert_ne!(live.candidate.as_ref().unwrap().policy.version(), first);
     assert_eq!(live.policy.version(), enforced, "the enforced set is untouched");
-    // An override reload keeps the shadow set.
+    // An override reload and an enforced-set swap keep the shadow set.
+    let kept = app.state.live.load().candidate.as_ref().unwrap().policy.version().to_owned();
     app.state.live.reload_overrides(&app.store).await.unwrap();
-    assert!(app.state.live.load().candidate.is_some());
+    assert_eq!(app.state.live.load().candidate.as_ref().map(|c| c.policy.version().to_owned()), Some(kept.clone()));
+    app.state.live.replace_policy(std::sync::Arc::new(crate::support::default_policy())).await;
+    assert_eq!(app.state.live.load().candidate.as_ref().map(|c| c.policy.version().to_owned()), Some(kept));
 });
 
 each_backend!(a_shadow_set_that_does_not_compile_or_pass_its_tests_stops_start_up, |backend| {
