@@ -239,12 +239,7 @@ impl PolicyReloader {
         if self.role == SetRole::Shadow {
             return self.reload_shadow_set(state).await;
         }
-        let dir = self.dir.clone();
-        let serving = state.live.load().policy.set().sources.clone();
-        let settle = self.settle;
-        let built = tokio::task::spawn_blocking(move || build(&dir, &serving, settle))
-            .await
-            .unwrap_or_else(|e| Err(fail(format!("the reload task failed: {e}"), Vec::new())));
+        let built = self.build_off_thread(state.live.load().policy.set().sources.clone()).await;
         let now = Utc::now();
         match built {
             Ok(policy) if policy.version() == state.live.load().policy.version() => {
@@ -253,13 +248,7 @@ impl PolicyReloader {
                 if let Err(e) = state.store.record_policy_version(&policy).await {
                     tracing::debug!(error = %e, "could not record the policy version's declared fields");
                 }
-                self.record(|s| {
-                    s.last_reload_at = Some(now);
-                    s.last_result = Some("unchanged");
-                    // The files on disk are good again: an earlier error
-                    // (a directory that was missing) no longer applies.
-                    s.last_error = None;
-                });
+                self.record_unchanged(now);
                 Reloaded::Unchanged
             }
             Ok(policy) => {
@@ -272,12 +261,7 @@ impl PolicyReloader {
                 }
                 // The status says so at once: a reader who sees the new
                 // version should not find the last failure still reported.
-                self.record(|s| {
-                    s.last_reload_at = Some(now);
-                    s.last_result = Some("ok");
-                    s.reloads_ok += 1;
-                    s.last_error = None;
-                });
+                self.record_swapped(now);
                 state.metrics.set_policy_version(&version);
                 state.metrics.policy_reload("ok");
                 report_orphans(state.live.load().orphans());
@@ -295,12 +279,7 @@ impl PolicyReloader {
             Err((message, diagnostics)) => {
                 state.metrics.policy_reload("error");
                 tracing::error!(%message, diagnostics = %diagnostics.join("\n"), "policy reload refused; the previous version keeps serving");
-                self.record(|s| {
-                    s.last_reload_at = Some(now);
-                    s.last_result = Some("error");
-                    s.reloads_failed += 1;
-                    s.last_error = Some(ReloadFailure { at: now, message: message.clone(), diagnostics });
-                });
+                self.record_failed(now, message.clone(), diagnostics);
                 let serving = state.live.load().policy.version().to_owned();
                 let event = serde_json::json!({"error": message, "serving_policy_version": serving});
                 crate::webhooks::emit(
@@ -315,47 +294,69 @@ impl PolicyReloader {
 }
 
 impl PolicyReloader {
+    /// Reads, compiles and tests the directory on the blocking pool;
+    /// `serving` is the set now running, for the settle rule.
+    async fn build_off_thread(&self, serving: Vec<SourceFile>) -> Result<Policy, (String, Vec<String>)> {
+        let dir = self.dir.clone();
+        let settle = self.settle;
+        tokio::task::spawn_blocking(move || build(&dir, &serving, settle))
+            .await
+            .unwrap_or_else(|e| Err(fail(format!("the reload task failed: {e}"), Vec::new())))
+    }
+
+    /// Records a reload that found the set already running. The files on
+    /// disk are good again: an earlier error (a directory that was missing)
+    /// no longer applies.
+    fn record_unchanged(&self, now: DateTime<Utc>) {
+        self.record(|s| {
+            s.last_reload_at = Some(now);
+            s.last_result = Some("unchanged");
+            s.last_error = None;
+        });
+    }
+
+    /// Records a reload that swapped a new version in.
+    fn record_swapped(&self, now: DateTime<Utc>) {
+        self.record(|s| {
+            s.last_reload_at = Some(now);
+            s.last_result = Some("ok");
+            s.reloads_ok += 1;
+            s.last_error = None;
+        });
+    }
+
+    /// Records a refused reload and why.
+    fn record_failed(&self, now: DateTime<Utc>, message: String, diagnostics: Vec<String>) {
+        self.record(|s| {
+            s.last_reload_at = Some(now);
+            s.last_result = Some("error");
+            s.reloads_failed += 1;
+            s.last_error = Some(ReloadFailure { at: now, message, diagnostics });
+        });
+    }
+
     /// [`Self::reload`] for the shadow set: the same build, test gate and
     /// status; a success swaps the shadow set only. No webhook event: the
     /// shadow set decides nothing.
     async fn reload_shadow_set(&self, state: ReloadTarget<'_>) -> Reloaded {
-        let dir = self.dir.clone();
         let current = state.live.load().candidate.as_ref().map(|c| c.policy.clone());
-        let serving = current.as_ref().map(|p| p.set().sources.clone()).unwrap_or_default();
-        let settle = self.settle;
-        let built = tokio::task::spawn_blocking(move || build(&dir, &serving, settle))
-            .await
-            .unwrap_or_else(|e| Err(fail(format!("the reload task failed: {e}"), Vec::new())));
+        let built = self.build_off_thread(current.as_ref().map(|p| p.set().sources.clone()).unwrap_or_default()).await;
         let now = Utc::now();
         match built {
             Ok(policy) if current.as_ref().is_some_and(|c| c.version() == policy.version()) => {
-                self.record(|s| {
-                    s.last_reload_at = Some(now);
-                    s.last_result = Some("unchanged");
-                    s.last_error = None;
-                });
+                self.record_unchanged(now);
                 Reloaded::Unchanged
             }
             Ok(policy) => {
                 let version = policy.version().to_owned();
                 state.live.replace_candidate(Some(Arc::new(policy))).await;
-                self.record(|s| {
-                    s.last_reload_at = Some(now);
-                    s.last_result = Some("ok");
-                    s.reloads_ok += 1;
-                    s.last_error = None;
-                });
+                self.record_swapped(now);
                 tracing::info!(%version, "shadow policy set reloaded");
                 Reloaded::Swapped(version)
             }
             Err((message, diagnostics)) => {
                 tracing::error!(%message, diagnostics = %diagnostics.join("\n"), "shadow policy set reload refused; the previous shadow set keeps running");
-                self.record(|s| {
-                    s.last_reload_at = Some(now);
-                    s.last_result = Some("error");
-                    s.reloads_failed += 1;
-                    s.last_error = Some(ReloadFailure { at: now, message: message.clone(), diagnostics });
-                });
+                self.record_failed(now, message.clone(), diagnostics);
                 Reloaded::Failed(message)
             }
         }

@@ -481,6 +481,12 @@ each_backend!(the_head_endpoint_proves_the_log_was_not_cut_short, |backend| {
     assert_eq!(app.send(req).await.0, 403);
 });
 
+/// How many rows [`verify_speed`] writes: `WARDEN_VERIFY_SPEED_ROWS`, or a
+/// million.
+fn verify_speed_rows() -> usize {
+    std::env::var("WARDEN_VERIFY_SPEED_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000)
+}
+
 /// Ignored because it is a measurement (a million rows, minutes in a debug
 /// build), not a check; README's "Audit integrity" figure comes from it:
 /// `cargo test --release -p warden-server --test it audit_chain::verify_speed -- --ignored --nocapture`
@@ -489,14 +495,8 @@ each_backend!(the_head_endpoint_proves_the_log_was_not_cut_short, |backend| {
 /// timed assertion: the figure is for the README. CI runs it too, on
 /// `WARDEN_VERIFY_SPEED_ROWS=5000` rows in the debug build, so the
 /// measurement keeps working.
-/// How many rows [`verify_speed`] writes: `WARDEN_VERIFY_SPEED_ROWS`, or a
-/// million.
-fn verify_speed_rows() -> usize {
-    std::env::var("WARDEN_VERIFY_SPEED_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement, not a test: a million rows"]
+#[ignore = "a measurement, not a test: a million rows; .ci/run runs it on 5,000 (WARDEN_VERIFY_SPEED_ROWS)"]
 async fn verify_speed() {
     for backend in crate::support::backends() {
         let (store, _cleanup) = fresh_store(backend).await;
