@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use warden_dsl::ast::{
-    CompareOp, Effect, Expr, ExprKind, FieldDecl, FieldPath, InputBlock, Item, Literal, Mode, PolicyFile, Presence,
-    Rule, TextOp, Type,
+    CompareOp, Effect, Expr, ExprKind, FieldDecl, FieldPath, InputBlock, Item, Literal, Mode, ParamDecl, PolicyFile,
+    Presence, Rule, TextOp, Type,
 };
 use warden_dsl::{Node, SourceFile};
 use warden_engine::{Overrides, Policy, RuleMode, RuleOverride};
@@ -45,6 +45,16 @@ const TAGS: [&str; 3] = ["pii", "finance", "health"];
 // nodes and the substring automaton reports one pattern several times.
 const PATTERNS: [&str; 10] = ["gpt", "-4", "o", "eval", "cl", "", "g", "gpt-4", "4", "a"];
 const REGEXES: [&str; 5] = ["^gpt-4", "o$", "^(eval|llama)", "[0-9]", "(?i)^gpt"];
+/// The parameters every generated policy declares, with their file values.
+fn param_decls() -> Vec<(&'static str, Type, Literal)> {
+    let list = |xs: &[&str]| Literal::List(xs.iter().map(|s| Node::bare(Literal::String((*s).to_owned()))).collect());
+    vec![
+        ("models", Type::StringList, list(&["gpt-4", "claude-3"])),
+        ("limit", Type::Number, Literal::Number(10.0)),
+        ("flag", Type::Bool, Literal::Bool(true)),
+        ("name", Type::String, Literal::String("llama".to_owned())),
+    ]
+}
 const FORBIDDEN: [&str; 6] = ["prompt", "text", "input", "message", "messages", "content"];
 
 fn fields_of(ty: Type) -> Vec<&'static str> {
@@ -139,6 +149,38 @@ fn atom() -> impl Strategy<Value = Expr> {
         })),
         1 => prop::sample::select(optional_fields())
             .prop_map(|f| bare(ExprKind::Exists(Node::bare(FieldPath::from_dotted(f))))),
+        1 => param_atom(),
+    ]
+}
+
+/// A test that reads a parameter: `in param.models`, a comparison with
+/// `param.limit` or `param.name`, or `param.flag` alone.
+fn param_atom() -> impl Strategy<Value = Expr> {
+    let param = |n: &str| bare(ExprKind::Param(n.to_owned()));
+    let any_op = prop::sample::select(vec![
+        CompareOp::Eq,
+        CompareOp::Ne,
+        CompareOp::Lt,
+        CompareOp::Le,
+        CompareOp::Gt,
+        CompareOp::Ge,
+    ]);
+    prop_oneof![
+        prop::sample::select(fields_of(Type::String))
+            .prop_map(|f| bare(ExprKind::InParam { lhs: Box::new(field(f)), param: Node::bare("models".to_owned()) })),
+        (any_op, prop::sample::select(fields_of(Type::Number)), any::<bool>()).prop_map(move |(op, f, flip)| cmp(
+            op,
+            field(f),
+            param("limit"),
+            flip
+        )),
+        (
+            prop::sample::select(vec![CompareOp::Eq, CompareOp::Ne]),
+            prop::sample::select(fields_of(Type::String)),
+            any::<bool>()
+        )
+            .prop_map(move |(op, f, flip)| cmp(op, field(f), param("name"), flip)),
+        Just(param("flag")),
     ]
 }
 
@@ -188,6 +230,9 @@ fn indexed_condition() -> impl Strategy<Value = Expr> {
             })),
         (threshold_op, prop::sample::select(fields_of(Type::Number)), number_lit(), any::<bool>())
             .prop_map(|(op, f, l, flip)| cmp(op, field(f), lit(l), flip)),
+        // Indexed under the file's list; re-compiled for other values.
+        prop::sample::select(fields_of(Type::String))
+            .prop_map(|f| bare(ExprKind::InParam { lhs: Box::new(field(f)), param: Node::bare("models".to_owned()) })),
     ];
     prop_oneof![
         indexed.clone(),
@@ -225,6 +270,10 @@ fn policy_file(rules: &[GenRule], threshold: Option<i64>) -> PolicyFile {
         })
         .collect();
     let mut items = vec![Item::Input(Node::bare(InputBlock { fields }))];
+    for (name, ty, default) in param_decls() {
+        let decl = ParamDecl { name: Node::bare(name.to_owned()), ty: Node::bare(ty), default: Node::bare(default) };
+        items.push(Item::Param(Node::bare(decl)));
+    }
     if let Some(t) = threshold {
         items.push(Item::Threshold(Node::bare(t)));
     }
@@ -322,13 +371,44 @@ fn overrides(rule_count: usize) -> impl Strategy<Value = Overrides> {
     let override_score = prop_oneof![8 => score(), 1 => Just(i64::MAX / 2 + 7), 1 => Just(i64::MIN / 2 - 3)];
     let one = (prop::option::of(any::<bool>()), prop::option::of(override_score), mode)
         .prop_map(|(enabled, score, mode)| RuleOverride { enabled, score, mode });
-    (prop::option::weighted(0.3, 0i64..200), prop::collection::btree_map(0..rule_count.max(1) + 1, one, 0..4)).prop_map(
-        move |(threshold, rules)| Overrides {
+    (
+        prop::option::weighted(0.3, 0i64..200),
+        prop::collection::btree_map(0..rule_count.max(1) + 1, one, 0..4),
+        param_values(),
+    )
+        .prop_map(move |(threshold, rules, params)| Overrides {
             threshold,
             // Index `rule_count` names a rule that doesn't exist.
             rules: rules.into_iter().map(|(i, o)| (format!("r{i}"), o)).collect::<BTreeMap<_, _>>(),
-        },
-    )
+            params,
+        })
+}
+
+/// Parameter values: mostly of the parameter's type (the same as the
+/// file's or not), sometimes of another type (set aside for the file's) or
+/// for a parameter the policy lacks (ignored).
+fn param_values() -> impl Strategy<Value = BTreeMap<String, Value>> {
+    let any_kind = prop_oneof![
+        prop::collection::vec(prop::sample::select(STRINGS.to_vec()), 0..4).prop_map(|v| json!(v)),
+        prop::sample::select(NUMBERS.to_vec()).prop_map(|n| json!(n)),
+        any::<bool>().prop_map(|b| json!(b)),
+        prop::sample::select(STRINGS.to_vec()).prop_map(|s| json!(s)),
+        Just(json!(["gpt-4", 1])),
+    ];
+    let names = vec!["models", "limit", "flag", "name", "missing"];
+    let one = (prop::sample::select(names), any_kind.clone(), any_kind).prop_map(|(name, a, b)| {
+        let typed = |v: &Value| match name {
+            "models" => v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+            "limit" => v.is_number(),
+            "flag" => v.is_boolean(),
+            "name" => v.is_string(),
+            _ => true,
+        };
+        // Prefer a value of the right type when either is.
+        let value = if typed(&a) || !typed(&b) { a } else { b };
+        (name.to_owned(), value)
+    });
+    prop::collection::vec(one, 0..4).prop_map(|v| v.into_iter().collect())
 }
 
 fn compiled(policy: &Policy, input: &Value, ov: &Overrides) -> Outcome {

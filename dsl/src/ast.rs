@@ -17,6 +17,8 @@ pub struct PolicyFile {
 pub enum Item {
     /// `input { ... }`: declared request fields.
     Input(Node<InputBlock>),
+    /// `param NAME: TYPE = VALUE`: a policy parameter.
+    Param(Node<ParamDecl>),
     /// `threshold 50`.
     Threshold(Node<i64>),
     /// `forbidden_fields ["prompt", ...]`.
@@ -32,6 +34,20 @@ pub enum Item {
 pub struct InputBlock {
     /// The declared fields.
     pub fields: Vec<Node<FieldDecl>>,
+}
+
+/// `param approved_models: list<string> = ["gpt-4"]`: a typed value that
+/// conditions read as `param.approved_models`, with the default written
+/// here. Admins may set another value for the whole fleet or for one
+/// customer; decisions use the value in force for the request's customer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamDecl {
+    /// The parameter's name (an identifier, unique across the set).
+    pub name: Node<String>,
+    /// Its type.
+    pub ty: Node<Type>,
+    /// The default value, of type `ty` (the checker enforces it).
+    pub default: Node<Literal>,
 }
 
 /// One declared field, e.g. `metadata.contains_personal_data: bool = false`.
@@ -197,6 +213,9 @@ pub enum ExprKind {
     Literal(Literal),
     /// A field, e.g. `metadata.contains_personal_data`.
     Field(FieldPath),
+    /// A parameter's value, e.g. `param.max_tokens`: a value like a
+    /// literal, fixed for each customer when the policy is prepared.
+    Param(String),
     /// `not e`
     Not(Box<Expr>),
     /// `a and b and ...` (at least two operands).
@@ -218,6 +237,13 @@ pub enum ExprKind {
         lhs: Box<Expr>,
         /// The list of literals.
         list: Vec<Node<Literal>>,
+    },
+    /// `a in param.list`: the list is a `list<string>` parameter.
+    InParam {
+        /// The value looked up.
+        lhs: Box<Expr>,
+        /// The parameter's name.
+        param: Node<String>,
     },
     /// `a starts_with "x"`, `ends_with`, `contains`, `matches`.
     Text {

@@ -4,6 +4,7 @@
 //! Every problem is collected; nothing stops at the first error.
 
 mod condition;
+mod params;
 mod suggest;
 
 use std::collections::{HashMap, HashSet};
@@ -11,7 +12,9 @@ use std::collections::{HashMap, HashSet};
 use crate::ast::{Effect, Expectation, ExprKind, FieldPath, Item, Literal, Mode, PolicyFile, Presence, Type};
 use crate::err::{Diagnostic, DiagnosticKind, has_errors};
 use crate::parser::parse_file;
-use crate::set::{Checked, DEFAULT_FORBIDDEN_FIELDS, DEFAULT_THRESHOLD, FieldSpec, PolicySet, RuleDef, TestDef};
+use crate::set::{
+    Checked, DEFAULT_FORBIDDEN_FIELDS, DEFAULT_THRESHOLD, FieldSpec, ParamSpec, PolicySet, RuleDef, TestDef,
+};
 use crate::source::{Loc, SourceFile};
 
 /// Parses and checks all files of a policy set.
@@ -53,14 +56,14 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn at(&self, kind: DiagnosticKind, loc: &Loc) -> Diagnostic {
+    pub(super) fn at(&self, kind: DiagnosticKind, loc: &Loc) -> Diagnostic {
         match self.sources.get(loc.file) {
             Some(file) => Diagnostic::new(kind).at(file, loc),
             None => Diagnostic::new(kind),
         }
     }
 
-    fn push(&mut self, d: Diagnostic) {
+    pub(super) fn push(&mut self, d: Diagnostic) {
         self.diagnostics.push(d);
     }
 
@@ -68,11 +71,13 @@ impl Checker<'_> {
         let mut threshold = None;
         let mut forbidden = None;
         let mut field_decls = Vec::new();
+        let mut param_decls = Vec::new();
         let mut rules = Vec::new();
         let mut tests = Vec::new();
         for item in files.into_iter().flat_map(|f| f.items) {
             match item {
                 Item::Input(block) => field_decls.extend(block.node.fields),
+                Item::Param(p) => param_decls.push(p),
                 Item::Threshold(t) => self.set_once(&mut threshold, t, "threshold"),
                 Item::ForbiddenFields(list) => self.set_once(&mut forbidden, list, "forbidden_fields"),
                 Item::Rule(r) => rules.push(r),
@@ -85,10 +90,14 @@ impl Checker<'_> {
         };
         let fields = self.check_fields(field_decls, &forbidden_fields);
         let field_map: HashMap<&FieldPath, &FieldSpec> = fields.iter().map(|f| (&f.path, f)).collect();
+        let params = params::check_decls(self, param_decls);
+        let param_map: HashMap<&str, &ParamSpec> = params.iter().map(|p| (p.name.as_str(), p)).collect();
         self.check_rule_names(&rules);
+        let mut used_params = HashSet::new();
         for rule in &rules {
-            condition::check_condition(self, &field_map, &rule.node.condition);
+            condition::check_condition(self, &field_map, &param_map, &mut used_params, &rule.node.condition);
         }
+        params::warn_unused(self, &params, &used_params);
         let tests = self.check_tests(tests, &rules);
         let (threshold_value, threshold_loc) = match threshold {
             Some(t) => (t.node, Some(t.loc)),
@@ -99,6 +108,7 @@ impl Checker<'_> {
         PolicySet {
             sources: Vec::new(),
             fields,
+            params,
             threshold: threshold_value,
             threshold_loc,
             forbidden_fields,
@@ -323,14 +333,14 @@ fn conjuncts(e: &ExprKind) -> Vec<&ExprKind> {
     }
 }
 
-fn has_non_string(lit: &Literal) -> bool {
+pub(super) fn has_non_string(lit: &Literal) -> bool {
     match lit {
         Literal::List(items) => items.iter().any(|i| !matches!(i.node, Literal::String(_))),
         _ => false,
     }
 }
 
-fn default_example(ty: Type) -> &'static str {
+pub(super) fn default_example(ty: Type) -> &'static str {
     match ty {
         Type::String => "write a string, e.g. `= \"\"`",
         Type::Bool => "write `= true` or `= false`",

@@ -147,6 +147,24 @@ pub enum DiagnosticKind {
         /// What was unexpected.
         message: String,
     },
+    /// A condition reads `param.NAME` and no `param NAME` is declared.
+    #[error("parameter `{name}` is not declared")]
+    UnknownParam {
+        /// The name as written after `param.`.
+        name: String,
+    },
+    /// Two `param` declarations have the same name.
+    #[error("parameter `{name}` is declared more than once")]
+    DuplicateParam {
+        /// The name.
+        name: String,
+    },
+    /// Warning: a parameter no rule reads.
+    #[error("parameter `{name}` is declared but no rule reads it")]
+    UnusedParam {
+        /// The name.
+        name: String,
+    },
     /// The policy set holds no files.
     #[error("the policy set is empty: no `.warden` files were found")]
     EmptySet,
@@ -192,6 +210,9 @@ impl DiagnosticKind {
             Self::InvalidTest { .. } => "invalid_test",
             Self::DuplicateKey { .. } => "duplicate_key",
             Self::Internal { .. } => "internal",
+            Self::UnknownParam { .. } => "unknown_param",
+            Self::DuplicateParam { .. } => "duplicate_param",
+            Self::UnusedParam { .. } => "unused_param",
             Self::EmptySet => "empty_set",
             Self::UnreachableThreshold { .. } => "unreachable_threshold",
             Self::ShadowedRule { .. } => "shadowed_rule",
@@ -200,7 +221,9 @@ impl DiagnosticKind {
 
     fn severity(&self) -> Severity {
         match self {
-            Self::UnreachableThreshold { .. } | Self::ShadowedRule { .. } => Severity::Warning,
+            Self::UnreachableThreshold { .. } | Self::ShadowedRule { .. } | Self::UnusedParam { .. } => {
+                Severity::Warning
+            }
             _ => Severity::Error,
         }
     }

@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 use std::ops::Range;
 
 use crate::ast::{
-    Effect, Expectation, ExprKind, FieldDecl, Item, Literal, Mode, PolicyFile, Presence, Rule, ShadowExpectation,
-    TestCase,
+    Effect, Expectation, ExprKind, FieldDecl, Item, Literal, Mode, ParamDecl, PolicyFile, Presence, Rule,
+    ShadowExpectation, TestCase,
 };
 use crate::err::Diagnostic;
 use crate::parser::literal::{format_number, quote};
@@ -171,6 +171,7 @@ impl Printer<'_> {
                     }
                     self.close_block(block.loc.span.end);
                 }
+                Item::Param(p) => self.unit(0, Some(p.loc.span.clone()), &param_decl(&p.node)),
                 Item::Threshold(t) => self.unit(0, Some(t.loc.span.clone()), &format!("threshold {}", t.node)),
                 Item::ForbiddenFields(list) => {
                     let names: Vec<String> = list.node.iter().map(|n| quote(&n.node)).collect();
@@ -232,6 +233,7 @@ impl Printer<'_> {
 fn item_start(item: &Item) -> usize {
     match item {
         Item::Input(n) => n.loc.span.start,
+        Item::Param(n) => n.loc.span.start,
         Item::Threshold(n) => n.loc.span.start,
         Item::ForbiddenFields(n) => n.loc.span.start,
         Item::Rule(n) => n.loc.span.start,
@@ -249,6 +251,10 @@ fn field_decl(d: &FieldDecl) -> String {
         }
     }
     s
+}
+
+fn param_decl(p: &ParamDecl) -> String {
+    format!("param {}: {} = {}", p.name.node, p.ty.node, literal(&p.default.node))
 }
 
 fn expectation(e: &Expectation) -> String {
@@ -288,13 +294,14 @@ pub fn expr(e: &ExprKind) -> String {
     match e {
         ExprKind::Literal(lit) => literal(lit),
         ExprKind::Field(path) => path.to_string(),
+        ExprKind::Param(name) => format!("param.{name}"),
         // `not (model in [...])` reads better than `not model in [...]`; both
         // parse the same.
         ExprKind::Not(inner) => format!(
             "not {}",
             wrap(&inner.node, |k| !matches!(
                 k,
-                ExprKind::Field(_) | ExprKind::Exists(_) | ExprKind::Not(_) | ExprKind::Literal(_)
+                ExprKind::Field(_) | ExprKind::Param(_) | ExprKind::Exists(_) | ExprKind::Not(_) | ExprKind::Literal(_)
             ))
         ),
         ExprKind::And(items) => items
@@ -312,6 +319,7 @@ pub fn expr(e: &ExprKind) -> String {
             let items: Vec<String> = list.iter().map(|i| literal(&i.node)).collect();
             format!("{} in [{}]", expr(&lhs.node), items.join(", "))
         }
+        ExprKind::InParam { lhs, param } => format!("{} in param.{}", expr(&lhs.node), param.node),
         ExprKind::Text { op, lhs, pattern } => format!("{} {} {}", expr(&lhs.node), op.keyword(), quote(&pattern.node)),
         ExprKind::Exists(path) => format!("exists({})", path.node),
     }

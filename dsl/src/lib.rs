@@ -30,5 +30,7 @@ pub use err::{Diagnostic, DiagnosticKind, Severity, has_errors, render};
 pub use parser::literal::{format_number, quote};
 pub use parser::scan::{Comment, MAX_NESTING};
 pub use parser::{parse_file, parse_str};
-pub use set::{Checked, DEFAULT_FORBIDDEN_FIELDS, DEFAULT_THRESHOLD, FieldSpec, PolicySet, RuleDef, TestDef};
+pub use set::{
+    Checked, DEFAULT_FORBIDDEN_FIELDS, DEFAULT_THRESHOLD, FieldSpec, ParamSpec, PolicySet, RuleDef, TestDef,
+};
 pub use source::{FileId, Loc, Node, SourceFile};

@@ -1,6 +1,6 @@
 //! A checked policy set: what the engine compiles.
 
-use crate::ast::{Expectation, FieldPath, Presence, Rule, Type};
+use crate::ast::{Expectation, FieldPath, Literal, Presence, Rule, Type};
 use crate::err::Diagnostic;
 use crate::source::{Loc, Node, SourceFile};
 
@@ -28,6 +28,9 @@ pub struct PolicySet {
     pub sources: Vec<SourceFile>,
     /// Declared input fields, in declaration order.
     pub fields: Vec<FieldSpec>,
+    /// Declared parameters, in declaration order (by file name, then
+    /// position).
+    pub params: Vec<ParamSpec>,
     /// Block when the summed score reaches this.
     pub threshold: i64,
     /// Where the threshold was set, if it was.
@@ -73,6 +76,20 @@ impl FieldSpec {
     pub fn always_present(&self) -> bool {
         !matches!(self.presence, Presence::Optional)
     }
+}
+
+/// A declared parameter: `param NAME: TYPE = VALUE`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamSpec {
+    /// Its name, as conditions write it after `param.`.
+    pub name: String,
+    /// Its type.
+    pub ty: Type,
+    /// The value written in the file, of type `ty`: a string, a number, a
+    /// bool, or a list of strings.
+    pub default: Literal,
+    /// Where it was declared.
+    pub loc: Loc,
 }
 
 /// A checked rule.

@@ -203,3 +203,77 @@ fn a_byte_order_mark_elsewhere_is_a_syntax_error_that_says_what_it_is() {
     assert_eq!((d.code(), d.position()), ("syntax", Some("mid.warden:2:1")));
     assert!(d.help_text().unwrap().contains("byte order mark"), "{:?}", d.help_text());
 }
+
+/// The diagnostics of `rules` after INPUT, as `(code, help)`.
+fn diagnostics(rules: &str) -> Vec<(&'static str, String)> {
+    let c = check(vec![SourceFile::new("i.warden", INPUT), SourceFile::new("r.warden", rules)]);
+    c.diagnostics.iter().map(|d| (d.code(), d.help_text().unwrap_or_default().to_owned())).collect()
+}
+
+#[test]
+fn parameters_are_typed_at_every_use() {
+    let params = r#"
+param approved: list<string> = ["gpt-4", "gpt-4o"]
+param max_tokens: number = 8000
+param strict: bool = true
+param tier: string = "gold"
+"#;
+    let ok = format!(
+        "{params}{}\n{}\n{}\n{}",
+        rule("model in param.approved and metadata.tokens > param.max_tokens"),
+        rule("param.strict and param.tier == metadata.intent").replace("rule r", "rule r2"),
+        rule("not (param.max_tokens <= metadata.tokens)").replace("rule r", "rule r3"),
+        rule("metadata.tags contains \"a\" and param.tier != model").replace("rule r", "rule r4"),
+    );
+    let c = check(vec![SourceFile::new("i.warden", INPUT), SourceFile::new("r.warden", ok.as_str())]);
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>());
+    let set = c.set.unwrap();
+    assert_eq!(
+        set.params.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        ["approved", "max_tokens", "strict", "tier"]
+    );
+    for bad in [
+        "metadata.tokens > param.tier",
+        "model == param.max_tokens",
+        "model in param.tier",
+        "metadata.tokens in param.approved",
+        "param.max_tokens",
+        "model == param.approved",
+    ] {
+        let with = format!("{params}{}", rule(bad));
+        assert!(codes(&with).contains(&"type_mismatch"), "{bad}: {:?}", codes(&with));
+    }
+}
+
+#[test]
+fn an_unknown_parameter_is_named_with_the_closest_declared_one() {
+    let d = diagnostics(&format!("param max_tokens: number = 8000\n{}", rule("metadata.tokens > param.max_token")));
+    assert!(d.contains(&("unknown_param", "did you mean `param.max_tokens`?".to_owned())), "{d:?}");
+    // Used nowhere else, so it is also reported unused.
+    assert!(d.iter().any(|(c, _)| *c == "unused_param"), "{d:?}");
+    let d = diagnostics(&rule("model in param.models"));
+    assert!(d.iter().any(|(c, h)| *c == "unknown_param" && h.contains("declare it")), "{d:?}");
+}
+
+#[test]
+fn parameter_declarations_are_checked() {
+    let used = rule("metadata.tokens > param.n");
+    // The file's value must be of the declared type.
+    for (decl, use_) in [
+        ("param n: number = \"8000\"", used.clone()),
+        ("param n: number = [1]", used.clone()),
+        ("param n: list<string> = [1]", rule("model in param.n")),
+    ] {
+        assert_eq!(codes(&format!("{decl}\n{use_}")), ["type_mismatch"], "{decl}");
+    }
+    assert_eq!(codes(&format!("param n: number = 1\nparam n: number = 2\n{used}")), ["duplicate_param"]);
+    // A field may not be declared under `param`, which names parameters.
+    assert_eq!(codes_of(&[("i.warden", "input { param.x: string }")]), ["syntax"]);
+    // Unused: a warning only.
+    let c = check(vec![
+        SourceFile::new("i.warden", INPUT),
+        SourceFile::new("r.warden", format!("param unused: bool = false\n{}", rule("metadata.contains_personal_data"))),
+    ]);
+    assert!(c.set.is_some());
+    assert_eq!(c.diagnostics.iter().map(|d| d.code()).collect::<Vec<_>>(), ["unused_param"]);
+}

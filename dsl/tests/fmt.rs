@@ -102,3 +102,16 @@ fn a_trailing_comment_stays_with_the_last_code_on_its_line() {
     let out = fmt("input { model: string operation: string # about both\n}\n");
     assert_eq!(out, "input {\n  model: string\n  operation: string  # about both\n}\n");
 }
+
+#[test]
+fn parameters_are_laid_out_and_read_back() {
+    let text = "param   approved : list<string> = [ \"gpt-4\" ,\"gpt-4o\" ]\nparam n:number=8000\n\nrule r { description \"d\" when model in   param.approved and metadata.tokens>param.n score +1 reason r }\n";
+    let out = warden_dsl::fmt::format_source(&warden_dsl::SourceFile::new("p.warden", text)).unwrap();
+    assert!(
+        out.starts_with("param approved: list<string> = [\"gpt-4\", \"gpt-4o\"]\n\nparam n: number = 8000\n"),
+        "{out}"
+    );
+    assert!(out.contains("  when model in param.approved and metadata.tokens > param.n\n"), "{out}");
+    let again = warden_dsl::fmt::format_source(&warden_dsl::SourceFile::new("p.warden", out.as_str())).unwrap();
+    assert_eq!(again, out);
+}

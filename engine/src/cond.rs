@@ -46,7 +46,12 @@ pub(crate) enum CondError {
     Regex(String),
     #[error("operands of this shape are not supported here: {0}")]
     Shape(&'static str),
+    #[error("parameter `{0}` is not declared")]
+    UnknownParam(String),
 }
+
+/// The value of each parameter a condition may read, by name.
+pub(crate) type ParamLookup<'e, 'f> = &'f dyn Fn(&str) -> Option<&'e Literal>;
 
 enum Operand<'e> {
     Slot(Slot),
@@ -86,7 +91,13 @@ fn literal_cmp(a: &Literal, op: CompareOp, b: &Literal) -> bool {
 }
 
 impl Cond {
-    pub(crate) fn compile(e: &Expr, schema: &InputSchema) -> Result<Self, CondError> {
+    /// Compiles `e`, with each `param.NAME` replaced by its value in
+    /// `params`.
+    pub(crate) fn compile<'e>(
+        e: &'e Expr,
+        schema: &InputSchema,
+        params: ParamLookup<'e, '_>,
+    ) -> Result<Self, CondError> {
         Ok(match &e.node {
             ExprKind::Literal(Literal::Bool(b)) => Self::Const(*b),
             ExprKind::Literal(_) => {
@@ -95,19 +106,33 @@ impl Cond {
             ExprKind::Field(path) => {
                 Self::IsTrue(schema.slot_of(path).ok_or_else(|| CondError::UnknownField(path.to_string()))?)
             }
-            ExprKind::Not(inner) => match Self::compile(inner, schema)? {
+            ExprKind::Param(name) => match params(name) {
+                Some(Literal::Bool(b)) => Self::Const(*b),
+                Some(_) => return Err(CondError::Shape("a non-boolean parameter as a condition")),
+                None => return Err(CondError::UnknownParam(name.clone())),
+            },
+            ExprKind::InParam { lhs, param } => {
+                let Some(Literal::List(list)) = params(&param.node) else {
+                    return Err(CondError::UnknownParam(param.node.clone()));
+                };
+                match operand(lhs, schema, params)? {
+                    Operand::Lit(l) => Self::Const(list.iter().any(|i| i.node == *l)),
+                    Operand::Slot(slot) => Self::in_list(slot, list.iter().map(|i| &i.node)),
+                }
+            }
+            ExprKind::Not(inner) => match Self::compile(inner, schema, params)? {
                 Self::Const(b) => Self::Const(!b),
                 Self::Not(c) => *c,
                 c => Self::Not(Box::new(c)),
             },
-            ExprKind::And(items) => Self::junction(items, schema, false)?,
-            ExprKind::Or(items) => Self::junction(items, schema, true)?,
-            ExprKind::Compare { op, lhs, rhs } => Self::compare(*op, lhs, rhs, schema)?,
-            ExprKind::In { lhs, list } => match operand(lhs, schema)? {
+            ExprKind::And(items) => Self::junction(items, schema, params, false)?,
+            ExprKind::Or(items) => Self::junction(items, schema, params, true)?,
+            ExprKind::Compare { op, lhs, rhs } => Self::compare(*op, lhs, rhs, schema, params)?,
+            ExprKind::In { lhs, list } => match operand(lhs, schema, params)? {
                 Operand::Lit(l) => Self::Const(list.iter().any(|i| i.node == *l)),
                 Operand::Slot(slot) => Self::in_list(slot, list.iter().map(|i| &i.node)),
             },
-            ExprKind::Text { op, lhs, pattern } => Self::text(*op, lhs, &pattern.node, schema)?,
+            ExprKind::Text { op, lhs, pattern } => Self::text(*op, lhs, &pattern.node, schema, params)?,
             ExprKind::Exists(path) => {
                 Self::Exists(schema.slot_of(path).ok_or_else(|| CondError::UnknownField(path.to_string()))?)
             }
@@ -116,10 +141,15 @@ impl Cond {
 
     /// `and` (`absorbing = false`) or `or` (`absorbing = true`), flattened
     /// and folded.
-    fn junction(items: &[Expr], schema: &InputSchema, absorbing: bool) -> Result<Self, CondError> {
+    fn junction<'e>(
+        items: &'e [Expr],
+        schema: &InputSchema,
+        params: ParamLookup<'e, '_>,
+        absorbing: bool,
+    ) -> Result<Self, CondError> {
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            match Self::compile(item, schema)? {
+            match Self::compile(item, schema, params)? {
                 Self::Const(b) if b == absorbing => return Ok(Self::Const(absorbing)),
                 Self::Const(_) => {}
                 Self::And(inner) if !absorbing => out.extend(inner.into_vec()),
@@ -135,8 +165,14 @@ impl Cond {
         })
     }
 
-    fn compare(op: CompareOp, lhs: &Expr, rhs: &Expr, schema: &InputSchema) -> Result<Self, CondError> {
-        let (l, r) = (operand(lhs, schema)?, operand(rhs, schema)?);
+    fn compare<'e>(
+        op: CompareOp,
+        lhs: &'e Expr,
+        rhs: &'e Expr,
+        schema: &InputSchema,
+        params: ParamLookup<'e, '_>,
+    ) -> Result<Self, CondError> {
+        let (l, r) = (operand(lhs, schema, params)?, operand(rhs, schema, params)?);
         Ok(match (l, r) {
             (Operand::Lit(a), Operand::Lit(b)) => Self::Const(literal_cmp(a, op, b)),
             (Operand::Slot(a), Operand::Slot(b)) => Self::SlotCmp(a, op, b),
@@ -182,8 +218,14 @@ impl Cond {
         }
     }
 
-    fn text(op: TextOp, lhs: &Expr, pattern: &str, schema: &InputSchema) -> Result<Self, CondError> {
-        let slot = match operand(lhs, schema)? {
+    fn text<'e>(
+        op: TextOp,
+        lhs: &'e Expr,
+        pattern: &str,
+        schema: &InputSchema,
+        params: ParamLookup<'e, '_>,
+    ) -> Result<Self, CondError> {
+        let slot = match operand(lhs, schema, params)? {
             Operand::Slot(s) => s,
             Operand::Lit(Literal::String(s)) => {
                 return Ok(Self::Const(match op {
@@ -244,9 +286,10 @@ impl Cond {
     }
 }
 
-fn operand<'e>(e: &'e Expr, schema: &InputSchema) -> Result<Operand<'e>, CondError> {
+fn operand<'e>(e: &'e Expr, schema: &InputSchema, params: ParamLookup<'e, '_>) -> Result<Operand<'e>, CondError> {
     match &e.node {
         ExprKind::Literal(lit) => Ok(Operand::Lit(lit)),
+        ExprKind::Param(name) => params(name).map(Operand::Lit).ok_or_else(|| CondError::UnknownParam(name.clone())),
         ExprKind::Field(path) => {
             schema.slot_of(path).map(Operand::Slot).ok_or_else(|| CondError::UnknownField(path.to_string()))
         }
@@ -270,7 +313,7 @@ mod tests {
         let set = check(vec![SourceFile::new("i.warden", INPUT), SourceFile::new("r.warden", rule)]).set.unwrap();
         let schema = InputSchema::new(&set.fields, &set.forbidden_fields);
         let cond = set.rules.first().map(|r| &r.node.condition).unwrap();
-        Cond::compile(cond, &schema).unwrap()
+        Cond::compile(cond, &schema, &|_| None).unwrap()
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub struct EffectiveRule<'p> {
 }
 
 /// Every rule as one customer gets it. See [`Policy::effective`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EffectivePolicy<'p> {
     /// The threshold in force.
     pub threshold: Sourced<i64>,
@@ -86,6 +86,28 @@ pub struct EffectivePolicy<'p> {
     /// policy (for example a rule since deleted from the files), sorted.
     /// Decisions ignore them.
     pub unknown_rules: Vec<String>,
+    /// Every declared parameter, in declaration order.
+    pub params: Vec<EffectiveParam<'p>>,
+    /// Parameter names in the overrides that the policy doesn't declare,
+    /// sorted; decisions ignore them.
+    pub unknown_params: Vec<String>,
+    /// Parameters whose value in the overrides is not of their type, with
+    /// why; decisions use the value below them (the fleet's or the file's).
+    pub invalid_params: Vec<(String, String)>,
+}
+
+/// One parameter as a customer gets it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EffectiveParam<'p> {
+    /// Its name.
+    pub name: &'p str,
+    /// Its type.
+    pub ty: warden_dsl::ast::Type,
+    /// The value decisions use, as JSON, and the layer that set it
+    /// (`file`, `global` or `override`).
+    pub value: Sourced<serde_json::Value>,
+    /// The file's value.
+    pub default: serde_json::Value,
 }
 
 impl Policy {
@@ -165,7 +187,25 @@ impl Policy {
         };
         let mut unknown_rules = prepared.unknown_rules().to_vec();
         unknown_rules.sort_unstable();
-        EffectivePolicy { threshold, rules, unknown_rules }
+        // The highest layer that sets a parameter gives its value, as
+        // `layered` does; a value not of the parameter's type is set aside
+        // for the file's, as `prepare` does.
+        let params = self
+            .params()
+            .map(|p| {
+                let own = customer.and_then(|c| c.params.get(p.name)).map(|v| (v, ValueSource::Override));
+                let set = own.or_else(|| global.params.get(p.name).map(|v| (v, ValueSource::Global)));
+                let value = match set.filter(|(v, _)| self.check_param(p.name, v).is_ok()) {
+                    Some((v, source)) => Sourced { value: v.clone(), source },
+                    None => Sourced { value: p.default.clone(), source: ValueSource::File },
+                };
+                EffectiveParam { name: p.name, ty: p.ty, value, default: p.default }
+            })
+            .collect();
+        let mut unknown_params = prepared.unknown_params().to_vec();
+        unknown_params.sort_unstable();
+        let invalid_params = prepared.invalid_params().to_vec();
+        EffectivePolicy { threshold, rules, unknown_rules, params, unknown_params, invalid_params }
     }
 }
 
@@ -293,10 +333,12 @@ rule c { description "d" when model == "blocked" deny reason c }
                 let global = Overrides {
                     threshold: None,
                     rules: [("a".to_owned(), RuleOverride { enabled: ge, score: gs, mode: None })].into(),
+                    ..Overrides::default()
                 };
                 let customer = Overrides {
                     threshold: Some(60),
                     rules: [("a".to_owned(), RuleOverride { enabled: ce, score: cs, mode: None })].into(),
+                    ..Overrides::default()
                 };
                 let e = p.effective(&global, Some(&customer));
                 let layered = global.layered(&customer);

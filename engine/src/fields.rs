@@ -59,7 +59,7 @@ fn literal_json(lit: &warden_dsl::ast::Literal) -> Option<serde_json::Value> {
 /// Adds the fields `e` reads to `out`.
 fn collect(e: &Expr, out: &mut BTreeSet<String>) {
     match &e.node {
-        ExprKind::Literal(_) => {}
+        ExprKind::Literal(_) | ExprKind::Param(_) => {}
         ExprKind::Field(p) => {
             out.insert(p.to_string());
         }
@@ -72,7 +72,7 @@ fn collect(e: &Expr, out: &mut BTreeSet<String>) {
             collect(lhs, out);
             collect(rhs, out);
         }
-        ExprKind::In { lhs, .. } | ExprKind::Text { lhs, .. } => collect(lhs, out),
+        ExprKind::In { lhs, .. } | ExprKind::InParam { lhs, .. } | ExprKind::Text { lhs, .. } => collect(lhs, out),
     }
 }
 

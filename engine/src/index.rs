@@ -352,7 +352,7 @@ mod tests {
         let rule = format!("rule r {{ description \"d\" when {condition} score +60 reason r }}");
         let set = check(vec![SourceFile::new("i.warden", INPUT), SourceFile::new("r.warden", rule)]).set.unwrap();
         let schema = InputSchema::new(&set.fields, &set.forbidden_fields);
-        Cond::compile(set.rules.first().map(|r| &r.node.condition).unwrap(), &schema).unwrap()
+        Cond::compile(set.rules.first().map(|r| &r.node.condition).unwrap(), &schema, &|_| None).unwrap()
     }
 
     fn key(condition: &str) -> Option<String> {
@@ -370,6 +370,19 @@ mod tests {
         assert!(key("metadata.intent ends_with \"x\"").unwrap().starts_with("Suffix(\"x\")"));
         assert!(key("metadata.intent contains \"x\"").unwrap().starts_with("Substring(\"x\")"));
         assert!(key("metadata.n <= 3").unwrap().starts_with("Below(3.0, true)"));
+    }
+
+    #[test]
+    fn a_parameter_list_used_with_in_is_indexed_under_the_files_values() {
+        let text = format!(
+            "{INPUT}\nparam ok: list<string> = [\"b\", \"a\"]\nrule r {{ description \"d\" when model in param.ok and metadata.pii score +60 reason r }}"
+        );
+        let set = check(vec![SourceFile::new("p.warden", text)]).set.unwrap();
+        let schema = InputSchema::new(&set.fields, &set.forbidden_fields);
+        let defaults = |name: &str| set.params.iter().find(|p| p.name == name).map(|p| &p.default);
+        let cond = Cond::compile(&set.rules[0].node.condition, &schema, &defaults).unwrap();
+        let (_, k, residual) = split(&cond).unwrap();
+        assert_eq!(format!("{k:?} / {residual:?}"), "Exact([\"a\", \"b\"]) / IsTrue(3)");
     }
 
     #[test]

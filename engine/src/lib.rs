@@ -32,6 +32,7 @@ mod index;
 mod input;
 pub mod json;
 mod overrides;
+mod params;
 mod policy;
 mod testing;
 mod version;
@@ -40,9 +41,10 @@ pub use decision::{
     Contribution, Decision, Explanation, Flip, REJECTION_CODES, Recorded, Rejection, RejectionKind, RuleTrace,
     ShadowMatch, ShadowOutcome,
 };
-pub use effective::{EffectivePolicy, EffectiveRule, Sourced, ValueSource};
+pub use effective::{EffectiveParam, EffectivePolicy, EffectiveRule, Sourced, ValueSource};
 pub use input::DEFAULT_MAX_DEPTH;
 pub use overrides::{Overrides, OverridesError, PreparedOverrides, RuleMode, RuleOverride, mode_in_force};
+pub use params::{ParamError, ParamInfo};
 pub use policy::{Policy, RuleInfo};
 pub use testing::{TestOutcome, TestReport, run_tests};
 // What a caller of the engine needs from the language (a file's text, a

@@ -14,7 +14,8 @@ use crate::json::JsonError;
 /// policy set as written.
 ///
 /// ```json
-/// {"threshold": 80, "rules": {"external_model": {"enabled": false}, "contains_personal_data": {"score": 40}}}
+/// {"threshold": 80, "rules": {"external_model": {"enabled": false}, "contains_personal_data": {"score": 40}},
+///  "params": {"approved_models": ["gpt-4o"], "max_tokens": 16000}}
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,8 +26,16 @@ pub struct Overrides {
     /// Per-rule changes, by rule name. A name given twice is refused
     /// whichever way the overrides are deserialized (a plain map would
     /// silently keep the last).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "unique_rules")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "unique_keys")]
     pub rules: BTreeMap<String, RuleOverride>,
+    /// Parameter values, by parameter name (without `param.`), as JSON of
+    /// the parameter's type: a string, a number, a bool or an array of
+    /// strings. Checked against the policy when prepared: a name it doesn't
+    /// declare, or a value of another type, is set aside and the file's
+    /// value applies ([`PreparedOverrides::unknown_params`],
+    /// [`PreparedOverrides::invalid_params`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "unique_keys")]
+    pub params: BTreeMap<String, serde_json::Value>,
 }
 
 /// Why overrides could not be read.
@@ -38,32 +47,37 @@ pub enum OverridesError {
     /// The JSON is not in the shape of [`Overrides`]: an unknown key, a
     /// wrong type.
     #[error(
-        "not valid overrides: {0}; expected {{\"threshold\"?: integer, \"rules\"?: {{\"<rule>\": {{\"enabled\"?: boolean, \"score\"?: integer, \"mode\"?: \"enforce\"|\"shadow\"|\"off\"}}}}}}"
+        "not valid overrides: {0}; expected {{\"threshold\"?: integer, \"rules\"?: {{\"<rule>\": {{\"enabled\"?: boolean, \"score\"?: integer, \"mode\"?: \"enforce\"|\"shadow\"|\"off\"}}}}, \"params\"?: {{\"<param>\": value}}}}"
     )]
     Shape(String),
 }
 
-fn unique_rules<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, RuleOverride>, D::Error> {
-    struct Rules;
-    impl<'de> Visitor<'de> for Rules {
-        type Value = BTreeMap<String, RuleOverride>;
+/// A map by name that refuses a name given twice.
+fn unique_keys<'de, D, T>(deserializer: D) -> Result<BTreeMap<String, T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Unique<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Unique<T> {
+        type Value = BTreeMap<String, T>;
 
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a map from rule name to {\"enabled\"?, \"score\"?, \"mode\"?}")
+            f.write_str("a map by rule or parameter name")
         }
 
         fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
             let mut out = BTreeMap::new();
-            while let Some((name, o)) = access.next_entry::<String, RuleOverride>()? {
+            while let Some((name, o)) = access.next_entry::<String, T>()? {
                 if out.contains_key(&name) {
-                    return Err(de::Error::custom(format_args!("rule `{name}` is given more than once")));
+                    return Err(de::Error::custom(format_args!("`{name}` is given more than once")));
                 }
                 out.insert(name, o);
             }
             Ok(out)
         }
     }
-    deserializer.deserialize_map(Rules)
+    deserializer.deserialize_map(Unique(std::marker::PhantomData))
 }
 
 /// A change to one rule.
@@ -195,6 +209,9 @@ impl Overrides {
                 entry.mode = o.mode;
             }
         }
+        for (name, v) in &top.params {
+            out.params.insert(name.clone(), v.clone());
+        }
         out
     }
 }
@@ -214,6 +231,15 @@ pub struct PreparedOverrides {
     pub(crate) source: Overrides,
     /// Rule names that no rule in the policy has.
     pub(crate) unknown: Vec<String>,
+    /// The conditions of the rules that read a parameter whose value here
+    /// differs from the file's, compiled with these values; sorted by rule
+    /// number. Decisions evaluate these in full in place of the rule's
+    /// indexed condition.
+    pub(crate) conds: Box<[(u32, crate::cond::Cond)]>,
+    /// Parameter names the policy doesn't declare.
+    pub(crate) unknown_params: Vec<String>,
+    /// Parameters given a value not of their type, with why.
+    pub(crate) invalid_params: Vec<(String, String)>,
 }
 
 /// Whether a rule is on: an override's `enabled` wins over the file's. The
@@ -263,6 +289,26 @@ impl PreparedOverrides {
         &self.unknown
     }
 
+    /// Parameter names in the overrides that the policy doesn't declare
+    /// (ignored: the policy has no use for them).
+    pub fn unknown_params(&self) -> &[String] {
+        &self.unknown_params
+    }
+
+    /// Parameters whose value in the overrides is not of the declared type
+    /// (say, after the file changed the type), each with the reason; the
+    /// file's value applies instead.
+    pub fn invalid_params(&self) -> &[(String, String)] {
+        &self.invalid_params
+    }
+
+    /// The re-compiled condition of rule `id`, when a parameter it reads
+    /// has a value of its own here.
+    pub(crate) fn cond(&self, id: u32) -> Option<&crate::cond::Cond> {
+        let at = self.conds.binary_search_by_key(&id, |(i, _)| *i).ok()?;
+        self.conds.get(at).map(|(_, c)| c)
+    }
+
     /// The overrides as given.
     pub fn overrides(&self) -> &Overrides {
         &self.source
@@ -289,7 +335,7 @@ mod tests {
     fn a_rule_named_twice_is_refused_however_the_overrides_are_read() {
         let text = r#"{"rules": {"a": {"enabled": false}, "a": {"enabled": true}}}"#;
         let err = serde_json::from_str::<Overrides>(text).unwrap_err();
-        assert!(err.to_string().contains("rule `a` is given more than once"), "{err}");
+        assert!(err.to_string().contains("`a` is given more than once"), "{err}");
         assert_eq!(
             Overrides::from_json(text.as_bytes()),
             Err(OverridesError::Json(JsonError::DuplicateKey { path: "rules.a".into() }))

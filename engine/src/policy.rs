@@ -15,6 +15,7 @@ use crate::overrides::{
     Overrides, PreparedOverrides, RuleMode, RuleOverride, enabled_in_force, mode_in_force, score_in_force,
     threshold_in_force,
 };
+use crate::params::ParamTable;
 
 /// Numbers compilations; see `Policy::compiled_id`.
 static NEXT_COMPILATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -34,6 +35,8 @@ pub struct Policy {
     /// Finds each request's candidate rules (src/index.rs).
     index: RuleIndex,
     by_name: FxHashMap<String, u32>,
+    /// Declared parameters and the rules that read each (src/params.rs).
+    pub(crate) params: ParamTable,
     /// Where the audit record's `model` and `operation` come from, resolved
     /// once here rather than per request.
     audit: AuditSlots,
@@ -108,10 +111,12 @@ impl Policy {
             return Err(errors);
         }
         let schema = InputSchema::new(&set.fields, &set.forbidden_fields);
+        let params = ParamTable::new(&set.params, set.rules.iter().map(|r| &r.node.condition));
+        let defaults = |name: &str| params.default_of(name);
         let mut rules = Vec::with_capacity(set.rules.len());
         for rule in &set.rules {
             let r = &rule.node;
-            match Cond::compile(&r.condition, &schema) {
+            match Cond::compile(&r.condition, &schema, &defaults) {
                 Ok(cond) => rules.push(CompiledRule {
                     name: r.name.node.as_str().into(),
                     reason: r.reason.node.as_str().into(),
@@ -141,7 +146,7 @@ impl Policy {
         let version = crate::version::of(&set.sources);
         let compiled_id = NEXT_COMPILATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let audit = AuditSlots::resolve(&set, &schema);
-        let policy = Self { set, version, compiled_id, schema, rules, index, by_name, audit };
+        let policy = Self { set, version, compiled_id, schema, rules, index, by_name, params, audit };
         errors.extend(crate::testing::validate_tests(&policy));
         if errors.is_empty() { Ok(policy) } else { Err(errors) }
     }
@@ -293,12 +298,16 @@ impl Policy {
             }
         }
         rules.sort_unstable_by_key(|(id, _)| *id);
+        let params = self.prepare_params(&overrides.params);
         PreparedOverrides {
             policy_id: self.compiled_id,
             threshold: overrides.threshold,
             rules: rules.into(),
             source: overrides.clone(),
             unknown,
+            conds: params.conds,
+            unknown_params: params.unknown,
+            invalid_params: params.invalid,
         }
     }
 
@@ -330,7 +339,8 @@ impl Policy {
         // enforced ones for `shadow_outcome`.
         let mut shadowed = Tally::default();
         let mut shadow = Vec::new();
-        self.index.for_each_candidate(slots, |id| {
+        let replaced: &[(u32, Cond)] = overrides.map_or(&[], |o| &o.conds);
+        let mut visit = |id: u32, cond: Option<&Cond>| {
             let Some(rule) = self.rules.get(id as usize) else {
                 return;
             };
@@ -348,7 +358,9 @@ impl Policy {
                 }
             }
             let mode = mode_in_force(rule.enabled, rule.mode, ov);
-            if mode == RuleMode::Off || !rule.residual.eval(slots) {
+            // A rule re-compiled for this customer's parameter values is
+            // tested in full: the index was built with the file's values.
+            if mode == RuleMode::Off || !cond.unwrap_or(&rule.residual).eval(slots) {
                 return;
             }
             let score = match rule.effect {
@@ -364,7 +376,22 @@ impl Policy {
                 }
                 enforced.add(id, rule.effect, score, &rule.reason);
             }
+        };
+        // The index's candidates merged with the re-compiled rules, in rule
+        // order (the tallies rely on it).
+        let mut next_replaced = replaced.iter().peekable();
+        self.index.for_each_candidate(slots, |id| {
+            while let Some((rid, cond)) = next_replaced.next_if(|(rid, _)| *rid <= id) {
+                visit(*rid, Some(cond));
+                if *rid == id {
+                    return;
+                }
+            }
+            visit(id, None);
         });
+        for (rid, cond) in next_replaced {
+            visit(*rid, Some(cond));
+        }
         let (allowed, reason) = enforced.outcome(threshold);
         let shadow_outcome = (!shadow.is_empty()).then(|| {
             let all = enforced.with(&shadowed);
@@ -398,7 +425,7 @@ impl Policy {
                 let ov = prepared.as_ref().and_then(|p| p.rule(id));
                 let enabled = enabled_in_force(rule.enabled, ov);
                 let mode = mode_in_force(rule.enabled, rule.mode, ov);
-                let held = rule.cond.eval(&slots);
+                let held = prepared.as_ref().and_then(|p| p.cond(id)).unwrap_or(&rule.cond).eval(&slots);
                 let fired = mode != RuleMode::Off && held;
                 let (effect, contributed) = match rule.effect {
                     Effect::Score(written) => {

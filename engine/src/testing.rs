@@ -91,6 +91,18 @@ pub(crate) fn validate_tests(policy: &Policy) -> Vec<Diagnostic> {
                         Some(_) => {}
                     }
                 }
+                for (name, value) in &o.params {
+                    if let Err(e) = policy.params.literal(name, value) {
+                        let declared: Vec<String> =
+                            policy.params().map(|p| format!("`{}: {}`", p.name, p.ty)).collect();
+                        let help = if declared.is_empty() {
+                            "this set declares no parameters".to_owned()
+                        } else {
+                            format!("parameters in this set: {}", declared.join(", "))
+                        };
+                        problems.push((format!("`overrides` {e}"), Some(help), ov_loc));
+                    }
+                }
             }
             Ok(None) => {}
         }

@@ -125,10 +125,37 @@ fn literal_value(l: &Literal) -> Value {
     }
 }
 
-fn operand(input: &Value, e: &Expr) -> Option<Value> {
+/// Parameter values in force: the file's, or the overrides' where of the
+/// parameter's type (docs/language.md §3.7).
+type Params = std::collections::BTreeMap<String, Value>;
+
+fn params_in_force(file: &PolicyFile, ov: &Overrides) -> Params {
+    let mut out = Params::new();
+    for item in &file.items {
+        if let Item::Param(p) = item {
+            let written = match &p.node.default.node {
+                Literal::List(items) => Value::Array(items.iter().map(|i| literal_value(&i.node)).collect()),
+                other => literal_value(other),
+            };
+            let typed = |v: &Value| match (p.node.ty.node, v) {
+                (Type::String, Value::String(_)) | (Type::Number, Value::Number(_)) | (Type::Bool, Value::Bool(_)) => {
+                    true
+                }
+                (Type::StringList, Value::Array(a)) => a.iter().all(Value::is_string),
+                _ => false,
+            };
+            let value = ov.params.get(&p.node.name.node).filter(|v| typed(v)).cloned().unwrap_or(written);
+            out.insert(p.node.name.node.clone(), value);
+        }
+    }
+    out
+}
+
+fn operand(input: &Value, params: &Params, e: &Expr) -> Option<Value> {
     match &e.node {
         ExprKind::Literal(l) => Some(literal_value(l)),
         ExprKind::Field(p) => value_of(input, &p.to_string()),
+        ExprKind::Param(name) => params.get(name).cloned(),
         _ => panic!("generated operands are fields or literals"),
     }
 }
@@ -153,25 +180,31 @@ fn compare(op: CompareOp, a: &Value, b: &Value) -> bool {
     }
 }
 
-fn eval(input: &Value, e: &Expr) -> bool {
+fn eval(input: &Value, params: &Params, e: &Expr) -> bool {
+    let operand = |e: &Expr| operand(input, params, e);
     match &e.node {
         ExprKind::Literal(Literal::Bool(b)) => *b,
         ExprKind::Literal(_) => false,
         ExprKind::Field(p) => value_of(input, &p.to_string()) == Some(json!(true)),
-        ExprKind::Not(x) => !eval(input, x),
-        ExprKind::And(xs) => xs.iter().all(|x| eval(input, x)),
-        ExprKind::Or(xs) => xs.iter().any(|x| eval(input, x)),
-        ExprKind::Compare { op, lhs, rhs } => match (operand(input, lhs), operand(input, rhs)) {
+        ExprKind::Param(name) => params.get(name) == Some(&json!(true)),
+        ExprKind::Not(x) => !eval(input, params, x),
+        ExprKind::And(xs) => xs.iter().all(|x| eval(input, params, x)),
+        ExprKind::Or(xs) => xs.iter().any(|x| eval(input, params, x)),
+        ExprKind::Compare { op, lhs, rhs } => match (operand(lhs), operand(rhs)) {
             (Some(a), Some(b)) => compare(*op, &a, &b),
             _ => false,
         },
-        ExprKind::In { lhs, list } => match operand(input, lhs) {
+        ExprKind::In { lhs, list } => match operand(lhs) {
             Some(v) => list.iter().any(|l| compare(CompareOp::Eq, &v, &literal_value(&l.node))),
             None => false,
         },
+        ExprKind::InParam { lhs, param } => match (operand(lhs), params.get(&param.node)) {
+            (Some(v), Some(Value::Array(list))) => list.iter().any(|l| compare(CompareOp::Eq, &v, l)),
+            _ => false,
+        },
         ExprKind::Text { op, lhs, pattern } => {
             let p = pattern.node.as_str();
-            match (op, operand(input, lhs)) {
+            match (op, operand(lhs)) {
                 (TextOp::StartsWith, Some(Value::String(s))) => s.starts_with(p),
                 (TextOp::EndsWith, Some(Value::String(s))) => s.ends_with(p),
                 (TextOp::Contains, Some(Value::String(s))) => s.contains(p),
@@ -209,12 +242,13 @@ pub(super) fn reference(file: &PolicyFile, input: &Value, ov: &Overrides) -> Out
         }
     }
     let threshold = ov.threshold.unwrap_or(threshold);
+    let params = params_in_force(file, ov);
     // The rules that are on and whose conditions hold, each with whether it
     // runs in shadow and its score in force.
     let mut held = Vec::new();
     for rule in rules {
         let o = ov.rules.get(&rule.name.node);
-        if !o.and_then(|o| o.enabled).unwrap_or(rule.enabled) || !eval(input, &rule.condition) {
+        if !o.and_then(|o| o.enabled).unwrap_or(rule.enabled) || !eval(input, &params, &rule.condition) {
             continue;
         }
         let shadow = match o.and_then(|o| o.mode) {

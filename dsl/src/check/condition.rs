@@ -1,25 +1,35 @@
 //! Type checking of conditions, and detection of parts that are constant.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::Checker;
 use super::suggest::closest;
 use crate::ast::{CompareOp, Expr, ExprKind, FieldPath, Literal, TextOp, Type};
 use crate::err::DiagnosticKind;
-use crate::set::FieldSpec;
+use crate::set::{FieldSpec, ParamSpec};
 use crate::source::Loc;
 
 type Fields<'f> = HashMap<&'f FieldPath, &'f FieldSpec>;
+type Params<'f> = HashMap<&'f str, &'f ParamSpec>;
 
-/// Checks a rule's condition, reporting every error in it.
-pub(super) fn check_condition(ck: &mut Checker<'_>, fields: &Fields<'_>, cond: &Expr) {
-    let mut c = CondChecker { ck, fields };
+/// Checks a rule's condition, reporting every error in it, and adds the
+/// parameters it reads to `used`.
+pub(super) fn check_condition(
+    ck: &mut Checker<'_>,
+    fields: &Fields<'_>,
+    params: &Params<'_>,
+    used: &mut HashSet<String>,
+    cond: &Expr,
+) {
+    let mut c = CondChecker { ck, fields, params, used };
     c.condition(cond);
 }
 
 struct CondChecker<'c, 'a, 'f> {
     ck: &'c mut Checker<'a>,
     fields: &'c Fields<'f>,
+    params: &'c Params<'f>,
+    used: &'c mut HashSet<String>,
 }
 
 /// The type of an operand, and its value when it is a literal.
@@ -60,6 +70,19 @@ impl CondChecker<'_, '_, '_> {
         None
     }
 
+    fn param(&mut self, name: &str, loc: &Loc) -> Option<Type> {
+        if let Some(spec) = self.params.get(name) {
+            self.used.insert(name.to_owned());
+            return Some(spec.ty);
+        }
+        let help = match closest(name, self.params.keys().copied()) {
+            Some(s) => format!("did you mean `param.{s}`?"),
+            None => format!("declare it, e.g. `param {name}: number = 0`"),
+        };
+        self.error(DiagnosticKind::UnknownParam { name: name.to_owned() }, loc, "no `param` of this name", Some(help));
+        None
+    }
+
     /// Checks a boolean condition. Returns its value when it is constant.
     fn condition(&mut self, e: &Expr) -> Option<bool> {
         match &e.node {
@@ -89,6 +112,21 @@ impl CondChecker<'_, '_, '_> {
                 }
                 None
             }
+            ExprKind::Param(name) => {
+                let ty = self.param(name, &e.loc)?;
+                if ty != Type::Bool {
+                    self.mismatch(
+                        format!("parameter `{name}` is a `{ty}`, not a condition"),
+                        &e.loc,
+                        format!("a `{ty}`"),
+                        Some(format!("compare it with a field, e.g. `<field> {}`", example_comparison(ty))),
+                    );
+                }
+                // Its value is fixed per customer, not in the file: never
+                // a constant condition.
+                None
+            }
+            ExprKind::InParam { lhs, param } => self.in_param(lhs, param),
             ExprKind::Not(inner) => self.condition(inner).map(|v| !v),
             ExprKind::And(items) => {
                 let values: Vec<Option<bool>> = items.iter().map(|i| self.condition(i)).collect();
@@ -125,6 +163,7 @@ impl CondChecker<'_, '_, '_> {
                 Some(Operand { ty: lit.ty()?, literal: Some(lit) })
             }
             ExprKind::Field(path) => Some(Operand { ty: self.field(path, &e.loc)?.ty, literal: None }),
+            ExprKind::Param(name) => Some(Operand { ty: self.param(name, &e.loc)?, literal: None }),
             _ => {
                 self.mismatch("expected a field or a value here".into(), &e.loc, "not a value", None);
                 None
@@ -209,6 +248,30 @@ impl CondChecker<'_, '_, '_> {
         let lit = l.literal?;
         let value = list.iter().any(|i| i.node == *lit);
         self.constant(value, loc, "the value looked up is a literal; look up a request field instead".into())
+    }
+
+    fn in_param(&mut self, lhs: &Expr, param: &crate::source::Node<String>) -> Option<bool> {
+        let l = self.operand(lhs);
+        let ty = self.param(&param.node, &param.loc)?;
+        if ty != Type::StringList {
+            self.mismatch(
+                format!("`in` needs a `list<string>` parameter, found `{ty}`"),
+                &param.loc,
+                format!("a `{ty}`"),
+                Some(format!("declare it as a list, e.g. `param {}: list<string> = [\"a\"]`", param.node)),
+            );
+            return None;
+        }
+        let l = l?;
+        if l.ty != Type::String {
+            self.mismatch(
+                format!("the list holds strings, but the value looked up is a `{}`", l.ty),
+                &lhs.loc,
+                format!("a `{}`", l.ty),
+                Some("look up a string field in a `list<string>` parameter".into()),
+            );
+        }
+        None
     }
 
     fn text(&mut self, op: TextOp, lhs: &Expr, pattern: &str, pattern_loc: &Loc, loc: &Loc) -> Option<bool> {

@@ -8,7 +8,7 @@ use pest::iterators::Pair;
 use super::Rule as R;
 use super::literal;
 use crate::ast::{
-    Effect, Expectation, FieldDecl, FieldPath, InputBlock, Item, Literal, Mode, PolicyFile, Presence, Rule,
+    Effect, Expectation, FieldDecl, FieldPath, InputBlock, Item, Literal, Mode, ParamDecl, PolicyFile, Presence, Rule,
     ShadowExpectation, TestCase, Type,
 };
 use crate::err::{Diagnostic, DiagnosticKind};
@@ -33,6 +33,7 @@ fn is_marker(rule: R) -> bool {
     matches!(
         rule,
         R::k_input
+            | R::k_param
             | R::k_threshold
             | R::k_forbidden
             | R::k_rule
@@ -94,6 +95,7 @@ impl<'a> Builder<'a> {
             let built = match item.as_rule() {
                 R::EOI => continue,
                 R::input_block => self.input_block(item).map(Item::Input),
+                R::param_decl => self.param_decl(item).map(Item::Param),
                 R::threshold_decl => self.threshold(item).map(Item::Threshold),
                 R::forbidden_decl => self.forbidden(item).map(Item::ForbiddenFields),
                 R::rule_decl => self.rule(item).map(Item::Rule),
@@ -124,15 +126,7 @@ impl<'a> Builder<'a> {
         let loc = self.loc(&pair);
         let mut it = parts(pair);
         let path = self.path(self.next(&mut it, "field path", &loc)?);
-        let ty_pair = self.next(&mut it, "type", &loc)?;
-        let ty_loc = self.loc(&ty_pair);
-        let ty = match ty_pair.into_inner().next().map(|p| p.as_rule()) {
-            Some(R::t_string) => Type::String,
-            Some(R::t_bool) => Type::Bool,
-            Some(R::t_number) => Type::Number,
-            Some(R::t_list) => Type::StringList,
-            _ => return Err(self.internal("type name", &ty_loc)),
-        };
+        let ty = self.type_name(self.next(&mut it, "type", &loc)?)?;
         let mut presence = Presence::Required;
         for extra in it {
             let extra_loc = self.loc(&extra);
@@ -155,7 +149,36 @@ impl<'a> Builder<'a> {
             }
             presence = next;
         }
-        Ok(Node::new(FieldDecl { path, ty: Node::new(ty, ty_loc), presence }, loc))
+        Ok(Node::new(FieldDecl { path, ty, presence }, loc))
+    }
+
+    fn param_decl(&self, pair: Pair<'_, R>) -> Built<Node<ParamDecl>> {
+        let loc = self.loc(&pair);
+        let mut it = parts(pair);
+        let name = self.ident(self.next(&mut it, "parameter name", &loc)?);
+        let ty = self.type_name(self.next(&mut it, "type", &loc)?)?;
+        let value = self.literal_or_list(self.next(&mut it, "default value", &loc)?)?;
+        Ok(Node::new(ParamDecl { name, ty, default: value }, loc))
+    }
+
+    /// `string`, `bool`, `number` or `list<string>`.
+    fn type_name(&self, pair: Pair<'_, R>) -> Built<Node<Type>> {
+        let loc = self.loc(&pair);
+        let ty = match pair.into_inner().next().map(|p| p.as_rule()) {
+            Some(R::t_string) => Type::String,
+            Some(R::t_bool) => Type::Bool,
+            Some(R::t_number) => Type::Number,
+            Some(R::t_list) => Type::StringList,
+            _ => return Err(self.internal("type name", &loc)),
+        };
+        Ok(Node::new(ty, loc))
+    }
+
+    /// `param.NAME`: the parameter's name, located at the whole reference.
+    pub(crate) fn param_ref(&self, pair: Pair<'_, R>) -> Built<Node<String>> {
+        let loc = self.loc(&pair);
+        let name = self.next(&mut parts(pair), "parameter name", &loc)?;
+        Ok(Node::new(name.as_str().to_owned(), loc))
     }
 
     fn threshold(&self, pair: Pair<'_, R>) -> Built<Node<i64>> {
@@ -458,7 +481,7 @@ impl<'a> Builder<'a> {
         pair.into_inner().map(|p| self.scalar(p)).collect()
     }
 
-    fn literal_or_list(&self, pair: Pair<'_, R>) -> Built<Node<Literal>> {
+    pub(crate) fn literal_or_list(&self, pair: Pair<'_, R>) -> Built<Node<Literal>> {
         if pair.as_rule() == R::list {
             let loc = self.loc(&pair);
             Ok(Node::new(Literal::List(self.list(pair)?), loc))

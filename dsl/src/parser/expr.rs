@@ -107,6 +107,9 @@ impl Builder<'_> {
             let path = self.path(pair);
             return Ok(Node::new(ExprKind::Field(path.node), loc));
         }
+        if pair.as_rule() == R::param_ref {
+            return Ok(Node::new(ExprKind::Param(self.param_ref(pair)?.node), loc));
+        }
         let lit = self.scalar(pair)?;
         Ok(Node::new(ExprKind::Literal(lit.node), loc))
     }
@@ -137,8 +140,12 @@ impl Builder<'_> {
                 ExprKind::Compare { op, lhs: Box::new(lhs), rhs: Box::new(rhs) }
             }
             R::in_tail => {
-                let list = self.list(self.next(&mut inner, "list", &tail_loc)?)?;
-                ExprKind::In { lhs: Box::new(lhs), list }
+                let list = self.next(&mut inner, "list", &tail_loc)?;
+                if list.as_rule() == R::param_ref {
+                    ExprKind::InParam { lhs: Box::new(lhs), param: self.param_ref(list)? }
+                } else {
+                    ExprKind::In { lhs: Box::new(lhs), list: self.list(list)? }
+                }
             }
             R::text_tail => {
                 let text_op = match op.as_rule() {

@@ -14,6 +14,8 @@ fn describe(rule: R) -> &'static str {
     match rule {
         R::EOI => "end of file",
         R::k_input => "`input`",
+        R::k_param | R::param_decl => "`param`",
+        R::param_ref => "a parameter such as `param.max_tokens`",
         R::k_threshold => "`threshold`",
         R::k_forbidden => "`forbidden_fields`",
         R::k_rule => "`rule`",
@@ -73,7 +75,7 @@ fn describe(rule: R) -> &'static str {
         R::json_object => "a JSON object",
         R::json_member => "a JSON member such as \"key\": value",
         R::json_array | R::json_number => "a JSON value",
-        R::item => "an item (`input`, `threshold`, `forbidden_fields`, `rule`, `test`)",
+        R::item => "an item (`input`, `param`, `threshold`, `forbidden_fields`, `rule`, `test`)",
         R::scalar => "a value (a string, a number, `true` or `false`)",
         R::rule_item => "a rule part (`description`, `enabled`, `mode`, `when`, `score`, `deny`, `allow`, `reason`)",
         R::primary => "a condition",

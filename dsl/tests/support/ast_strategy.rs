@@ -4,12 +4,25 @@
 use proptest::prelude::*;
 use warden_dsl::Node;
 use warden_dsl::ast::{
-    CompareOp, Effect, Expectation, Expr, ExprKind, FieldDecl, FieldPath, InputBlock, Item, Literal, Mode, PolicyFile,
-    Presence, Rule, ShadowExpectation, TestCase, TextOp, Type,
+    CompareOp, Effect, Expectation, Expr, ExprKind, FieldDecl, FieldPath, InputBlock, Item, Literal, Mode, ParamDecl,
+    PolicyFile, Presence, Rule, ShadowExpectation, TestCase, TextOp, Type,
 };
 
-const RESERVED: [&str; 12] =
-    ["and", "or", "not", "in", "true", "false", "null", "exists", "starts_with", "ends_with", "contains", "matches"];
+const RESERVED: [&str; 13] = [
+    "and",
+    "or",
+    "not",
+    "in",
+    "true",
+    "false",
+    "null",
+    "exists",
+    "starts_with",
+    "ends_with",
+    "contains",
+    "matches",
+    "param",
+];
 
 fn ident() -> impl Strategy<Value = String> {
     "[a-zA-Z_][a-zA-Z0-9_]{0,8}"
@@ -40,7 +53,12 @@ fn magnitude() -> impl Strategy<Value = i64> {
 }
 
 fn operand() -> impl Strategy<Value = Expr> {
-    prop_oneof![path().prop_map(ExprKind::Field), scalar().prop_map(ExprKind::Literal)].prop_map(Node::bare)
+    prop_oneof![
+        path().prop_map(ExprKind::Field),
+        scalar().prop_map(ExprKind::Literal),
+        ident().prop_map(ExprKind::Param)
+    ]
+    .prop_map(Node::bare)
 }
 
 fn compare_op() -> impl Strategy<Value = CompareOp> {
@@ -74,6 +92,8 @@ fn leaf() -> impl Strategy<Value = Expr> {
             pattern: Node::bare(p)
         })),
         path().prop_map(|p| Node::bare(ExprKind::Exists(Node::bare(p)))),
+        (operand(), ident())
+            .prop_map(|(l, p)| Node::bare(ExprKind::InParam { lhs: Box::new(l), param: Node::bare(p) })),
     ]
 }
 
@@ -123,6 +143,15 @@ fn field_decl() -> impl Strategy<Value = Node<FieldDecl>> {
         .prop_map(|(p, t, presence)| Node::bare(FieldDecl { path: Node::bare(p), ty: Node::bare(t), presence }))
 }
 
+fn param_decl() -> impl Strategy<Value = Node<ParamDecl>> {
+    let ty = prop_oneof![Just(Type::String), Just(Type::Bool), Just(Type::Number), Just(Type::StringList)];
+    let value =
+        prop_oneof![scalar(), prop::collection::vec(scalar().prop_map(Node::bare), 0..3).prop_map(Literal::List),];
+    (ident(), ty, value).prop_map(|(name, ty, default)| {
+        Node::bare(ParamDecl { name: Node::bare(name), ty: Node::bare(ty), default: Node::bare(default) })
+    })
+}
+
 fn rule() -> impl Strategy<Value = Node<Rule>> {
     let effect = prop_oneof![magnitude().prop_map(Effect::Score), Just(Effect::Deny), Just(Effect::Allow)];
     let mode = prop_oneof![Just(Mode::Enforce), Just(Mode::Shadow)];
@@ -169,6 +198,7 @@ fn item() -> impl Strategy<Value = Item> {
     prop_oneof![
         prop::collection::vec(field_decl(), 0..4).prop_map(|fields| Item::Input(Node::bare(InputBlock { fields }))),
         magnitude().prop_map(|t| Item::Threshold(Node::bare(t))),
+        param_decl().prop_map(Item::Param),
         prop::collection::vec(any::<String>().prop_map(Node::bare), 0..4)
             .prop_map(|l| Item::ForbiddenFields(Node::bare(l))),
         rule().prop_map(Item::Rule),
