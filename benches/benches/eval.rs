@@ -93,6 +93,7 @@ fn bench_generated(c: &mut Criterion) {
                     )
                 })
                 .collect(),
+            ..Overrides::default()
         };
         let prepared = policy.prepare(&overrides);
         let mut g = c.benchmark_group(format!("decide/generated_{n}"));

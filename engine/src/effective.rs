@@ -88,11 +88,12 @@ pub struct EffectivePolicy<'p> {
     pub unknown_rules: Vec<String>,
     /// Every declared parameter, in declaration order.
     pub params: Vec<EffectiveParam<'p>>,
-    /// Parameter names in the overrides that the policy doesn't declare,
-    /// sorted; decisions ignore them.
+    /// Parameter names in the customer's or the fleet's overrides that the
+    /// policy doesn't declare, sorted, once each; decisions ignore them.
     pub unknown_params: Vec<String>,
-    /// Parameters whose value in the overrides is not of their type, with
-    /// why; decisions use the value below them (the fleet's or the file's).
+    /// Parameter values (the customer's, then the fleet's) not of their
+    /// parameter's type, with why; decisions use the highest layer's value
+    /// that is (the fleet's or the file's).
     pub invalid_params: Vec<(String, String)>,
 }
 
@@ -136,7 +137,7 @@ impl Policy {
     pub fn effective(&self, global: &Overrides, customer: Option<&Overrides>) -> EffectivePolicy<'_> {
         // Exactly what the decision service prepares for this customer.
         let layered = match customer {
-            Some(c) => global.layered(c),
+            Some(c) => self.layer(global, c),
             None => global.clone(),
         };
         let prepared = self.prepare(&layered);
@@ -187,24 +188,34 @@ impl Policy {
         };
         let mut unknown_rules = prepared.unknown_rules().to_vec();
         unknown_rules.sort_unstable();
-        // The highest layer that sets a parameter gives its value, as
-        // `layered` does; a value not of the parameter's type is set aside
-        // for the file's, as `prepare` does.
+        // For each parameter the highest layer whose value is of its type
+        // gives the value, as `layer` and `prepare` do.
+        let valid = |o: Option<&Overrides>, name: &str| {
+            o.and_then(|o| o.params.get(name)).filter(|v| self.check_param(name, v).is_ok()).cloned()
+        };
         let params = self
             .params()
             .map(|p| {
-                let own = customer.and_then(|c| c.params.get(p.name)).map(|v| (v, ValueSource::Override));
-                let set = own.or_else(|| global.params.get(p.name).map(|v| (v, ValueSource::Global)));
-                let value = match set.filter(|(v, _)| self.check_param(p.name, v).is_ok()) {
-                    Some((v, source)) => Sourced { value: v.clone(), source },
-                    None => Sourced { value: p.default.clone(), source: ValueSource::File },
+                let value = match (valid(customer, p.name), valid(Some(global), p.name)) {
+                    (Some(v), _) => Sourced { value: v, source: ValueSource::Override },
+                    (None, Some(v)) => Sourced { value: v, source: ValueSource::Global },
+                    (None, None) => Sourced { value: p.default.clone(), source: ValueSource::File },
                 };
                 EffectiveParam { name: p.name, ty: p.ty, value, default: p.default }
             })
             .collect();
-        let mut unknown_params = prepared.unknown_params().to_vec();
+        // Values that apply to nothing, from either layer.
+        let mut unknown_params = Vec::new();
+        let mut invalid_params = Vec::new();
+        for (name, value) in customer.into_iter().chain(std::iter::once(global)).flat_map(|o| &o.params) {
+            match self.check_param(name, value) {
+                Ok(()) => {}
+                Err(crate::ParamError::Unknown { .. }) => unknown_params.push(name.clone()),
+                Err(e) => invalid_params.push((name.clone(), e.to_string())),
+            }
+        }
         unknown_params.sort_unstable();
-        let invalid_params = prepared.invalid_params().to_vec();
+        unknown_params.dedup();
         EffectivePolicy { threshold, rules, unknown_rules, params, unknown_params, invalid_params }
     }
 }
@@ -341,7 +352,7 @@ rule c { description "d" when model == "blocked" deny reason c }
                     ..Overrides::default()
                 };
                 let e = p.effective(&global, Some(&customer));
-                let layered = global.layered(&customer);
+                let layered = p.layer(&global, &customer);
                 let ex = p.explain(&input, Some(&layered)).unwrap();
                 let a = &e.rules[0];
                 let trace = &ex.rules[0];

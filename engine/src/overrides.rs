@@ -240,6 +240,8 @@ pub struct PreparedOverrides {
     pub(crate) unknown_params: Vec<String>,
     /// Parameters given a value not of their type, with why.
     pub(crate) invalid_params: Vec<(String, String)>,
+    /// Rules that failed to compile with these values, with why.
+    pub(crate) uncompiled: Vec<(String, String)>,
 }
 
 /// Whether a rule is on: an override's `enabled` wins over the file's. The
@@ -300,6 +302,13 @@ impl PreparedOverrides {
     /// file's value applies instead.
     pub fn invalid_params(&self) -> &[(String, String)] {
         &self.invalid_params
+    }
+
+    /// Rules whose condition could not be compiled with these parameter
+    /// values, with why; they decide with the files' values. Empty unless
+    /// a set skipped the checker.
+    pub fn uncompiled_rules(&self) -> &[(String, String)] {
+        &self.uncompiled
     }
 
     /// The re-compiled condition of rule `id`, when a parameter it reads

@@ -16,6 +16,7 @@ use warden_dsl::ast::{Expr, ExprKind, Literal, Type};
 use warden_dsl::{Loc, Node, ParamSpec};
 
 use crate::cond::Cond;
+use crate::overrides::Overrides;
 use crate::policy::Policy;
 
 /// Why a value can't be given to a parameter.
@@ -121,6 +122,10 @@ pub(crate) struct PreparedParams {
     pub(crate) unknown: Vec<String>,
     /// Names given a value of another type, with why.
     pub(crate) invalid: Vec<(String, String)>,
+    /// Rules whose condition failed to compile with the values (the
+    /// checker and the type check rule this out), with why; they keep the
+    /// files' values.
+    pub(crate) uncompiled: Vec<(String, String)>,
 }
 
 impl Policy {
@@ -144,6 +149,25 @@ impl Policy {
     /// `number` takes a JSON number, a `list<string>` an array of strings).
     pub fn check_param(&self, name: &str, value: &Value) -> Result<(), ParamError> {
         self.params.literal(name, value).map(|_| ())
+    }
+
+    /// `customer` over `global`, as [`Overrides::layered`] layers them,
+    /// except that a customer's parameter value not of the parameter's type
+    /// gives way to the fleet's value when that one is: for each parameter
+    /// the highest layer whose value applies wins. The decision service
+    /// layers every customer's overrides with this.
+    #[must_use]
+    pub fn layer(&self, global: &Overrides, customer: &Overrides) -> Overrides {
+        let mut out = global.layered(customer);
+        for (name, value) in &customer.params {
+            if self.check_param(name, value).is_ok() {
+                continue;
+            }
+            if let Some(fleet) = global.params.get(name).filter(|v| self.check_param(name, v).is_ok()) {
+                out.params.insert(name.clone(), fleet.clone());
+            }
+        }
+        out
     }
 
     /// The conditions of the rules that read a parameter `values` sets to
@@ -188,7 +212,7 @@ impl Policy {
                 Ok(c) => conds.push((id, c)),
                 // The checker and `literal` rule this out; should it
                 // happen, the rule keeps the file's values and says so.
-                Err(e) => out.invalid.push((rule.node.name.node.clone(), e.to_string())),
+                Err(e) => out.uncompiled.push((rule.node.name.node.clone(), e.to_string())),
             }
         }
         out.conds = conds.into_boxed_slice();
@@ -237,6 +261,9 @@ pub(crate) fn literal_of(ty: Type, value: &Value) -> Option<Literal> {
 pub(crate) fn json_of(lit: &Literal) -> Value {
     match lit {
         Literal::String(s) => Value::String(s.clone()),
+        // A whole number is shown as written (`8000`, not `8000.0`), as
+        // the JSON values admins store are.
+        Literal::Number(n) if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 => Value::from(*n as i64),
         Literal::Number(n) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
         Literal::Bool(b) => Value::Bool(*b),
         Literal::List(items) => Value::Array(items.iter().map(|i| json_of(&i.node)).collect()),

@@ -308,6 +308,7 @@ impl Policy {
             conds: params.conds,
             unknown_params: params.unknown,
             invalid_params: params.invalid,
+            uncompiled: params.uncompiled,
         }
     }
 

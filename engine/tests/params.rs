@@ -90,7 +90,7 @@ fn values_of_another_type_and_unknown_names_are_set_aside_and_reported() {
     assert_eq!(decide(&p, &bad, json!({"model": "gpt-4", "metadata": {"tokens": 9000}})), (false, "too_long".into()));
     let e = p.effective(&bad, None);
     let max = e.params.iter().find(|x| x.name == "max_tokens").unwrap();
-    assert_eq!((max.value.value.clone(), max.value.source), (json!(8000.0), ValueSource::File));
+    assert_eq!((max.value.value.clone(), max.value.source), (json!(8000), ValueSource::File));
     assert_eq!(e.unknown_params, ["nope"]);
 }
 
@@ -132,4 +132,54 @@ fn test_blocks_set_parameters_and_their_mistakes_are_diagnostics() {
         let all: Vec<String> = errs.iter().map(ToString::to_string).collect();
         assert!(all.iter().any(|e| e.contains(says)), "{all:?}");
     }
+}
+
+#[test]
+fn a_customers_value_of_another_type_gives_way_to_the_fleets_not_the_files() {
+    let p = policy(SET);
+    let fleet = ov(json!({"params": {"max_tokens": 100, "gone": 1}}));
+    let customer = ov(json!({"params": {"max_tokens": "lots", "approved_models": ["gpt-4"]}}));
+    let layered = p.layer(&fleet, &customer);
+    assert_eq!(layered.params.get("max_tokens"), Some(&json!(100)));
+    assert_eq!(
+        decide(&p, &layered, json!({"model": "gpt-4", "metadata": {"tokens": 500}})),
+        (false, "too_long".into())
+    );
+    let e = p.effective(&fleet, Some(&customer));
+    let max = e.params.iter().find(|x| x.name == "max_tokens").unwrap();
+    assert_eq!((max.value.value.clone(), max.value.source), (json!(100), ValueSource::Global));
+    // What applies to nothing is reported from both layers.
+    assert_eq!(e.unknown_params, ["gone"]);
+    assert_eq!(e.invalid_params.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["max_tokens"]);
+    // A customer's value equal to the file's, over a fleet value that
+    // differs: the file's value, without re-compiling anything.
+    let back = ov(json!({"params": {"max_tokens": 8000}}));
+    let layered = p.layer(&fleet, &back);
+    assert!(format!("{:?}", p.prepare(&layered)).contains("conds: []"));
+    assert_eq!(decide(&p, &layered, json!({"model": "gpt-4", "metadata": {"tokens": 500}})), (true, "approved".into()));
+}
+
+#[test]
+fn re_compiled_rules_are_merged_with_the_index_candidates_in_rule_order() {
+    // Rules a and d read the parameter (d is also indexed by model); b and
+    // c are indexed by model. A customer's value re-compiles a and d, which
+    // must come before, between and after the index's candidates, each
+    // once: the contributions are in rule order and the reason of a tie is
+    // the first rule's.
+    let text = r#"
+input { model: string  metadata.n: number = 0 }
+param limit: number = 10
+rule a { description "d" when metadata.n > param.limit score +30 reason a }
+rule b { description "d" when model == "x" score +30 reason b }
+rule c { description "d" when model == "x" and metadata.n > 1 score +30 reason c }
+rule d { description "d" when metadata.n > param.limit and model == "x" score +30 reason d }
+"#;
+    let p = policy(text);
+    let own = ov(json!({"params": {"limit": 2}}));
+    let d = p.decide_with(&json!({"model": "x", "metadata": {"n": 5}}), &p.prepare(&own)).unwrap();
+    let fired: Vec<&str> = d.contributions.iter().map(|c| c.rule).collect();
+    assert_eq!(fired, ["a", "b", "c", "d"]);
+    assert_eq!((d.risk_score, d.reason), (120, "a"));
+    let d = p.decide_with(&json!({"model": "y", "metadata": {"n": 5}}), &p.prepare(&own)).unwrap();
+    assert_eq!(d.contributions.iter().map(|c| c.rule).collect::<Vec<_>>(), ["a"]);
 }

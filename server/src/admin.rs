@@ -10,6 +10,7 @@ pub(crate) mod audit_chain;
 pub(crate) mod customers;
 pub(crate) mod keys;
 pub(crate) mod overrides;
+pub(crate) mod params;
 pub(crate) mod replay;
 pub(crate) mod rules;
 pub(crate) mod shadow;

@@ -41,8 +41,11 @@ impl Candidate {
     fn build(policy: Arc<Policy>, tables: &OverrideTables) -> Self {
         let in_force = tables.resolve(&Fingerprints::of(&policy));
         let global = policy.prepare(&in_force.global);
-        let customers =
-            in_force.customers.iter().map(|(id, o)| (*id, policy.prepare(&in_force.global.layered(o)))).collect();
+        let customers = in_force
+            .customers
+            .iter()
+            .map(|(id, o)| (*id, policy.prepare(&policy.layer(&in_force.global, o))))
+            .collect();
         Self { policy, global, customers }
     }
 
@@ -111,7 +114,7 @@ impl Snapshot {
                 continue;
             }
             let layered = match in_force.customers.get(id) {
-                Some(o) => in_force.global.layered(o),
+                Some(o) => policy.layer(&in_force.global, o),
                 None => in_force.global.clone(),
             };
             let rate_limit = tables.settings.get(id).and_then(|s| {

@@ -250,7 +250,7 @@ impl Replayer {
     fn layered_overrides(&self, customer: &uuid::Uuid) -> warden_engine::Overrides {
         let in_force = &self.snapshot.in_force;
         match in_force.customers.get(customer) {
-            Some(o) => in_force.global.layered(o),
+            Some(o) => self.snapshot.policy.layer(&in_force.global, o),
             None => in_force.global.clone(),
         }
     }

@@ -126,7 +126,7 @@ fn literal_value(l: &Literal) -> Value {
 }
 
 /// Parameter values in force: the file's, or the overrides' where of the
-/// parameter's type (docs/language.md §3.7).
+/// parameter's type (docs/language.md §3.9).
 type Params = std::collections::BTreeMap<String, Value>;
 
 fn params_in_force(file: &PolicyFile, ov: &Overrides) -> Params {

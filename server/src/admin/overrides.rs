@@ -183,6 +183,14 @@ pub(crate) struct EffectivePolicy {
     pub(crate) rate_limit: Sourced<RateLimitView>,
     /// Every rule, in source order.
     pub(crate) rules: Vec<EffectiveRule>,
+    /// Every declared parameter, in declaration order, with the value this
+    /// customer's requests are decided with and where it comes from
+    /// (`file`, `global` or `override`).
+    pub(crate) params: Vec<super::params::ParamView>,
+    /// Parameter values (the fleet's or this customer's) that apply to
+    /// nothing: the set no longer declares the parameter, or its type
+    /// changed.
+    pub(crate) params_not_applied: Vec<super::params::UnappliedParam>,
     /// Global toggles and this customer's overrides that apply to nothing:
     /// no rule of their name is served (`rule_missing`), or the rule of that
     /// name is not the one they were set for (`rule_changed`).
@@ -205,6 +213,8 @@ pub(crate) fn effective(state: &AppState, customer: &Customer) -> EffectivePolic
         Some(q) => rate_limit_view(q, "override"),
         None => rate_limit_view(state.default_quota, "default"),
     };
+    let params = super::params::views(&snapshot.policy, &effective);
+    let params_not_applied = super::params::unapplied(&effective);
     let rules = effective
         .rules
         .into_iter()
@@ -226,6 +236,8 @@ pub(crate) fn effective(state: &AppState, customer: &Customer) -> EffectivePolic
         threshold: effective.threshold.into(),
         rate_limit,
         rules,
+        params,
+        params_not_applied,
         orphans,
     }
 }

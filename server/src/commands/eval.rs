@@ -26,9 +26,17 @@ pub fn run(policies: &Path, input: &Path, overrides: Option<&Path>, explain: boo
         None => None,
     };
     if let Some(o) = &overrides {
-        let unknown = policy.prepare(o).unknown_rules().to_vec();
+        let prepared = policy.prepare(o);
+        let unknown = prepared.unknown_rules();
         if !unknown.is_empty() {
             eprintln!("warning: overrides name rules this set doesn't have: {}", unknown.join(", "));
+        }
+        if !prepared.unknown_params().is_empty() {
+            let names = prepared.unknown_params().join(", ");
+            eprintln!("warning: overrides name parameters this set doesn't declare: {names}");
+        }
+        for (_, why) in prepared.invalid_params() {
+            eprintln!("warning: {why}; the file's value is used");
         }
     }
     let out = evaluate(&policy, &request, overrides.as_ref(), explain)

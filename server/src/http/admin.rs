@@ -12,6 +12,7 @@ mod keys;
 mod logs;
 mod orphans;
 mod overrides;
+mod params;
 mod replay;
 mod rules;
 mod settings;
@@ -37,6 +38,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(keys::router())
         .merge(rules::router())
         .merge(overrides::router())
+        .merge(params::router())
         .merge(replay::router())
         .merge(orphans::router())
         .merge(settings::router())

@@ -115,7 +115,9 @@ fn bound(
     bindings: Option<&std::collections::BTreeMap<String, Binding>>,
     orphans: &mut Vec<Orphan>,
 ) -> Overrides {
-    let mut out = Overrides { threshold: o.threshold, ..Overrides::default() };
+    // Parameter values are bound by name and type, which the engine checks
+    // when it prepares them; they pass through as stored.
+    let mut out = Overrides { threshold: o.threshold, params: o.params.clone(), ..Overrides::default() };
     for (rule, setting) in &o.rules {
         let b = bindings.and_then(|b| b.get(rule));
         match binding(fingerprints.get(rule), b.and_then(|b| b.fingerprint.as_deref())) {

@@ -42,10 +42,11 @@ pub struct CustomerSettings {
 /// ([`OverrideTables::resolve`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OverrideTables {
-    /// Global toggles (those with `enabled` set), as overrides of `enabled`
-    /// only, orphaned or not.
+    /// Global toggles (those with `enabled` or `mode` set), orphaned or
+    /// not, and the fleet's parameter values.
     pub global: Overrides,
-    /// Per-customer overrides, orphaned or not, and thresholds.
+    /// Per-customer overrides, orphaned or not, thresholds and parameter
+    /// values.
     pub customers: BTreeMap<Uuid, Overrides>,
     /// Per-customer settings (threshold and rate limit).
     pub settings: BTreeMap<Uuid, CustomerSettings>,
@@ -243,6 +244,10 @@ impl Store {
                 .or_default()
                 .insert(r.rule_key, Binding { fingerprint: r.rule_fingerprint, set_at: r.updated_at });
         }
+        out.global.params = self.global_params().await?.into_iter().map(|(name, p)| (name, p.value)).collect();
+        for (id, params) in self.customer_params().await? {
+            out.customers.entry(id).or_default().params = params;
+        }
         for s in settings {
             if s.threshold.is_some() {
                 out.customers.entry(s.customer_id).or_default().threshold = s.threshold;
@@ -252,8 +257,9 @@ impl Store {
         Ok(out)
     }
 
-    /// The global toggles in force under `policy` (orphans left out).
-    async fn fleet_overrides(&self, policy: &Policy) -> Result<Overrides, StoreError> {
+    /// The global toggles in force under `policy` (orphans left out), and
+    /// the fleet's parameter values.
+    pub(super) async fn fleet_overrides(&self, policy: &Policy) -> Result<Overrides, StoreError> {
         let sql = format!("{SELECT_TOGGLES} WHERE enabled IS NOT NULL OR mode IS NOT NULL");
         let rows = on_pool!(self, p => sqlx::query_as::<_, ToggleRow>(&sql).fetch_all(p).await)?;
         let mut out = Overrides::default();
@@ -261,12 +267,13 @@ impl Store {
             let o = t.rule();
             out.rules.insert(t.rule_key, o);
         }
+        out.params = self.global_params().await?.into_iter().map(|(name, p)| (name, p.value)).collect();
         Ok(out)
     }
 
-    /// One customer's overrides in force under `policy` (orphans left out)
-    /// and threshold.
-    async fn customer_overrides(&self, policy: &Policy, customer_id: Uuid) -> Result<Overrides, StoreError> {
+    /// One customer's overrides in force under `policy` (orphans left out),
+    /// threshold and parameter values.
+    pub(super) async fn customer_overrides(&self, policy: &Policy, customer_id: Uuid) -> Result<Overrides, StoreError> {
         let sql = format!("{SELECT_CUSTOMER_RULES} WHERE customer_id = $1");
         let rows =
             on_pool!(self, p => sqlx::query_as::<_, CustomerRuleRow>(&sql).bind(customer_id).fetch_all(p).await)?;
@@ -276,6 +283,7 @@ impl Store {
             out.rules.insert(r.rule_key, o);
         }
         out.threshold = self.customer_settings(customer_id).await?.and_then(|s| s.threshold);
+        out.params = self.params_of_customer(customer_id).await?;
         Ok(out)
     }
 

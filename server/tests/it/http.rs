@@ -389,6 +389,7 @@ each_backend!(the_openapi_document_matches_the_router, |backend| {
     }
     documented.sort();
     let expected = [
+        "DELETE /api/admin/customers/{id}/params/{name}",
         "DELETE /api/admin/customers/{id}/policies/{key}",
         "DELETE /api/admin/keys/{id}",
         "DELETE /api/admin/orphans/toggles/{key}",
@@ -399,10 +400,12 @@ each_backend!(the_openapi_document_matches_the_router, |backend| {
         "GET /api/admin/customers",
         "GET /api/admin/customers/{id}",
         "GET /api/admin/customers/{id}/effective-policy",
+        "GET /api/admin/customers/{id}/params/{name}",
         "GET /api/admin/customers/{id}/policies/{key}",
         "GET /api/admin/keys",
         "GET /api/admin/logs",
         "GET /api/admin/orphans",
+        "GET /api/admin/params",
         "GET /api/admin/policies",
         "GET /api/admin/shadow",
         "GET /api/admin/stats",
@@ -414,6 +417,7 @@ each_backend!(the_openapi_document_matches_the_router, |backend| {
         "GET /metrics",
         "GET /openapi.json",
         "GET /ready",
+        "PATCH /api/admin/params/{name}",
         "PATCH /api/admin/policies/{key}",
         "POST /api/admin/audit/verify",
         "POST /api/admin/customers",
@@ -425,6 +429,7 @@ each_backend!(the_openapi_document_matches_the_router, |backend| {
         "POST /api/admin/webhooks/{id}/enable",
         "POST /api/evaluate",
         "POST /v1/check",
+        "PUT /api/admin/customers/{id}/params/{name}",
         "PUT /api/admin/customers/{id}/policies/{key}",
         "PUT /api/admin/customers/{id}/settings",
     ];
@@ -436,6 +441,7 @@ each_backend!(the_openapi_document_matches_the_router, |backend| {
         let path = path
             .replace("{id}", "00000000-0000-0000-0000-000000000000")
             .replace("{key}", "x")
+            .replace("{name}", "x")
             .replace("{delivery}", "1");
         let req = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
         let (status, _, _) = app.send(req).await;

@@ -16,6 +16,7 @@ mod input;
 mod instances;
 mod logs;
 mod orphans;
+mod params;
 mod rate_limit;
 mod reload;
 mod replay;

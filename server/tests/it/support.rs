@@ -282,7 +282,8 @@ impl Instance {
     pub async fn start_with(url: &str, options: &Options) -> Self {
         let store = Store::connect(url).await.unwrap();
         store.migrate().await.unwrap();
-        let (state, writer) = build_state(store, default_policy(), options).await.unwrap();
+        let policy = options.policy_dir.as_deref().map_or_else(default_policy, policy_from);
+        let (state, writer) = build_state(store, policy, options).await.unwrap();
         let (stop, rx) = watch::channel(false);
         tokio::spawn(writer.run(rx.clone()));
         warden_server::server::spawn_background(&state, rx);

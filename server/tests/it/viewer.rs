@@ -38,6 +38,7 @@ async fn admin_operations(app: &TestApp, key_id: Uuid) -> Vec<(String, String)> 
             .replace("/keys/{id}", &format!("/keys/{key_id}"))
             .replace("{id}", &Uuid::new_v4().to_string())
             .replace("{key}", "external_model")
+            .replace("{name}", "approved_models")
             .replace("{delivery}", "1");
         assert!(!filled.contains('{'), "a path parameter this test doesn't fill: {path}");
         for method in item.as_object().unwrap().keys() {
