@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
-use warden_benches::{generated_requests, generated_set, models};
+use warden_benches::{generated_requests, generated_with_params};
 use warden_dsl::SourceFile;
 use warden_engine::{Overrides, Policy};
 
@@ -78,28 +78,9 @@ rule strict_operation { description "d" when operation in param.strict_operation
 
 /// The generated 1,000-rule set plus 20 rules reading parameters.
 fn bench_generated(c: &mut Criterion) {
-    let mut sources = generated_set(1000, 42);
-    let models = models();
-    let mut text = format!(
-        "param approved: list<string> = [{}]\nparam max_tokens: number = 3000\nparam regions: list<string> = [\"us\"]\n",
-        models.iter().take(5).map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ")
-    );
-    for i in 0..20 {
-        let condition = match i % 3 {
-            0 => "not (model in param.approved) and metadata.tokens > 100".to_owned(),
-            1 => format!("model == {:?} and metadata.tokens > param.max_tokens", models[i % models.len()]),
-            _ => "metadata.region in param.regions and metadata.contains_personal_data".to_owned(),
-        };
-        text.push_str(&format!("rule p{i} {{ description \"d\" when {condition} score +10 reason p{i} }}\n"));
-    }
-    sources.push(SourceFile::new("params.warden", text));
+    let (sources, own) = generated_with_params();
     let policy = compile(sources);
-    let own = overrides(json!({"params": {
-        "approved": models.iter().skip(3).take(8).collect::<Vec<_>>(),
-        "max_tokens": 5000,
-        "regions": ["us", "eu"],
-    }}));
-    compare(c, "params/generated_1000", &policy, &generated_requests(64, 7), &own);
+    compare(c, "params/generated_1000", &policy, &generated_requests(64, 7), &overrides(own));
 }
 
 fn config() -> Criterion {

@@ -103,6 +103,37 @@ pub fn generated_set(n: usize, seed: u64) -> Vec<SourceFile> {
     vec![SourceFile::new(format!("generated_{n}.warden"), text)]
 }
 
+/// The generated 1,000-rule set plus 20 rules reading three parameters
+/// (an approved-models list used with `not … in`, a token limit compared
+/// under a model scope, a region list used with `in`), and a customer's own
+/// values for all three, as overrides JSON (`{"params": {…}}`).
+pub fn generated_with_params() -> (Vec<SourceFile>, serde_json::Value) {
+    let mut sources = generated_set(1000, 42);
+    let models = models();
+    let mut text = format!(
+        "param approved: list<string> = [{}]\nparam max_tokens: number = 3000\nparam regions: list<string> = [\"us\"]\n",
+        models.iter().take(5).map(|m| format!("{m:?}")).collect::<Vec<_>>().join(", ")
+    );
+    for i in 0..20 {
+        let condition = match i % 3 {
+            0 => "not (model in param.approved) and metadata.tokens > 100".to_owned(),
+            1 => format!(
+                "model == {:?} and metadata.tokens > param.max_tokens",
+                models.get(i % models.len()).cloned().unwrap_or_default()
+            ),
+            _ => "metadata.region in param.regions and metadata.contains_personal_data".to_owned(),
+        };
+        let _ = writeln!(text, "rule p{i} {{ description \"d\" when {condition} score +10 reason p{i} }}");
+    }
+    sources.push(SourceFile::new("params.warden", text));
+    let own = serde_json::json!({"params": {
+        "approved": models.iter().skip(3).take(8).collect::<Vec<_>>(),
+        "max_tokens": 5000,
+        "regions": ["us", "eu"],
+    }});
+    (sources, own)
+}
+
 /// Requests to decide against a generated set, cycling through models,
 /// operations and metadata.
 pub fn generated_requests(count: usize, seed: u64) -> Vec<serde_json::Value> {

@@ -283,3 +283,28 @@ each_backend!(replay_and_the_shadow_set_decide_with_the_customers_values, |backe
     assert_eq!(status, 200, "{report}");
     assert_eq!((report["rows"].clone(), report["unchanged"].clone()), (json!(1), json!(1)), "{report}");
 });
+
+each_backend!(the_customer_page_shows_each_parameter_with_its_value_and_source, |backend| {
+    let app = TestApp::with_options(backend, options()).await;
+    let customer = app.customer_id;
+    let path = format!("/api/admin/customers/{customer}/params/approved_models");
+    assert_eq!(admin(&app, "PUT", &path, Some(json!({"value": ["claude-3", "<b>"]}))).await.0, 200);
+    let session = crate::ui_support::sign_in(&app, &app.admin_key).await;
+    let page = session.get(&app, &format!("/ui/customers/{customer}")).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    let table = &page.html[page.html.find("id=\"params\"").expect("a parameters table")..];
+    let row = |name: &str| {
+        let at = table.find(&format!("<code>param.{name}</code>")).unwrap_or_else(|| panic!("no row for {name}"));
+        table[at..].split("</tr>").next().unwrap().to_owned()
+    };
+    let approved = row("approved_models");
+    // The value is escaped as text, never markup.
+    assert!(approved.contains("<code>[&#34;claude-3&#34;,&#34;&#60;b&#62;&#34;]</code>"), "{approved}");
+    assert!(!approved.contains("<b>"), "{approved}");
+    assert!(approved.contains("<span class=\"badge\">override</span>"), "{approved}");
+    let max_cost = row("max_cost");
+    assert!(
+        max_cost.contains("<code>100</code>") && max_cost.contains("<span class=\"badge\">file</span>"),
+        "{max_cost}"
+    );
+});

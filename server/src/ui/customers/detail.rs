@@ -50,6 +50,11 @@ impl ShowPage {
         format!("{:.1}", *us as f64 / 1000.0)
     }
 
+    /// A parameter value as JSON text.
+    fn json(&self, v: &serde_json::Value) -> String {
+        v.to_string()
+    }
+
     /// Why an orphaned setting applies to nothing, in words.
     fn orphan_reason(&self, reason: &OrphanReason) -> &'static str {
         match reason {
