@@ -44,12 +44,28 @@ db="sqlite://$work/warden.db"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 base="http://127.0.0.1:$port"
 
-# Keys at bcrypt's lowest cost: the run verifies each once.
-app_key="$("$BIN" keys create --customer app@example.com --bcrypt-cost 4 --database-url "$db" | tail -n 1)"
+# Keys at bcrypt's lowest cost: the run verifies each once. The app key's
+# customer id names the customer whose parameter values the run sets.
+app_out="$("$BIN" keys create --customer app@example.com --bcrypt-cost 4 --database-url "$db")"
+app_key="$(tail -n 1 <<<"$app_out")"
+customer_id="$(grep -oE '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}' <<<"$app_out" | head -n 1)"
 admin_key="$("$BIN" keys create --customer admin@example.com --admin --bcrypt-cost 4 --database-url "$db" | tail -n 1)"
 
 # A quota the run can't spend, so decisions are tested rather than 429s.
-"$BIN" serve --listen "127.0.0.1:$port" --database-url "$db" --policies policies \
+# The default policies plus a parameter, so the parameter endpoints are
+# exercised past their 404 (a value of every type is generated for it).
+cp -r policies "$work/policies"
+cat >"$work/policies/params.warden" <<'WARDEN'
+param strict_external: bool = false
+
+rule strict_external {
+  description "External models, for customers in strict mode (an API-fuzzing fixture)"
+  when param.strict_external and metadata.is_external_model
+  score +1
+  reason strict_external
+}
+WARDEN
+"$BIN" serve --listen "127.0.0.1:$port" --database-url "$db" --policies "$work/policies" \
   --audit-spill-dir "$work/spill" --rate-limit-requests 1000000000 --bcrypt-cost 4 --no-watch \
   >"$work/server.log" 2>&1 &
 server_pid=$!
@@ -69,10 +85,20 @@ done
 # POST /api/admin/replay must compile, and one that doesn't is a 422 with
 # its diagnostics (policy_invalid) whatever the document allows; so that
 # status is expected for schema-valid bodies there, and only there.
-cat >"$work/schemathesis.toml" <<'TOML'
+#
+# A parameter's value must be of the parameter's type, which the document
+# can't say per name (it allows any of the four): a value of another type is
+# a 422 naming the parameter. The parameter endpoints are pointed at the
+# declared parameter and at a real customer.
+cat >"$work/schemathesis.toml" <<TOML
 [[operations]]
 include-name = "POST /api/admin/replay"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+
+[[operations]]
+include-path-regex = "/params/"
+parameters = { "path.name" = "strict_external", "path.id" = "$customer_id" }
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "422", "429"]
 TOML
 
 status=0

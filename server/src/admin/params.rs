@@ -18,6 +18,23 @@ use crate::live::Snapshot;
 use crate::state::AppState;
 use crate::store::Customer;
 
+/// A parameter value, as JSON of the parameter's type: the schema of the
+/// document only. Bodies are read as JSON and checked against the served
+/// set's declaration; values are shown as stored.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // a schema only
+pub(crate) enum ParamValue {
+    /// A `string` parameter's value.
+    Text(String),
+    /// A `number` parameter's value.
+    Number(f64),
+    /// A `bool` parameter's value.
+    Bool(bool),
+    /// A `list<string>` parameter's value.
+    List(Vec<String>),
+}
+
 /// One declared parameter and the value in force.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct ParamView {
@@ -28,10 +45,10 @@ pub(crate) struct ParamView {
     pub(crate) ty: &'static str,
     /// The value in force and where it comes from: `file`, `global` (the
     /// fleet's value), or `override` (the customer's, in a customer's view).
-    #[schema(value_type = Sourced<Object>)]
+    #[schema(value_type = Sourced<ParamValue>)]
     pub(crate) value: Sourced<Value>,
     /// The value written in the policy files.
-    #[schema(value_type = Object)]
+    #[schema(value_type = ParamValue)]
     pub(crate) default: Value,
     /// Where it is declared, `file:line`.
     pub(crate) declared_at: String,
@@ -66,8 +83,9 @@ pub(crate) struct ParamList {
 pub(crate) struct CustomerParamView {
     /// The parameter's name.
     pub(crate) name: String,
-    /// The value stored for this customer.
-    #[schema(value_type = Object)]
+    /// The value stored for this customer (of the parameter's type unless
+    /// `applies` is false).
+    #[schema(value_type = ParamValue)]
     pub(crate) value: Value,
     /// Whether it applies under the served set (it does unless the set no
     /// longer declares the parameter or its type changed).

@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::input::{ListBody, ListFields, PathParams};
-use crate::admin::params::{self, CustomerParamView, ParamList, ParamView};
+use crate::admin::params::{self, CustomerParamView, ParamList, ParamValue, ParamView};
 use crate::error::{ApiError, ErrorBody};
 use crate::http::Admin;
 use crate::state::AppState;
@@ -22,23 +22,6 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         put_customer_param,
         delete_customer_param
     ))
-}
-
-/// A parameter value, as JSON of the parameter's type (only the schema of
-/// the document; bodies are read as JSON and checked against the served
-/// set's declaration).
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)] // a schema only
-enum ParamValue {
-    /// A `string` parameter's value.
-    Text(String),
-    /// A `number` parameter's value.
-    Number(f64),
-    /// A `bool` parameter's value.
-    Bool(bool),
-    /// A `list<string>` parameter's value.
-    List(Vec<String>),
 }
 
 /// `{"value": V}`.
