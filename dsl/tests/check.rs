@@ -267,6 +267,15 @@ fn parameter_declarations_are_checked() {
         assert_eq!(codes(&format!("{decl}\n{use_}")), ["type_mismatch"], "{decl}");
     }
     assert_eq!(codes(&format!("param n: number = 1\nparam n: number = 2\n{used}")), ["duplicate_param"]);
+    // Both positions name the name, as for rules.
+    let d = diagnostics(&format!("param n: number = 1\nparam n: number = 2\n{used}"));
+    assert!(
+        d.contains(&(
+            "duplicate_param",
+            "first declared at r.warden:1:7; parameter names are unique across all files".to_owned()
+        )),
+        "{d:?}"
+    );
     // A field may not be declared under `param`, which names parameters.
     assert_eq!(codes_of(&[("i.warden", "input { param.x: string }")]), ["syntax"]);
     // Unused: a warning only.

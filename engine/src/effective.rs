@@ -88,13 +88,25 @@ pub struct EffectivePolicy<'p> {
     pub unknown_rules: Vec<String>,
     /// Every declared parameter, in declaration order.
     pub params: Vec<EffectiveParam<'p>>,
-    /// Parameter names in the customer's or the fleet's overrides that the
-    /// policy doesn't declare, sorted, once each; decisions ignore them.
-    pub unknown_params: Vec<String>,
-    /// Parameter values (the customer's, then the fleet's) not of their
-    /// parameter's type, with why; decisions use the highest layer's value
-    /// that is (the fleet's or the file's).
-    pub invalid_params: Vec<(String, String)>,
+    /// Parameter values in the customer's overrides, then the fleet's, that
+    /// apply to nothing: the parameter is not declared, or the value is
+    /// not of its type. Decisions use the highest layer's value that
+    /// applies (the fleet's or the file's).
+    pub params_not_applied: Vec<UnappliedValue>,
+}
+
+/// A stored parameter value that applies to nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnappliedValue {
+    /// The parameter's name.
+    pub name: String,
+    /// The layer that holds it: [`ValueSource::Override`] (the customer's)
+    /// or [`ValueSource::Global`] (the fleet's).
+    pub layer: ValueSource,
+    /// The value as stored.
+    pub value: serde_json::Value,
+    /// Why it doesn't apply.
+    pub error: crate::ParamError,
 }
 
 /// One parameter as a customer gets it.
@@ -205,18 +217,17 @@ impl Policy {
             })
             .collect();
         // Values that apply to nothing, from either layer.
-        let mut unknown_params = Vec::new();
-        let mut invalid_params = Vec::new();
-        for (name, value) in customer.into_iter().chain(std::iter::once(global)).flat_map(|o| &o.params) {
-            match self.check_param(name, value) {
-                Ok(()) => {}
-                Err(crate::ParamError::Unknown { .. }) => unknown_params.push(name.clone()),
-                Err(e) => invalid_params.push((name.clone(), e.to_string())),
-            }
-        }
-        unknown_params.sort_unstable();
-        unknown_params.dedup();
-        EffectivePolicy { threshold, rules, unknown_rules, params, unknown_params, invalid_params }
+        let layers = [(customer, ValueSource::Override), (Some(global), ValueSource::Global)];
+        let params_not_applied = layers
+            .into_iter()
+            .filter_map(|(o, layer)| o.map(|o| (o, layer)))
+            .flat_map(|(o, layer)| o.params.iter().map(move |(name, value)| (name, value, layer)))
+            .filter_map(|(name, value, layer)| {
+                let error = self.check_param(name, value).err()?;
+                Some(UnappliedValue { name: name.clone(), layer, value: value.clone(), error })
+            })
+            .collect();
+        EffectivePolicy { threshold, rules, unknown_rules, params, params_not_applied }
     }
 }
 

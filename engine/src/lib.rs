@@ -41,7 +41,7 @@ pub use decision::{
     Contribution, Decision, Explanation, Flip, REJECTION_CODES, Recorded, Rejection, RejectionKind, RuleTrace,
     ShadowMatch, ShadowOutcome,
 };
-pub use effective::{EffectiveParam, EffectivePolicy, EffectiveRule, Sourced, ValueSource};
+pub use effective::{EffectiveParam, EffectivePolicy, EffectiveRule, Sourced, UnappliedValue, ValueSource};
 pub use input::DEFAULT_MAX_DEPTH;
 pub use overrides::{Overrides, OverridesError, PreparedOverrides, RuleMode, RuleOverride, mode_in_force};
 pub use params::{ParamError, ParamInfo};

@@ -71,7 +71,7 @@ pub(crate) fn validate_tests(policy: &Policy) -> Vec<Diagnostic> {
             Err(e) => problems.push((
                 e,
                 Some(
-                    "write {\"threshold\": 80, \"rules\": {\"rule_name\": {\"enabled\": false, \"score\": 10}}}".into(),
+                    "write {\"threshold\": 80, \"rules\": {\"rule_name\": {\"enabled\": false, \"score\": 10}}, \"params\": {\"name\": value}}".into(),
                 ),
                 ov_loc,
             )),

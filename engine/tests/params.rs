@@ -91,7 +91,9 @@ fn values_of_another_type_and_unknown_names_are_set_aside_and_reported() {
     let e = p.effective(&bad, None);
     let max = e.params.iter().find(|x| x.name == "max_tokens").unwrap();
     assert_eq!((max.value.value.clone(), max.value.source), (json!(8000), ValueSource::File));
-    assert_eq!(e.unknown_params, ["nope"]);
+    let not_applied: Vec<(&str, ValueSource)> =
+        e.params_not_applied.iter().map(|u| (u.name.as_str(), u.layer)).collect();
+    assert_eq!(not_applied, [("max_tokens", ValueSource::Global), ("nope", ValueSource::Global)]);
 }
 
 #[test]
@@ -148,9 +150,15 @@ fn a_customers_value_of_another_type_gives_way_to_the_fleets_not_the_files() {
     let e = p.effective(&fleet, Some(&customer));
     let max = e.params.iter().find(|x| x.name == "max_tokens").unwrap();
     assert_eq!((max.value.value.clone(), max.value.source), (json!(100), ValueSource::Global));
-    // What applies to nothing is reported from both layers.
-    assert_eq!(e.unknown_params, ["gone"]);
-    assert_eq!(e.invalid_params.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["max_tokens"]);
+    // What applies to nothing is reported from both layers, each with its
+    // layer and value.
+    let not_applied: Vec<(&str, ValueSource, Value)> =
+        e.params_not_applied.iter().map(|u| (u.name.as_str(), u.layer, u.value.clone())).collect();
+    assert_eq!(
+        not_applied,
+        [("max_tokens", ValueSource::Override, json!("lots")), ("gone", ValueSource::Global, json!(1))]
+    );
+    assert!(matches!(e.params_not_applied[1].error, ParamError::Unknown { .. }));
     // A customer's value equal to the file's, over a fleet value that
     // differs: the file's value, without re-compiling anything.
     let back = ov(json!({"params": {"max_tokens": 8000}}));

@@ -13,12 +13,14 @@ use crate::source::Node;
 /// reported.
 pub(super) fn check_decls(ck: &mut Checker<'_>, decls: Vec<Node<ParamDecl>>) -> Vec<ParamSpec> {
     let mut out: Vec<ParamSpec> = Vec::with_capacity(decls.len());
+    // Where each kept declaration's name is, for "first declared at".
+    let mut names: Vec<crate::source::Loc> = Vec::with_capacity(decls.len());
     for decl in decls {
         let loc = decl.loc;
         let ParamDecl { name, ty, default } = decl.node;
-        if let Some(first) = out.iter().find(|p| p.name == name.node) {
-            let first_at = ck.sources.get(first.loc.file).map(|f| {
-                let (line, col) = f.line_col(first.loc.span.start);
+        if let Some(first) = out.iter().position(|p| p.name == name.node).and_then(|i| names.get(i)) {
+            let first_at = ck.sources.get(first.file).map(|f| {
+                let (line, col) = f.line_col(first.span.start);
                 format!("{}:{line}:{col}", f.name)
             });
             let d = ck
@@ -49,6 +51,7 @@ pub(super) fn check_decls(ck: &mut Checker<'_>, decls: Vec<Node<ParamDecl>>) -> 
             // rather than reported as unknown; the set has an error anyway.
             ck.push(d);
         }
+        names.push(name.loc);
         out.push(ParamSpec { name: name.node, ty: ty.node, default: default.node, loc });
     }
     out

@@ -9,7 +9,7 @@
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
-use warden_engine::{EffectivePolicy, ParamError, Policy};
+use warden_engine::{EffectivePolicy, ParamError, Policy, ValueSource};
 
 use super::apply_now;
 use super::overrides::Sourced;
@@ -59,8 +59,14 @@ pub(crate) struct ParamView {
 pub(crate) struct UnappliedParam {
     /// The parameter's name.
     pub(crate) name: String,
-    /// Why: `not_declared` (the set has no parameter of that name) or
-    /// `wrong_type` (the value is not of the declared type).
+    /// Whose value it is: `customer` or `global` (the fleet's).
+    pub(crate) scope: &'static str,
+    /// The value as stored.
+    #[schema(value_type = ParamValue)]
+    pub(crate) value: Value,
+    /// Why it applies to nothing: `not_declared` (the set has no parameter
+    /// of that name) or `wrong_type` (the value is not of the declared
+    /// type).
     pub(crate) reason: &'static str,
     /// What the engine says about it.
     pub(crate) message: String,
@@ -90,8 +96,21 @@ pub(crate) struct CustomerParamView {
     /// Whether it applies under the served set (it does unless the set no
     /// longer declares the parameter or its type changed).
     pub(crate) applies: bool,
+    /// Why it doesn't apply, when it doesn't: `not_declared` or
+    /// `wrong_type`, with the engine's message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) not_applied: Option<NotApplied>,
     /// When it was last set (RFC 3339, UTC).
     pub(crate) set_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Why a stored value applies to nothing.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct NotApplied {
+    /// `not_declared` or `wrong_type`.
+    pub(crate) reason: &'static str,
+    /// What the engine says about it.
+    pub(crate) message: String,
 }
 
 /// The declared parameters of `effective`, as shown.
@@ -111,17 +130,25 @@ pub(crate) fn views(policy: &Policy, effective: &EffectivePolicy<'_>) -> Vec<Par
 
 /// The values of `effective`'s overrides that apply to nothing.
 pub(crate) fn unapplied(effective: &EffectivePolicy<'_>) -> Vec<UnappliedParam> {
-    let unknown = effective.unknown_params.iter().map(|name| UnappliedParam {
-        name: name.clone(),
-        reason: "not_declared",
-        message: format!("the policy set declares no parameter `{name}`"),
-    });
-    let invalid = effective.invalid_params.iter().map(|(name, why)| UnappliedParam {
-        name: name.clone(),
-        reason: "wrong_type",
-        message: why.clone(),
-    });
-    unknown.chain(invalid).collect()
+    effective
+        .params_not_applied
+        .iter()
+        .map(|u| UnappliedParam {
+            name: u.name.clone(),
+            scope: if u.layer == ValueSource::Override { "customer" } else { "global" },
+            value: u.value.clone(),
+            reason: reason(&u.error),
+            message: u.error.to_string(),
+        })
+        .collect()
+}
+
+/// `not_declared` or `wrong_type`.
+fn reason(e: &ParamError) -> &'static str {
+    match e {
+        ParamError::Unknown { .. } => "not_declared",
+        ParamError::WrongType { .. } => "wrong_type",
+    }
 }
 
 /// Every parameter with the fleet's values, under the serving snapshot.
@@ -224,8 +251,20 @@ pub(crate) async fn get_customer(
     let Some(stored) = state.store.customer_param(customer.id, name).await? else {
         return Err(if declared { no_value(customer.id, name) } else { no_param(name) });
     };
-    let applies = state.live.load().policy.check_param(name, &stored.value).is_ok();
-    Ok(CustomerParamView { name: name.to_owned(), value: stored.value, applies, set_at: stored.set_at })
+    let not_applied = state
+        .live
+        .load()
+        .policy
+        .check_param(name, &stored.value)
+        .err()
+        .map(|e| NotApplied { reason: reason(&e), message: e.to_string() });
+    Ok(CustomerParamView {
+        name: name.to_owned(),
+        value: stored.value,
+        applies: not_applied.is_none(),
+        not_applied,
+        set_at: stored.set_at,
+    })
 }
 
 /// Sets the customer's value of `name`, from its next request on. 404 for
@@ -239,6 +278,14 @@ pub(crate) async fn set_customer(
     value: Value,
 ) -> Result<CustomerParamView, ApiError> {
     let snapshot = state.live.load();
+    if value.is_null() {
+        return Err(super::invalid(
+            "value",
+            format!(
+                "parameter `{name}` needs a value; to return this customer to the fleet's or the file's value, DELETE its value"
+            ),
+        ));
+    }
     checked(&snapshot, name, &value)?;
     state.store.set_customer_param(&snapshot.policy, customer.id, name, &value, Some(actor)).await?;
     apply_now(state).await;

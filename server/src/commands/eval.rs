@@ -21,7 +21,7 @@ pub fn run(policies: &Path, input: &Path, overrides: Option<&Path>, explain: boo
     let overrides = match overrides {
         Some(path) => {
             let bytes = std::fs::read(path).with_context(|| format!("reading `{}`", path.display()))?;
-            Some(Overrides::from_json(&bytes).with_context(|| format!("`{}` is not valid overrides", path.display()))?)
+            Some(Overrides::from_json(&bytes).with_context(|| format!("reading overrides from `{}`", path.display()))?)
         }
         None => None,
     };

@@ -56,6 +56,18 @@ fn param_in_force(policy: &Policy, global: &Overrides, customer: Option<&Overrid
     }
 }
 
+/// `in_force` (a value with its source, or `null` for a parameter the set
+/// doesn't declare) with the stored value being removed, as `stored`.
+fn with_stored(in_force: Value, stored: Value) -> Value {
+    match in_force {
+        Value::Object(mut m) => {
+            m.insert("stored".into(), stored);
+            Value::Object(m)
+        }
+        _ => json!({ "stored": stored }),
+    }
+}
+
 /// `overrides` with parameter `name` set to `value` (or removed).
 fn with_param(overrides: &Overrides, name: &str, value: Option<&Value>) -> Overrides {
     let mut out = overrides.clone();
@@ -120,8 +132,13 @@ impl Store {
         let existed = admin_tx!(self, read change => {
             let fleet = self.fleet_overrides(policy).await?;
             let after = with_param(&fleet, name, value);
+            let mut before = param_in_force(policy, &fleet, None, name);
+            // A value removed is recorded even when it applied to nothing.
+            if let (None, Some(stored)) = (value, fleet.params.get(name)) {
+                before = with_stored(before, stored.clone());
+            }
             AdminChange::new(actor, action, format!("param/{name}"))
-                .before(param_in_force(policy, &fleet, None, name))
+                .before(before)
                 .after(param_in_force(policy, &after, None, name))
         }, tx => {
             match value {
@@ -187,10 +204,7 @@ impl Store {
             let Some(stored) = self.customer_param(customer_id, name).await? else { return Ok(false) };
             let fleet = self.fleet_overrides(policy).await?;
             let mine = self.customer_overrides(policy, customer_id).await?;
-            let mut before = param_in_force(policy, &fleet, Some(&mine), name);
-            if let Value::Object(m) = &mut before {
-                m.insert("stored".into(), stored.value);
-            }
+            let before = with_stored(param_in_force(policy, &fleet, Some(&mine), name), stored.value);
             AdminChange::new(actor, "customer.param.delete", format!("customer/{customer_id}/param/{name}"))
                 .before(before)
                 .after(param_in_force(policy, &fleet, Some(&with_param(&mine, name, None)), name))

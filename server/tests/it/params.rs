@@ -215,15 +215,30 @@ each_backend!(unknown_parameters_are_404_and_values_of_another_type_422_naming_t
     assert_eq!(list["not_applied"][0]["name"], json!("retired"), "{list}");
     assert_eq!(list["not_applied"][0]["reason"], json!("not_declared"), "{list}");
     let (_, effective) = admin(&app, "GET", &format!("/api/admin/customers/{customer}/effective-policy"), None).await;
-    let reasons: Vec<&str> =
-        effective["params_not_applied"].as_array().unwrap().iter().map(|p| p["reason"].as_str().unwrap()).collect();
-    assert_eq!(reasons, ["not_declared", "wrong_type"], "{effective}");
+    let not_applied: Vec<(&str, &str, &str)> = effective["params_not_applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["scope"].as_str().unwrap(), p["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        not_applied,
+        [("max_cost", "customer", "wrong_type"), ("retired", "global", "not_declared")],
+        "{effective}"
+    );
     assert_eq!(effective["params"][1]["value"], sourced(json!(100), "file"), "the file's value applies");
     let (status, stored) = admin(&app, "GET", &format!("{base}/max_cost"), None).await;
     assert_eq!((status, stored["applies"].clone()), (200, json!(false)), "{stored}");
-    assert_eq!(decide(&app, "gpt-4", 150.0).await, (false, "too_expensive".into()));
+    assert_eq!(stored["not_applied"]["reason"], json!("wrong_type"), "{stored}");
+    // Clearing a value that applied to nothing records the value removed.
     assert_eq!(admin(&app, "DELETE", &format!("{base}/max_cost"), None).await.0, 204);
+    let (action, _, before, after) = last_change(&app).await;
+    assert_eq!(action, "customer.param.delete");
+    assert_eq!((before["stored"].clone(), after), (json!("cheap"), sourced(json!(100), "file")), "{before}");
+    assert_eq!(decide(&app, "gpt-4", 150.0).await, (false, "too_expensive".into()));
     assert_eq!(admin(&app, "PATCH", "/api/admin/params/retired", Some(json!({"value": null}))).await.0, 204);
+    let (action, _, before, after) = last_change(&app).await;
+    assert_eq!((action.as_str(), before, after), ("param.reset", json!({"stored": 5}), Value::Null));
     // Nothing left to clear: 404 whatever the body, and nothing recorded.
     let trail = last_change(&app).await;
     assert_eq!(admin(&app, "PATCH", "/api/admin/params/retired", Some(json!({"value": null}))).await.0, 404);
