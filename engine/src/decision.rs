@@ -129,6 +129,21 @@ pub struct Explanation<'p> {
     pub threshold: i64,
     /// Every rule, in source order.
     pub rules: Vec<RuleTrace<'p>>,
+    /// Every declared parameter's value in force, in declaration order
+    /// (absent for a set without parameters).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<ParamTrace<'p>>,
+}
+
+/// A parameter's value in a decision, and where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ParamTrace<'p> {
+    /// The parameter's name.
+    pub name: &'p str,
+    /// The value the rules read, as JSON.
+    pub value: serde_json::Value,
+    /// `file`, or `overrides` when the overrides gave it a value of its type.
+    pub source: &'static str,
 }
 
 /// What one rule did for one request.

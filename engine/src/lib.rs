@@ -38,8 +38,8 @@ mod testing;
 mod version;
 
 pub use decision::{
-    Contribution, Decision, Explanation, Flip, REJECTION_CODES, Recorded, Rejection, RejectionKind, RuleTrace,
-    ShadowMatch, ShadowOutcome,
+    Contribution, Decision, Explanation, Flip, ParamTrace, REJECTION_CODES, Recorded, Rejection, RejectionKind,
+    RuleTrace, ShadowMatch, ShadowOutcome,
 };
 pub use effective::{EffectiveParam, EffectivePolicy, EffectiveRule, Sourced, UnappliedValue, ValueSource};
 pub use input::DEFAULT_MAX_DEPTH;

@@ -7,7 +7,7 @@ use warden_dsl::{Diagnostic, DiagnosticKind, PolicySet};
 
 use crate::cond::Cond;
 use crate::decision::{
-    Contribution, Decision, Explanation, Recorded, Rejection, RuleTrace, ShadowMatch, ShadowOutcome,
+    Contribution, Decision, Explanation, ParamTrace, Recorded, Rejection, RuleTrace, ShadowMatch, ShadowOutcome,
 };
 use crate::index::RuleIndex;
 use crate::input::{InputSchema, Slot, SlotValue, Slots};
@@ -449,7 +449,18 @@ impl Policy {
             })
             .collect();
         let threshold = threshold_in_force(self.set.threshold, prepared.as_ref());
-        Ok(Explanation { decision, threshold, rules })
+        let params = self
+            .params()
+            .map(|p| {
+                let given =
+                    overrides.and_then(|o| o.params.get(p.name)).filter(|v| self.check_param(p.name, v).is_ok());
+                match given {
+                    Some(v) => ParamTrace { name: p.name, value: v.clone(), source: "overrides" },
+                    None => ParamTrace { name: p.name, value: p.default, source: "file" },
+                }
+            })
+            .collect();
+        Ok(Explanation { decision, threshold, rules, params })
     }
 }
 

@@ -57,6 +57,17 @@ fn decisions_use_the_files_values_then_the_fleets_then_the_customers() {
     let e = p.explain(&input, Some(&both)).unwrap();
     let held: Vec<&str> = e.rules.iter().filter(|r| r.condition_held).map(|r| r.rule).collect();
     assert_eq!(held, ["approved"]);
+    let values: Vec<(&str, Value, &str)> = e.params.iter().map(|p| (p.name, p.value.clone(), p.source)).collect();
+    assert_eq!(
+        values,
+        [
+            ("approved_models", json!(["gpt-4"]), "overrides"),
+            ("max_tokens", json!(100000), "overrides"),
+            ("block_external", json!(false), "overrides"),
+        ]
+    );
+    let plain = p.explain(&input, None).unwrap();
+    assert_eq!(plain.params.iter().map(|p| p.source).collect::<Vec<_>>(), ["file", "file", "file"]);
 }
 
 #[test]
