@@ -194,6 +194,18 @@ mod tests {
         dir
     }
 
+    /// Replaces a file's text without passing through an empty file, as
+    /// `fs::write` does (truncate, then write): a writer stalled between the
+    /// two on a loaded machine would leave an empty file standing still past
+    /// a test's short settle time, which the reader rightly believes. The
+    /// bytes are overwritten in place, then the length set.
+    fn overwrite(path: &std::path::Path, text: &str) {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f.set_len(text.len() as u64).unwrap();
+    }
+
     fn text_of<'a>(settled: &'a Settled, name: &str) -> Option<&'a str> {
         settled.sources.iter().find(|f| f.name == name).map(|f| &*f.text)
     }
@@ -263,7 +275,7 @@ mod tests {
             let dir = dir.clone();
             std::thread::spawn(move || {
                 sleep(Duration::from_millis(300));
-                std::fs::write(dir.join("a.warden"), new).unwrap();
+                overwrite(&dir.join("a.warden"), new);
             })
         };
         let settle = Duration::from_millis(500);
@@ -292,7 +304,7 @@ mod tests {
             std::thread::spawn(move || {
                 for i in 1..=6 {
                     sleep(Duration::from_millis(100));
-                    std::fs::write(dir.join("a.warden"), format!("# {i}\n")).unwrap();
+                    overwrite(&dir.join("a.warden"), &format!("# {i}\n"));
                 }
             })
         };
