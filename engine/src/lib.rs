@@ -26,6 +26,7 @@
 mod cond;
 mod decision;
 mod effective;
+mod explain;
 mod fields;
 mod forbidden;
 mod index;
@@ -34,6 +35,7 @@ pub mod json;
 mod overrides;
 mod params;
 mod policy;
+mod tally;
 mod testing;
 mod version;
 

@@ -6,16 +6,14 @@ use warden_dsl::ast::{Effect, Mode};
 use warden_dsl::{Diagnostic, DiagnosticKind, PolicySet};
 
 use crate::cond::Cond;
-use crate::decision::{
-    Contribution, Decision, Explanation, ParamTrace, Recorded, Rejection, RuleTrace, ShadowMatch, ShadowOutcome,
-};
+use crate::decision::{Contribution, Decision, Recorded, Rejection, ShadowMatch, ShadowOutcome};
 use crate::index::RuleIndex;
 use crate::input::{InputSchema, Slot, SlotValue, Slots};
 use crate::overrides::{
-    Overrides, PreparedOverrides, RuleMode, RuleOverride, enabled_in_force, mode_in_force, score_in_force,
-    threshold_in_force,
+    Overrides, PreparedOverrides, RuleMode, RuleOverride, mode_in_force, score_in_force, threshold_in_force,
 };
 use crate::params::ParamTable;
+use crate::tally::Tally;
 
 /// Numbers compilations; see `Policy::compiled_id`.
 static NEXT_COMPILATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -330,7 +328,11 @@ impl Policy {
         self.rules.iter().map(|r| &*r.name)
     }
 
-    fn evaluate<'p>(&'p self, slots: &[SlotValue<'_>], overrides: Option<&PreparedOverrides>) -> Decision<'p> {
+    pub(crate) fn evaluate<'p>(
+        &'p self,
+        slots: &[SlotValue<'_>],
+        overrides: Option<&PreparedOverrides>,
+    ) -> Decision<'p> {
         let threshold = threshold_in_force(self.set.threshold, overrides);
         let ov_rules: &[(u32, RuleOverride)] = overrides.map_or(&[], |o| &o.rules);
         let mut ov_pos = 0usize;
@@ -409,59 +411,6 @@ impl Policy {
             shadow_outcome,
         }
     }
-
-    /// Decides and reports what every rule did (`eval --explain`).
-    pub fn explain<'p>(
-        &'p self,
-        input: &'p Value,
-        overrides: Option<&Overrides>,
-    ) -> Result<Explanation<'p>, Rejection> {
-        let prepared = overrides.map(|o| self.prepare(o));
-        let mut slots = Slots::new();
-        self.schema.extract(input, &mut slots)?;
-        let decision = self.evaluate(&slots, prepared.as_ref());
-        let rules = (0u32..)
-            .zip(&self.rules)
-            .map(|(id, rule)| {
-                let ov = prepared.as_ref().and_then(|p| p.rule(id));
-                let enabled = enabled_in_force(rule.enabled, ov);
-                let mode = mode_in_force(rule.enabled, rule.mode, ov);
-                let held = prepared.as_ref().and_then(|p| p.cond(id)).unwrap_or(&rule.cond).eval(&slots);
-                let fired = mode != RuleMode::Off && held;
-                let (effect, contributed) = match rule.effect {
-                    Effect::Score(written) => {
-                        let score = score_in_force(written, ov);
-                        (format!("score {score:+}"), if fired && mode == RuleMode::Enforce { score } else { 0 })
-                    }
-                    Effect::Deny => ("deny".to_owned(), 0),
-                    Effect::Allow => ("allow".to_owned(), 0),
-                };
-                RuleTrace {
-                    rule: &rule.name,
-                    source: &rule.source,
-                    effect,
-                    enabled,
-                    mode: mode.as_str(),
-                    condition_held: held,
-                    fired,
-                    contributed,
-                }
-            })
-            .collect();
-        let threshold = threshold_in_force(self.set.threshold, prepared.as_ref());
-        let params = self
-            .params()
-            .map(|p| {
-                let given =
-                    overrides.and_then(|o| o.params.get(p.name)).filter(|v| self.check_param(p.name, v).is_ok());
-                match given {
-                    Some(v) => ParamTrace { name: p.name, value: v.clone(), source: "overrides" },
-                    None => ParamTrace { name: p.name, value: p.default, source: "file" },
-                }
-            })
-            .collect();
-        Ok(Explanation { decision, threshold, rules, params })
-    }
 }
 
 /// `score`, `deny` or `allow`.
@@ -470,81 +419,6 @@ fn effect_kind(effect: Effect) -> &'static str {
         Effect::Score(_) => "score",
         Effect::Deny => "deny",
         Effect::Allow => "allow",
-    }
-}
-
-/// What the rules that fired add up to. Rule ids (source order) are kept,
-/// and the sum is exact, so two tallies (enforced rules, shadow rules)
-/// combine exactly as if their rules had been tallied together.
-#[derive(Debug, Clone, Copy, Default)]
-struct Tally<'p> {
-    /// The exact sum (in 128 bits, so no order of adding saturates early);
-    /// clamped to `i64` only when reported.
-    total: i128,
-    /// The highest non-zero score, the first in source order on a tie.
-    best: Option<(i64, u32, &'p str)>,
-    /// The first deny rule in source order.
-    deny: Option<(u32, &'p str)>,
-    /// The first allow rule in source order.
-    allow: Option<(u32, &'p str)>,
-}
-
-impl<'p> Tally<'p> {
-    /// Counts rule `id`, whose condition held. Rules come in increasing id
-    /// order.
-    #[inline]
-    fn add(&mut self, id: u32, effect: Effect, score: i64, reason: &'p str) {
-        match effect {
-            Effect::Score(_) => {
-                if score != 0 {
-                    self.total = self.total.saturating_add(i128::from(score));
-                    if self.best.is_none_or(|(s, _, _)| score > s) {
-                        self.best = Some((score, id, reason));
-                    }
-                }
-            }
-            Effect::Deny => {
-                self.deny.get_or_insert((id, reason));
-            }
-            Effect::Allow => {
-                self.allow.get_or_insert((id, reason));
-            }
-        }
-    }
-
-    /// Both tallies as one.
-    fn with(&self, other: &Self) -> Self {
-        let first = |a: Option<(u32, &'p str)>, b: Option<(u32, &'p str)>| match (a, b) {
-            (Some(x), Some(y)) => Some(if y.0 < x.0 { y } else { x }),
-            (x, y) => x.or(y),
-        };
-        let best = match (self.best, other.best) {
-            (Some(x), Some(y)) => {
-                Some(if (y.0, std::cmp::Reverse(y.1)) > (x.0, std::cmp::Reverse(x.1)) { y } else { x })
-            }
-            (x, y) => x.or(y),
-        };
-        Self {
-            total: self.total.saturating_add(other.total),
-            best,
-            deny: first(self.deny, other.deny),
-            allow: first(self.allow, other.allow),
-        }
-    }
-
-    /// `(allowed, reason)`: a deny rule blocks, else an allow rule allows,
-    /// else the score decides against `threshold`.
-    fn outcome(&self, threshold: i64) -> (bool, &'p str) {
-        match (self.deny, self.allow) {
-            (Some((_, r)), _) => (false, r),
-            (None, Some((_, r))) => (true, r),
-            (None, None) => (self.risk_score() < threshold, self.best.map_or("ok", |(_, _, r)| r)),
-        }
-    }
-
-    /// The risk score: the sum, clamped to `i64`.
-    fn risk_score(&self) -> i64 {
-        i64::try_from(self.total).unwrap_or(if self.total < 0 { i64::MIN } else { i64::MAX })
     }
 }
 
