@@ -450,7 +450,14 @@ proptest! {
             let recorded = policy.decide_recorded(input, &prepared);
             prop_assert_eq!(&recorded.outcome, &policy.decide_with(input, &prepared));
             let sent = |key: &str| input.get(key).and_then(Value::as_str);
-            prop_assert_eq!((recorded.model, recorded.operation), (sent("model"), sent("operation")));
+            prop_assert_eq!((recorded.model.as_deref(), recorded.operation.as_deref()), (sent("model"), sent("operation")));
+            // Read from the request's bytes, as the service reads it: the
+            // same outcome and the same record.
+            let text = input.to_string();
+            let from_bytes = policy.decide_recorded_bytes(text.as_bytes(), &prepared).unwrap();
+            prop_assert_eq!(&from_bytes.outcome, &recorded.outcome, "input {}", input);
+            prop_assert_eq!(&from_bytes.declared, &recorded.declared, "input {}", input);
+            prop_assert_eq!((&from_bytes.model, &from_bytes.operation), (&recorded.model, &recorded.operation));
             let want = if recorded.outcome.is_ok() { reference_declared(input) } else { Map::new() };
             prop_assert_eq!(&recorded.declared, &want, "input {}", input);
             // Shadow rules never change the enforced outcome: switching

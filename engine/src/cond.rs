@@ -9,7 +9,7 @@ use regex::Regex;
 use rustc_hash::FxHashSet;
 use warden_dsl::ast::{CompareOp, Expr, ExprKind, Literal, TextOp};
 
-use crate::input::{InputSchema, Slot, SlotValue};
+use crate::input::{InputSchema, Slot, SlotValue, slot_value};
 
 #[derive(Debug, Clone)]
 pub(crate) enum Cond {
@@ -252,33 +252,31 @@ impl Cond {
     /// Evaluates the condition against one request's slots.
     #[inline]
     pub(crate) fn eval(&self, slots: &[SlotValue<'_>]) -> bool {
-        let get = |s: &Slot| slots.get(usize::from(*s)).copied().unwrap_or(SlotValue::Absent);
+        let get = |s: &Slot| slot_value(slots, *s);
         match self {
             Self::Const(b) => *b,
-            Self::IsTrue(s) => get(s) == SlotValue::Bool(true),
-            Self::BoolEq(s, b) => matches!(get(s), SlotValue::Bool(v) if v == *b),
-            Self::BoolNe(s, b) => matches!(get(s), SlotValue::Bool(v) if v != *b),
-            Self::StrEq(s, lit) => matches!(get(s), SlotValue::Str(v) if v == &**lit),
-            Self::StrNe(s, lit) => matches!(get(s), SlotValue::Str(v) if v != &**lit),
+            Self::IsTrue(s) => matches!(get(s), SlotValue::Bool(true)),
+            Self::BoolEq(s, b) => matches!(get(s), SlotValue::Bool(v) if v == b),
+            Self::BoolNe(s, b) => matches!(get(s), SlotValue::Bool(v) if v != b),
+            Self::StrEq(s, lit) => matches!(get(s), SlotValue::Str(v) if **v == **lit),
+            Self::StrNe(s, lit) => matches!(get(s), SlotValue::Str(v) if **v != **lit),
             Self::NumCmp(s, op, lit) => {
-                matches!(get(s), SlotValue::Num(v) if cmp_f64(v, *op, *lit))
+                matches!(get(s), SlotValue::Num(v) if cmp_f64(*v, *op, *lit))
             }
             Self::SlotCmp(a, op, b) => match (get(a), get(b)) {
-                (SlotValue::Num(x), SlotValue::Num(y)) => cmp_f64(x, *op, y),
+                (SlotValue::Num(x), SlotValue::Num(y)) => cmp_f64(*x, *op, *y),
                 (SlotValue::Str(x), SlotValue::Str(y)) => cmp_ord(x.cmp(y), *op),
-                (SlotValue::Bool(x), SlotValue::Bool(y)) => cmp_ord(x.cmp(&y), *op),
+                (SlotValue::Bool(x), SlotValue::Bool(y)) => cmp_ord(x.cmp(y), *op),
                 _ => false,
             },
-            Self::StrIn(s, set) => matches!(get(s), SlotValue::Str(v) if set.contains(v)),
-            Self::NumIn(s, list) => matches!(get(s), SlotValue::Num(v) if list.contains(&v)),
+            Self::StrIn(s, set) => matches!(get(s), SlotValue::Str(v) if set.contains(&**v)),
+            Self::NumIn(s, list) => matches!(get(s), SlotValue::Num(v) if list.contains(v)),
             Self::StartsWith(s, p) => matches!(get(s), SlotValue::Str(v) if v.starts_with(&**p)),
             Self::EndsWith(s, p) => matches!(get(s), SlotValue::Str(v) if v.ends_with(&**p)),
             Self::Contains(s, p) => matches!(get(s), SlotValue::Str(v) if v.contains(&**p)),
-            Self::ListContains(s, p) => {
-                matches!(get(s), SlotValue::List(items) if items.iter().any(|i| i.as_str() == Some(&**p)))
-            }
+            Self::ListContains(s, p) => matches!(get(s), SlotValue::List(items) if items.contains(p)),
             Self::Matches(s, re) => matches!(get(s), SlotValue::Str(v) if re.is_match(v)),
-            Self::Exists(s) => get(s) != SlotValue::Absent,
+            Self::Exists(s) => !matches!(get(s), SlotValue::Absent),
             Self::Not(c) => !c.eval(slots),
             Self::And(items) => items.iter().all(|c| c.eval(slots)),
             Self::Or(items) => items.iter().any(|c| c.eval(slots)),

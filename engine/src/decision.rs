@@ -1,6 +1,8 @@
 //! What a decision returns: a [`Decision`], an [`Explanation`], or a
 //! [`Rejection`] when the request is refused before any rule runs.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
@@ -102,9 +104,9 @@ pub struct Recorded<'a> {
     /// `model: string` and the request gives one (or the field's default
     /// applies). `None` when the set doesn't declare it as a string, so an
     /// undeclared value is never recorded.
-    pub model: Option<&'a str>,
+    pub model: Option<Cow<'a, str>>,
     /// The request's `operation`, on the same terms as `model`.
-    pub operation: Option<&'a str>,
+    pub operation: Option<Cow<'a, str>>,
     /// The declared fields as they were read, by dotted path, defaults
     /// filled in and absent fields left out; nothing undeclared. Empty when
     /// the request was refused.

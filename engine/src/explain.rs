@@ -5,28 +5,53 @@ use serde_json::Value;
 use warden_dsl::ast::Effect;
 
 use crate::decision::{Explanation, ParamTrace, Rejection, RuleTrace};
-use crate::input::Slots;
+use crate::input::{SlotValue, Slots};
+use crate::request::RequestError;
 use crate::overrides::{Overrides, RuleMode, enabled_in_force, mode_in_force, score_in_force, threshold_in_force};
 use crate::policy::Policy;
 
 impl Policy {
     /// Decides and reports what every rule did (`eval --explain`).
+    ///
+    /// # Errors
+    ///
+    /// The rejection of a request refused before evaluation.
     pub fn explain<'p>(
         &'p self,
         input: &'p Value,
         overrides: Option<&Overrides>,
     ) -> Result<Explanation<'p>, Rejection> {
-        let prepared = overrides.map(|o| self.prepare(o));
         let mut slots = Slots::new();
         self.schema.extract(input, &mut slots)?;
-        let decision = self.evaluate(&slots, prepared.as_ref());
+        Ok(self.explain_slots(&slots, overrides))
+    }
+
+    /// [`Policy::explain`] from a request's bytes, read as
+    /// [`Policy::decide_bytes`] reads them.
+    ///
+    /// # Errors
+    ///
+    /// As [`Policy::decide_bytes`].
+    pub fn explain_bytes<'p>(
+        &'p self,
+        body: &[u8],
+        overrides: Option<&Overrides>,
+    ) -> Result<Explanation<'p>, RequestError> {
+        let mut slots = Slots::new();
+        self.schema.read(body, &mut slots)?;
+        Ok(self.explain_slots(&slots, overrides))
+    }
+
+    fn explain_slots<'p>(&'p self, slots: &[SlotValue<'_>], overrides: Option<&Overrides>) -> Explanation<'p> {
+        let prepared = overrides.map(|o| self.prepare(o));
+        let decision = self.evaluate(slots, prepared.as_ref());
         let rules = (0u32..)
             .zip(&self.rules)
             .map(|(id, rule)| {
                 let ov = prepared.as_ref().and_then(|p| p.rule(id));
                 let enabled = enabled_in_force(rule.enabled, ov);
                 let mode = mode_in_force(rule.enabled, rule.mode, ov);
-                let held = prepared.as_ref().and_then(|p| p.cond(id)).unwrap_or(&rule.cond).eval(&slots);
+                let held = prepared.as_ref().and_then(|p| p.cond(id)).unwrap_or(&rule.cond).eval(slots);
                 let fired = mode != RuleMode::Off && held;
                 let (effect, contributed) = match rule.effect {
                     Effect::Score(written) => {
@@ -60,6 +85,6 @@ impl Policy {
                 }
             })
             .collect();
-        Ok(Explanation { decision, threshold, rules, params })
+        Explanation { decision, threshold, rules, params }
     }
 }

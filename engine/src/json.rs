@@ -106,7 +106,7 @@ pub fn parse(bytes: &[u8]) -> Result<Value, JsonError> {
     })
 }
 
-fn classify(e: &serde_json::Error) -> JsonError {
+pub(crate) fn classify(e: &serde_json::Error) -> JsonError {
     let text = e.to_string();
     // serde_json has no public code for this error; its message is pinned
     // by `nesting_past_the_limit_is_too_deep_not_a_syntax_error` below.

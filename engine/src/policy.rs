@@ -6,7 +6,7 @@ use warden_dsl::ast::{Effect, Mode};
 use warden_dsl::{Diagnostic, DiagnosticKind, PolicySet};
 
 use crate::cond::Cond;
-use crate::decision::{Contribution, Decision, Recorded, Rejection, ShadowMatch, ShadowOutcome};
+use crate::decision::{Contribution, Decision, Rejection, ShadowMatch, ShadowOutcome};
 use crate::index::RuleIndex;
 use crate::input::{InputSchema, Slot, SlotValue, Slots};
 use crate::overrides::{
@@ -37,15 +37,15 @@ pub struct Policy {
     pub(crate) params: ParamTable,
     /// Where the audit record's `model` and `operation` come from, resolved
     /// once here rather than per request.
-    audit: AuditSlots,
+    pub(crate) audit: AuditSlots,
 }
 
 /// The slots of the top-level `model` and `operation` fields, when the set
 /// declares them as strings.
 #[derive(Debug, Clone, Copy, Default)]
-struct AuditSlots {
-    model: Option<Slot>,
-    operation: Option<Slot>,
+pub(crate) struct AuditSlots {
+    pub(crate) model: Option<Slot>,
+    pub(crate) operation: Option<Slot>,
 }
 
 impl AuditSlots {
@@ -230,41 +230,7 @@ impl Policy {
         Ok(self.evaluate_with(&slots, overrides))
     }
 
-    /// The decision service's path: [`Policy::decide_with`], plus what the
-    /// request's audit record holds (its `model` and `operation`, and its
-    /// declared fields and nothing else), from one walk over the request.
-    ///
-    /// A refused request still names its `model` and `operation` when they
-    /// are declared strings and present at the top level, so a rejection is
-    /// audited against the model it was meant for.
-    pub fn decide_recorded<'a>(&'a self, input: &'a Value, overrides: &PreparedOverrides) -> Recorded<'a> {
-        let mut slots = Slots::new();
-        match self.schema.extract(input, &mut slots) {
-            Ok(()) => {
-                let slot_str = |slot: Option<Slot>| match slot.and_then(|s| slots.get(usize::from(s))) {
-                    Some(SlotValue::Str(s)) => Some(*s),
-                    _ => None,
-                };
-                Recorded {
-                    model: slot_str(self.audit.model),
-                    operation: slot_str(self.audit.operation),
-                    outcome: Ok(self.evaluate_with(&slots, overrides)),
-                    declared: crate::input::declared_only(&self.schema, &slots),
-                }
-            }
-            Err(rejection) => {
-                let top = |slot: Option<Slot>, key: &str| slot.and(input.get(key)).and_then(Value::as_str);
-                Recorded {
-                    model: top(self.audit.model, "model"),
-                    operation: top(self.audit.operation, "operation"),
-                    outcome: Err(rejection),
-                    declared: serde_json::Map::new(),
-                }
-            }
-        }
-    }
-
-    fn evaluate_with<'p>(&'p self, slots: &[SlotValue<'_>], overrides: &PreparedOverrides) -> Decision<'p> {
+    pub(crate) fn evaluate_with<'p>(&'p self, slots: &[SlotValue<'_>], overrides: &PreparedOverrides) -> Decision<'p> {
         if overrides.policy_id == self.compiled_id {
             self.evaluate(slots, Some(overrides))
         } else {

@@ -143,19 +143,19 @@ fn decide_recorded_gives_the_decision_and_the_audit_fields_from_one_walk() {
     let prepared = p.prepare(&Overrides::default());
     let r = p.decide_recorded(&input, &prepared);
     assert_eq!(r.outcome, p.decide(&input));
-    assert_eq!((r.model, r.operation), (Some("gpt-4"), Some("classify")));
+    assert_eq!((r.model.as_deref(), r.operation.as_deref()), (Some("gpt-4"), Some("classify")));
     assert_eq!(r.declared, p.declared_fields(&input).unwrap());
     // A refused request still names the model it was meant for, and
     // records no fields.
     let refused = meta(json!({"prompt": "my text"}));
     let r = p.decide_recorded(&refused, &prepared);
     assert_eq!(r.outcome.map_err(|e| e.code()), Err("forbidden_field"));
-    assert_eq!((r.model, r.operation), (Some("gpt-4"), Some("classify")));
+    assert_eq!((r.model.as_deref(), r.operation.as_deref()), (Some("gpt-4"), Some("classify")));
     assert!(r.declared.is_empty());
     // A value of the wrong type is not a model.
     let mistyped = json!({"model": 5, "operation": "x"});
     let r = p.decide_recorded(&mistyped, &prepared);
-    assert_eq!((r.model, r.operation), (None, Some("x")));
+    assert_eq!((r.model.as_deref(), r.operation.as_deref()), (None, Some("x")));
 }
 
 #[test]
@@ -166,17 +166,17 @@ fn only_declared_top_level_strings_are_recorded_as_model_and_operation() {
     let p = policy("input { metadata.model: string? }");
     let r = p.decide_recorded(&request, &p.prepare(&none));
     assert!(r.outcome.is_ok());
-    assert_eq!((r.model, r.operation), (None, None));
+    assert_eq!((r.model.as_deref(), r.operation.as_deref()), (None, None));
     // Declared with another type: not a string to record.
     let p = policy("input { model: list<string>? operation: bool? }");
     let other_types = json!({"model": ["a"], "operation": true});
     let r = p.decide_recorded(&other_types, &p.prepare(&none));
-    assert_eq!((r.model, r.operation), (None, None));
+    assert_eq!((r.model.as_deref(), r.operation.as_deref()), (None, None));
     // A default counts, as it does for the declared fields.
     let p = policy("input { model: string = \"default-model\" operation: string? }");
     let empty = json!({});
     let r = p.decide_recorded(&empty, &p.prepare(&none));
-    assert_eq!((r.model, r.operation), (Some("default-model"), None));
+    assert_eq!((r.model.as_deref(), r.operation.as_deref()), (Some("default-model"), None));
     assert_eq!(r.declared.get("model"), Some(&json!("default-model")));
 }
 

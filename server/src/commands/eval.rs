@@ -46,36 +46,34 @@ pub fn run(policies: &Path, input: &Path, overrides: Option<&Path>, explain: boo
 }
 
 /// Decides one request as the service would and renders the decision, the
-/// explanation or the rejection as pretty JSON. The request is read with the
-/// strict parser, so a repeated key is a `duplicate_key` rejection (and
-/// nesting past the parser's limit a `too_deep` one), as in `/v1/check`;
-/// only text that is not JSON at all is an error.
+/// explanation or the rejection as pretty JSON. The request is read from
+/// its bytes as `/v1/check` reads it, so a repeated key is a
+/// `duplicate_key` rejection (and nesting past the parser's limit a
+/// `too_deep` one); only text that is not JSON at all is an error.
 fn evaluate(
     policy: &Policy,
     request: &[u8],
     overrides: Option<&Overrides>,
     explain: bool,
 ) -> Result<String, warden_engine::json::JsonError> {
-    let request = match warden_engine::json::parse(request) {
-        Ok(v) => v,
-        Err(e) => match e.rejection() {
-            Some(rejection) => return Ok(pretty(&rejection)),
-            None => return Err(e),
-        },
+    use warden_engine::RequestError;
+    let refused = |e: RequestError| match e {
+        RequestError::Rejected(rejection) => Ok(pretty(&rejection)),
+        RequestError::Malformed(e) => Err(e),
     };
     Ok(if explain {
-        match policy.explain(&request, overrides) {
+        match policy.explain_bytes(request, overrides) {
             Ok(ex) => pretty(&ex),
-            Err(rej) => pretty(&rej),
+            Err(e) => refused(e)?,
         }
     } else {
         let result = match overrides {
-            Some(o) => policy.decide_with(&request, &policy.prepare(o)),
-            None => policy.decide(&request),
+            Some(o) => policy.decide_bytes_with(request, &policy.prepare(o)),
+            None => policy.decide_bytes(request),
         };
         match result {
             Ok(d) => pretty(&d),
-            Err(rej) => pretty(&rej),
+            Err(e) => refused(e)?,
         }
     })
 }

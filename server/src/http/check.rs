@@ -87,17 +87,6 @@ fn body_error(rejection: BytesRejection, limit: usize) -> ApiError {
     }
 }
 
-/// Reads a request body with the engine's strict parser. A repeated key
-/// (at any depth) or nesting past the parser's limit is a rejection, answered
-/// 422 and audited under `decision_id` like a content field; only text that
-/// is not JSON at all is a 400.
-fn parse_json(body: &[u8], decision_id: Uuid) -> Result<Value, ApiError> {
-    warden_engine::json::parse(body).map_err(|e| match e.rejection() {
-        Some(rejection) => ApiError::Rejected(rejection, Some(decision_id)),
-        None => ApiError::BadJson(e.to_string()),
-    })
-}
-
 /// Longest string kept in an audit row; declared fields hold identifiers
 /// and codes, not text.
 const MAX_AUDIT_STRING: usize = 200;
@@ -161,34 +150,22 @@ pub async fn check(
     let verdict = rate_limit(&state, &caller, quota).await?;
     let body = body.map_err(|r| body_error(r, state.max_body_bytes))?;
     let decision_id = Uuid::now_v7();
-    // A body refused while parsing (a repeated key) is audited like one the
-    // engine refuses (a content field): both fall through to the same row.
-    let request = match parse_json(&body, decision_id) {
-        Ok(request) => Ok(request),
-        Err(ApiError::Rejected(rejection, _)) => Err(rejection),
-        Err(other) => return Err(other),
-    };
     let policy = &snapshot.policy;
-    // One walk over the request gives the decision and what the audit row
-    // may hold: `model`, `operation` and the declared fields, resolved by
-    // the engine when the policy was compiled.
-    let recorded = match &request {
-        Ok(request) => policy.decide_recorded(request, overrides),
-        Err(rejection) => warden_engine::Recorded {
-            outcome: Err(rejection.clone()),
-            model: None,
-            operation: None,
-            declared: serde_json::Map::new(),
-        },
-    };
+    // One pass over the body parses it, refuses what must be refused (a
+    // content field, a repeated key: both audited alike) and gives the
+    // decision and what the audit row may hold: `model`, `operation` and
+    // the declared fields, resolved by the engine when the policy was
+    // compiled. Only text that is not JSON at all is a 400.
+    let recorded =
+        policy.decide_recorded_bytes(&body, overrides).map_err(|e| ApiError::BadJson(e.to_string()))?;
     let latency = started.elapsed();
     let mut record = AuditRecord {
         decision_id,
         request_id: request_id(&headers),
         customer_id: caller.0.customer_id,
         api_key_id: caller.0.key_id,
-        model: recorded.model.map(audit_string),
-        operation: recorded.operation.map(audit_string),
+        model: recorded.model.as_deref().map(audit_string),
+        operation: recorded.operation.as_deref().map(audit_string),
         meta: Value::Object(serde_json::Map::new()),
         risk_score: 0,
         allowed: false,
@@ -214,10 +191,10 @@ pub async fn check(
             );
             record.shadow = ShadowRecord::of(&d);
             state.metrics.shadow(&d);
-            if let (Some(candidate), Ok(request)) = (&snapshot.candidate, &request) {
+            if let Some(candidate) = &snapshot.candidate {
                 let enforced = (d.allowed, d.risk_score, d.reason);
                 if let Some((other, change)) =
-                    candidate_differs_from(candidate, request, &caller.0.customer_id, enforced)
+                    candidate_differs_from(candidate, &body, &caller.0.customer_id, enforced)
                 {
                     state.metrics.shadow_set_difference(change);
                     record.shadow.get_or_insert_with(ShadowRecord::default).candidate = Some(other);
@@ -228,10 +205,10 @@ pub async fn check(
         Err(rejection) => {
             record.reason = rejection.code().to_owned();
             // The shadow set decides what the enforced set refused too.
-            if let (Some(candidate), Ok(request)) = (&snapshot.candidate, &request) {
+            if let Some(candidate) = &snapshot.candidate {
                 let refused = (false, 0, rejection.code());
                 if let Some((other, change)) =
-                    candidate_differs_from(candidate, request, &caller.0.customer_id, refused)
+                    candidate_differs_from(candidate, &body, &caller.0.customer_id, refused)
                 {
                     state.metrics.shadow_set_difference(change);
                     record.shadow = Some(ShadowRecord { candidate: Some(other), ..ShadowRecord::default() });
@@ -254,21 +231,24 @@ pub async fn check(
     Ok(response)
 }
 
-/// The shadow policy set's decision of `request`, when it differs from the
-/// enforced outcome `(allowed, risk_score, reason)`, and how (see
+/// The shadow policy set's decision of the request `body`, when it differs
+/// from the enforced outcome `(allowed, risk_score, reason)`, and how (see
 /// [`change_between`]). A refused request, by either set, counts as blocked
-/// with score 0 and the rejection code as reason.
+/// with score 0 and the rejection code as reason. The body parsed for the
+/// enforced set, so it is JSON; were the candidate to find it not, that too
+/// counts as refused.
 fn candidate_differs_from(
     candidate: &Candidate,
-    request: &Value,
+    body: &[u8],
     customer: &Uuid,
     enforced: (bool, i64, &str),
 ) -> Option<(CandidateOutcome, &'static str)> {
     let version = candidate.policy.version();
     let (allowed, risk_score, reason, rejected) =
-        match candidate.policy.decide_with(request, candidate.for_customer(customer)) {
+        match candidate.policy.decide_bytes_with(body, candidate.for_customer(customer)) {
             Ok(o) => (o.allowed, o.risk_score, o.reason, false),
-            Err(r) => (false, 0, r.code(), true),
+            Err(warden_engine::RequestError::Rejected(r)) => (false, 0, r.code(), true),
+            Err(warden_engine::RequestError::Malformed(_)) => (false, 0, "malformed_json", true),
         };
     let change = change_between(enforced, (allowed, risk_score, reason))?;
     let other = CandidateOutcome {

@@ -178,16 +178,8 @@ fn answer(state: &AppState, body: &str, customer: Option<Uuid>) -> Answer {
         Some(id) => snapshot.for_customer(&id).0,
         None => &snapshot.global,
     };
-    let request = match warden_engine::json::parse(body.as_bytes()) {
-        Ok(request) => request,
-        Err(e) => {
-            return match e.rejection() {
-                Some(r) => Answer::Rejected(RejectionView { code: r.code(), message: r.message(), path: r.path }),
-                None => Answer::Error(format!("The body is not valid JSON: {e}. /v1/check would answer 400.")),
-            };
-        }
-    };
-    match snapshot.policy.explain(&request, Some(overrides.overrides())) {
+    // Read as /v1/check reads a body.
+    match snapshot.policy.explain_bytes(body.as_bytes(), Some(overrides.overrides())) {
         Ok(ex) => Answer::Decided(DecisionView {
             allowed: ex.decision.allowed,
             risk_score: ex.decision.risk_score,
@@ -212,7 +204,12 @@ fn answer(state: &AppState, body: &str, customer: Option<Uuid>) -> Answer {
                 })
                 .collect(),
         }),
-        Err(r) => Answer::Rejected(RejectionView { code: r.code(), message: r.message(), path: r.path }),
+        Err(warden_engine::RequestError::Rejected(r)) => {
+            Answer::Rejected(RejectionView { code: r.code(), message: r.message(), path: r.path })
+        }
+        Err(warden_engine::RequestError::Malformed(e)) => {
+            Answer::Error(format!("The body is not valid JSON: {e}. /v1/check would answer 400."))
+        }
     }
 }
 

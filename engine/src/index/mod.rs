@@ -7,13 +7,17 @@
 //! | test | index | one request costs |
 //! |---|---|---|
 //! | `f == "v"`, `f in ["v", …]` | hash map value → rules | one lookup |
+//! | `f == n`, `f in [n, …]` | hash map number → rules | one lookup |
 //! | `f starts_with "p"` | byte trie of the prefixes | one walk over `f`'s bytes |
+//! | `f matches "^lit…"` | the same trie, under the pattern's literal prefixes | (the same walk) |
 //! | `f ends_with "s"` | byte trie of the reversed suffixes | one walk from `f`'s end |
 //! | `f contains "s"` | Aho-Corasick automaton of the substrings | one pass over `f` |
 //! | `f > n`, `f >= n`, `f < n`, `f <= n` | thresholds sorted | the thresholds passed |
 //!
 //! A rule found through its index has its indexed test guaranteed, so only
-//! its residual is evaluated ([`crate::policy`]). Rules with no indexable
+//! its residual is evaluated ([`crate::policy`]). A pattern's literal
+//! prefixes are necessary for a match but not sufficient, so a rule indexed
+//! by them keeps the pattern in its residual. Rules with no indexable
 //! required test are candidates for every request. Absent fields and values
 //! of another type find nothing, as every test on them is false
 //! (docs/language.md, "Absent fields").
@@ -24,13 +28,17 @@ use smallvec::SmallVec;
 use warden_dsl::ast::CompareOp;
 
 use crate::cond::Cond;
-use crate::input::{Slot, SlotValue};
+use crate::input::{Slot, SlotValue, slot_value};
 
 /// The test a rule is indexed by.
 #[derive(Debug, Clone, PartialEq)]
 enum Key<'c> {
     Exact(Vec<&'c str>),
+    /// `f == n` or `f in [n, …]` (never NaN).
+    Numbers(Vec<f64>),
     Prefix(&'c str),
+    /// A regex anchored at the start: every match begins with one of these.
+    PatternPrefixes(Vec<Vec<u8>>),
     Suffix(&'c str),
     Substring(&'c str),
     /// `f > n` (`inclusive`: `f >= n`).
@@ -44,12 +52,54 @@ impl Key<'_> {
     /// narrows most, a threshold least.
     fn rank(&self) -> u8 {
         match self {
-            Self::Exact(_) => 0,
+            Self::Exact(_) | Self::Numbers(_) => 0,
             Self::Prefix(_) => 1,
             Self::Suffix(_) => 2,
             Self::Substring(_) => 3,
-            Self::Above(..) | Self::Below(..) => 4,
+            Self::PatternPrefixes(_) => 4,
+            Self::Above(..) | Self::Below(..) => 5,
         }
+    }
+
+    /// Whether holding the key is all the condition asks (else the
+    /// condition stays in the residual).
+    fn sufficient(&self) -> bool {
+        !matches!(self, Self::PatternPrefixes(_))
+    }
+}
+
+/// Most literal prefixes a pattern is indexed under; a pattern with more
+/// (a case-insensitive one, a class of many characters) is tested as is.
+const MAX_PATTERN_PREFIXES: usize = 64;
+
+/// The literal prefixes every match of `re` begins with at the start of the
+/// value, when it is anchored there (`^` or `\A`, not in multi-line mode)
+/// and they are finitely many, none empty. From regex-syntax's own literal
+/// extractor, the one the regex crate uses for its prefilters.
+fn pattern_prefixes(re: &regex::Regex) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::Look;
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::ParserBuilder::new().nest_limit(64).build().parse(re.as_str()).ok()?;
+    if !hir.properties().look_set_prefix().contains(Look::Start) {
+        return None;
+    }
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    let literals = seq.literals()?;
+    if literals.is_empty() || literals.len() > MAX_PATTERN_PREFIXES || literals.iter().any(|l| l.as_bytes().is_empty()) {
+        return None;
+    }
+    Some(literals.iter().map(|l| l.as_bytes().to_vec()).collect())
+}
+
+/// A number as a hash key: `-0` is `0`; NaN equals nothing and is never a
+/// key.
+fn number_key(n: f64) -> Option<u64> {
+    if n.is_nan() {
+        None
+    } else if n == 0.0 {
+        Some(0f64.to_bits())
+    } else {
+        Some(n.to_bits())
     }
 }
 
@@ -62,6 +112,11 @@ fn key_of(c: &Cond) -> Option<(Slot, Key<'_>)> {
             keys.sort_unstable();
             (*s, Key::Exact(keys))
         }
+        Cond::NumCmp(s, CompareOp::Eq, n) if !n.is_nan() => (*s, Key::Numbers(vec![*n])),
+        Cond::NumIn(s, list) if !list.is_empty() && list.iter().all(|n| !n.is_nan()) => {
+            (*s, Key::Numbers(list.to_vec()))
+        }
+        Cond::Matches(s, re) => (*s, Key::PatternPrefixes(pattern_prefixes(re)?)),
         Cond::StartsWith(s, p) => (*s, Key::Prefix(p)),
         Cond::EndsWith(s, p) => (*s, Key::Suffix(p)),
         Cond::Contains(s, p) => (*s, Key::Substring(p)),
@@ -80,7 +135,8 @@ fn key_of(c: &Cond) -> Option<(Slot, Key<'_>)> {
 /// once it holds.
 fn split(cond: &Cond) -> Option<(Slot, Key<'_>, Cond)> {
     if let Some((slot, key)) = key_of(cond) {
-        return Some((slot, key, Cond::Const(true)));
+        let residual = if key.sufficient() { Cond::Const(true) } else { cond.clone() };
+        return Some((slot, key, residual));
     }
     let Cond::And(items) = cond else { return None };
     let (pos, slot, key) = items
@@ -88,7 +144,9 @@ fn split(cond: &Cond) -> Option<(Slot, Key<'_>, Cond)> {
         .enumerate()
         .filter_map(|(i, c)| key_of(c).map(|(s, k)| (i, s, k)))
         .min_by_key(|(_, _, k)| k.rank())?;
-    let mut rest: Vec<Cond> = items.iter().enumerate().filter(|(i, _)| *i != pos).map(|(_, c)| c.clone()).collect();
+    let keep = !key.sufficient();
+    let mut rest: Vec<Cond> =
+        items.iter().enumerate().filter(|(i, _)| keep || *i != pos).map(|(_, c)| c.clone()).collect();
     let residual = match rest.len() {
         0 => Cond::Const(true),
         1 => rest.pop().unwrap_or(Cond::Const(true)),
@@ -154,6 +212,8 @@ pub(crate) type Hits = SmallVec<[u32; 32]>;
 #[derive(Debug)]
 enum Lookup {
     Exact(FxHashMap<Box<str>, Box<[u32]>>),
+    /// [`number_key`] → rules.
+    Numbers(FxHashMap<u64, Box<[u32]>>),
     Prefix(Trie),
     /// Suffixes stored reversed, walked from the value's last byte.
     Suffix(Trie),
@@ -191,6 +251,7 @@ impl RuleIndex {
         let mut always = Vec::new();
         let mut residuals = Vec::new();
         let mut exact: FxHashMap<Slot, FxHashMap<Box<str>, Vec<u32>>> = FxHashMap::default();
+        let mut numbers: FxHashMap<Slot, FxHashMap<u64, Vec<u32>>> = FxHashMap::default();
         let mut prefix: FxHashMap<Slot, Trie> = FxHashMap::default();
         let mut suffix: FxHashMap<Slot, Trie> = FxHashMap::default();
         let mut substring: FxHashMap<Slot, Vec<(&str, u32)>> = FxHashMap::default();
@@ -210,7 +271,23 @@ impl RuleIndex {
                         map.entry(k.into()).or_default().push(id);
                     }
                 }
+                Key::Numbers(list) => {
+                    let map = numbers.entry(slot).or_default();
+                    for n in list.into_iter().filter_map(number_key) {
+                        let ids = map.entry(n).or_default();
+                        // `f in [1, 1]` files the rule once.
+                        if ids.last() != Some(&id) {
+                            ids.push(id);
+                        }
+                    }
+                }
                 Key::Prefix(p) => prefix.entry(slot).or_default().insert(p.bytes(), id),
+                Key::PatternPrefixes(list) => {
+                    let trie = prefix.entry(slot).or_default();
+                    for p in list {
+                        trie.insert(p.into_iter(), id);
+                    }
+                }
                 Key::Suffix(p) => suffix.entry(slot).or_default().insert(p.bytes().rev(), id),
                 Key::Substring(p) => substring.entry(slot).or_default().push((p, id)),
                 Key::Above(n, inclusive) => above.entry(slot).or_default().push((n, inclusive, id)),
@@ -222,6 +299,10 @@ impl RuleIndex {
         for (slot, map) in exact {
             let map = map.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect();
             indexes.push(FieldIndex { slot, lookup: Lookup::Exact(map) });
+        }
+        for (slot, map) in numbers {
+            let map = map.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect();
+            indexes.push(FieldIndex { slot, lookup: Lookup::Numbers(map) });
         }
         indexes.extend(prefix.into_iter().map(|(slot, t)| FieldIndex { slot, lookup: Lookup::Prefix(t) }));
         indexes.extend(suffix.into_iter().map(|(slot, t)| FieldIndex { slot, lookup: Lookup::Suffix(t) }));
@@ -272,8 +353,7 @@ impl RuleIndex {
     pub(crate) fn for_each_candidate(&self, slots: &[SlotValue<'_>], mut f: impl FnMut(u32)) {
         let mut hits = Hits::new();
         for index in self.indexes.iter() {
-            let value = slots.get(usize::from(index.slot)).copied().unwrap_or(SlotValue::Absent);
-            index.lookup.find(value, &mut hits);
+            index.lookup.find(slot_value(slots, index.slot), &mut hits);
         }
         if hits.is_empty() {
             self.always.iter().for_each(|&id| f(id));
@@ -298,23 +378,28 @@ impl RuleIndex {
 
 impl Lookup {
     #[inline]
-    fn find(&self, value: SlotValue<'_>, hits: &mut Hits) {
+    fn find(&self, value: &SlotValue<'_>, hits: &mut Hits) {
         match (self, value) {
             (Self::Exact(map), SlotValue::Str(v)) => {
-                if let Some(ids) = map.get(v) {
+                if let Some(ids) = map.get(&**v) {
+                    hits.extend_from_slice(ids);
+                }
+            }
+            (Self::Numbers(map), &SlotValue::Num(v)) => {
+                if let Some(ids) = number_key(v).and_then(|k| map.get(&k)) {
                     hits.extend_from_slice(ids);
                 }
             }
             (Self::Prefix(trie), SlotValue::Str(v)) => trie.walk(v.bytes(), hits),
             (Self::Suffix(trie), SlotValue::Str(v)) => trie.walk(v.bytes().rev(), hits),
             (Self::Substring(ac, rules), SlotValue::Str(v)) => {
-                for m in ac.find_overlapping_iter(v) {
+                for m in ac.find_overlapping_iter(&**v) {
                     if let Some(ids) = rules.get(m.pattern().as_usize()) {
                         hits.extend_from_slice(ids);
                     }
                 }
             }
-            (Self::Above(list), SlotValue::Num(v)) => {
+            (Self::Above(list), &SlotValue::Num(v)) => {
                 for &(n, inclusive, id) in list.iter() {
                     if v > n || (inclusive && v == n) {
                         hits.push(id);
@@ -323,7 +408,7 @@ impl Lookup {
                     }
                 }
             }
-            (Self::Below(list), SlotValue::Num(v)) => {
+            (Self::Below(list), &SlotValue::Num(v)) => {
                 for &(n, inclusive, id) in list.iter() {
                     if v < n || (inclusive && v == n) {
                         hits.push(id);
@@ -373,6 +458,35 @@ mod tests {
     }
 
     #[test]
+    fn numbers_and_anchored_patterns_are_indexed() {
+        assert_eq!(key("metadata.n == 3").unwrap(), "Numbers([3.0]) / Const(true)");
+        assert_eq!(key("metadata.n in [1, 2] and metadata.pii").unwrap(), "Numbers([1.0, 2.0]) / IsTrue(3)");
+        // The pattern is necessary, not sufficient: it stays in the residual.
+        let k = key("metadata.intent matches \"^(gpt|eval)-.+\"").unwrap();
+        assert!(k.starts_with("PatternPrefixes([[103, 112, 116, 45], [101, 118, 97, 108, 45]]) / Matches"), "{k}");
+        let k = key("metadata.intent matches \"^foo\" and metadata.pii").unwrap();
+        assert!(k.starts_with("PatternPrefixes([[102, 111, 111]]) / And([Matches"), "{k}");
+    }
+
+    #[test]
+    fn numbers_are_found_by_value_with_minus_zero_as_zero() {
+        let conds = [compiled("metadata.n == 0"), compiled("metadata.n in [2, -0]"), compiled("metadata.n == 2")];
+        let refs: Vec<&Cond> = conds.iter().collect();
+        let (index, _) = RuleIndex::build(&refs);
+        let found = |n: f64| {
+            let mut slots = vec![SlotValue::Absent; 5];
+            slots[4] = SlotValue::Num(n);
+            let mut out = Vec::new();
+            index.for_each_candidate(&slots, |id| out.push(id));
+            out
+        };
+        assert_eq!(found(-0.0), vec![0, 1]);
+        assert_eq!(found(2.0), vec![1, 2]);
+        assert_eq!(found(f64::NAN), Vec::<u32>::new());
+        assert_eq!(found(3.0), Vec::<u32>::new());
+    }
+
+    #[test]
     fn a_parameter_list_used_with_in_is_indexed_under_the_files_values() {
         let text = format!(
             "{INPUT}\nparam ok: list<string> = [\"b\", \"a\"]\nrule r {{ description \"d\" when model in param.ok and metadata.pii score +60 reason r }}"
@@ -391,7 +505,11 @@ mod tests {
         assert_eq!(key("not (model == \"a\")"), None);
         assert_eq!(key("model != \"a\""), None);
         assert_eq!(key("not (metadata.intent starts_with \"a\")"), None);
-        assert_eq!(key("metadata.n == 3"), None);
+        assert_eq!(key("metadata.n != 3"), None);
+        assert_eq!(key("metadata.intent matches \"gpt\""), None, "not anchored");
+        assert_eq!(key("metadata.intent matches \"(?m)^gpt\""), None, "anchored at a line");
+        assert_eq!(key("metadata.intent matches \"^gpt|x\""), None, "one branch unanchored");
+        assert_eq!(key("metadata.intent matches \"^.*x\""), None, "no literal prefix");
     }
 
     #[test]

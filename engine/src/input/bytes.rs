@@ -1,0 +1,571 @@
+//! Reading a request straight from its bytes: one pass of serde_json's
+//! parser that fills the declared slots, refuses content fields and repeated
+//! keys, enforces the depth limit and checks types, without building a
+//! `serde_json::Value` of the body.
+//!
+//! The pass is a tree of [`DeserializeSeed`]s driven by serde_json's own
+//! parser, so the syntax, numbers, escapes and the nesting limit are
+//! serde_json's, exactly as for [`crate::json::parse`]. Strings are borrowed
+//! from the body unless the body escaped them. Undeclared subtrees are still
+//! parsed (a syntax error or a repeated key anywhere refuses the body) and
+//! their keys still checked against the content field names; nothing in them
+//! is kept.
+//!
+//! It agrees with parsing into a `Value` and reading that
+//! ([`super::value`]) on every input, refusals included:
+//! `engine/tests/read_agreement.rs` proves it on generated JSON text, the
+//! reference proptest (`tests/reference.rs`) on generated policies, and the
+//! `decide` fuzz target on arbitrary bytes.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use smallvec::SmallVec;
+use warden_dsl::ast::Type;
+
+use super::{Child, InputSchema, Seg, Slot, SlotValue, Slots, StrList, TrieNode, expected_of, render_segments};
+use crate::decision::{Rejection, RejectionKind};
+use crate::json::{self, JsonError};
+
+/// Why a body gave no slots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ReadFailure {
+    /// Refused while parsing: not JSON, a repeated key, nesting past the
+    /// parser's limit.
+    Json(JsonError),
+    /// Parsed, and refused by the declared schema.
+    Rejected(Rejection),
+}
+
+/// The path to the value being read, as a chain through the readers' stack
+/// frames: nothing is allocated unless a refusal needs to name it.
+#[derive(Clone, Copy)]
+struct Path<'p> {
+    parent: Option<&'p Path<'p>>,
+    /// `None` at the root.
+    seg: Option<Seg<'p>>,
+}
+
+impl<'p> Path<'p> {
+    const ROOT: Path<'static> = Path { parent: None, seg: None };
+
+    fn child(&'p self, seg: Seg<'p>) -> Path<'p> {
+        Path { parent: Some(self), seg: Some(seg) }
+    }
+
+    fn render(&self) -> String {
+        let mut segs: SmallVec<[Seg<'_>; 8]> = SmallVec::new();
+        let mut at = Some(self);
+        while let Some(p) = at {
+            segs.extend(p.seg);
+            at = p.parent;
+        }
+        render_segments(segs.into_iter().rev())
+    }
+}
+
+/// What one pass has found so far. Only the first of each kind of refusal
+/// is kept: that is the one reported.
+struct State<'s, 'x, 'de> {
+    schema: &'s InputSchema,
+    slots: &'x mut Slots<'de>,
+    not_an_object: bool,
+    forbidden: Option<Rejection>,
+    too_deep: Option<Rejection>,
+    type_error: Option<Rejection>,
+    /// The path of a repeated key; the parse stops there.
+    duplicate: Option<String>,
+}
+
+impl State<'_, '_, '_> {
+    fn type_error(&mut self, expected: &'static str, path: &Path<'_>) {
+        if self.type_error.is_none() {
+            self.type_error = Some(Rejection::new(RejectionKind::TypeMismatch { expected }, path.render()));
+        }
+    }
+
+    fn too_deep(&mut self, path: &Path<'_>) {
+        if self.too_deep.is_none() {
+            self.too_deep = Some(Rejection::new(RejectionKind::TooDeep { limit: self.schema.max_depth }, path.render()));
+        }
+    }
+
+    /// Whether a container holding something, whose parent is at
+    /// `parent_depth`, is past the limit; records it if so.
+    fn past_limit(&mut self, checked: bool, parent_depth: usize, path: &Path<'_>) -> bool {
+        let past = checked && parent_depth >= self.schema.max_depth;
+        if past {
+            self.too_deep(path);
+        }
+        past
+    }
+}
+
+impl InputSchema {
+    /// Reads `bytes` (one JSON document) into `slots` in one pass; the same
+    /// result as [`crate::json::parse`] followed by
+    /// [`InputSchema::extract`], refusals included.
+    pub(crate) fn read<'a>(&'a self, bytes: &'a [u8], slots: &mut Slots<'a>) -> Result<(), ReadFailure> {
+        slots.clear();
+        slots.resize(self.slots.len(), SlotValue::Absent);
+        let mut state = State {
+            schema: self,
+            slots,
+            not_an_object: false,
+            forbidden: None,
+            too_deep: None,
+            type_error: None,
+            duplicate: None,
+        };
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let walk = Walk { st: &mut state, path: Path::ROOT, role: Role::Root, parent_depth: 0, checked: true, first_of: None };
+        if let Err(e) = walk.deserialize(&mut de).and_then(|()| de.end()) {
+            // Not a request at all: nothing read from it is kept.
+            state.slots.clear();
+            return Err(ReadFailure::Json(match state.duplicate.take() {
+                Some(path) => JsonError::DuplicateKey { path },
+                None => json::classify(&e),
+            }));
+        }
+        if state.not_an_object {
+            return Err(ReadFailure::Rejected(Rejection::new(RejectionKind::NotAnObject, String::new())));
+        }
+        if let Some(r) = state.forbidden.or(state.too_deep).or(state.type_error) {
+            return Err(ReadFailure::Rejected(r));
+        }
+        self.finish(slots).map_err(ReadFailure::Rejected)
+    }
+}
+
+/// What a value is to the schema.
+#[derive(Clone, Copy)]
+enum Role<'s> {
+    /// The whole request: must be an object.
+    Root,
+    /// A level of declared paths: an object, or null.
+    Declared(&'s TrieNode),
+    /// Nothing declared here: only names, keys and depth are checked.
+    Free,
+}
+
+/// Reads one value that is not a declared field's.
+struct Walk<'r, 'p, 's, 'x, 'de> {
+    st: &'r mut State<'s, 'x, 'de>,
+    path: Path<'p>,
+    role: Role<'s>,
+    /// The depth of the container holding this value (0 for the root).
+    parent_depth: usize,
+    /// Whether names and depth are checked (not inside a subtree already
+    /// past the depth limit, which is not searched).
+    checked: bool,
+    /// Set on an array's first element: the array's path, so the array is
+    /// found past the depth limit only when it holds something.
+    first_of: Option<(&'p Path<'p>, usize)>,
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_, '_, '_, '_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(mut self, deserializer: D) -> Result<(), D::Error> {
+        self.checked = enter_element(self.st, self.first_of.take(), self.checked);
+        deserializer.deserialize_any(self)
+    }
+}
+
+/// Called as an array's element is about to be read (so the array holds
+/// something): when it is the first, records the array as past the depth
+/// limit if it is. Returns whether the element is checked.
+fn enter_element(st: &mut State<'_, '_, '_>, first_of: Option<(&Path<'_>, usize)>, checked: bool) -> bool {
+    match first_of {
+        Some((array, parent_depth)) => !st.past_limit(checked, parent_depth, array) && checked,
+        None => checked,
+    }
+}
+
+impl Walk<'_, '_, '_, '_, '_> {
+    /// A scalar, or null, where this value is.
+    fn scalar(self, null: bool) {
+        match self.role {
+            Role::Root => self.st.not_an_object = true,
+            Role::Declared(_) if !null => self.st.type_error("an object", &self.path),
+            Role::Declared(_) | Role::Free => {}
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_, '_, '_, '_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        self.scalar(false);
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        self.scalar(false);
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        self.scalar(false);
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        self.scalar(false);
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        self.scalar(false);
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.scalar(true);
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Walk { st, path, role, parent_depth, mut checked, .. } = self;
+        match role {
+            Role::Root => {
+                // Refused whatever it holds: only the parse goes on.
+                st.not_an_object = true;
+                checked = false;
+            }
+            Role::Declared(_) => st.type_error("an object", &path),
+            Role::Free => {}
+        }
+        let depth = parent_depth + 1;
+        let mut i = 0usize;
+        loop {
+            let seed = Walk {
+                st: &mut *st,
+                path: path.child(Seg::Index(i)),
+                role: Role::Free,
+                parent_depth: depth,
+                checked,
+                first_of: (i == 0).then_some((&path, parent_depth)),
+            };
+            if seq.next_element_seed(seed)?.is_none() {
+                return Ok(());
+            }
+            if i == 0 {
+                // Past the limit, nothing inside this array is searched.
+                checked = checked && parent_depth < st.schema.max_depth;
+            }
+            i += 1;
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Walk { st, path, role, parent_depth, mut checked, .. } = self;
+        let mut trie = match role {
+            Role::Root => Some(&st.schema.root),
+            Role::Declared(node) => Some(node),
+            Role::Free => None,
+        };
+        let depth = parent_depth + 1;
+        let mut keys = Keys::default();
+        let mut first = true;
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            if std::mem::take(&mut first) && st.past_limit(checked, parent_depth, &path) {
+                checked = false;
+                trie = None;
+            }
+            if !keys.insert(&key) {
+                st.duplicate = Some(path.child(Seg::Key(&key)).render());
+                return Err(de::Error::custom("duplicate key"));
+            }
+            let child = path.child(Seg::Key(&key));
+            if checked && st.forbidden.is_none() && st.schema.forbidden.contains(&key) {
+                st.forbidden = Some(Rejection::new(RejectionKind::ForbiddenField, child.render()));
+            }
+            match trie.and_then(|t| t.find(&key)) {
+                Some(Child::Slot(slot)) => {
+                    let ty = st.schema.slots.get(usize::from(*slot)).map_or(Type::String, |s| s.ty);
+                    let seed = SlotSeed { st: &mut *st, path: child, slot: *slot, ty, parent_depth: depth };
+                    map.next_value_seed(seed)?;
+                }
+                found => {
+                    let role = match found {
+                        Some(Child::Node(node)) => Role::Declared(node),
+                        _ => Role::Free,
+                    };
+                    let seed = Walk { st: &mut *st, path: child, role, parent_depth: depth, checked, first_of: None };
+                    map.next_value_seed(seed)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a declared field's value. Only reached through the declared paths,
+/// which are never inside a subtree past the depth limit.
+struct SlotSeed<'r, 'p, 's, 'x, 'de> {
+    st: &'r mut State<'s, 'x, 'de>,
+    path: Path<'p>,
+    slot: Slot,
+    ty: Type,
+    /// The depth of the object holding the field.
+    parent_depth: usize,
+}
+
+impl<'de> SlotSeed<'_, '_, '_, '_, 'de> {
+    /// A scalar of type `ty`: the field's value if that is its type.
+    fn scalar(self, ty: Type, value: SlotValue<'de>) {
+        if self.ty != ty {
+            self.st.type_error(expected_of(self.ty), &self.path);
+        } else if let Some(s) = self.st.slots.get_mut(usize::from(self.slot)) {
+            *s = value;
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for SlotSeed<'_, '_, '_, '_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SlotSeed<'_, '_, '_, '_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.scalar(Type::Bool, SlotValue::Bool(v));
+        Ok(())
+    }
+
+    // Numbers become what `Value::as_f64` gives for the same text.
+    #[allow(clippy::cast_precision_loss)]
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.scalar(Type::Number, SlotValue::Num(v as f64));
+        Ok(())
+    }
+
+    #[allow(clippy::cast_precision_loss)]
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.scalar(Type::Number, SlotValue::Num(v as f64));
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.scalar(Type::Number, SlotValue::Num(v));
+        Ok(())
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
+        self.scalar(Type::String, SlotValue::Str(Cow::Borrowed(v)));
+        Ok(())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.scalar(Type::String, SlotValue::Str(Cow::Owned(v.to_owned())));
+        Ok(())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<(), E> {
+        self.scalar(Type::String, SlotValue::Str(Cow::Owned(v)));
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let SlotSeed { st, path, slot, ty, parent_depth } = self;
+        let is_list = ty == Type::StringList;
+        if !is_list {
+            st.type_error(expected_of(ty), &path);
+        }
+        let depth = parent_depth + 1;
+        // `None` once an element is not a string: the field is refused.
+        let mut items: Option<Vec<Cow<'de, str>>> = is_list.then(Vec::new);
+        let mut checked = true;
+        let mut i = 0usize;
+        loop {
+            let first_of = (i == 0).then_some((&path, parent_depth));
+            let seed = ItemSeed { st: &mut *st, path: path.child(Seg::Index(i)), parent_depth: depth, checked, first_of };
+            let Some(item) = seq.next_element_seed(seed)? else { break };
+            if i == 0 {
+                checked = parent_depth < st.schema.max_depth;
+            }
+            match (item, &mut items) {
+                (Some(s), Some(list)) => list.push(s),
+                (None, Some(_)) => {
+                    st.type_error("a string", &path.child(Seg::Index(i)));
+                    items = None;
+                }
+                (_, None) => {}
+            }
+            i += 1;
+        }
+        if let (Some(list), Some(s)) = (items, st.slots.get_mut(usize::from(slot))) {
+            *s = SlotValue::List(StrList::Read(list));
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        let SlotSeed { st, path, ty, parent_depth, .. } = self;
+        st.type_error(expected_of(ty), &path);
+        Walk { st, path, role: Role::Free, parent_depth, checked: true, first_of: None }.visit_map(map)
+    }
+}
+
+/// Reads one element of a declared field's array: the string, or `None`
+/// for anything else (walked for names and depth like any undeclared value).
+struct ItemSeed<'r, 'p, 's, 'x, 'de> {
+    st: &'r mut State<'s, 'x, 'de>,
+    path: Path<'p>,
+    parent_depth: usize,
+    checked: bool,
+    first_of: Option<(&'p Path<'p>, usize)>,
+}
+
+impl<'r, 'p, 's, 'x, 'de> ItemSeed<'r, 'p, 's, 'x, 'de> {
+    fn walk(self) -> Walk<'r, 'p, 's, 'x, 'de> {
+        Walk {
+            st: self.st,
+            path: self.path,
+            role: Role::Free,
+            parent_depth: self.parent_depth,
+            checked: self.checked,
+            first_of: None,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ItemSeed<'_, '_, '_, '_, 'de> {
+    type Value = Option<Cow<'de, str>>;
+
+    fn deserialize<D: de::Deserializer<'de>>(mut self, deserializer: D) -> Result<Self::Value, D::Error> {
+        self.checked = enter_element(self.st, self.first_of.take(), self.checked);
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ItemSeed<'_, '_, '_, '_, 'de> {
+    type Value = Option<Cow<'de, str>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        self.walk().visit_seq(seq).map(|()| None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        self.walk().visit_map(map).map(|()| None)
+    }
+}
+
+/// Reads an object's key, borrowed from the body unless it was escaped.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// The keys of one object so far, to refuse a repeat. A request's objects
+/// hold a handful of keys, compared in place; past [`Keys::SMALL`] they go
+/// into a hash set (std's, randomly keyed: a body can't choose keys that
+/// collide), so a hostile object of many keys costs linear time.
+#[derive(Default)]
+struct Keys<'de> {
+    small: SmallVec<[Cow<'de, str>; 8]>,
+    large: Option<HashSet<Cow<'de, str>>>,
+}
+
+impl<'de> Keys<'de> {
+    const SMALL: usize = 16;
+
+    /// Adds `key`; `false` when the object gave it already.
+    // A `&Cow` so a borrowed key is kept as a borrow, not copied.
+    #[allow(clippy::ptr_arg)]
+    fn insert(&mut self, key: &Cow<'de, str>) -> bool {
+        if let Some(set) = &mut self.large {
+            return set.insert(key.clone());
+        }
+        if self.small.iter().any(|k| k == key) {
+            return false;
+        }
+        self.small.push(key.clone());
+        if self.small.len() > Self::SMALL {
+            self.large = Some(self.small.drain(..).collect());
+        }
+        true
+    }
+}
