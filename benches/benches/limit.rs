@@ -2,8 +2,9 @@
 //! struct (`warden_benches::baseline`), for the default policy and the
 //! shaped sets of 2, 100, 1,000 and 10,000 rules, in one run. Each size is
 //! measured from a prebuilt input (Warden: a `serde_json::Value`; the
-//! baseline: the typed struct) and from JSON text (Warden: the strict
-//! reader the service uses; the baseline: serde into borrowed fields).
+//! baseline: the typed struct) and from JSON text (Warden: the one-pass
+//! reader of the bytes the service uses, `Policy::decide_bytes`; the
+//! baseline: serde into borrowed fields).
 //!
 //! Run: `cargo bench -p warden-benches --bench limit`
 //! Ratios to the baseline: `python3 benches/ratios.py` after the run.
@@ -55,8 +56,7 @@ fn bench_pair(
         let mut i = 0usize;
         b.iter(|| {
             i = (i + 1) % len;
-            let v = warden_engine::json::parse(black_box(texts[i].as_bytes())).unwrap_or_default();
-            black_box(policy.decide(&v).map(|d| d.risk_score).ok())
+            black_box(policy.decide_bytes(black_box(texts[i].as_bytes())).map(|d| d.risk_score).ok())
         })
     });
 }

@@ -25,135 +25,13 @@
 use aho_corasick::AhoCorasick;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
-use warden_dsl::ast::CompareOp;
 
 use crate::cond::Cond;
 use crate::input::{Slot, SlotValue, slot_value};
 
-/// The test a rule is indexed by.
-#[derive(Debug, Clone, PartialEq)]
-enum Key<'c> {
-    Exact(Vec<&'c str>),
-    /// `f == n` or `f in [n, …]` (never NaN).
-    Numbers(Vec<f64>),
-    Prefix(&'c str),
-    /// A regex anchored at the start: every match begins with one of these.
-    PatternPrefixes(Vec<Vec<u8>>),
-    Suffix(&'c str),
-    Substring(&'c str),
-    /// `f > n` (`inclusive`: `f >= n`).
-    Above(f64, bool),
-    /// `f < n` (`inclusive`: `f <= n`).
-    Below(f64, bool),
-}
+mod keys;
 
-impl Key<'_> {
-    /// Lower is preferred when a condition offers several: a hash lookup
-    /// narrows most, a threshold least.
-    fn rank(&self) -> u8 {
-        match self {
-            Self::Exact(_) | Self::Numbers(_) => 0,
-            Self::Prefix(_) => 1,
-            Self::Suffix(_) => 2,
-            Self::Substring(_) => 3,
-            Self::PatternPrefixes(_) => 4,
-            Self::Above(..) | Self::Below(..) => 5,
-        }
-    }
-
-    /// Whether holding the key is all the condition asks (else the
-    /// condition stays in the residual).
-    fn sufficient(&self) -> bool {
-        !matches!(self, Self::PatternPrefixes(_))
-    }
-}
-
-/// Most literal prefixes a pattern is indexed under; a pattern with more
-/// (a case-insensitive one, a class of many characters) is tested as is.
-const MAX_PATTERN_PREFIXES: usize = 64;
-
-/// The literal prefixes every match of `re` begins with at the start of the
-/// value, when it is anchored there (`^` or `\A`, not in multi-line mode)
-/// and they are finitely many, none empty. From regex-syntax's own literal
-/// extractor, the one the regex crate uses for its prefilters.
-fn pattern_prefixes(re: &regex::Regex) -> Option<Vec<Vec<u8>>> {
-    use regex_syntax::hir::Look;
-    use regex_syntax::hir::literal::{ExtractKind, Extractor};
-    let hir = regex_syntax::ParserBuilder::new().nest_limit(64).build().parse(re.as_str()).ok()?;
-    if !hir.properties().look_set_prefix().contains(Look::Start) {
-        return None;
-    }
-    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
-    let literals = seq.literals()?;
-    if literals.is_empty() || literals.len() > MAX_PATTERN_PREFIXES || literals.iter().any(|l| l.as_bytes().is_empty()) {
-        return None;
-    }
-    Some(literals.iter().map(|l| l.as_bytes().to_vec()).collect())
-}
-
-/// A number as a hash key: `-0` is `0`; NaN equals nothing and is never a
-/// key.
-fn number_key(n: f64) -> Option<u64> {
-    if n.is_nan() {
-        None
-    } else if n == 0.0 {
-        Some(0f64.to_bits())
-    } else {
-        Some(n.to_bits())
-    }
-}
-
-/// The indexable test `c` is, if it is one.
-fn key_of(c: &Cond) -> Option<(Slot, Key<'_>)> {
-    Some(match c {
-        Cond::StrEq(s, v) => (*s, Key::Exact(vec![&**v])),
-        Cond::StrIn(s, set) => {
-            let mut keys: Vec<&str> = set.iter().map(|k| &**k).collect();
-            keys.sort_unstable();
-            (*s, Key::Exact(keys))
-        }
-        Cond::NumCmp(s, CompareOp::Eq, n) if !n.is_nan() => (*s, Key::Numbers(vec![*n])),
-        Cond::NumIn(s, list) if !list.is_empty() && list.iter().all(|n| !n.is_nan()) => {
-            (*s, Key::Numbers(list.to_vec()))
-        }
-        Cond::Matches(s, re) => (*s, Key::PatternPrefixes(pattern_prefixes(re)?)),
-        Cond::StartsWith(s, p) => (*s, Key::Prefix(p)),
-        Cond::EndsWith(s, p) => (*s, Key::Suffix(p)),
-        Cond::Contains(s, p) => (*s, Key::Substring(p)),
-        Cond::NumCmp(s, op, n) if !n.is_nan() => match op {
-            CompareOp::Gt => (*s, Key::Above(*n, false)),
-            CompareOp::Ge => (*s, Key::Above(*n, true)),
-            CompareOp::Lt => (*s, Key::Below(*n, false)),
-            CompareOp::Le => (*s, Key::Below(*n, true)),
-            CompareOp::Eq | CompareOp::Ne => return None,
-        },
-        _ => return None,
-    })
-}
-
-/// The best indexable test `cond` requires, and what is left to evaluate
-/// once it holds.
-fn split(cond: &Cond) -> Option<(Slot, Key<'_>, Cond)> {
-    if let Some((slot, key)) = key_of(cond) {
-        let residual = if key.sufficient() { Cond::Const(true) } else { cond.clone() };
-        return Some((slot, key, residual));
-    }
-    let Cond::And(items) = cond else { return None };
-    let (pos, slot, key) = items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| key_of(c).map(|(s, k)| (i, s, k)))
-        .min_by_key(|(_, _, k)| k.rank())?;
-    let keep = !key.sufficient();
-    let mut rest: Vec<Cond> =
-        items.iter().enumerate().filter(|(i, _)| keep || *i != pos).map(|(_, c)| c.clone()).collect();
-    let residual = match rest.len() {
-        0 => Cond::Const(true),
-        1 => rest.pop().unwrap_or(Cond::Const(true)),
-        _ => Cond::And(rest.into_boxed_slice()),
-    };
-    Some((slot, key, residual))
-}
+use keys::{Key, number_key};
 
 /// A byte trie whose nodes hold the rules of the strings ending there.
 #[derive(Debug, Default)]
@@ -257,9 +135,9 @@ impl RuleIndex {
         let mut substring: FxHashMap<Slot, Vec<(&str, u32)>> = FxHashMap::default();
         let mut above: FxHashMap<Slot, Vec<(f64, bool, u32)>> = FxHashMap::default();
         let mut below: FxHashMap<Slot, Vec<(f64, bool, u32)>> = FxHashMap::default();
-        for (i, &cond) in conds.iter().enumerate() {
+        for (i, (&cond, chosen)) in conds.iter().zip(keys::choose(conds)).enumerate() {
             let Ok(id) = u32::try_from(i) else { break };
-            let Some((slot, key, residual)) = split(cond) else {
+            let Some((slot, key, residual)) = chosen else {
                 always.push(id);
                 residuals.push(cond.clone());
                 continue;
@@ -442,7 +320,7 @@ mod tests {
 
     fn key(condition: &str) -> Option<String> {
         let c = compiled(condition);
-        split(&c).map(|(_, k, residual)| format!("{k:?} / {residual:?}"))
+        keys::choose(&[&c]).pop().flatten().map(|(_, k, residual)| format!("{k:?} / {residual:?}"))
     }
 
     #[test]
@@ -455,6 +333,35 @@ mod tests {
         assert!(key("metadata.intent ends_with \"x\"").unwrap().starts_with("Suffix(\"x\")"));
         assert!(key("metadata.intent contains \"x\"").unwrap().starts_with("Substring(\"x\")"));
         assert!(key("metadata.n <= 3").unwrap().starts_with("Below(3.0, true)"));
+    }
+
+    #[test]
+    fn each_rule_is_filed_under_the_key_fewest_requests_pass() {
+        // 12 operations named, each rule naming 2 of them; 12 prefixes
+        // named, each rule naming 1: the prefix narrows more.
+        let ops = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"];
+        let conds: Vec<Cond> = (0..12)
+            .map(|i| {
+                compiled(&format!(
+                    "operation in [\"{}\", \"{}\"] and metadata.intent starts_with \"p{i}\"",
+                    ops[i],
+                    ops[(i + 1) % 12]
+                ))
+            })
+            .collect();
+        let refs: Vec<&Cond> = conds.iter().collect();
+        for (i, chosen) in keys::choose(&refs).into_iter().enumerate() {
+            let (_, k, residual) = chosen.unwrap();
+            assert_eq!(format!("{k:?}"), format!("Prefix(\"p{i}\")"));
+            assert!(matches!(residual, Cond::StrIn(..)), "{residual:?}");
+        }
+        // One of 12 operations against one of 12 prefixes: a tie, and the
+        // hash lookup wins it.
+        let mut conds = conds;
+        conds.push(compiled("operation == \"a\" and metadata.intent starts_with \"p0\""));
+        let refs: Vec<&Cond> = conds.iter().collect();
+        let last = keys::choose(&refs).pop().flatten().unwrap();
+        assert_eq!(format!("{:?}", last.1), "Exact([\"a\"])");
     }
 
     #[test]
@@ -495,7 +402,7 @@ mod tests {
         let schema = InputSchema::new(&set.fields, &set.forbidden_fields);
         let defaults = |name: &str| set.params.iter().find(|p| p.name == name).map(|p| &p.default);
         let cond = Cond::compile(&set.rules[0].node.condition, &schema, &defaults).unwrap();
-        let (_, k, residual) = split(&cond).unwrap();
+        let (_, k, residual) = keys::choose(&[&cond]).pop().flatten().unwrap();
         assert_eq!(format!("{k:?} / {residual:?}"), "Exact([\"a\", \"b\"]) / IsTrue(3)");
     }
 
