@@ -1,8 +1,9 @@
 //! Warden against the limit: the same decisions as Rust `if`s over a typed
 //! struct (`warden_benches::baseline`), for the default policy and the
 //! shaped sets of 2, 100, 1,000 and 10,000 rules, in one run. Each size is
-//! measured from a prebuilt input (Warden: a `serde_json::Value`; the
-//! baseline: the typed struct) and from JSON text (Warden: the one-pass
+//! measured from a prebuilt input (Warden: a `serde_json::Value`, and a
+//! request already read against the policy, `Policy::read`; the baseline:
+//! the typed struct) and from JSON text (Warden: the one-pass
 //! reader of the bytes the service uses, `Policy::decide_bytes`; the
 //! baseline: serde into borrowed fields).
 //!
@@ -43,6 +44,17 @@ fn bench_pair(
         b.iter(|| {
             i = (i + 1) % len;
             black_box(policy.decide(black_box(&requests[i])).map(|d| d.risk_score).ok())
+        })
+    });
+    // The engine's counterpart of the typed struct: requests already read
+    // against the policy's declared fields (`Policy::read`).
+    let read: Vec<_> =
+        requests.iter().map(|r| policy.read(r).unwrap_or_else(|e| panic!("{e}: {r}"))).collect();
+    g.bench_function("warden/read", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            i = (i + 1) % len;
+            black_box(black_box(&read[i]).decide().risk_score)
         })
     });
     g.bench_function("handwritten/json", |b| {

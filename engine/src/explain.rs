@@ -37,8 +37,9 @@ impl Policy {
         body: &[u8],
         overrides: Option<&Overrides>,
     ) -> Result<Explanation<'p>, RequestError> {
+        let arena = bumpalo::Bump::new();
         let mut slots = Slots::new();
-        self.schema.read(body, &mut slots)?;
+        self.schema.read(body, &arena, &mut slots)?;
         Ok(self.explain_slots(&slots, overrides))
     }
 

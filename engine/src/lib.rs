@@ -49,7 +49,7 @@ pub use input::DEFAULT_MAX_DEPTH;
 pub use overrides::{Overrides, OverridesError, PreparedOverrides, RuleMode, RuleOverride, mode_in_force};
 pub use params::{ParamError, ParamInfo};
 pub use policy::{Policy, RuleInfo};
-pub use request::RequestError;
+pub use request::{ReadRequest, RequestError};
 pub use testing::{TestOutcome, TestReport, run_tests};
 // What a caller of the engine needs from the language (a file's text, a
 // rule's effect, a field's type, diagnostics and their rendering, the

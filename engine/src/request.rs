@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 
+use bumpalo::Bump;
 use serde_json::Value;
 
 use crate::decision::{Decision, Recorded, Rejection};
@@ -65,8 +66,9 @@ impl Policy {
     /// [`RequestError::Malformed`] for bytes that are not JSON,
     /// [`RequestError::Rejected`] for a request refused before evaluation.
     pub fn decide_bytes(&self, body: &[u8]) -> Result<Decision<'_>, RequestError> {
+        let arena = Bump::new();
         let mut slots = Slots::new();
-        self.schema.read(body, &mut slots)?;
+        self.schema.read(body, &arena, &mut slots)?;
         Ok(self.evaluate(&slots, None))
     }
 
@@ -76,8 +78,9 @@ impl Policy {
     ///
     /// As [`Policy::decide_bytes`].
     pub fn decide_bytes_with(&self, body: &[u8], overrides: &PreparedOverrides) -> Result<Decision<'_>, RequestError> {
+        let arena = Bump::new();
         let mut slots = Slots::new();
-        self.schema.read(body, &mut slots)?;
+        self.schema.read(body, &arena, &mut slots)?;
         Ok(self.evaluate_with(&slots, overrides))
     }
 
@@ -100,8 +103,9 @@ impl Policy {
         body: &'a [u8],
         overrides: &PreparedOverrides,
     ) -> Result<Recorded<'a>, JsonError> {
+        let arena = Bump::new();
         let mut slots = Slots::new();
-        let read = match self.schema.read(body, &mut slots) {
+        let read = match self.schema.read(body, &arena, &mut slots) {
             Ok(()) => Ok(()),
             Err(failure) => match RequestError::from(failure) {
                 RequestError::Malformed(e) => return Err(e),
@@ -110,8 +114,8 @@ impl Policy {
         };
         // A refused body's slots hold what was read before the refusal
         // was decided (the whole body; no defaults).
-        let model = self.slot_str(&slots, self.audit.model);
-        let operation = self.slot_str(&slots, self.audit.operation);
+        let model = self.slot_str(&slots, self.audit.model).map(|s| within(body, s));
+        let operation = self.slot_str(&slots, self.audit.operation).map(|s| within(body, s));
         Ok(match read {
             Ok(()) => Recorded {
                 model,
@@ -129,8 +133,8 @@ impl Policy {
         let mut slots = Slots::new();
         match self.schema.extract(input, &mut slots) {
             Ok(()) => Recorded {
-                model: self.slot_str(&slots, self.audit.model),
-                operation: self.slot_str(&slots, self.audit.operation),
+                model: self.slot_str(&slots, self.audit.model).map(Cow::Borrowed),
+                operation: self.slot_str(&slots, self.audit.operation).map(Cow::Borrowed),
                 outcome: Ok(self.evaluate_with(&slots, overrides)),
                 declared: crate::input::declared_only(&self.schema, &slots),
             },
@@ -148,10 +152,73 @@ impl Policy {
         }
     }
 
-    fn slot_str<'a>(&self, slots: &[SlotValue<'a>], slot: Option<Slot>) -> Option<Cow<'a, str>> {
+    fn slot_str<'a>(&self, slots: &[SlotValue<'a>], slot: Option<Slot>) -> Option<&'a str> {
         match slot.and_then(|s| slots.get(usize::from(s))) {
-            Some(SlotValue::Str(s)) => Some(s.clone()),
+            Some(SlotValue::Str(s)) => Some(s),
             _ => None,
         }
+    }
+}
+
+/// `s` borrowed from `body` when it lies within it (the body did not escape
+/// it), else a copy (it was unescaped into the reading's arena, which is
+/// about to go).
+fn within<'a>(body: &'a [u8], s: &str) -> Cow<'a, str> {
+    let start = (s.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+    match body.get(start..start.wrapping_add(s.len())).map(std::str::from_utf8) {
+        Some(Ok(same)) if same.as_ptr() == s.as_ptr() => Cow::Borrowed(same),
+        _ => Cow::Owned(s.to_owned()),
+    }
+}
+
+/// A request read against one policy's declared fields (slots filled,
+/// defaults applied, content fields and type errors refused), to be decided
+/// any number of times, with no overrides or with each customer's: what a
+/// typed struct is to hand-written Rust. Borrows the request and the policy.
+///
+/// ```
+/// use warden_engine::{Overrides, Policy, SourceFile};
+///
+/// let src = SourceFile::new("p.warden", r#"
+/// input { model: string  metadata.pii: bool = false }
+/// rule pii { description "personal data" when metadata.pii score +70 reason pii }
+/// "#);
+/// let (policy, _) = Policy::from_sources(vec![src]).map_err(|e| e.len()).unwrap();
+/// let request = serde_json::json!({"model": "gpt-4", "metadata": {"pii": true}});
+/// let read = policy.read(&request).unwrap();
+/// assert_eq!(read.decide().risk_score, 70);
+/// let lenient = policy.prepare(&Overrides::from_json(br#"{"rules": {"pii": {"score": 5}}}"#).unwrap());
+/// assert_eq!(read.decide_with(&lenient).risk_score, 5);
+/// ```
+#[derive(Debug)]
+pub struct ReadRequest<'a> {
+    policy: &'a Policy,
+    slots: Slots<'a>,
+}
+
+impl Policy {
+    /// Reads `input` against this policy's declared fields, for deciding
+    /// it once or many times ([`ReadRequest`]).
+    ///
+    /// # Errors
+    ///
+    /// The rejection [`Policy::decide`] gives for the same request.
+    pub fn read<'a>(&'a self, input: &'a Value) -> Result<ReadRequest<'a>, Rejection> {
+        let mut slots = Slots::new();
+        self.schema.extract(input, &mut slots)?;
+        Ok(ReadRequest { policy: self, slots })
+    }
+}
+
+impl<'a> ReadRequest<'a> {
+    /// The decision with no overrides: what [`Policy::decide`] gives.
+    pub fn decide(&self) -> Decision<'a> {
+        self.policy.evaluate(&self.slots, None)
+    }
+
+    /// The decision with a customer's overrides: what
+    /// [`Policy::decide_with`] gives.
+    pub fn decide_with(&self, overrides: &PreparedOverrides) -> Decision<'a> {
+        self.policy.evaluate_with(&self.slots, overrides)
     }
 }

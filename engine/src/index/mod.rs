@@ -73,12 +73,17 @@ impl Trie {
     /// Adds the rules of every stored string `bytes` starts with.
     fn walk(&self, bytes: impl Iterator<Item = u8>, hits: &mut Hits) {
         let Some(mut node) = self.nodes.first() else { return };
-        hits.extend_from_slice(&node.rules);
+        // Most nodes on a path end no string: skip them without a copy.
+        if !node.rules.is_empty() {
+            hits.extend_from_slice(&node.rules);
+        }
         for b in bytes {
             let Ok(i) = node.edges.binary_search_by_key(&b, |(e, _)| *e) else { return };
             let Some(next) = node.edges.get(i).and_then(|(_, n)| self.nodes.get(*n as usize)) else { return };
             node = next;
-            hits.extend_from_slice(&node.rules);
+            if !node.rules.is_empty() {
+                hits.extend_from_slice(&node.rules);
+            }
         }
     }
 }

@@ -6,7 +6,9 @@
 //! The pass is a tree of [`DeserializeSeed`]s driven by serde_json's own
 //! parser, so the syntax, numbers, escapes and the nesting limit are
 //! serde_json's, exactly as for [`crate::json::parse`]. Strings are borrowed
-//! from the body unless the body escaped them. Undeclared subtrees are still
+//! from the body; the few the body escaped are unescaped into a bump arena
+//! that lives as long as the reading, so a slot is a plain `Copy` borrow
+//! either way and the slot array needs no dropping. Undeclared subtrees are still
 //! parsed (a syntax error or a repeated key anywhere refuses the body) and
 //! their keys still checked against the content field names; nothing in them
 //! is kept.
@@ -17,10 +19,10 @@
 //! reference proptest (`tests/reference.rs`) on generated policies, and the
 //! `decide` fuzz target on arbitrary bytes.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
+use bumpalo::Bump;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use smallvec::SmallVec;
 use warden_dsl::ast::Type;
@@ -70,6 +72,8 @@ impl<'p> Path<'p> {
 /// is kept: that is the one reported.
 struct State<'s, 'x, 'de> {
     schema: &'s InputSchema,
+    /// Holds the strings the body escaped, unescaped.
+    arena: &'de Bump,
     slots: &'x mut Slots<'de>,
     not_an_object: bool,
     forbidden: Option<Rejection>,
@@ -107,11 +111,12 @@ impl InputSchema {
     /// Reads `bytes` (one JSON document) into `slots` in one pass; the same
     /// result as [`crate::json::parse`] followed by
     /// [`InputSchema::extract`], refusals included.
-    pub(crate) fn read<'a>(&'a self, bytes: &'a [u8], slots: &mut Slots<'a>) -> Result<(), ReadFailure> {
+    pub(crate) fn read<'a>(&'a self, bytes: &'a [u8], arena: &'a Bump, slots: &mut Slots<'a>) -> Result<(), ReadFailure> {
         slots.clear();
         slots.resize(self.slots.len(), SlotValue::Absent);
         let mut state = State {
             schema: self,
+            arena,
             slots,
             not_an_object: false,
             forbidden: None,
@@ -119,9 +124,22 @@ impl InputSchema {
             type_error: None,
             duplicate: None,
         };
-        let mut de = serde_json::Deserializer::from_slice(bytes);
         let walk = Walk { st: &mut state, path: Path::ROOT, role: Role::Root, parent_depth: 0, checked: true, first_of: None };
-        if let Err(e) = walk.deserialize(&mut de).and_then(|()| de.end()) {
+        // A body that is UTF-8 throughout (as every JSON text must be,
+        // RFC 8259 §8.1) is checked once, in one fast pass, rather than
+        // string by string; one that is not goes to the byte reader, so it
+        // fails exactly where `json::parse` fails.
+        let parsed = match std::str::from_utf8(bytes) {
+            Ok(text) => {
+                let mut de = serde_json::Deserializer::from_str(text);
+                walk.deserialize(&mut de).and_then(|()| de.end())
+            }
+            Err(_) => {
+                let mut de = serde_json::Deserializer::from_slice(bytes);
+                walk.deserialize(&mut de).and_then(|()| de.end())
+            }
+        };
+        if let Err(e) = parsed {
             // Not a request at all: nothing read from it is kept.
             state.slots.clear();
             return Err(ReadFailure::Json(match state.duplicate.take() {
@@ -275,20 +293,20 @@ impl<'de> Visitor<'de> for Walk<'_, '_, '_, '_, 'de> {
         let depth = parent_depth + 1;
         let mut keys = Keys::default();
         let mut first = true;
-        while let Some(key) = map.next_key_seed(KeySeed)? {
+        while let Some(key) = map.next_key_seed(KeySeed(st.arena))? {
             if std::mem::take(&mut first) && st.past_limit(checked, parent_depth, &path) {
                 checked = false;
                 trie = None;
             }
-            if !keys.insert(&key) {
-                st.duplicate = Some(path.child(Seg::Key(&key)).render());
+            if !keys.insert(key) {
+                st.duplicate = Some(path.child(Seg::Key(key)).render());
                 return Err(de::Error::custom("duplicate key"));
             }
-            let child = path.child(Seg::Key(&key));
-            if checked && st.forbidden.is_none() && st.schema.forbidden.contains(&key) {
+            let child = path.child(Seg::Key(key));
+            if checked && st.forbidden.is_none() && st.schema.forbidden.contains(key) {
                 st.forbidden = Some(Rejection::new(RejectionKind::ForbiddenField, child.render()));
             }
-            match trie.and_then(|t| t.find(&key)) {
+            match trie.and_then(|t| t.find(key)) {
                 Some(Child::Slot(slot)) => {
                     let ty = st.schema.slots.get(usize::from(*slot)).map_or(Type::String, |s| s.ty);
                     let seed = SlotSeed { st: &mut *st, path: child, slot: *slot, ty, parent_depth: depth };
@@ -369,17 +387,13 @@ impl<'de> Visitor<'de> for SlotSeed<'_, '_, '_, '_, 'de> {
     }
 
     fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
-        self.scalar(Type::String, SlotValue::Str(Cow::Borrowed(v)));
+        self.scalar(Type::String, SlotValue::Str(v));
         Ok(())
     }
 
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        self.scalar(Type::String, SlotValue::Str(Cow::Owned(v.to_owned())));
-        Ok(())
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<(), E> {
-        self.scalar(Type::String, SlotValue::Str(Cow::Owned(v)));
+        let v = &*self.st.arena.alloc_str(v);
+        self.scalar(Type::String, SlotValue::Str(v));
         Ok(())
     }
 
@@ -395,7 +409,7 @@ impl<'de> Visitor<'de> for SlotSeed<'_, '_, '_, '_, 'de> {
         }
         let depth = parent_depth + 1;
         // `None` once an element is not a string: the field is refused.
-        let mut items: Option<Vec<Cow<'de, str>>> = is_list.then(Vec::new);
+        let mut items: Option<SmallVec<[&'de str; 8]>> = is_list.then(SmallVec::new);
         let mut checked = true;
         let mut i = 0usize;
         loop {
@@ -416,7 +430,7 @@ impl<'de> Visitor<'de> for SlotSeed<'_, '_, '_, '_, 'de> {
             i += 1;
         }
         if let (Some(list), Some(s)) = (items, st.slots.get_mut(usize::from(slot))) {
-            *s = SlotValue::List(StrList::Read(list));
+            *s = SlotValue::List(StrList::Read(st.arena.alloc_slice_copy(&list)));
         }
         Ok(())
     }
@@ -452,7 +466,7 @@ impl<'r, 'p, 's, 'x, 'de> ItemSeed<'r, 'p, 's, 'x, 'de> {
 }
 
 impl<'de> DeserializeSeed<'de> for ItemSeed<'_, '_, '_, '_, 'de> {
-    type Value = Option<Cow<'de, str>>;
+    type Value = Option<&'de str>;
 
     fn deserialize<D: de::Deserializer<'de>>(mut self, deserializer: D) -> Result<Self::Value, D::Error> {
         self.checked = enter_element(self.st, self.first_of.take(), self.checked);
@@ -461,7 +475,7 @@ impl<'de> DeserializeSeed<'de> for ItemSeed<'_, '_, '_, '_, 'de> {
 }
 
 impl<'de> Visitor<'de> for ItemSeed<'_, '_, '_, '_, 'de> {
-    type Value = Option<Cow<'de, str>>;
+    type Value = Option<&'de str>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
@@ -488,15 +502,11 @@ impl<'de> Visitor<'de> for ItemSeed<'_, '_, '_, '_, 'de> {
     }
 
     fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Some(Cow::Borrowed(v)))
+        Ok(Some(v))
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Some(Cow::Owned(v.to_owned())))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Some(Cow::Owned(v)))
+        Ok(Some(self.st.arena.alloc_str(v)))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
@@ -508,34 +518,31 @@ impl<'de> Visitor<'de> for ItemSeed<'_, '_, '_, '_, 'de> {
     }
 }
 
-/// Reads an object's key, borrowed from the body unless it was escaped.
-struct KeySeed;
+/// Reads an object's key: borrowed from the body, or unescaped into the
+/// arena.
+struct KeySeed<'de>(&'de Bump);
 
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = Cow<'de, str>;
+impl<'de> DeserializeSeed<'de> for KeySeed<'de> {
+    type Value = &'de str;
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for KeySeed {
-    type Value = Cow<'de, str>;
+impl<'de> Visitor<'de> for KeySeed<'de> {
+    type Value = &'de str;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a key")
     }
 
     fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(v))
+        Ok(v)
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_owned()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v))
+        Ok(self.0.alloc_str(v))
     }
 }
 
@@ -545,24 +552,25 @@ impl<'de> Visitor<'de> for KeySeed {
 /// collide), so a hostile object of many keys costs linear time.
 #[derive(Default)]
 struct Keys<'de> {
-    small: SmallVec<[Cow<'de, str>; 8]>,
-    large: Option<HashSet<Cow<'de, str>>>,
+    small: SmallVec<[&'de str; 8]>,
+    large: Option<HashSet<&'de str>>,
 }
 
 impl<'de> Keys<'de> {
     const SMALL: usize = 16;
 
     /// Adds `key`; `false` when the object gave it already.
-    // A `&Cow` so a borrowed key is kept as a borrow, not copied.
-    #[allow(clippy::ptr_arg)]
-    fn insert(&mut self, key: &Cow<'de, str>) -> bool {
+    fn insert(&mut self, key: &'de str) -> bool {
         if let Some(set) = &mut self.large {
-            return set.insert(key.clone());
+            return set.insert(key);
         }
-        if self.small.iter().any(|k| k == key) {
+        // Length and first byte before the bytes: keys of one object
+        // mostly differ there.
+        let (len, first) = (key.len(), key.as_bytes().first());
+        if self.small.iter().any(|k| k.len() == len && k.as_bytes().first() == first && *k == key) {
             return false;
         }
-        self.small.push(key.clone());
+        self.small.push(key);
         if self.small.len() > Self::SMALL {
             self.large = Some(self.small.drain(..).collect());
         }

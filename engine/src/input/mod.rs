@@ -17,8 +17,6 @@
 //! (whose inside is not searched); then the first type error; then the first
 //! missing required field. "First" is document order.
 
-use std::borrow::Cow;
-
 use serde_json::{Map, Value};
 use smallvec::SmallVec;
 use warden_dsl::ast::{FieldPath, Literal, Presence, Type};
@@ -35,13 +33,14 @@ pub(crate) type Slot = u16;
 pub(crate) mod bytes;
 mod value;
 
-/// A declared field's value in one request. Borrows from the request, or from
-/// the policy for defaults; a string the request escaped (`"gpt\u002d4"`) is
-/// the one thing owned.
-#[derive(Debug, Clone, PartialEq)]
+/// A declared field's value in one request. Borrows from the request, from
+/// the policy for defaults, or, for a string the request's bytes escaped
+/// (`"gpt\u002d4"`), from the reading's arena: `Copy`, so filling, reading
+/// and dropping a slot array costs no more than its size.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum SlotValue<'a> {
     Absent,
-    Str(Cow<'a, str>),
+    Str(&'a str),
     Num(f64),
     Bool(bool),
     List(StrList<'a>),
@@ -52,11 +51,11 @@ pub(crate) static ABSENT: SlotValue<'static> = SlotValue::Absent;
 
 /// A `list<string>` field's value: the request's own array when it was read
 /// from a `Value`, the strings read when it was read from bytes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum StrList<'a> {
     /// Every element is a string (checked when it was read).
     Json(&'a [Value]),
-    Read(Vec<Cow<'a, str>>),
+    Read(&'a [&'a str]),
 }
 
 impl StrList<'_> {
@@ -64,14 +63,14 @@ impl StrList<'_> {
     pub(crate) fn contains(&self, item: &str) -> bool {
         match self {
             Self::Json(items) => items.iter().any(|i| i.as_str() == Some(item)),
-            Self::Read(items) => items.iter().any(|i| i == item),
+            Self::Read(items) => items.contains(&item),
         }
     }
 
-    fn to_json(&self) -> Value {
+    fn to_json(self) -> Value {
         match self {
             Self::Json(items) => Value::Array(items.to_vec()),
-            Self::Read(items) => Value::Array(items.iter().map(|i| Value::String(i.clone().into_owned())).collect()),
+            Self::Read(items) => Value::Array(items.iter().map(|i| Value::String((*i).to_owned())).collect()),
         }
     }
 }
@@ -109,7 +108,13 @@ pub(crate) enum Child {
 impl TrieNode {
     #[inline]
     pub(crate) fn find(&self, key: &str) -> Option<&Child> {
-        self.children.iter().find(|(k, _)| &**k == key).map(|(_, c)| c)
+        // Length and first byte first: most keys differ there, and the
+        // full comparison (a `memcmp` call) runs for the one that matches.
+        let (len, first) = (key.len(), key.as_bytes().first());
+        self.children
+            .iter()
+            .find(|(k, _)| k.len() == len && k.as_bytes().first() == first && **k == *key)
+            .map(|(_, c)| c)
     }
 
     fn insert(&mut self, segments: &[String], slot: Slot) {
@@ -259,7 +264,7 @@ fn read_value(ty: Type, value: &Value) -> Result<SlotValue<'_>, ReadError> {
     let mismatch = || ReadError { expected: expected_of(ty), index: None };
     Ok(match (ty, value) {
         (_, Value::Null) => SlotValue::Absent,
-        (Type::String, Value::String(s)) => SlotValue::Str(Cow::Borrowed(s)),
+        (Type::String, Value::String(s)) => SlotValue::Str(s),
         (Type::Bool, Value::Bool(b)) => SlotValue::Bool(*b),
         (Type::Number, Value::Number(n)) => SlotValue::Num(n.as_f64().ok_or_else(mismatch)?),
         (Type::StringList, Value::Array(items)) => {
@@ -289,7 +294,7 @@ pub(crate) fn declared_only(schema: &InputSchema, slots: &[SlotValue<'_>]) -> Ma
     for (spec, value) in schema.slots.iter().zip(slots) {
         let v = match value {
             SlotValue::Absent => continue,
-            SlotValue::Str(s) => Value::String(s.clone().into_owned()),
+            SlotValue::Str(s) => Value::String((*s).to_owned()),
             SlotValue::Num(n) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
             SlotValue::Bool(b) => Value::Bool(*b),
             SlotValue::List(items) => items.to_json(),
