@@ -241,13 +241,27 @@ fn indexed_condition() -> impl Strategy<Value = Expr> {
     ]
 }
 
+/// An indexed test and a costly one from a pool of three, so that several
+/// rules' residuals share a sub-condition (evaluated once per decision,
+/// engine/src/shared.rs) and are candidates for the same request.
+fn shared_condition() -> impl Strategy<Value = Expr> {
+    let text = |op, f: &str, p: &str| bare(ExprKind::Text { op, lhs: Box::new(field(f)), pattern: Node::bare(p.to_owned()) });
+    let pool = vec![
+        text(TextOp::Matches, "model", "[0-9]"),
+        bare(ExprKind::Not(Box::new(text(TextOp::StartsWith, "operation", "g")))),
+        bare(ExprKind::Or(vec![field("metadata.pii"), text(TextOp::EndsWith, "model", "o")])),
+    ];
+    (indexed_condition(), prop::sample::select(pool), any::<bool>())
+        .prop_map(|(a, b, flip)| bare(ExprKind::And(if flip { vec![b, a] } else { vec![a, b] })))
+}
+
 /// A generated rule: condition, effect, `enabled`, `mode`, reason.
 type GenRule = (Expr, Effect, bool, Mode, &'static str);
 
 fn rules() -> impl Strategy<Value = Vec<GenRule>> {
     prop::collection::vec(
         (
-            prop_oneof![condition(), indexed_condition()],
+            prop_oneof![condition(), indexed_condition(), shared_condition()],
             effect(),
             prop::bool::weighted(0.85),
             prop_oneof![4 => Just(Mode::Enforce), 1 => Just(Mode::Shadow)],

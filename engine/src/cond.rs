@@ -10,6 +10,7 @@ use rustc_hash::FxHashSet;
 use warden_dsl::ast::{CompareOp, Expr, ExprKind, Literal, TextOp};
 
 use crate::input::{InputSchema, Slot, SlotValue, slot_value};
+use crate::shared::Memo;
 
 #[derive(Debug, Clone)]
 pub(crate) enum Cond {
@@ -34,6 +35,9 @@ pub(crate) enum Cond {
     Not(Box<Cond>),
     And(Box<[Cond]>),
     Or(Box<[Cond]>),
+    /// A sub-condition several rules test, evaluated once per decision
+    /// (src/shared.rs): its number in the decision's memo.
+    Shared(u32, Box<Cond>),
 }
 
 /// Why an AST could not be compiled. The checker rules all of these out, so
@@ -252,6 +256,13 @@ impl Cond {
     /// Evaluates the condition against one request's slots.
     #[inline]
     pub(crate) fn eval(&self, slots: &[SlotValue<'_>]) -> bool {
+        self.eval_in(slots, &[])
+    }
+
+    /// [`Cond::eval`], reading and recording shared sub-conditions in
+    /// `memo` (one cell per shared number; a number past its end is
+    /// evaluated each time).
+    pub(crate) fn eval_in(&self, slots: &[SlotValue<'_>], memo: &Memo) -> bool {
         let get = |s: &Slot| slot_value(slots, *s);
         match self {
             Self::Const(b) => *b,
@@ -277,9 +288,18 @@ impl Cond {
             Self::ListContains(s, p) => matches!(get(s), SlotValue::List(items) if items.contains(p)),
             Self::Matches(s, re) => matches!(get(s), SlotValue::Str(v) if re.is_match(v)),
             Self::Exists(s) => !matches!(get(s), SlotValue::Absent),
-            Self::Not(c) => !c.eval(slots),
-            Self::And(items) => items.iter().all(|c| c.eval(slots)),
-            Self::Or(items) => items.iter().any(|c| c.eval(slots)),
+            Self::Not(c) => !c.eval_in(slots, memo),
+            Self::And(items) => items.iter().all(|c| c.eval_in(slots, memo)),
+            Self::Or(items) => items.iter().any(|c| c.eval_in(slots, memo)),
+            Self::Shared(id, inner) => match memo.get(*id as usize) {
+                Some(cell) if cell.get() != 0 => cell.get() == 2,
+                Some(cell) => {
+                    let held = inner.eval_in(slots, memo);
+                    cell.set(1 + u8::from(held));
+                    held
+                }
+                None => inner.eval_in(slots, memo),
+            },
         }
     }
 }

@@ -36,6 +36,7 @@ mod overrides;
 mod params;
 mod policy;
 mod request;
+mod shared;
 mod tally;
 mod testing;
 mod version;

@@ -1,6 +1,9 @@
 //! A compiled policy set and deciding requests against it.
 
+use std::cell::Cell;
+
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 use serde_json::Value;
 use warden_dsl::ast::{Effect, Mode};
 use warden_dsl::{Diagnostic, DiagnosticKind, PolicySet};
@@ -30,8 +33,11 @@ pub struct Policy {
     compiled_id: u64,
     pub(crate) schema: InputSchema,
     pub(crate) rules: Vec<CompiledRule>,
-    /// Finds each request's candidate rules (src/index.rs).
+    /// Finds each request's candidate rules (src/index/).
     index: RuleIndex,
+    /// How many sub-conditions the residuals share (src/shared.rs): the
+    /// size of each decision's memo.
+    shared: usize,
     by_name: FxHashMap<String, u32>,
     /// Declared parameters and the rules that read each (src/params.rs).
     pub(crate) params: ParamTable,
@@ -141,10 +147,11 @@ impl Policy {
         for (rule, residual) in rules.iter_mut().zip(residuals) {
             rule.residual = residual;
         }
+        let shared = crate::shared::share(&mut rules.iter_mut().map(|r| &mut r.residual).collect::<Vec<_>>());
         let version = crate::version::of(&set.sources);
         let compiled_id = NEXT_COMPILATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let audit = AuditSlots::resolve(&set, &schema);
-        let policy = Self { set, version, compiled_id, schema, rules, index, by_name, params, audit };
+        let policy = Self { set, version, compiled_id, schema, rules, index, shared, by_name, params, audit };
         errors.extend(crate::testing::validate_tests(&policy));
         if errors.is_empty() { Ok(policy) } else { Err(errors) }
     }
@@ -309,6 +316,7 @@ impl Policy {
         let mut shadowed = Tally::default();
         let mut shadow = Vec::new();
         let replaced: &[(u32, Cond)] = overrides.map_or(&[], |o| &o.conds);
+        let memo: SmallVec<[Cell<u8>; 16]> = (0..self.shared).map(|_| Cell::new(0)).collect();
         let mut visit = |id: u32, cond: Option<&Cond>| {
             let Some(rule) = self.rules.get(id as usize) else {
                 return;
@@ -329,7 +337,7 @@ impl Policy {
             let mode = mode_in_force(rule.enabled, rule.mode, ov);
             // A rule re-compiled for this customer's parameter values is
             // tested in full: the index was built with the file's values.
-            if mode == RuleMode::Off || !cond.unwrap_or(&rule.residual).eval(slots) {
+            if mode == RuleMode::Off || !cond.unwrap_or(&rule.residual).eval_in(slots, &memo) {
                 return;
             }
             let score = match rule.effect {
