@@ -245,7 +245,8 @@ fn indexed_condition() -> impl Strategy<Value = Expr> {
 /// rules' residuals share a sub-condition (evaluated once per decision,
 /// engine/src/shared.rs) and are candidates for the same request.
 fn shared_condition() -> impl Strategy<Value = Expr> {
-    let text = |op, f: &str, p: &str| bare(ExprKind::Text { op, lhs: Box::new(field(f)), pattern: Node::bare(p.to_owned()) });
+    let text =
+        |op, f: &str, p: &str| bare(ExprKind::Text { op, lhs: Box::new(field(f)), pattern: Node::bare(p.to_owned()) });
     let pool = vec![
         text(TextOp::Matches, "model", "[0-9]"),
         bare(ExprKind::Not(Box::new(text(TextOp::StartsWith, "operation", "g")))),

@@ -48,8 +48,7 @@ fn bench_pair(
     });
     // The engine's counterpart of the typed struct: requests already read
     // against the policy's declared fields (`Policy::read`).
-    let read: Vec<_> =
-        requests.iter().map(|r| policy.read(r).unwrap_or_else(|e| panic!("{e}: {r}"))).collect();
+    let read: Vec<_> = requests.iter().map(|r| policy.read(r).unwrap_or_else(|e| panic!("{e}: {r}"))).collect();
     g.bench_function("warden/read", |b| {
         let mut i = 0usize;
         b.iter(|| {

@@ -22,7 +22,8 @@ use warden_benches::{default_policy, shaped_requests, shaped_set};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(set), Some(input), Some(n)) = (args.get(1), args.get(2), args.get(3).and_then(|n| n.parse::<usize>().ok()))
+    let (Some(set), Some(input), Some(n)) =
+        (args.get(1), args.get(2), args.get(3).and_then(|n| n.parse::<usize>().ok()))
     else {
         eprintln!("usage: limit_cost default|2|100|1000|10000 prebuilt|read|json N");
         return ExitCode::FAILURE;

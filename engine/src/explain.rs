@@ -6,9 +6,9 @@ use warden_dsl::ast::Effect;
 
 use crate::decision::{Explanation, ParamTrace, Rejection, RuleTrace};
 use crate::input::{SlotValue, Slots};
-use crate::request::RequestError;
 use crate::overrides::{Overrides, RuleMode, enabled_in_force, mode_in_force, score_in_force, threshold_in_force};
 use crate::policy::Policy;
+use crate::request::RequestError;
 
 impl Policy {
     /// Decides and reports what every rule did (`eval --explain`).

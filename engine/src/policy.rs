@@ -3,8 +3,8 @@
 use std::cell::Cell;
 
 use rustc_hash::FxHashMap;
-use smallvec::SmallVec;
 use serde_json::Value;
+use smallvec::SmallVec;
 use warden_dsl::ast::{Effect, Mode};
 use warden_dsl::{Diagnostic, DiagnosticKind, PolicySet};
 

@@ -1,5 +1,5 @@
 //! Deciding a request as the decision service does: from its bytes, in one
-//! pass that parses them and fills the declared slots (src/input/bytes.rs),
+//! pass that parses them and fills the declared slots (src/input/bytes/),
 //! with what its audit record may hold.
 
 use std::borrow::Cow;
@@ -139,9 +139,8 @@ impl Policy {
                 declared: crate::input::declared_only(&self.schema, &slots),
             },
             Err(rejection) => {
-                let top = |slot: Option<Slot>, key: &str| {
-                    slot.and(input.get(key)).and_then(Value::as_str).map(Cow::Borrowed)
-                };
+                let top =
+                    |slot: Option<Slot>, key: &str| slot.and(input.get(key)).and_then(Value::as_str).map(Cow::Borrowed);
                 Recorded {
                     model: top(self.audit.model, "model"),
                     operation: top(self.audit.operation, "operation"),

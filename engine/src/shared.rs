@@ -119,8 +119,7 @@ mod tests {
     use super::*;
     use crate::input::{InputSchema, SlotValue};
 
-    const INPUT: &str =
-        "input { model: string operation: string metadata.intent: string? metadata.pii: bool = false }";
+    const INPUT: &str = "input { model: string operation: string metadata.intent: string? metadata.pii: bool = false }";
 
     fn compiled(conditions: &[&str]) -> Vec<Cond> {
         let rules: String = conditions

@@ -123,7 +123,8 @@ const KEYS: [&str; 22] = [
     "",
     "a\"b",
 ];
-const NUMBERS: [&str; 10] = ["0", "-1", "2.5", "150", "1e3", "-0", "18446744073709551615", "-9223372036854775808", "1e400", "0.1e-2"];
+const NUMBERS: [&str; 10] =
+    ["0", "-1", "2.5", "150", "1e3", "-0", "18446744073709551615", "-9223372036854775808", "1e400", "0.1e-2"];
 const STRINGS: [&str; 8] = ["gpt-4", "free", "pii", "chat", "g", "", "caf\u{e9}", "line\nbreak"];
 
 fn leaf() -> impl Strategy<Value = Doc> {
@@ -131,7 +132,8 @@ fn leaf() -> impl Strategy<Value = Doc> {
         Just(Doc::Null),
         any::<bool>().prop_map(Doc::Bool),
         prop::sample::select(NUMBERS.to_vec()).prop_map(Doc::Num),
-        (prop::sample::select(STRINGS.to_vec()), prop::bool::weighted(0.2)).prop_map(|(s, e)| Doc::Str(s.to_owned(), e)),
+        (prop::sample::select(STRINGS.to_vec()), prop::bool::weighted(0.2))
+            .prop_map(|(s, e)| Doc::Str(s.to_owned(), e)),
     ]
 }
 
@@ -178,41 +180,46 @@ fn request() -> impl Strategy<Value = Doc> {
     );
     let extra = prop::collection::vec((key(), doc()), 0..3);
     let deep = prop::option::weighted(0.15, (prop_oneof![25usize..40, 120usize..132], any::<bool>(), doc()));
-    (declared, extra, deep, prop::bool::weighted(0.03)).prop_map(|((model, op, tokens, pii, tags, x), extra, deep, shuffle)| {
-        let mut meta = Vec::new();
-        let mut root = Vec::new();
-        if let Some(m) = model {
-            root.push(("model".to_owned(), false, m));
-        }
-        if let Some(o) = op {
-            root.push(("operation".to_owned(), false, o));
-        }
-        for (k, v) in [("tokens", tokens), ("pii", pii), ("tags", tags)] {
-            if let Some(v) = v {
-                meta.push((k.to_owned(), false, v));
+    (declared, extra, deep, prop::bool::weighted(0.03)).prop_map(
+        |((model, op, tokens, pii, tags, x), extra, deep, shuffle)| {
+            let mut meta = Vec::new();
+            let mut root = Vec::new();
+            if let Some(m) = model {
+                root.push(("model".to_owned(), false, m));
             }
-        }
-        if let Some(x) = x {
-            let level = Doc::Obj(vec![("x".into(), false, x)]);
-            meta.push(("deep".into(), false, Doc::Obj(vec![("level".into(), false, level)])));
-        }
-        for ((k, e), v) in extra {
-            meta.push((k, e, v));
-        }
-        if let Some((levels, objects, inner)) = deep {
-            meta.push(("wrap".into(), false, nested(inner, levels, objects)));
-        }
-        if shuffle {
-            meta.reverse();
-        }
-        root.push(("metadata".to_owned(), false, Doc::Obj(meta)));
-        Doc::Obj(root)
-    })
+            if let Some(o) = op {
+                root.push(("operation".to_owned(), false, o));
+            }
+            for (k, v) in [("tokens", tokens), ("pii", pii), ("tags", tags)] {
+                if let Some(v) = v {
+                    meta.push((k.to_owned(), false, v));
+                }
+            }
+            if let Some(x) = x {
+                let level = Doc::Obj(vec![("x".into(), false, x)]);
+                meta.push(("deep".into(), false, Doc::Obj(vec![("level".into(), false, level)])));
+            }
+            for ((k, e), v) in extra {
+                meta.push((k, e, v));
+            }
+            if let Some((levels, objects, inner)) = deep {
+                meta.push(("wrap".into(), false, nested(inner, levels, objects)));
+            }
+            if shuffle {
+                meta.reverse();
+            }
+            root.push(("metadata".to_owned(), false, Doc::Obj(meta)));
+            Doc::Obj(root)
+        },
+    )
 }
 
 /// Request text, sometimes damaged: cut short, or with a byte inserted.
 fn text() -> impl Strategy<Value = Vec<u8>> {
-    let damage = prop::option::weighted(0.1, (any::<prop::sample::Index>(), prop::sample::select(vec![b'}', b',', b'"', b'x', b' ', 0xff])));
+    let damage = prop::option::weighted(
+        0.1,
+        (any::<prop::sample::Index>(), prop::sample::select(vec![b'}', b',', b'"', b'x', b' ', 0xff])),
+    );
     (prop_oneof![9 => request(), 1 => doc()], damage, any::<bool>()).prop_map(|(d, damage, cut)| {
         let mut s = String::new();
         d.write(&mut s);
@@ -234,7 +241,12 @@ type Outcome = Result<(bool, i64, String, Vec<(String, i64)>), (String, String)>
 
 fn outcome(d: Result<warden_engine::Decision<'_>, RequestError>) -> Outcome {
     match d {
-        Ok(d) => Ok((d.allowed, d.risk_score, d.reason.to_owned(), d.contributions.iter().map(|c| (c.rule.to_owned(), c.score)).collect())),
+        Ok(d) => Ok((
+            d.allowed,
+            d.risk_score,
+            d.reason.to_owned(),
+            d.contributions.iter().map(|c| (c.rule.to_owned(), c.score)).collect(),
+        )),
         Err(RequestError::Rejected(r)) => Err((r.code().to_owned(), r.path)),
         Err(RequestError::Malformed(e)) => Err(("malformed".to_owned(), e.to_string())),
     }
@@ -280,7 +292,11 @@ fn agree(policy: &Policy, bytes: &[u8]) -> Result<(), TestCaseError> {
         (Ok(from_bytes), Err(e)) => {
             // Refused while parsing: refused alike, naming nothing.
             prop_assert_eq!(from_bytes.outcome.map(|_| ()), Err(e.rejection().unwrap()), "{}", shown);
-            prop_assert!(from_bytes.declared.is_empty() && from_bytes.model.is_none() && from_bytes.operation.is_none(), "{}", shown);
+            prop_assert!(
+                from_bytes.declared.is_empty() && from_bytes.model.is_none() && from_bytes.operation.is_none(),
+                "{}",
+                shown
+            );
         }
         (Err(a), Err(b)) => prop_assert_eq!(a, b, "{}", shown),
         (Err(a), Ok(_)) => prop_assert!(false, "bytes refused what parses: {a} {shown}"),
@@ -325,7 +341,11 @@ fn cases_at_the_edges_agree() {
     ];
     for n in [30, 31, 32, 33, 126, 127, 128] {
         cases.push(deep(n));
-        cases.push(format!(r#"{{"model": "m", "metadata": {{"x": {}{{"prompt": 1}}{}, "prompt": 1}}}}"#, "[".repeat(n), "]".repeat(n)));
+        cases.push(format!(
+            r#"{{"model": "m", "metadata": {{"x": {}{{"prompt": 1}}{}, "prompt": 1}}}}"#,
+            "[".repeat(n),
+            "]".repeat(n)
+        ));
     }
     for case in &cases {
         if let Err(e) = agree(&policy, case.as_bytes()) {
@@ -362,6 +382,7 @@ fn an_escaped_value_is_read_unescaped() {
     let policy = policy();
     let d = policy.decide_bytes(br#"{"model": "gpt\u002d4", "metadata": {"tags": ["\u0070ii"]}}"#).unwrap();
     assert_eq!(d.contributions.iter().map(|c| c.rule).collect::<Vec<_>>(), ["a", "d"]);
-    let recorded = policy.decide_recorded_bytes(br#"{"model": "gpt\u002d4"}"#, &policy.prepare(&Overrides::default())).unwrap();
+    let recorded =
+        policy.decide_recorded_bytes(br#"{"model": "gpt\u002d4"}"#, &policy.prepare(&Overrides::default())).unwrap();
     assert_eq!(recorded.model.as_deref(), Some("gpt-4"));
 }

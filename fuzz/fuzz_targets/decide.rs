@@ -38,8 +38,15 @@ fuzz_target!(|data: &[u8]| {
     // Reading the bytes directly agrees with parsing, then reading.
     match &parsed {
         Ok(v) => {
-            assert_eq!(from_bytes, POLICY.decide(v).map_err(RequestError::Rejected), "decide_bytes and decide disagree");
-            assert_eq!(POLICY.decide_bytes_with(data, &OVERRIDES), POLICY.decide_with(v, &OVERRIDES).map_err(RequestError::Rejected));
+            assert_eq!(
+                from_bytes,
+                POLICY.decide(v).map_err(RequestError::Rejected),
+                "decide_bytes and decide disagree"
+            );
+            assert_eq!(
+                POLICY.decide_bytes_with(data, &OVERRIDES),
+                POLICY.decide_with(v, &OVERRIDES).map_err(RequestError::Rejected)
+            );
             let by_value = POLICY.decide_recorded(v, &OVERRIDES);
             let Ok(by_bytes) = &recorded_bytes else { panic!("decide_recorded_bytes refused what parses") };
             assert_eq!((&by_bytes.outcome, &by_bytes.declared), (&by_value.outcome, &by_value.declared));

@@ -15,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let reparsed = match parse_str("formatted.warden", &formatted) {
         Ok(a) => a,
-        Err(e) => panic!("formatted text does not parse: {:?}\n{formatted}", e.iter().map(ToString::to_string).collect::<Vec<_>>()),
+        Err(e) => panic!(
+            "formatted text does not parse: {:?}\n{formatted}",
+            e.iter().map(ToString::to_string).collect::<Vec<_>>()
+        ),
     };
     assert_eq!(reparsed, ast, "formatting changed the meaning:\n{formatted}");
     let again = format_source(&SourceFile::new("formatted.warden", formatted.as_str())).ok();

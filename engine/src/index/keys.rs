@@ -72,7 +72,8 @@ fn pattern_prefixes(re: &regex::Regex) -> Option<Vec<Vec<u8>>> {
     }
     let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
     let literals = seq.literals()?;
-    if literals.is_empty() || literals.len() > MAX_PATTERN_PREFIXES || literals.iter().any(|l| l.as_bytes().is_empty()) {
+    if literals.is_empty() || literals.len() > MAX_PATTERN_PREFIXES || literals.iter().any(|l| l.as_bytes().is_empty())
+    {
         return None;
     }
     Some(literals.iter().map(|l| l.as_bytes().to_vec()).collect())

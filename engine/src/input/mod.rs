@@ -303,4 +303,3 @@ pub(crate) fn declared_only(schema: &InputSchema, slots: &[SlotValue<'_>]) -> Ma
     }
     out
 }
-

@@ -156,8 +156,7 @@ pub async fn check(
     // decision and what the audit row may hold: `model`, `operation` and
     // the declared fields, resolved by the engine when the policy was
     // compiled. Only text that is not JSON at all is a 400.
-    let recorded =
-        policy.decide_recorded_bytes(&body, overrides).map_err(|e| ApiError::BadJson(e.to_string()))?;
+    let recorded = policy.decide_recorded_bytes(&body, overrides).map_err(|e| ApiError::BadJson(e.to_string()))?;
     let latency = started.elapsed();
     let mut record = AuditRecord {
         decision_id,
@@ -193,8 +192,7 @@ pub async fn check(
             state.metrics.shadow(&d);
             if let Some(candidate) = &snapshot.candidate {
                 let enforced = (d.allowed, d.risk_score, d.reason);
-                if let Some((other, change)) =
-                    candidate_differs_from(candidate, &body, &caller.0.customer_id, enforced)
+                if let Some((other, change)) = candidate_differs_from(candidate, &body, &caller.0.customer_id, enforced)
                 {
                     state.metrics.shadow_set_difference(change);
                     record.shadow.get_or_insert_with(ShadowRecord::default).candidate = Some(other);
@@ -207,8 +205,7 @@ pub async fn check(
             // The shadow set decides what the enforced set refused too.
             if let Some(candidate) = &snapshot.candidate {
                 let refused = (false, 0, rejection.code());
-                if let Some((other, change)) =
-                    candidate_differs_from(candidate, &body, &caller.0.customer_id, refused)
+                if let Some((other, change)) = candidate_differs_from(candidate, &body, &caller.0.customer_id, refused)
                 {
                     state.metrics.shadow_set_difference(change);
                     record.shadow = Some(ShadowRecord { candidate: Some(other), ..ShadowRecord::default() });

@@ -19,7 +19,6 @@
 //! reference proptest (`tests/reference.rs`) on generated policies, and the
 //! `decide` fuzz target on arbitrary bytes.
 
-use std::collections::HashSet;
 use std::fmt;
 
 use bumpalo::Bump;
@@ -27,9 +26,15 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use smallvec::SmallVec;
 use warden_dsl::ast::Type;
 
-use super::{Child, InputSchema, Seg, Slot, SlotValue, Slots, StrList, TrieNode, expected_of, render_segments};
+use super::{Child, InputSchema, Seg, SlotValue, Slots, TrieNode, render_segments};
 use crate::decision::{Rejection, RejectionKind};
 use crate::json::{self, JsonError};
+
+mod keys;
+mod slot;
+
+use keys::{KeySeed, Keys};
+use slot::SlotSeed;
 
 /// Why a body gave no slots.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +97,8 @@ impl State<'_, '_, '_> {
 
     fn too_deep(&mut self, path: &Path<'_>) {
         if self.too_deep.is_none() {
-            self.too_deep = Some(Rejection::new(RejectionKind::TooDeep { limit: self.schema.max_depth }, path.render()));
+            self.too_deep =
+                Some(Rejection::new(RejectionKind::TooDeep { limit: self.schema.max_depth }, path.render()));
         }
     }
 
@@ -111,7 +117,12 @@ impl InputSchema {
     /// Reads `bytes` (one JSON document) into `slots` in one pass; the same
     /// result as [`crate::json::parse`] followed by
     /// [`InputSchema::extract`], refusals included.
-    pub(crate) fn read<'a>(&'a self, bytes: &'a [u8], arena: &'a Bump, slots: &mut Slots<'a>) -> Result<(), ReadFailure> {
+    pub(crate) fn read<'a>(
+        &'a self,
+        bytes: &'a [u8],
+        arena: &'a Bump,
+        slots: &mut Slots<'a>,
+    ) -> Result<(), ReadFailure> {
         slots.clear();
         slots.resize(self.slots.len(), SlotValue::Absent);
         let mut state = State {
@@ -124,7 +135,8 @@ impl InputSchema {
             type_error: None,
             duplicate: None,
         };
-        let walk = Walk { st: &mut state, path: Path::ROOT, role: Role::Root, parent_depth: 0, checked: true, first_of: None };
+        let walk =
+            Walk { st: &mut state, path: Path::ROOT, role: Role::Root, parent_depth: 0, checked: true, first_of: None };
         // A body that is UTF-8 throughout (as every JSON text must be,
         // RFC 8259 §8.1) is checked once, in one fast pass, rather than
         // string by string; one that is not goes to the byte reader, so it
@@ -323,257 +335,5 @@ impl<'de> Visitor<'de> for Walk<'_, '_, '_, '_, 'de> {
             }
         }
         Ok(())
-    }
-}
-
-/// Reads a declared field's value. Only reached through the declared paths,
-/// which are never inside a subtree past the depth limit.
-struct SlotSeed<'r, 'p, 's, 'x, 'de> {
-    st: &'r mut State<'s, 'x, 'de>,
-    path: Path<'p>,
-    slot: Slot,
-    ty: Type,
-    /// The depth of the object holding the field.
-    parent_depth: usize,
-}
-
-impl<'de> SlotSeed<'_, '_, '_, '_, 'de> {
-    /// A scalar of type `ty`: the field's value if that is its type.
-    fn scalar(self, ty: Type, value: SlotValue<'de>) {
-        if self.ty != ty {
-            self.st.type_error(expected_of(self.ty), &self.path);
-        } else if let Some(s) = self.st.slots.get_mut(usize::from(self.slot)) {
-            *s = value;
-        }
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for SlotSeed<'_, '_, '_, '_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for SlotSeed<'_, '_, '_, '_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
-        self.scalar(Type::Bool, SlotValue::Bool(v));
-        Ok(())
-    }
-
-    // Numbers become what `Value::as_f64` gives for the same text.
-    #[allow(clippy::cast_precision_loss)]
-    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
-        self.scalar(Type::Number, SlotValue::Num(v as f64));
-        Ok(())
-    }
-
-    #[allow(clippy::cast_precision_loss)]
-    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
-        self.scalar(Type::Number, SlotValue::Num(v as f64));
-        Ok(())
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
-        self.scalar(Type::Number, SlotValue::Num(v));
-        Ok(())
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<(), E> {
-        self.scalar(Type::String, SlotValue::Str(v));
-        Ok(())
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        let v = &*self.st.arena.alloc_str(v);
-        self.scalar(Type::String, SlotValue::Str(v));
-        Ok(())
-    }
-
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let SlotSeed { st, path, slot, ty, parent_depth } = self;
-        let is_list = ty == Type::StringList;
-        if !is_list {
-            st.type_error(expected_of(ty), &path);
-        }
-        let depth = parent_depth + 1;
-        // `None` once an element is not a string: the field is refused.
-        let mut items: Option<SmallVec<[&'de str; 8]>> = is_list.then(SmallVec::new);
-        let mut checked = true;
-        let mut i = 0usize;
-        loop {
-            let first_of = (i == 0).then_some((&path, parent_depth));
-            let seed = ItemSeed { st: &mut *st, path: path.child(Seg::Index(i)), parent_depth: depth, checked, first_of };
-            let Some(item) = seq.next_element_seed(seed)? else { break };
-            if i == 0 {
-                checked = parent_depth < st.schema.max_depth;
-            }
-            match (item, &mut items) {
-                (Some(s), Some(list)) => list.push(s),
-                (None, Some(_)) => {
-                    st.type_error("a string", &path.child(Seg::Index(i)));
-                    items = None;
-                }
-                (_, None) => {}
-            }
-            i += 1;
-        }
-        if let (Some(list), Some(s)) = (items, st.slots.get_mut(usize::from(slot))) {
-            *s = SlotValue::List(StrList::Read(st.arena.alloc_slice_copy(&list)));
-        }
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        let SlotSeed { st, path, ty, parent_depth, .. } = self;
-        st.type_error(expected_of(ty), &path);
-        Walk { st, path, role: Role::Free, parent_depth, checked: true, first_of: None }.visit_map(map)
-    }
-}
-
-/// Reads one element of a declared field's array: the string, or `None`
-/// for anything else (walked for names and depth like any undeclared value).
-struct ItemSeed<'r, 'p, 's, 'x, 'de> {
-    st: &'r mut State<'s, 'x, 'de>,
-    path: Path<'p>,
-    parent_depth: usize,
-    checked: bool,
-    first_of: Option<(&'p Path<'p>, usize)>,
-}
-
-impl<'r, 'p, 's, 'x, 'de> ItemSeed<'r, 'p, 's, 'x, 'de> {
-    fn walk(self) -> Walk<'r, 'p, 's, 'x, 'de> {
-        Walk {
-            st: self.st,
-            path: self.path,
-            role: Role::Free,
-            parent_depth: self.parent_depth,
-            checked: self.checked,
-            first_of: None,
-        }
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for ItemSeed<'_, '_, '_, '_, 'de> {
-    type Value = Option<&'de str>;
-
-    fn deserialize<D: de::Deserializer<'de>>(mut self, deserializer: D) -> Result<Self::Value, D::Error> {
-        self.checked = enter_element(self.st, self.first_of.take(), self.checked);
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ItemSeed<'_, '_, '_, '_, 'de> {
-    type Value = Option<&'de str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Some(v))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Some(self.st.arena.alloc_str(v)))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        self.walk().visit_seq(seq).map(|()| None)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        self.walk().visit_map(map).map(|()| None)
-    }
-}
-
-/// Reads an object's key: borrowed from the body, or unescaped into the
-/// arena.
-struct KeySeed<'de>(&'de Bump);
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'de> {
-    type Value = &'de str;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'de> {
-    type Value = &'de str;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a key")
-    }
-
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(v)
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(self.0.alloc_str(v))
-    }
-}
-
-/// The keys of one object so far, to refuse a repeat. A request's objects
-/// hold a handful of keys, compared in place; past [`Keys::SMALL`] they go
-/// into a hash set (std's, randomly keyed: a body can't choose keys that
-/// collide), so a hostile object of many keys costs linear time.
-#[derive(Default)]
-struct Keys<'de> {
-    small: SmallVec<[&'de str; 8]>,
-    large: Option<HashSet<&'de str>>,
-}
-
-impl<'de> Keys<'de> {
-    const SMALL: usize = 16;
-
-    /// Adds `key`; `false` when the object gave it already.
-    fn insert(&mut self, key: &'de str) -> bool {
-        if let Some(set) = &mut self.large {
-            return set.insert(key);
-        }
-        // Length and first byte before the bytes: keys of one object
-        // mostly differ there.
-        let (len, first) = (key.len(), key.as_bytes().first());
-        if self.small.iter().any(|k| k.len() == len && k.as_bytes().first() == first && *k == key) {
-            return false;
-        }
-        self.small.push(key);
-        if self.small.len() > Self::SMALL {
-            self.large = Some(self.small.drain(..).collect());
-        }
-        true
     }
 }
