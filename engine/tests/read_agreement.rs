@@ -15,8 +15,10 @@ use warden_engine::{Overrides, Policy, RequestError, SourceFile};
 
 const POLICY: &str = r#"
 input {
+  # A default declared before a required field: a refused request's record
+  # must not name it.
+  operation: string = "chat"
   model: string
-  operation: string?
   metadata.tier: string?
   metadata.tokens: number = 0
   metadata.pii: bool = false
@@ -385,4 +387,23 @@ fn an_escaped_value_is_read_unescaped() {
     let recorded =
         policy.decide_recorded_bytes(br#"{"model": "gpt\u002d4"}"#, &policy.prepare(&Overrides::default())).unwrap();
     assert_eq!(recorded.model.as_deref(), Some("gpt-4"));
+}
+
+#[test]
+fn a_refused_request_records_only_what_it_sent() {
+    // A default declared before a required field the request lacks: the
+    // refusal's record names no operation, as the request named none.
+    let src = SourceFile::new("p.warden", "input { operation: string = \"chat\"  model: string }\n");
+    let policy = Policy::from_sources(vec![src]).map_err(|e| e.len()).unwrap().0;
+    let prepared = policy.prepare(&Overrides::default());
+    for body in [&b"{}"[..], br#"{"operation": null}"#] {
+        let from_bytes = policy.decide_recorded_bytes(body, &prepared).unwrap();
+        let value = json::parse(body).unwrap();
+        let from_value = policy.decide_recorded(&value, &prepared);
+        assert_eq!(from_bytes.outcome.as_ref().map_err(|r| r.code()).err(), Some("missing_field"));
+        assert_eq!((&from_bytes.model, &from_bytes.operation), (&None, &None));
+        assert_eq!((&from_value.model, &from_value.operation), (&None, &None));
+    }
+    let sent = policy.decide_recorded_bytes(br#"{"operation": "embed"}"#, &prepared).unwrap();
+    assert_eq!(sent.operation.as_deref(), Some("embed"));
 }

@@ -192,19 +192,20 @@ impl InputSchema {
     }
 
     /// After a walk that found nothing to refuse: refuses a missing
-    /// required field (the first declared) and fills in defaults.
+    /// required field (the first declared), else fills in defaults. A
+    /// refused request's slots are left as read, so nothing in them is a
+    /// default the request did not send.
     pub(crate) fn finish<'a>(&'a self, slots: &mut Slots<'a>) -> Result<(), Rejection> {
+        let missing =
+            self.slots.iter().zip(slots.iter()).find(|(spec, value)| spec.required && **value == SlotValue::Absent);
+        if let Some((spec, _)) = missing {
+            return Err(Rejection::new(
+                RejectionKind::MissingField { expected: expected_of(spec.ty) },
+                spec.path.clone(),
+            ));
+        }
         for (spec, value) in self.slots.iter().zip(slots.iter_mut()) {
-            if *value != SlotValue::Absent {
-                continue;
-            }
-            if spec.required {
-                return Err(Rejection::new(
-                    RejectionKind::MissingField { expected: expected_of(spec.ty) },
-                    spec.path.clone(),
-                ));
-            }
-            if let Some(default) = &spec.default {
+            if let (SlotValue::Absent, Some(default)) = (&*value, &spec.default) {
                 // A default was type-checked by the checker against the
                 // declared type, so `read` succeeds; were it not to, the
                 // field simply stays absent.
