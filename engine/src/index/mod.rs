@@ -396,18 +396,24 @@ mod tests {
         assert!(k.starts_with("PatternPrefixes([[102, 111, 111]]) / And([Matches"), "{k}");
     }
 
-    #[test]
-    fn numbers_are_found_by_value_with_minus_zero_as_zero() {
-        let conds = [compiled("metadata.n == 0"), compiled("metadata.n in [2, -0]"), compiled("metadata.n == 2")];
+    /// The rules `conds` indexed find for `metadata.n` (slot 4) holding a
+    /// number.
+    fn candidates_for_number(conds: &[Cond]) -> impl Fn(f64) -> Vec<u32> {
         let refs: Vec<&Cond> = conds.iter().collect();
         let (index, _) = RuleIndex::build(&refs);
-        let found = |n: f64| {
+        move |n| {
             let mut slots = vec![SlotValue::Absent; 5];
             slots[4] = SlotValue::Num(n);
             let mut out = Vec::new();
             index.for_each_candidate(&slots, |id| out.push(id));
             out
-        };
+        }
+    }
+
+    #[test]
+    fn numbers_are_found_by_value_with_minus_zero_as_zero() {
+        let conds = [compiled("metadata.n == 0"), compiled("metadata.n in [2, -0]"), compiled("metadata.n == 2")];
+        let found = candidates_for_number(&conds);
         assert_eq!(found(-0.0), vec![0, 1]);
         assert_eq!(found(2.0), vec![1, 2]);
         assert_eq!(found(f64::NAN), Vec::<u32>::new());
@@ -448,15 +454,7 @@ mod tests {
             compiled("metadata.n < 3"),
             compiled("metadata.n <= 5"),
         ];
-        let refs: Vec<&Cond> = conds.iter().collect();
-        let (index, _) = RuleIndex::build(&refs);
-        let found = |n: f64| {
-            let mut slots = vec![SlotValue::Absent; 5];
-            slots[4] = SlotValue::Num(n);
-            let mut out = Vec::new();
-            index.for_each_candidate(&slots, |id| out.push(id));
-            out
-        };
+        let found = candidates_for_number(&conds);
         assert_eq!(found(3.0), vec![1, 3]);
         assert_eq!(found(4.0), vec![0, 1, 3]);
         assert_eq!(found(2.0), vec![2, 3]);
