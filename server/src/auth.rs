@@ -293,11 +293,13 @@ impl Authenticator {
             return Err(self.failure("wrong_secret", AuthError::Unknown));
         }
         let generation = self.generation.load(Ordering::SeqCst);
-        let verified = self.verify(id, secret, sha, address).await?;
+        let mut verified = self.verify(id, secret, sha, address).await?;
         let principal = verified.principal;
-        // A revocation that landed while bcrypt ran wins: answer this one
-        // request, but don't remember the key.
-        if self.generation.load(Ordering::SeqCst) == generation {
+        // A revocation or a re-check of the cache that landed while bcrypt
+        // ran: the record bcrypt was run against may be stale, so the key is
+        // remembered only if a fresh read still accepts it. A revoked key
+        // answers this one request, but is not remembered.
+        if self.generation.load(Ordering::SeqCst) == generation || self.still_accepted(&mut verified).await {
             match guard {
                 Some(guard) => {
                     let _ = guard.insert(verified);
@@ -306,6 +308,26 @@ impl Authenticator {
             }
         }
         Ok(principal)
+    }
+
+    /// Whether the database still accepts the secret `verified` matched,
+    /// read after the cache's generation moved during its verification;
+    /// updates its grace deadline from that read. `false` also when the
+    /// generation moves again meanwhile, or the database can't be asked.
+    ///
+    /// Without this second read, every verification overlapping a re-check
+    /// (one runs every few seconds) went unremembered, and the key's next
+    /// request ran bcrypt again, with every request presenting it waiting.
+    async fn still_accepted(&self, verified: &mut Verified) -> bool {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let Ok(Some(record)) = self.store.key(verified.key_id).await else { return false };
+        if !record.accepts_hash(&verified.secret_hash, chrono::Utc::now()) {
+            return false;
+        }
+        if *verified.secret_hash != record.secret_hash {
+            verified.valid_until = record.previous_valid_until;
+        }
+        self.generation.load(Ordering::SeqCst) == generation
     }
 
     fn recently_failed(&self, sha: &[u8; 32]) -> bool {

@@ -477,6 +477,70 @@ each_backend!(concurrent_first_requests_run_bcrypt_once_and_wrong_keys_are_remem
     assert_eq!(app.state.auth.bcrypt_verifications(), 2, "a repeated wrong key is refused without bcrypt");
 });
 
+/// A key whose bcrypt takes tens of milliseconds (cost 10), so a re-check
+/// of the cache can start while it runs.
+async fn slow_key(app: &TestApp, email: &str) -> warden_server::auth::NewToken {
+    let customer = app.store.customer_for_email(email, "test").await.unwrap();
+    let token = warden_server::auth::generate();
+    let secret_hash = warden_server::auth::hash_secret(&token.secret, 10).unwrap();
+    let key = warden_server::store::NewKey {
+        id: token.id,
+        customer_id: customer.id,
+        name: "slow".into(),
+        role: Role::App,
+        secret_hash,
+    };
+    app.store.insert_key(&key, None).await.unwrap();
+    token
+}
+
+/// Sends the key's first request and, once its bcrypt has started, runs
+/// `during` (a re-check of the cache, a revocation…) while bcrypt runs.
+/// Returns the first request's status.
+async fn first_use_overlapping<F: std::future::Future<Output = ()>>(
+    app: &std::sync::Arc<TestApp>,
+    key: &str,
+    during: F,
+) -> u16 {
+    let before = app.state.auth.bcrypt_verifications();
+    let first = {
+        let (app, key) = (app.clone(), key.to_owned());
+        tokio::spawn(async move { app.check(&key, PLAIN).await.0 })
+    };
+    while app.state.auth.bcrypt_verifications() == before {
+        tokio::task::yield_now().await;
+    }
+    during.await;
+    first.await.unwrap()
+}
+
+each_backend!(a_key_verified_while_cached_keys_are_rechecked_is_remembered, |backend| {
+    let app = std::sync::Arc::new(TestApp::new(backend).await);
+    let token = slow_key(&app, "slow@example.com").await;
+    let before = app.state.auth.bcrypt_verifications();
+    let status = first_use_overlapping(&app, &token.token, async {
+        app.state.auth.revalidate().await.unwrap();
+    })
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.check(&token.token, PLAIN).await.0, 200);
+    assert_eq!(
+        app.state.auth.bcrypt_verifications(),
+        before + 1,
+        "the key verified while the cache was re-checked is remembered: bcrypt ran once"
+    );
+
+    // A key deactivated while its bcrypt runs is not remembered.
+    let revoked = slow_key(&app, "revoked@example.com").await;
+    let status = first_use_overlapping(&app, &revoked.token, async {
+        app.store.deactivate_key(revoked.id, None).await.unwrap();
+        app.state.auth.revalidate().await.unwrap();
+    })
+    .await;
+    assert_eq!(status, 200, "the request whose verification was under way is answered");
+    assert_eq!(app.check(&revoked.token, PLAIN).await.0, 401, "but the key is not remembered");
+});
+
 each_backend!(admin_endpoints_need_an_admin_key, |backend| {
     let app = TestApp::new(backend).await;
     let get = |key: Option<&str>| {
