@@ -11,7 +11,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use uuid::Uuid;
 
-use super::{LocalLimiter, Quota, RedisBackend};
+use super::{LocalLimiter, Quota, RedisBackend, Verdict};
+use crate::metrics::Metrics;
 
 fn redis_url() -> Option<String> {
     let url = std::env::var("WARDEN_TEST_REDIS_URL").ok().filter(|s| !s.is_empty());
@@ -33,19 +34,25 @@ type Steps = Vec<(u32, u64, u64, usize)>;
 
 /// Runs `steps` on both; panics on the first disagreement. Times start at a
 /// realistic Redis clock value (µs since 1970), so the script's doubles are
-/// exercised at the size they have in service.
+/// exercised at the size they have in service. Every check is sent at once,
+/// in order: checks at one time share script calls (a quota change within
+/// a call included), as a busy key's requests do in service.
 async fn agree(redis: &RedisBackend, steps: &Steps) {
     let local = LocalLimiter::new();
     let key = Uuid::new_v4();
     let mut now = 1_760_000_000_000_000u64;
+    let mut checks = Vec::new();
     for (i, &(requests, window_ms, advance, burst)) in steps.iter().enumerate() {
         let quota = Quota { requests, window: Duration::from_millis(window_ms) };
         now += advance;
-        for j in 0..burst {
-            let expected = local.check_at(key, quota, now);
-            let got = redis.limit(key, quota, Some(now)).await.unwrap();
-            assert_eq!(got, expected, "step {i} request {j}: Redis disagrees (quota {quota:?}, time {now})");
-        }
+        checks.extend((0..burst).map(|j| (i, j, quota, now)));
+    }
+    let expected: Vec<Verdict> = checks.iter().map(|&(_, _, quota, now)| local.check_at(key, quota, now)).collect();
+    let got =
+        futures_util::future::join_all(checks.iter().map(|&(_, _, quota, now)| redis.limit(key, quota, Some(now))))
+            .await;
+    for ((&(i, j, quota, now), expected), got) in checks.iter().zip(expected).zip(got) {
+        assert_eq!(got.unwrap(), expected, "step {i} request {j}: Redis disagrees (quota {quota:?}, time {now})");
     }
 }
 
@@ -83,11 +90,11 @@ fn quota_changes_and_long_windows_agree() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
-    /// Random quotas, quota changes, pauses and bursts.
+    /// Random quotas, quota changes (at the same time, too), pauses and bursts.
     #[test]
     fn random_sequences_agree(
         steps in proptest::collection::vec(
-            (1u32..5000, prop_oneof![1u64..10_000, 1_000u64..86_400_000], 0u64..120_000_000, 1usize..30),
+            (1u32..5000, prop_oneof![1u64..10_000, 1_000u64..86_400_000], prop_oneof![Just(0u64), 0u64..120_000_000], 1usize..30),
             1..25,
         )
     ) {
@@ -98,6 +105,43 @@ proptest! {
             agree(&redis, &steps).await;
         });
     }
+}
+
+/// Script calls answered, from the metrics.
+fn script_calls(metrics: &Metrics) -> u64 {
+    let text = metrics.render(0);
+    let line = text.lines().find(|l| l.starts_with("warden_redis_latency_seconds_count ")).unwrap();
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// Checks that arrive together share script calls, and still answer as the
+/// same checks sent one by one in arrival order: two keys with different
+/// quotas, interleaved, each over its quota within the batch.
+#[test]
+fn concurrent_checks_share_calls_and_answer_in_arrival_order() {
+    let Some(url) = redis_url() else { return };
+    let rt = runtime();
+    rt.block_on(async {
+        let metrics = Arc::new(Metrics::new());
+        let prefix = format!("warden-test:{}:", Uuid::new_v4().simple());
+        let redis = RedisBackend::connect(&url, &prefix, Duration::from_secs(5), Some(metrics.clone())).unwrap();
+        let local = LocalLimiter::new();
+        let now = 1_760_000_000_000_000u64;
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let (qa, qb) = (
+            Quota { requests: 10, window: Duration::from_secs(60) },
+            Quota { requests: 3, window: Duration::from_secs(1) },
+        );
+        let checks: Vec<(Uuid, Quota)> = (0..200).map(|i| if i % 3 == 0 { (b, qb) } else { (a, qa) }).collect();
+        let expected: Vec<Verdict> = checks.iter().map(|&(key, quota)| local.check_at(key, quota, now)).collect();
+        let answers =
+            futures_util::future::join_all(checks.iter().map(|&(key, quota)| redis.limit(key, quota, Some(now)))).await;
+        let got: Vec<Verdict> = answers.into_iter().map(Result::unwrap).collect();
+        assert_eq!(got, expected);
+        assert_eq!(got.iter().filter(|v| v.allowed).count(), 13, "10 for one key, 3 for the other");
+        let calls = script_calls(&metrics);
+        assert!((1..=2).contains(&calls), "200 checks arriving together took {calls} script calls");
+    });
 }
 
 /// The flood guard's reservations (key id, address, pass) answer alike in

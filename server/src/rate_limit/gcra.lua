@@ -14,8 +14,11 @@
 --
 -- ARGV[1] is the operation, ARGV[2] the time in µs ("" for Redis's clock;
 -- tests pass one to drive both implementations alike).
---   limit   KEYS[1]; ARGV[3] requests, ARGV[4] window  -> {allowed, used}
---   peek    the same, without counting                 -> {allowed, used}
+--   limit   KEYS[i] with quota ARGV[2i+1] requests, ARGV[2i+2] window, in
+--           order (a key named twice sees its first update; each key is
+--           read and written once per call)
+--                            -> {allowed_1, used_1, allowed_2, used_2, ...}
+--   peek    the same, without counting
 --   reserve KEYS[1] key id, KEYS[2] address, KEYS[3] key id's pass;
 --           ARGV[3], ARGV[4] the failure quota, ARGV[5], ARGV[6] the pass
 --           quota  -> {granted (0, 1 by the key id, 2 by the pass), used, quota (1 or 2)}
@@ -131,12 +134,29 @@ else
 end
 
 if op == 'limit' or op == 'peek' then
-  local requests, window = tonumber(ARGV[3]), tonumber(ARGV[4])
-  -- (A call's several results only spread as the last argument: unpack first.)
-  local c_tat, c_updated, c_requests, c_window = load(KEYS[1])
-  local allowed, used, tat, updated, changed = step(c_tat, c_updated, c_requests, c_window, requests, window, now)
-  if op == 'limit' and changed then store(KEYS[1], tat, updated, requests, window, now) end
-  return { allowed and 1 or 0, used }
+  -- A key named several times (a busy key's requests in one batch) is read
+  -- once, stepped in memory and written once: a cell whose tat has passed
+  -- steps exactly as an absent one, which is what `store` makes of it.
+  local cells, out = {}, {}
+  for i, key in ipairs(KEYS) do
+    local requests, window = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
+    local cell = cells[key]
+    if not cell then
+      -- (A call's several results only spread as the last argument.)
+      cell = { load(key) }
+      cells[key] = cell
+    end
+    local allowed, used, tat, updated, changed = step(cell[1], cell[2], cell[3], cell[4], requests, window, now)
+    if op == 'limit' and changed then
+      cell[1], cell[2], cell[3], cell[4], cell.dirty = tat, updated, requests, window, true
+    end
+    out[2 * i - 1] = allowed and 1 or 0
+    out[2 * i] = used
+  end
+  for key, cell in pairs(cells) do
+    if cell.dirty then store(key, cell[1], cell[2], cell[3], cell[4], now) end
+  end
+  return out
 elseif op == 'reserve' then
   local requests, window = tonumber(ARGV[3]), tonumber(ARGV[4])
   local pass_requests, pass_window = tonumber(ARGV[5]), tonumber(ARGV[6])

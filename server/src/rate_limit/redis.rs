@@ -1,4 +1,5 @@
-//! Shared rate-limit state in Redis: one atomic script call per request.
+//! Shared rate-limit state in Redis: one atomic script call per request,
+//! or fewer: concurrent requests' checks share one call.
 //!
 //! # Client
 //!
@@ -10,6 +11,24 @@
 //! flushed Redis), loads the script and retries, so the check-and-update is
 //! one round trip in the steady state. Default features are off: no TLS,
 //! no cluster, only the Tokio runtime.
+//!
+//! # Coalescing
+//!
+//! A request's check does not send its own script call: it joins a queue
+//! that one task per process drains. The task sends everything queued at
+//! that moment (at most [`MAX_BATCH`] checks) as one `EVALSHA` whose keys
+//! are the requests' keys in arrival order, waits for the answer, hands each
+//! request its verdict and takes the next batch. The script steps through
+//! the keys in order, atomically, so a batch answers exactly as the same
+//! checks sent one by one in that order would (a key twice in a batch sees
+//! its own first update). With one call in flight, batches grow with load
+//! by themselves: an idle service sends batches of one (no added wait), a
+//! busy one sends one call for tens of requests, which is what keeps Redis
+//! and the system calls of a round trip from taking a share of the CPU per
+//! request. The wait a request allows covers its time in the queue too.
+//! Written here because it is specific to the script: redis-rs pipelines
+//! commands on one connection, but each command is still a call for Redis
+//! to run and a round of wake-ups for the client.
 //!
 //! # Keys
 //!
@@ -36,6 +55,7 @@ use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script, ScriptInvocation};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::gcra;
@@ -45,6 +65,14 @@ use crate::metrics::Metrics;
 /// After a failed call, how long requests use the fallback before one
 /// tries Redis again.
 pub const RETRY_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Most checks one script call carries. At about 2 µs of script time per
+/// key, a full batch holds Redis for well under a millisecond.
+pub const MAX_BATCH: usize = 256;
+
+/// Checks that may wait for a batch; past that, a check is answered by the
+/// fallback at once (Redis is not keeping up).
+const QUEUE_CAPACITY: usize = 16 * MAX_BATCH;
 
 /// How long one (re)connection attempt may take; requests never wait for
 /// it longer than the per-call wait.
@@ -68,6 +96,23 @@ pub enum RedisFailure {
     /// The script answered with something else than it should.
     #[error("unexpected answer from the Redis script")]
     Reply,
+    /// More checks are waiting for Redis than the queue holds.
+    #[error("more than {QUEUE_CAPACITY} rate-limit checks are waiting for Redis")]
+    Overloaded,
+    /// The call carrying this check (with others) failed.
+    #[error("the batch this check was in failed: {0}")]
+    Batch(Arc<RedisFailure>),
+}
+
+/// A check waiting in the queue for its batch.
+struct Pending {
+    /// The Redis key of the API key's cell.
+    key: String,
+    quota: Quota,
+    /// The time (µs) replacing Redis's clock, in tests.
+    now: Option<u64>,
+    /// Where the answer goes: (allowed, budget used in µs).
+    reply: oneshot::Sender<Result<(bool, u64), Arc<RedisFailure>>>,
 }
 
 /// The rate-limit backend's state, as `/ready`, `/metrics` and the status
@@ -106,6 +151,8 @@ pub struct RedisBackend {
     retry_at: AtomicU64,
     failures: AtomicU64,
     metrics: Option<Arc<Metrics>>,
+    /// Checks waiting for the batching task.
+    queue: mpsc::Sender<Pending>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -140,6 +187,7 @@ impl RedisBackend {
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(CONNECT_TIMEOUT));
         let manager = ConnectionManager::new_lazy_with_config(client, config)?;
+        let (queue, waiting) = mpsc::channel(QUEUE_CAPACITY);
         let backend = Arc::new(Self {
             manager,
             script: Script::new(include_str!("gcra.lua")),
@@ -149,9 +197,11 @@ impl RedisBackend {
             retry_at: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             metrics,
+            queue,
         });
         backend.publish_state();
         tokio::spawn(probe(Arc::downgrade(&backend)));
+        tokio::spawn(batcher(Arc::downgrade(&backend), waiting));
         Ok(backend)
     }
 
@@ -231,6 +281,12 @@ impl RedisBackend {
         if !self.may_try() {
             return Err(RedisFailure::Skipped);
         }
+        self.within_wait(call).await
+    }
+
+    /// Runs one Redis call within the wait, recording its outcome (the
+    /// caller has passed the circuit).
+    async fn within_wait<T>(&self, call: impl Future<Output = Result<T, RedisError>>) -> Result<T, RedisFailure> {
         let started = Instant::now();
         let failure = match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(value)) => {
@@ -261,22 +317,92 @@ impl RedisBackend {
         self.guarded(async move { redis::cmd("PING").query_async::<String>(&mut conn).await }).await.is_ok()
     }
 
-    /// Counts one request for `key` against `quota`, in Redis. `now` (µs)
-    /// replaces Redis's clock (tests drive two implementations alike).
+    /// Counts one request for `key` against `quota`, in Redis, in the next
+    /// batch. `now` (µs) replaces Redis's clock (tests drive two
+    /// implementations alike). Waits at most the configured time, queue
+    /// included.
     pub(crate) async fn limit(&self, key: Uuid, quota: Quota, now: Option<u64>) -> Result<Verdict, RedisFailure> {
+        if !self.may_try() {
+            return Err(RedisFailure::Skipped);
+        }
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending { key: self.key("rl", key.simple()), quota, now, reply };
+        if self.queue.try_send(pending).is_err() {
+            let failure = RedisFailure::Overloaded;
+            self.failed(&failure);
+            return Err(failure);
+        }
+        match tokio::time::timeout(self.timeout, answer).await {
+            Ok(Ok(Ok((allowed, used)))) => Ok(gcra::verdict(quota, allowed, used)),
+            // Already recorded once for the whole batch.
+            Ok(Ok(Err(failure))) => Err(RedisFailure::Batch(failure)),
+            // The batching task ended: only when the backend is dropped.
+            Ok(Err(_)) => Err(RedisFailure::Skipped),
+            Err(_) => {
+                let failure = RedisFailure::Timeout(self.timeout);
+                self.failed(&failure);
+                Err(failure)
+            }
+        }
+    }
+
+    /// Sends `batch` (checks under one clock) as one script call and hands
+    /// each check its answer. Checks whose caller stopped waiting are left
+    /// out, so a request answered by the fallback is not counted in Redis
+    /// as well.
+    async fn limit_batch(&self, mut batch: Vec<Pending>) {
+        batch.retain(|p| !p.reply.is_closed());
+        let Some(first) = batch.first() else { return };
         let mut invocation = self.invocation();
-        invocation
-            .key(self.key("rl", key.simple()))
-            .arg("limit")
-            .arg(now.map(|n| n.to_string()).unwrap_or_default())
-            .arg(quota.requests)
-            .arg(quota.window_micros());
-        let reply = self.run(invocation).await?;
-        let (allowed, used) = match reply.as_slice() {
-            [allowed, used] => (*allowed == 1, u64::try_from(*used).map_err(|_| RedisFailure::Reply)?),
-            _ => return Err(RedisFailure::Reply),
+        invocation.arg("limit").arg(first.now.map(|n| n.to_string()).unwrap_or_default());
+        for p in &batch {
+            invocation.key(&p.key).arg(p.quota.requests).arg(p.quota.window_micros());
+        }
+        let mut conn = self.manager.clone();
+        let reply = self.within_wait(async move { invocation.invoke_async::<Reply>(&mut conn).await }).await;
+        let answers = match reply {
+            Ok(reply) if reply.len() == 2 * batch.len() => reply,
+            Ok(_) => return fail_all(batch, RedisFailure::Reply),
+            Err(failure) => return fail_all(batch, failure),
         };
-        Ok(gcra::verdict(quota, allowed, used))
+        for (p, answer) in batch.into_iter().zip(answers.chunks_exact(2)) {
+            let result = match *answer {
+                [allowed, used] => {
+                    u64::try_from(used).map(|used| (allowed == 1, used)).map_err(|_| Arc::new(RedisFailure::Reply))
+                }
+                _ => Err(Arc::new(RedisFailure::Reply)),
+            };
+            // A caller that stopped waiting meanwhile needs no answer.
+            let _ = p.reply.send(result);
+        }
+    }
+}
+
+/// Answers every check of `batch` with `failure`.
+fn fail_all(batch: Vec<Pending>, failure: RedisFailure) {
+    let failure = Arc::new(failure);
+    for p in batch {
+        let _ = p.reply.send(Err(Arc::clone(&failure)));
+    }
+}
+
+/// Drains the queue of checks: everything waiting, up to [`MAX_BATCH`],
+/// goes out as one call, one call at a time (see the module docs). Checks
+/// with different clocks (only tests give one) go in separate calls, in
+/// order. Ends when the backend is dropped.
+async fn batcher(backend: Weak<RedisBackend>, mut waiting: mpsc::Receiver<Pending>) {
+    let mut taken = Vec::with_capacity(MAX_BATCH);
+    while waiting.recv_many(&mut taken, MAX_BATCH).await > 0 {
+        let Some(backend) = backend.upgrade() else { return };
+        let mut checks = taken.drain(..).peekable();
+        while let Some(first) = checks.next() {
+            let now = first.now;
+            let mut batch = vec![first];
+            while let Some(next) = checks.next_if(|p| p.now == now) {
+                batch.push(next);
+            }
+            backend.limit_batch(batch).await;
+        }
     }
 }
 
