@@ -11,7 +11,8 @@
 # (default "sqlite reload postgres redis"). The redis run measures /v1/check
 # with rate limits kept in the process and then shared through Redis
 # (WARDEN_LOAD_REDIS, default redis://127.0.0.1:6379; keys under a prefix
-# of the run's own, deleted afterwards), back to back on SQLite. The
+# of the run's own, deleted afterwards), alternating, LOAD_PAIRS pairs
+# (default 3) on SQLite. The
 # redis-memory run (not in the default list) measures a private
 # redis-server holding 1,000,000 keys' cells made by the rate-limit script,
 # then again once they have expired: LOAD_RUNS=redis-memory. The webhooks
@@ -135,8 +136,8 @@ print(f'p50 <= {q(0.5)} ms, p99 <= {q(0.99)} ms')")
   printf '%-9s %-10s %8s %9s %9s   (%s of /health; 200: %s, 422: %s; audit queue at the end: %s)\n' "$name" "/v1/check" "$crps" "$cp50" "$cp99" "$ratio" "$ok" "$refused" "$depth"
   printf '%-9s peak RSS %d MB; audit rows %s = 200 + 422 answers %s: %s\n' "$name" $((rss_kb / 1024)) "$rows" $((ok + refused)) "$audit"
   if [ "$redis_calls" != "0" ] || [ "$redis_errors" != "0" ] || [ "$redis_timeouts" != "0" ]; then
-    printf '%-9s Redis calls answered %s (%s), timed out %s, failed %s (each of those two answered by the fallback)\n' \
-      "$name" "$redis_calls" "$redis_pct" "$redis_timeouts" "$redis_errors"
+    printf '%-9s Redis calls answered %s (%s checks a call; %s), timed out %s, failed %s (each of those two answered by the fallback)\n' \
+      "$name" "$redis_calls" "$(python3 -c "print(f'{($ok + $refused) / max($redis_calls, 1):.1f}')")" "$redis_pct" "$redis_timeouts" "$redis_errors"
   fi
   CHECK_RPS="$crps"
   CHECK_P99="$cp99"
@@ -194,22 +195,35 @@ else
 fi
 
 # /v1/check with the rate limits in the process, then shared through Redis,
-# back to back on SQLite.
+# on SQLite: LOAD_PAIRS pairs (default 3), alternating, each on a fresh
+# database; reports every pair and the median ratio (the machine's speed
+# drifts between runs, so one pair says little).
 redis_compare() {
   if [ "$(redis-cli -u "$REDIS" ping 2>/dev/null)" != "PONG" ]; then
     echo "redis: not reachable at $REDIS; skipped"
     return
   fi
-  local prefix="warden-load-$$:"
-  INPROC_DB="$WORK/inproc.db"
-  REDIS_DB="$WORK/redis.db"
-  inproc_rows() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from usage_log').fetchone()[0])" "$INPROC_DB"; }
-  redis_rows() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from usage_log').fetchone()[0])" "$REDIS_DB"; }
-  run_backend in-proc "sqlite://$INPROC_DB" inproc_rows
-  local lrps="$CHECK_RPS" lp99="$CHECK_P99"
-  run_backend redis "sqlite://$REDIS_DB" redis_rows --redis-url "$REDIS" --redis-key-prefix "$prefix"
+  local prefix="warden-load-$$:" i db local_runs=() redis_runs=() local_p99=() redis_p99=()
+  rows_of() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from usage_log').fetchone()[0])" "$db"; }
+  for i in $(seq "${LOAD_PAIRS:-3}"); do
+    db="$WORK/inproc-$i.db"
+    run_backend "in-proc-$i" "sqlite://$db" rows_of
+    local_runs+=("$CHECK_RPS"); local_p99+=("$CHECK_P99")
+    db="$WORK/redis-$i.db"
+    run_backend "redis-$i" "sqlite://$db" rows_of --redis-url "$REDIS" --redis-key-prefix "$prefix"
+    redis_runs+=("$CHECK_RPS"); redis_p99+=("$CHECK_P99")
+    rm -f "$WORK"/inproc-"$i".db* "$WORK"/redis-"$i".db*
+  done
   redis-cli -u "$REDIS" --scan --pattern "${prefix}*" | xargs -r redis-cli -u "$REDIS" del >/dev/null
-  python3 -c "print(f'redis     /v1/check  {$CHECK_RPS} req/s, p99 {$CHECK_P99} ms, against {$lrps} req/s, p99 {$lp99} ms in the process: {100*$CHECK_RPS/$lrps:.0f}%')"
+  python3 - "${local_runs[*]}" "${redis_runs[*]}" "${local_p99[*]}" "${redis_p99[*]}" <<'PY'
+import statistics, sys
+l, r, lp, rp = ([float(x) for x in a.split()] for a in sys.argv[1:5])
+ratios = [b / a for a, b in zip(l, r)]
+for i, (a, b, pa, pb, q) in enumerate(zip(l, r, lp, rp, ratios), 1):
+    print(f"redis     pair {i}: {b:.0f} req/s (p99 {pb} ms) with Redis, {a:.0f} req/s (p99 {pa} ms) in the process: {100 * q:.0f}%")
+print(f"redis     /v1/check with Redis at {100 * statistics.median(ratios):.0f}% of in-process (median of {len(ratios)} pairs; "
+      f"medians {statistics.median(r):.0f} vs {statistics.median(l):.0f} req/s, p99 {statistics.median(rp)} vs {statistics.median(lp)} ms)")
+PY
 }
 case " $LOAD_RUNS " in *" redis "*) redis_compare ;; esac
 
