@@ -22,7 +22,14 @@
 # shadow policy set as large as the enforced one (the default policies,
 # external models scoring 30: every blocked request of the mix gets
 # another score, so its row records the shadow set's decision) against the
-# same server without, twice each, alternating: LOAD_RUNS=shadow-set.
+# same server without, twice each, alternating: LOAD_RUNS=shadow-set. The
+# chain run (not in the default list) measures the audit hash chain's cost:
+# it builds, from this checkout's HEAD in a scratch worktree, a binary whose
+# audit writer neither encodes nor hashes usage rows (empty hashes; the
+# only change, made by scripts/chain_off.py, which fails if the code it
+# edits has moved), and the same checkout unchanged, both into a target
+# directory of their own, then compares /v1/check with the two, LOAD_PAIRS
+# alternating pairs (default 3) on SQLite, then on Postgres: LOAD_RUNS=chain.
 # Needs: PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth) for the
 # Postgres half; Redis and redis-cli for the redis run; wrk (installed with
 # apt-get if missing); python3. LOAD_BUILD=0 skips the release build and
@@ -37,7 +44,30 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/warden/target}"
 BIN="$CARGO_TARGET_DIR/release/warden"
 PG="${WARDEN_LOAD_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
 WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
+# A failed chain run may leave its scratch worktree registered: prune it.
+trap 'rm -rf "$WORK"; git worktree prune 2>/dev/null || true' EXIT
+
+# Audit rows in a SQLite file / a Postgres database (run_backend's counter).
+rows_sqlite() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from usage_log').fetchone()[0])" "$1"; }
+rows_pg() { psql "$PG/$1" -tAc 'select count(*) from usage_log'; }
+
+# pairs_report TITLE A-LABEL B-LABEL "A req/s…" "B req/s…" "A p99…" "B p99…":
+# each pair and the median of the pairs' ratios A/B, with the pair that
+# gives it.
+pairs_report() {
+  python3 - "$@" <<'PY'
+import statistics, sys
+title, la, lb = sys.argv[1:4]
+a, b, pa, pb = ([float(x) for x in v.split()] for v in sys.argv[4:8])
+ratios = [x / y for x, y in zip(a, b)]
+for i, (x, y, px, py, q) in enumerate(zip(a, b, pa, pb, ratios), 1):
+    print(f"{title} pair {i}: {x:.0f} req/s (p99 {px} ms) {la}, {y:.0f} req/s (p99 {py} ms) {lb}: {100 * q:.1f}%")
+m = statistics.median_low(ratios)
+i = ratios.index(m)
+print(f"{title}: {la} at {100 * m:.1f}% of {lb} (median of {len(ratios)} pairs: pair {i + 1}, {a[i]:.0f} against {b[i]:.0f} req/s, "
+      f"p99 {pa[i]} against {pb[i]} ms)")
+PY
+}
 
 if ! command -v wrk >/dev/null; then
   echo "installing wrk" >&2
@@ -116,6 +146,7 @@ run_backend() {
   local rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
   local redis_timeouts=$(metric 'warden_redis_errors_total{kind="timeout"}')
   local redis_errors=$(metric 'warden_redis_errors_total{kind="error"}')
+  local fallbacks=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^warden_redis_fallbacks_total/ {n += $2} END {print n + 0}')
   local redis_calls=$(metric 'warden_redis_latency_seconds_count')
   # p50 and p99 of the Redis calls, as the upper bounds of their histogram buckets.
   local redis_pct=$(curl -s "http://127.0.0.1:$PORT/metrics" | python3 -c "
@@ -136,8 +167,8 @@ print(f'p50 <= {q(0.5)} ms, p99 <= {q(0.99)} ms')")
   printf '%-9s %-10s %8s %9s %9s   (%s of /health; 200: %s, 422: %s; audit queue at the end: %s)\n' "$name" "/v1/check" "$crps" "$cp50" "$cp99" "$ratio" "$ok" "$refused" "$depth"
   printf '%-9s peak RSS %d MB; audit rows %s = 200 + 422 answers %s: %s\n' "$name" $((rss_kb / 1024)) "$rows" $((ok + refused)) "$audit"
   if [ "$redis_calls" != "0" ] || [ "$redis_errors" != "0" ] || [ "$redis_timeouts" != "0" ]; then
-    printf '%-9s Redis calls answered %s (%s checks a call; %s), timed out %s, failed %s (each of those two answered by the fallback)\n' \
-      "$name" "$redis_calls" "$(python3 -c "print(f'{($ok + $refused) / max($redis_calls, 1):.1f}')")" "$redis_pct" "$redis_timeouts" "$redis_errors"
+    printf '%-9s Redis calls answered %s (%s checks a call; %s), timed out %s, failed %s; checks answered by the fallback: %s\n' \
+      "$name" "$redis_calls" "$(python3 -c "print(f'{($ok + $refused) / max($redis_calls, 1):.1f}')")" "$redis_pct" "$redis_timeouts" "$redis_errors" "$fallbacks"
   fi
   CHECK_RPS="$crps"
   CHECK_P99="$cp99"
@@ -147,8 +178,7 @@ echo "connections: $CONNS, duration: ${DURATION}s per run, wrk with 1 thread on 
 printf '%-9s %-10s %8s %9s %9s\n' backend endpoint "req/s" "p50 ms" "p99 ms"
 
 SQLITE_DB="$WORK/load.db"
-sqlite_rows() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from usage_log').fetchone()[0])" "$SQLITE_DB"; }
-case " $LOAD_RUNS " in *" sqlite "*) run_backend sqlite "sqlite://$SQLITE_DB" sqlite_rows ;; esac
+case " $LOAD_RUNS " in *" sqlite "*) run_backend sqlite "sqlite://$SQLITE_DB" "rows_sqlite $SQLITE_DB" ;; esac
 
 # /v1/check throughput while the policy files change every second, against
 # the same server without reloads (SQLite).
@@ -187,8 +217,7 @@ if [[ " $LOAD_RUNS " != *" postgres "* ]]; then
 elif pg_isready -h 127.0.0.1 -p 5432 -q; then
   DB="warden_load_$$"
   psql "$PG/postgres" -qc "CREATE DATABASE $DB" >/dev/null
-  pg_rows() { psql "$PG/$DB" -tAc 'select count(*) from usage_log'; }
-  run_backend postgres "$PG/$DB" pg_rows
+  run_backend postgres "$PG/$DB" "rows_pg $DB"
   psql "$PG/postgres" -qc "DROP DATABASE $DB" >/dev/null
 else
   echo "postgres: not reachable at 127.0.0.1:5432; skipped"
@@ -204,26 +233,17 @@ redis_compare() {
     return
   fi
   local prefix="warden-load-$$:" i db local_runs=() redis_runs=() local_p99=() redis_p99=()
-  rows_of() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from usage_log').fetchone()[0])" "$db"; }
   for i in $(seq "${LOAD_PAIRS:-3}"); do
     db="$WORK/inproc-$i.db"
-    run_backend "in-proc-$i" "sqlite://$db" rows_of
+    run_backend "in-proc-$i" "sqlite://$db" "rows_sqlite $db"
     local_runs+=("$CHECK_RPS"); local_p99+=("$CHECK_P99")
     db="$WORK/redis-$i.db"
-    run_backend "redis-$i" "sqlite://$db" rows_of --redis-url "$REDIS" --redis-key-prefix "$prefix"
+    run_backend "redis-$i" "sqlite://$db" "rows_sqlite $db" --redis-url "$REDIS" --redis-key-prefix "$prefix"
     redis_runs+=("$CHECK_RPS"); redis_p99+=("$CHECK_P99")
     rm -f "$WORK"/inproc-"$i".db* "$WORK"/redis-"$i".db*
   done
   redis-cli -u "$REDIS" --scan --pattern "${prefix}*" | xargs -r redis-cli -u "$REDIS" del >/dev/null
-  python3 - "${local_runs[*]}" "${redis_runs[*]}" "${local_p99[*]}" "${redis_p99[*]}" <<'PY'
-import statistics, sys
-l, r, lp, rp = ([float(x) for x in a.split()] for a in sys.argv[1:5])
-ratios = [b / a for a, b in zip(l, r)]
-for i, (a, b, pa, pb, q) in enumerate(zip(l, r, lp, rp, ratios), 1):
-    print(f"redis     pair {i}: {b:.0f} req/s (p99 {pb} ms) with Redis, {a:.0f} req/s (p99 {pa} ms) in the process: {100 * q:.0f}%")
-print(f"redis     /v1/check with Redis at {100 * statistics.median(ratios):.0f}% of in-process (median of {len(ratios)} pairs; "
-      f"medians {statistics.median(r):.0f} vs {statistics.median(l):.0f} req/s, p99 {statistics.median(rp)} vs {statistics.median(lp)} ms)")
-PY
+  pairs_report "redis    " "with Redis" "in the process" "${redis_runs[*]}" "${local_runs[*]}" "${redis_p99[*]}" "${local_p99[*]}"
 }
 case " $LOAD_RUNS " in *" redis "*) redis_compare ;; esac
 
@@ -244,15 +264,13 @@ class Hook(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Hook).serve_forever()
 PY
   local recv_pid=$!
-  plain_rows() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from usage_log').fetchone()[0])" "$plain"; }
-  hooked_rows() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from usage_log').fetchone()[0])" "$hooked"; }
-  run_backend no-hook "sqlite://$plain" plain_rows
+  run_backend no-hook "sqlite://$plain" "rows_sqlite $plain"
   local prps="$CHECK_RPS" pp99="$CHECK_P99"
   "$BIN" migrate --database-url "sqlite://$hooked" >/dev/null 2>&1
   WARDEN_ADMIN=$("$BIN" keys create --customer "ops@example.com" --admin --database-url "sqlite://$hooked" | tail -n 1)
   export WARDEN_ADMIN RECV_PORT="$recv_port"
   BEFORE_LOAD='curl -sf -o /dev/null -X POST "http://127.0.0.1:$PORT/api/admin/webhooks" -H "Authorization: Bearer $WARDEN_ADMIN" -d "{\"url\":\"http://127.0.0.1:$RECV_PORT/hook\",\"events\":[\"decision.blocked\",\"decision.rejected\"]}"' \
-    run_backend webhooks "sqlite://$hooked" hooked_rows --webhook-allow-private
+    run_backend webhooks "sqlite://$hooked" "rows_sqlite $hooked" --webhook-allow-private
   kill "$recv_pid" 2>/dev/null || true
   local counts
   counts=$(python3 -c "
@@ -283,11 +301,10 @@ PY
   local without=() with=() i db
   for i in 1 2; do
     db="$WORK/plain-$i.db"
-    rows_of() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from usage_log').fetchone()[0])" "$db"; }
-    run_backend "plain-$i" "sqlite://$db" rows_of
+    run_backend "plain-$i" "sqlite://$db" "rows_sqlite $db"
     without+=("$CHECK_RPS")
     db="$WORK/shadow-$i.db"
-    run_backend "shadow-$i" "sqlite://$db" rows_of --shadow-policies "$shadow"
+    run_backend "shadow-$i" "sqlite://$db" "rows_sqlite $db" --shadow-policies "$shadow"
     with+=("$CHECK_RPS")
   done
   python3 -c "
@@ -295,6 +312,47 @@ w = [float(x) for x in '${without[*]}'.split()]; s = [float(x) for x in '${with[
 print(f'shadow set /v1/check {sum(s)/len(s):.0f} req/s with a shadow set as large as the enforced one, against {sum(w)/len(w):.0f} without: {100*sum(s)/sum(w):.1f}% (runs: {s} vs {w})')"
 }
 case " $LOAD_RUNS " in *" shadow-set "*) shadow_set_compare ;; esac
+
+# /v1/check with the audit hash chain against a build without it (see the
+# header), alternating pairs on SQLite and on Postgres; reports each pair
+# and the median ratio per backend.
+chain_compare() {
+  # Both binaries come from one scratch checkout of HEAD, into a target
+  # directory of their own: the measured difference is the chain alone.
+  local tree="$WORK/chain-tree" target="${CARGO_TARGET_DIR}-chain" on_bin="$WORK/warden-chain-on" off_bin="$WORK/warden-chain-off"
+  git worktree add --detach -q "$tree" HEAD
+  CARGO_TARGET_DIR="$target" cargo build --release -q -p warden-server --manifest-path "$tree/Cargo.toml" >&2
+  cp "$target/release/warden" "$on_bin"
+  python3 scripts/chain_off.py "$tree"
+  CARGO_TARGET_DIR="$target" cargo build --release -q -p warden-server --manifest-path "$tree/Cargo.toml" >&2
+  cp "$target/release/warden" "$off_bin"
+  git worktree remove --force "$tree"
+  local saved_bin="$BIN" backend i mode url db on=() off=() on_p99=() off_p99=()
+  for backend in sqlite postgres; do
+    on=(); off=(); on_p99=(); off_p99=()
+    if [ "$backend" = postgres ] && ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+      echo "chain: postgres not reachable at 127.0.0.1:5432 (or pg_isready missing); skipped"
+      continue
+    fi
+    for i in $(seq "${LOAD_PAIRS:-3}"); do
+      for mode in on off; do
+        if [ "$backend" = sqlite ]; then
+          db="$WORK/chain-$mode-$i.db"; url="sqlite://$db"
+        else
+          db="warden_chain_$$_${mode}_$i"; url="$PG/$db"
+          psql "$PG/postgres" -qc "CREATE DATABASE $db" >/dev/null
+        fi
+        if [ "$mode" = on ]; then BIN="$on_bin"; else BIN="$off_bin"; fi
+        run_backend "chain-$mode-$backend-$i" "$url" "rows_$backend $db"
+        if [ "$mode" = on ]; then on+=("$CHECK_RPS"); on_p99+=("$CHECK_P99"); else off+=("$CHECK_RPS"); off_p99+=("$CHECK_P99"); fi
+        if [ "$backend" = sqlite ]; then rm -f "$db"*; else psql "$PG/postgres" -qc "DROP DATABASE $db" >/dev/null; fi
+      done
+    done
+    pairs_report "chain $backend" "with the chain" "without" "${on[*]}" "${off[*]}" "${on_p99[*]}" "${off_p99[*]}"
+  done
+  BIN="$saved_bin"
+}
+case " $LOAD_RUNS " in *" chain "*) chain_compare ;; esac
 
 # Redis memory for 1,000,000 keys: a private redis-server (never the
 # machine's), the rate-limit script called once for each of a million key

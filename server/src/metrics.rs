@@ -81,6 +81,10 @@ struct DeliveryLabels {
 /// The states of `warden_rate_limit_backend`.
 const BACKEND_STATES: [&str; 3] = ["redis", "local", "error"];
 
+/// Why a rate-limit check was answered by the fallback instead of Redis
+/// (`warden_redis_fallbacks_total{reason}`).
+pub const REDIS_FALLBACK_REASONS: [&str; 4] = ["circuit_open", "wait", "queue_full", "call_failed"];
+
 /// The reasons of `warden_auth_failures_total`: a key not shaped like one,
 /// an unknown key id, a wrong secret, a deactivated key, and a verification
 /// refused (429) because of earlier failures.
@@ -109,6 +113,7 @@ pub struct Metrics {
     backend: Family<StateLabels, Gauge>,
     redis_latency: Histogram,
     redis_errors: Family<KindLabels, Counter>,
+    redis_fallbacks: Family<ReasonLabels, Counter>,
     auth_failures: Family<ReasonLabels, Counter>,
     webhook_deliveries: Family<DeliveryLabels, Counter>,
     webhook_queue: Gauge,
@@ -191,6 +196,15 @@ impl Metrics {
             "Redis calls that failed (error) or outlasted the wait (timeout)",
             redis_errors.clone(),
         );
+        let redis_fallbacks = Family::<ReasonLabels, Counter>::default();
+        r.register(
+            "warden_redis_fallbacks",
+            "Rate-limit checks answered by the fallback instead of Redis: circuit_open (a recent call failed), wait (no answer within the wait, queue included), queue_full, call_failed",
+            redis_fallbacks.clone(),
+        );
+        for reason in REDIS_FALLBACK_REASONS {
+            let _ = redis_fallbacks.get_or_create(&ReasonLabels { reason });
+        }
         let auth_failures = Family::<ReasonLabels, Counter>::default();
         r.register("warden_auth_failures", "Failed API key authentications by reason", auth_failures.clone());
         for reason in AUTH_FAILURE_REASONS {
@@ -261,6 +275,7 @@ impl Metrics {
             backend,
             redis_latency,
             redis_errors,
+            redis_fallbacks,
             auth_failures,
             webhook_deliveries,
             webhook_queue,
@@ -296,6 +311,12 @@ impl Metrics {
     /// Counts a failed Redis call: `error` or `timeout`.
     pub fn redis_error(&self, kind: &'static str) {
         self.redis_errors.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// Counts a rate-limit check answered by the fallback; `reason` is one
+    /// of [`REDIS_FALLBACK_REASONS`].
+    pub fn redis_fallback(&self, reason: &'static str) {
+        self.redis_fallbacks.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     /// Counts a failed authentication; `reason` is one of

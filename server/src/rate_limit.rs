@@ -42,6 +42,8 @@ pub mod redis;
 
 #[cfg(test)]
 mod agreement;
+#[cfg(test)]
+mod circuit;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -98,10 +98,35 @@ pub enum RedisFailure {
     Reply,
     /// More checks are waiting for Redis than the queue holds.
     #[error("more than {QUEUE_CAPACITY} rate-limit checks are waiting for Redis")]
-    Overloaded,
+    QueueFull,
     /// The call carrying this check (with others) failed.
     #[error("the batch this check was in failed: {0}")]
     Batch(Arc<RedisFailure>),
+}
+
+/// Whether a call may try Redis now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    /// Redis answers: every call tries it.
+    Closed,
+    /// A recent call failed; not before the retry time.
+    Open,
+    /// This call claimed the retry after a failure.
+    Probe,
+}
+
+impl RedisFailure {
+    /// The `reason` label of `warden_redis_fallbacks_total` for a
+    /// rate-limit check this failure sent to the fallback.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            Self::Skipped => "circuit_open",
+            Self::Timeout(_) => "wait",
+            Self::QueueFull => "queue_full",
+            Self::Batch(inner) if matches!(**inner, Self::Skipped) => "circuit_open",
+            Self::Error(_) | Self::Reply | Self::Batch(_) => "call_failed",
+        }
+    }
 }
 
 /// A check waiting in the queue for its batch.
@@ -111,6 +136,9 @@ struct Pending {
     quota: Quota,
     /// The time (µs) replacing Redis's clock, in tests.
     now: Option<u64>,
+    /// Admitted as the one try after a failure (the circuit was open):
+    /// its call is sent even though the circuit is still open.
+    probe: bool,
     /// Where the answer goes: (allowed, budget used in µs).
     reply: oneshot::Sender<Result<(bool, u64), Arc<RedisFailure>>>,
 }
@@ -231,17 +259,26 @@ impl RedisBackend {
 
     /// Whether this call may try Redis: always while the circuit is closed;
     /// once it is open, only the one caller that claims the retry time.
-    fn may_try(&self) -> bool {
+    fn admit(&self) -> Admission {
         let retry_at = self.retry_at.load(Ordering::Acquire);
         if retry_at == 0 {
-            return true;
+            return Admission::Closed;
         }
         let now = self.now_ms();
-        now >= retry_at
+        let claimed = now >= retry_at
             && self
                 .retry_at
                 .compare_exchange(retry_at, now + Self::retry_delay_ms(), Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
+                .is_ok();
+        if claimed { Admission::Probe } else { Admission::Open }
+    }
+
+    /// Counts a rate-limit check answered by the fallback, by `failure`.
+    fn fell_back(&self, failure: RedisFailure) -> RedisFailure {
+        if let Some(m) = &self.metrics {
+            m.redis_fallback(failure.reason());
+        }
+        failure
     }
 
     fn succeeded(&self, took: Duration) {
@@ -278,7 +315,7 @@ impl RedisBackend {
 
     /// Runs one Redis call within the wait, through the circuit.
     async fn guarded<T>(&self, call: impl Future<Output = Result<T, RedisError>>) -> Result<T, RedisFailure> {
-        if !self.may_try() {
+        if self.admit() == Admission::Open {
             return Err(RedisFailure::Skipped);
         }
         self.within_wait(call).await
@@ -300,10 +337,20 @@ impl RedisBackend {
         Err(failure)
     }
 
-    /// Runs the script with `invocation`'s keys and arguments.
+    /// Runs the script with `invocation`'s keys and arguments, through the
+    /// circuit.
     pub(crate) async fn run(&self, invocation: ScriptInvocation<'_>) -> Result<Reply, RedisFailure> {
+        if self.admit() == Admission::Open {
+            return Err(RedisFailure::Skipped);
+        }
+        self.invoke(invocation).await
+    }
+
+    /// Runs the script within the wait, recording the outcome (the caller
+    /// has passed the circuit).
+    async fn invoke(&self, invocation: ScriptInvocation<'_>) -> Result<Reply, RedisFailure> {
         let mut conn = self.manager.clone();
-        self.guarded(async move { invocation.invoke_async::<Reply>(&mut conn).await }).await
+        self.within_wait(async move { invocation.invoke_async::<Reply>(&mut conn).await }).await
     }
 
     /// A script invocation (the caller adds keys and arguments).
@@ -320,46 +367,52 @@ impl RedisBackend {
     /// Counts one request for `key` against `quota`, in Redis, in the next
     /// batch. `now` (µs) replaces Redis's clock (tests drive two
     /// implementations alike). Waits at most the configured time, queue
-    /// included.
+    /// included. Only the calls' outcomes open and close the circuit: a
+    /// check that runs out of time behind a slow but answering Redis is
+    /// answered by the fallback, and counted
+    /// (`warden_redis_fallbacks_total{reason}`), without declaring Redis
+    /// down.
     pub(crate) async fn limit(&self, key: Uuid, quota: Quota, now: Option<u64>) -> Result<Verdict, RedisFailure> {
-        if !self.may_try() {
-            return Err(RedisFailure::Skipped);
-        }
+        let probe = match self.admit() {
+            Admission::Open => return Err(self.fell_back(RedisFailure::Skipped)),
+            Admission::Probe => true,
+            Admission::Closed => false,
+        };
         let (reply, answer) = oneshot::channel();
-        let pending = Pending { key: self.key("rl", key.simple()), quota, now, reply };
+        let pending = Pending { key: self.key("rl", key.simple()), quota, now, probe, reply };
         if self.queue.try_send(pending).is_err() {
-            let failure = RedisFailure::Overloaded;
-            self.failed(&failure);
-            return Err(failure);
+            return Err(self.fell_back(RedisFailure::QueueFull));
         }
         match tokio::time::timeout(self.timeout, answer).await {
             Ok(Ok(Ok((allowed, used)))) => Ok(gcra::verdict(quota, allowed, used)),
-            // Already recorded once for the whole batch.
-            Ok(Ok(Err(failure))) => Err(RedisFailure::Batch(failure)),
+            // The call itself was recorded once, for the whole batch.
+            Ok(Ok(Err(failure))) => Err(self.fell_back(RedisFailure::Batch(failure))),
             // The batching task ended: only when the backend is dropped.
-            Ok(Err(_)) => Err(RedisFailure::Skipped),
-            Err(_) => {
-                let failure = RedisFailure::Timeout(self.timeout);
-                self.failed(&failure);
-                Err(failure)
-            }
+            Ok(Err(_)) => Err(self.fell_back(RedisFailure::Skipped)),
+            Err(_) => Err(self.fell_back(RedisFailure::Timeout(self.timeout))),
         }
     }
 
     /// Sends `batch` (checks under one clock) as one script call and hands
     /// each check its answer. Checks whose caller stopped waiting are left
-    /// out, so a request answered by the fallback is not counted in Redis
-    /// as well.
+    /// out (a caller may still give up while its check is in the call, and
+    /// then Redis counts a request the fallback answered). While the circuit
+    /// is open, a batch is sent only if it carries the one retry; otherwise
+    /// its checks are answered "skipped" at once, so the checks queued
+    /// before a failure don't each wait out the timeout of a Redis that is
+    /// down.
     async fn limit_batch(&self, mut batch: Vec<Pending>) {
         batch.retain(|p| !p.reply.is_closed());
         let Some(first) = batch.first() else { return };
+        if self.state() == BackendState::Error && !batch.iter().any(|p| p.probe) {
+            return fail_all(batch, RedisFailure::Skipped);
+        }
         let mut invocation = self.invocation();
         invocation.arg("limit").arg(first.now.map(|n| n.to_string()).unwrap_or_default());
         for p in &batch {
             invocation.key(&p.key).arg(p.quota.requests).arg(p.quota.window_micros());
         }
-        let mut conn = self.manager.clone();
-        let reply = self.within_wait(async move { invocation.invoke_async::<Reply>(&mut conn).await }).await;
+        let reply = self.invoke(invocation).await;
         let answers = match reply {
             Ok(reply) if reply.len() == 2 * batch.len() => reply,
             Ok(_) => return fail_all(batch, RedisFailure::Reply),
