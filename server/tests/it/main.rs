@@ -14,6 +14,7 @@ mod flood;
 mod http;
 mod input;
 mod instances;
+mod keys;
 mod logs;
 mod orphans;
 mod params;
